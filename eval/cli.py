@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -21,10 +20,12 @@ from rich.panel import Panel
 from rich.table import Table
 
 from eval.errors import reported, run_cli
-from eval.generate import Generation, generate, generation_for, load_instances
-from moa.catalogue import ConfigError
-from moa.mixture import Mixture, TurnTrace
-from moa.settings import build_catalogue, build_client, build_mixture, build_spec
+from eval.generate import Generation, generate, judge_address, load_instances, task_of
+from eval.rundir import RunMetrics
+from eval.settings import build_catalogue, build_client, build_mixture, build_spec
+from moa.errors import ConfigError
+from moa.mixture import Mixture
+from moa.trace import TurnTrace
 from moa.types import GenerateConfig
 
 console = Console()
@@ -68,44 +69,27 @@ def show_turn(turn: TurnTrace) -> None:
         console.print(f"[yellow]note: {event}")
 
 
-async def judge(cfg: DictConfig, run: Generation) -> dict[str, Any]:
+async def judge(cfg: DictConfig, run: Generation) -> RunMetrics:
     """Judges a finished generation with the configured judge; writes native files + metrics."""
-    from eval import judging  # the judges pull in alpaca_eval and pandas: only when judging
-
     catalogue = build_catalogue(cfg)
-    address = judging.judge_address(cfg, catalogue)
-    run_dir = Path(str(cfg.run_dir))
-    client = build_client(cfg, catalogue, ledger_path=run_dir / "judge_calls.jsonl")
-    name = str(cfg.benchmark.name)
+    address = judge_address(cfg, catalogue, run.task)
+    client = build_client(cfg, catalogue, ledger_path=run.run.judge_ledger)
+    run.task.teach_offline_judge()
     try:
         client.preflight([address])
-        if name == "alpaca_eval":
-            metrics = await judging.judge_alpaca_eval(
-                client, address, run_dir, run.spec.name, run.instances, run.results
-            )
-        elif name == "mt_bench":
-            metrics = await judging.judge_mt_bench(
-                client, address, cfg, run_dir, run.spec.name, run.instances, run.results
-            )
-        elif name in ("flask", "flask_hard"):
-            metrics = await judging.judge_flask(
-                client, address, cfg, run_dir, run.instances, run.results
-            )
-        else:
-            config = generation_for(cfg.benchmark)(run.instances[0])
-            metrics = await judging.judge_demo(
-                client, address, run.spec, config, run.instances, run.results
-            )
+        values = await run.task.judge(
+            client, address, run.run, run.spec, run.instances, run.results
+        )
     finally:
         await client.aclose()
-    metrics["judge_calls"] = client.ledger.totals.calls
-    judging.write_metrics(run_dir, metrics)
+    metrics = RunMetrics(address, client.ledger.totals.calls, values)
+    run.run.write_metrics(metrics)
     return metrics
 
 
-def show_results(run: Generation, metrics: dict[str, Any] | None) -> None:
+def show_results(run: Generation, metrics: RunMetrics | None) -> None:
     """Per instance: answer length per turn, calls, tokens, time and the judge's verdict."""
-    prefs = (metrics or {}).get("preference", {})
+    prefs = metrics.get("preference", {}) if metrics else {}
     table = Table(title=f"{run.spec.name}: {run.spec.calls_per_turn} calls per turn")
     columns = ["id", "turns", "chars", "calls", "tokens", "seconds"]
     if prefs:
@@ -130,19 +114,19 @@ def _verdict(preference: float | None) -> str:
     return f"{word} ({preference:.2f})"
 
 
-def summarize(run: Generation, metrics: dict[str, Any] | None) -> None:
+def summarize(run: Generation, metrics: RunMetrics | None) -> None:
     t = run.client.ledger.totals
     console.print(
         f"{len(run.results) - len(run.failed)}/{len(run.results)} instances done; "
-        f"{t.calls} calls ({t.cached} from cache, {t.retries} retries, {t.errors} errors); "
-        f"{t.input_tokens + t.output_tokens:,} tokens; ${t.cost_usd:.4f} paid "
+        f"{t.calls} calls ({t.cached} from cache, {t.requests} sent, {t.retries} retries, "
+        f"{t.errors} errors); {t.input_tokens + t.output_tokens:,} tokens; ${t.cost_usd:.4f} paid "
         f"(${t.nominal_usd:.4f} at catalogue prices)"
     )
     console.print(f"outputs: {run.output_file}")
-    if metrics and "preference" not in metrics:
-        shown = {k: v for k, v in metrics.items() if not isinstance(v, dict | list)}
+    if metrics and "preference" not in metrics.values:
+        shown = {k: v for k, v in metrics.values.items() if not isinstance(v, dict | list)}
         console.print(f"metrics: {shown}")
-    for note in run.notes(metrics):
+    for note in run.notes(metrics.values if metrics else None):
         console.print(escape(note))
     if run.failed:
         console.print(
@@ -151,7 +135,7 @@ def summarize(run: Generation, metrics: dict[str, Any] | None) -> None:
         )
 
 
-def plan_task(cfg: DictConfig) -> int:
+async def plan_task(cfg: DictConfig) -> int:
     """Prints the calls, tokens and dollars a config or a whole sweep will spend, sharing
     counted once; nothing is called. `plan.experiments=all` plans the paper's whole suite."""
     from eval.plan import plan
@@ -172,15 +156,18 @@ def plan_task(cfg: DictConfig) -> int:
     total_usd = unique_usd = 0.0
     for name, group in by_benchmark.items():
         specs = list(dict.fromkeys(build_mixture(c.moa, catalogue) for c in group))
-        result = plan(
+        task = task_of(group[0])
+        result = await plan(
             specs,
-            load_instances(group[0]),
-            generation_for(group[0].benchmark),
+            load_instances(group[0], task),
+            task.generation(),
             catalogue,
             output_tokens=int(cfg.plan.output_tokens),
         )
         console.rule(f"{name}: {len(specs)} variant(s)")
-        print(result.render())  # a wide table: rich would wrap it to the terminal
+        budget = cfg.get("budget") or {}
+        # a wide table: rich would wrap it to the terminal
+        print(result.render(budget.get("max_usd"), budget.get("max_calls")))
         total, unique = total + result.total_calls, unique + result.unique_calls
         total_usd, unique_usd = total_usd + result.total_usd, unique_usd + result.unique_usd
     console.rule("all")
@@ -192,13 +179,24 @@ def plan_task(cfg: DictConfig) -> int:
     return 0
 
 
+def rescore_task(cfg: DictConfig) -> int:
+    from eval.tasks import task_reading
+
+    path = Path(str(cfg.rescore.path))
+    if not path.is_file():
+        raise ConfigError(f"rescore.path={path} is not a file")
+    task = task_reading(path)
+    console.print_json(data={"kind": task.name, **task.rescore(path)}, default=str)
+    return 0
+
+
 async def dispatch(cfg: DictConfig) -> int:
     if cfg.prompt:
         await answer_prompt(cfg)
         return 0
     task = str(cfg.task)
     if task == "plan":
-        return plan_task(cfg)
+        return await plan_task(cfg)
     if task == "report":
         from eval.report import write_report  # matplotlib and pandas: only for the report
 
@@ -207,10 +205,7 @@ async def dispatch(cfg: DictConfig) -> int:
         console.print(f"tables and plots: {out_dir}")
         return 0
     if task == "rescore":
-        from eval.rescore import rescore_file
-
-        console.print_json(data=rescore_file(Path(str(cfg.rescore.path))), default=str)
-        return 0
+        return rescore_task(cfg)
     if task not in ("run", "generate", "judge"):
         raise ConfigError(
             f"task={task!r} is not one of run, generate, judge, plan, report, rescore"
@@ -219,7 +214,7 @@ async def dispatch(cfg: DictConfig) -> int:
     metrics = None
     if task in ("run", "judge") and cfg.judge.enabled and not run.failed:
         metrics = await judge(cfg, run)
-    if str(cfg.benchmark.name) == "demo":
+    if run.task.table_per_instance:
         show_results(run, metrics)
     summarize(run, metrics)
     return 1 if run.failed else 0

@@ -19,7 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from eval.runner import EXIT_BUDGET, EXIT_INTERRUPTED, RunStopped
 from moa.budget import BudgetExceeded
-from moa.catalogue import ConfigError
+from moa.errors import ConfigError
 from moa.redact import environment_secrets, scrub
 
 EXIT_CONFIG = 2

@@ -3,91 +3,45 @@
 A real sweep shares calls through the content-addressed cache: two variants make one call when
 model, messages, decoding config and sample index agree (`moa.cache.call_key`). MoA-Lite after
 MoA, for instance, costs nothing: its layer 1 is MoA's layer 1 and its aggregator request is
-MoA's layer-2 Qwen1.5-72B proposer request. So the plan rebuilds every request the way
-`moa.mixture.Mixture` builds it, without calling a model: each text a model would write is
-replaced by the identity of the call that writes it, and each identity is counted once.
+MoA's layer-2 Qwen1.5-72B proposer request. So the plan runs the real `moa.mixture.Mixture` over
+every instance with a generator that calls no model: each call is answered with a placeholder
+that names the request by its cache key, so later requests are built from exactly what they
+would be built from, and two requests are one call exactly when they would be byte-identical.
 
-Failed proposals are out of scope: the plan assumes every call succeeds.
+Failed proposals are out of scope: the plan assumes every call succeeds. The context policy
+fits placeholders, not answers, so the plan also assumes no reference is trimmed or dropped.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Callable, Collection, Hashable, Sequence
+import re
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Literal
 
 import pandas as pd
 
 from eval.benchmarks.base import Instance
-from moa.catalogue import Catalogue
-from moa.mixture import Agent, MixtureSpec
-from moa.prompts import AGGREGATE_AND_SYNTHESIZE
-from moa.types import GenerateConfig
+from moa.budget import check_plan
+from moa.cache import call_key
+from moa.catalogue import Catalogue, ModelEntry, split_address
+from moa.flops import call_tflops, turn_tflops
+from moa.mixture import Mixture, MixtureSpec
+from moa.tokens import MESSAGE_OVERHEAD, estimate_tokens
+from moa.trace import ConversationTrace, TurnTrace
+from moa.types import CallOutcome, CallRecord, ChatMessage, Completion, GenerateConfig
 
-# Tokens of the system prompt that carries injected references (aggregator and ranker alike).
-INJECTED_OVERHEAD = len(AGGREGATE_AND_SYNTHESIZE) // 4
-
-# What the request's messages are made of: the conversation alone, or the conversation with the
-# references injected under the aggregate-and-synthesize or the rank-and-select preamble.
-Prompt = Literal["plain", "aggregate", "rank"]
-
-
-class CallId:
-    """One request as the cache key sees it, with every model-written text replaced by the
-    identity of the call that wrote it.
-
-    `conversation` holds the user turns (their text) and the earlier turns' outputs (their
-    identities); `references` the previous layer's calls in agent order. Identities nest, so the
-    hash is computed once here: rehashing nested tuples at every lookup grows with nesting depth.
-    """
-
-    __slots__ = ("_hash", "address", "config", "conversation", "prompt", "references", "sample")
-
-    def __init__(
-        self,
-        address: str,
-        sample: int,
-        config: GenerateConfig,
-        prompt: Prompt,
-        conversation: tuple[Hashable, ...],
-        references: tuple[CallId, ...],
-    ) -> None:
-        self.address = address
-        self.sample = sample
-        self.config = config
-        self.prompt = prompt
-        self.conversation = conversation
-        self.references = references
-        self._hash = hash((address, sample, config, prompt, conversation, references))
-
-    def _fields(self) -> tuple[object, ...]:
-        return (
-            self.address,
-            self.sample,
-            self.config,
-            self.prompt,
-            self.conversation,
-            self.references,
-        )
-
-    def __hash__(self) -> int:
-        return self._hash
-
-    def __eq__(self, other: object) -> bool:
-        if self is other:
-            return True
-        if not isinstance(other, CallId) or self._hash != other._hash:
-            return False
-        return self._fields() == other._fields()
-
-    def __repr__(self) -> str:
-        return f"CallId({self.address}#{self.sample}, {self.prompt}, {len(self.references)} refs)"
+# What a planned call "answers": the name of its request. `pick` stands for the proposal a ranker
+# picks, which only the model knows (see `_PlanningMixture`).
+_PLACEHOLDER = re.compile("⟦(?:call|pick):[0-9a-f]{64}⟧")
+# What a planned ranker answers: a valid pick, so the mixture records no fallback.
+_RANKER_ANSWER = "1"
 
 
 @dataclass
 class VariantPlan:
-    """One variant's share of the sweep; it accumulates as the planner walks the instances."""
+    """One variant's share of the sweep."""
 
     name: str
     calls: int = 0  # every call the variant makes, as if it ran alone
@@ -96,15 +50,16 @@ class VariantPlan:
     output_tokens: int = 0
     usd: float = 0.0  # uncached cost of all its calls
     new_usd: float = 0.0  # cost of its new calls only
-    tflops: float = math.nan  # mean per instance, counted as the paper counts it
+    tflops: float = math.nan  # mean per instance, counted as the paper counts it (`moa.flops`)
     unpriced: int = 0  # calls whose model has no price: left out of `usd` and `new_usd`
 
 
 @dataclass
 class PlanResult:
     variants: list[VariantPlan]
-    # Every call the sweep makes: pass it as `already_cached` to plan what a later sweep adds.
-    identities: frozenset[CallId] = field(repr=False)
+    # The plan's key of every call the sweep makes: pass it as `already_cached` to plan what a
+    # later sweep adds. Keys name endpoints by name, so they are not the cache's own keys.
+    identities: frozenset[str] = field(repr=False)
 
     @property
     def total_calls(self) -> int:
@@ -128,6 +83,21 @@ class PlanResult:
     def unpriced(self) -> int:
         return sum(v.unpriced for v in self.variants)
 
+    def budget_warning(self, max_usd: float | None, max_calls: int | None) -> str | None:
+        """One line per variant whose run would pass the caps (`budget.max_usd`, `max_calls`),
+        or None. The caps hold per run directory, i.e. per variant, and a run in the sweep
+        spends only its new calls: those are what is checked (`moa.budget.check_plan`)."""
+        lines = []
+        for v in self.variants:
+            if warning := check_plan(max_usd, max_calls, v.new_usd, v.new_calls):
+                lines.append(f"{v.name}: {warning}")
+            if max_usd is not None and v.unpriced:
+                lines.append(
+                    f"{v.name}: {v.unpriced:,} calls have no catalogue price, so a run with "
+                    "budget.max_usd set refuses to start"
+                )
+        return "\n".join(lines) or None
+
     def to_frame(self) -> pd.DataFrame:
         """One row per variant plus a `total` row, indexed by variant name."""
         rows = [asdict(v) for v in self.variants]
@@ -146,7 +116,8 @@ class PlanResult:
         )
         return pd.DataFrame(rows).set_index("name")
 
-    def render(self) -> str:
+    def render(self, max_usd: float | None = None, max_calls: int | None = None) -> str:
+        """The table and totals, then `budget_warning` for the given caps, if any."""
         frame = self.to_frame()
         counts = "{:,}".format
         text = frame.to_string(
@@ -169,152 +140,185 @@ class PlanResult:
         ]
         if self.unpriced:
             lines.append(f"{self.unpriced:,} calls have no catalogue price: not in the dollars")
+        if warning := self.budget_warning(max_usd, max_calls):
+            lines.append(warning)
         return "\n".join(lines)
 
 
-class _Walk:
-    """Walks one variant over the instances, adding its calls to the sweep's `seen`.
+class _Planner:
+    """A `moa.types.Generator` that calls no model.
 
-    `seen` interns every identity, so identities built on the same calls hold the very same
-    objects and compare by `is` instead of recursively.
+    Each call gets the key `moa.client.ModelClient` would give it, with the endpoint's name
+    standing in for its identity (only equality matters here), and answers a placeholder naming
+    that key: a ranker answers a valid pick instead. A call is cached when an earlier call of the
+    sweep, or `already_cached`, had its key. Tokens are `moa.tokens` estimates of the request,
+    each placeholder counting as the answer it stands for, and `output_tokens(model)` for the
+    answer, capped by `max_tokens`.
     """
 
-    def __init__(
-        self,
-        spec: MixtureSpec,
-        catalogue: Catalogue,
-        output_tokens: Callable[[str], int],
-        seen: dict[CallId, CallId],
-        already_cached: frozenset[Hashable],
-    ) -> None:
-        self.spec = spec
-        self.seen = seen
+    def __init__(self, output_tokens: Callable[[str], int], already_cached: frozenset[str]) -> None:
+        self.output_tokens = output_tokens
         self.already_cached = already_cached
-        self.entries = {a: catalogue.by_address(a) for a in spec.models()}
-        self.estimates = {a: output_tokens(a) for a in self.entries}
-        self.params = {a: e.active_params_b or 0.0 for a, e in self.entries.items()}
-        self.tally = VariantPlan(spec.name)
-        self._rank_configs: dict[GenerateConfig, GenerateConfig] = {}
+        self.seen: set[str] = set()
+        self.stands_for: dict[str, int] = {}  # placeholder -> the tokens of the answer it names
+        self._estimates: dict[str, int] = {}
+        # Identical requests get one key and one answer, computed once. The requests are kept
+        # as tuples of strings and numbers, which the garbage collector does not need to follow.
+        self._configs: dict[int, tuple[GenerateConfig, int]] = {}  # by id(); keeps them alive
+        self._canonical: dict[str, int] = {}
+        self._answers: dict[tuple[str | int, ...], tuple[str, Completion]] = {}
 
-    def run(
+    async def generate(
         self,
-        instances: Sequence[Instance],
-        configs: Sequence[GenerateConfig],
-        turn_tokens: Sequence[tuple[int, ...]],
-    ) -> VariantPlan:
-        tflops = 0.0
-        for instance, config, tokens in zip(instances, configs, turn_tokens, strict=True):
-            conversation: tuple[Hashable, ...] = ()
-            history_tokens = 0
-            for text, text_tokens in zip(instance.turns, tokens, strict=True):
-                conversation += (text,)
-                history_tokens += text_tokens
-                output, out_tokens, turn_tflops = self.turn(config, conversation, history_tokens)
-                tflops += turn_tflops
-                conversation += (output,)
-                history_tokens += out_tokens
-        known = all(e.active_params_b is not None for e in self.entries.values())
-        self.tally.tflops = tflops / len(instances) if known and instances else math.nan
-        return self.tally
-
-    def turn(
-        self, config: GenerateConfig, conversation: tuple[Hashable, ...], history_tokens: int
-    ) -> tuple[Hashable, int, float]:
-        """As `Mixture.run_turn`: the turn's output identity, its tokens and the turn's TFLOPs."""
-        refs: tuple[CallId, ...] = ()
-        ref_tokens = 0
-        tflops = 0.0
-        for layer in self.spec.proposer_layers:
-            prompt: Prompt = "aggregate" if refs else "plain"
-            made = [
-                self.call(agent, config, prompt, conversation, history_tokens, refs, ref_tokens)
-                for agent in layer
-            ]
-            tflops += max(flops for _, _, flops in made)
-            refs = tuple(identity for identity, _, _ in made)
-            ref_tokens = sum(out for _, out, _ in made)
-        agent = self.spec.aggregator
-        if self.spec.mode == "aggregate":
-            prompt = "aggregate" if refs else "plain"
-            final, out_tokens, flops = self.call(
-                agent, config, prompt, conversation, history_tokens, refs, ref_tokens
-            )
-            return final, out_tokens, tflops + flops
-        rank_config = self._rank_configs.get(config)
-        if rank_config is None:
-            rank_config = config.merged(max_tokens=self.spec.ranker_max_tokens)
-            self._rank_configs[config] = rank_config
-        final, _, flops = self.call(
-            agent, rank_config, "rank", conversation, history_tokens, refs, ref_tokens
-        )
-        # The output is the proposal the ranker picks, which only the model knows: it gets an
-        # identity of its own, so a later turn never shares with a variant whose output happens
-        # to be that very proposal (the plan may overcount then, never undercount).
-        out_tokens = ref_tokens // len(refs) if refs else 0
-        return ("pick", final), out_tokens, tflops + flops
-
-    def call(
-        self,
-        agent: Agent,
+        model: str,
+        messages: Sequence[ChatMessage],
         config: GenerateConfig,
-        prompt: Prompt,
-        conversation: tuple[Hashable, ...],
-        history_tokens: int,
-        refs: tuple[CallId, ...],
-        ref_tokens: int,
-    ) -> tuple[CallId, int, float]:
-        """Counts one call; returns its interned identity, output tokens and TFLOPs."""
-        address = agent.model
-        identity = CallId(address, agent.sample, config, prompt, conversation, refs)
-        canonical = self.seen.setdefault(identity, identity)
-        new = canonical is identity and identity not in self.already_cached
-        input_tokens = history_tokens + ref_tokens
-        if prompt != "plain":
-            input_tokens += INJECTED_OVERHEAD
-        output_tokens = self.estimates[address]
-        if config.max_tokens is not None and config.max_tokens < output_tokens:
-            output_tokens = config.max_tokens
-        usd = self.entries[address].cost(input_tokens, output_tokens)
-        tally = self.tally
-        tally.calls += 1
-        tally.new_calls += new
-        tally.input_tokens += input_tokens
-        tally.output_tokens += output_tokens
-        if math.isnan(usd):
-            tally.unpriced += 1
+        *,
+        sample: int = 0,
+        tags: Mapping[str, str] | None = None,
+    ) -> CallOutcome:
+        request: tuple[str | int, ...] = (
+            model,
+            sample,
+            self._config_id(config),
+            *[p for m in messages for p in (m["role"], m["content"])],
+        )
+        known = self._answers.get(request)
+        if known is not None:  # the very same request: the sweep has made it already
+            key, completion = known
+            record = CallRecord(
+                key, model, sample, completion.input_tokens, completion.output_tokens, cached=True
+            )
+            return CallOutcome(completion, record)
+        endpoint, model_id = split_address(model)
+        key = call_key(endpoint, model_id, messages, config, sample)
+        estimate = self._estimates.get(model)
+        if estimate is None:
+            estimate = self._estimates[model] = self.output_tokens(model)
+        out = estimate if config.max_tokens is None else min(estimate, config.max_tokens)
+        if tags is not None and tags.get("role") == "ranker":
+            text = _RANKER_ANSWER
         else:
-            tally.usd += usd
-            if new:
-                tally.new_usd += usd
-        flops = 2e-3 * self.params[address] * (input_tokens + output_tokens)
-        return canonical, output_tokens, flops
+            text = f"⟦call:{key}⟧"
+            self.stands_for[text] = out
+        prompt = sum(self._estimate(m["content"]) for m in messages)
+        completion = Completion(text, prompt, out)
+        self._answers[request] = key, completion
+        cached = key in self.seen or key in self.already_cached
+        self.seen.add(key)
+        return CallOutcome(completion, CallRecord(key, model, sample, prompt, out, cached=cached))
+
+    def _config_id(self, config: GenerateConfig) -> int:
+        """A number per config as the cache key sees it: 0 and 0.0, equal in Python, are not."""
+        known = self._configs.get(id(config))
+        if known is not None:
+            return known[1]
+        canonical = json.dumps(config.as_dict(), sort_keys=True)
+        number = self._canonical.setdefault(canonical, len(self._canonical))
+        self._configs[id(config)] = config, number
+        return number
+
+    def _estimate(self, content: str) -> int:
+        """One message's share of `moa.tokens.estimate_prompt`, each placeholder counted as the
+        answer it names."""
+        names = _PLACEHOLDER.findall(content) if "⟦" in content else []
+        text = _PLACEHOLDER.sub("", content) if names else content
+        return (
+            estimate_tokens(text) + MESSAGE_OVERHEAD + sum(map(self.stands_for.__getitem__, names))
+        )
 
 
-def plan(
+class _PlanningMixture(Mixture):
+    """The real mixture, but for a ranker's output. The real output is the proposal the ranker
+    picks, which only the model knows: the plan gives it a name of its own, so that a later turn
+    never shares with a variant whose output happens to be that very proposal (the plan may
+    overcount then, never undercount). It stands for the mean length of the proposals."""
+
+    generator: _Planner
+
+    async def run_turn(
+        self,
+        messages: Sequence[ChatMessage],
+        config: GenerateConfig,
+        tags: Mapping[str, str] | None = None,
+    ) -> TurnTrace:
+        trace = await super().run_turn(messages, config, tags)
+        if self.spec.mode == "rank" and trace.output is not None and trace.final is not None:
+            lengths = [c.output_tokens for c in trace.layers[-1] if c.text is not None]
+            trace.output = f"⟦pick:{trace.final.key}⟧"
+            self.generator.stands_for[trace.output] = sum(lengths) // max(len(lengths), 1)
+        return trace
+
+
+class _Tally:
+    """Adds up a variant's traces as `eval.report` adds up a real run's."""
+
+    def __init__(self, name: str, catalogue: Catalogue) -> None:
+        self.plan = VariantPlan(name)
+        self.catalogue = catalogue
+        self.entries: dict[str, ModelEntry] = {}
+        self.tflops: list[float] = []  # per instance
+
+    def add(self, trace: ConversationTrace) -> None:
+        tally = self.plan
+        layers = []
+        for turn in trace.turns:
+            for layer in [*turn.layers, [turn.final] if turn.final else []]:
+                layer_flops = []
+                for call in layer:
+                    if not call.key:  # refused by the context policy: never sent
+                        continue
+                    entry = self.entries.get(call.model)
+                    if entry is None:
+                        entry = self.entries[call.model] = self.catalogue.by_address(call.model)
+                    tally.calls += 1
+                    tally.new_calls += not call.cached
+                    tally.input_tokens += call.input_tokens
+                    tally.output_tokens += call.output_tokens
+                    usd = entry.cost(call.input_tokens, call.output_tokens)
+                    if math.isnan(usd):
+                        tally.unpriced += 1
+                    else:
+                        tally.usd += usd
+                        if not call.cached:
+                            tally.new_usd += usd
+                    tokens = call.input_tokens + call.output_tokens
+                    layer_flops.append(call_tflops(entry.active_params_b, tokens))
+                layers.append(layer_flops)
+        self.tflops.append(turn_tflops(layers))
+
+    def result(self) -> VariantPlan:
+        flops = self.tflops
+        self.plan.tflops = sum(flops) / len(flops) if flops else math.nan
+        return self.plan
+
+
+async def plan(
     variants: Sequence[MixtureSpec],
     instances: Sequence[Instance],
     config_for: Callable[[Instance], GenerateConfig],
     catalogue: Catalogue,
     *,
     output_tokens: int | Callable[[str], int] = 400,
-    already_cached: Collection[Hashable] = (),
+    already_cached: Collection[str] = (),
 ) -> PlanResult:
     """Predicts what running `variants` in order over `instances` will call and cost.
 
     A variant's `new_calls` are the calls that neither an earlier variant in the list nor
     `already_cached` (e.g. an earlier plan's `identities`) makes. Tokens are estimated, not
-    counted: 4 characters a token for the instance's text, `output_tokens` (a number, or one per
-    model address) for every answer, capped by `max_tokens`, and a fixed system-prompt overhead
-    wherever references are injected. TFLOPs follow the paper: per layer the largest call's
-    2 x active parameters x tokens, summed over layers and turns, averaged over instances.
+    counted: `moa.tokens` for the requests, `output_tokens` (a number, or one per model address)
+    for every answer, capped by `max_tokens`. TFLOPs follow the paper (`moa.flops`), averaged
+    over instances. A coroutine, though it waits on nothing: it runs the real mixture, whose
+    layers gather their calls on the running event loop.
     """
     estimate = output_tokens if callable(output_tokens) else lambda _address: output_tokens
-    cached = frozenset(already_cached)
-    seen: dict[CallId, CallId] = {}
+    planner = _Planner(estimate, frozenset(already_cached))
     configs = [config_for(instance) for instance in instances]
-    turn_tokens = [tuple(len(text) // 4 for text in instance.turns) for instance in instances]
-    plans = [
-        _Walk(spec, catalogue, estimate, seen, cached).run(instances, configs, turn_tokens)
-        for spec in variants
-    ]
-    return PlanResult(plans, frozenset(seen))
+    plans = []
+    for spec in variants:
+        mixture = _PlanningMixture(spec, planner)
+        tally = _Tally(spec.name, catalogue)
+        for instance, config in zip(instances, configs, strict=True):
+            tally.add(await mixture.converse(instance.turns, config))
+        plans.append(tally.result())
+    return PlanResult(plans, frozenset(planner.seen))

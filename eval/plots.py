@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from eval.report import Run
+    from eval.tables import Run
 
 
 def radar(skills: pd.DataFrame, path: Path) -> None:

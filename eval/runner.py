@@ -1,8 +1,8 @@
 """The resumable runner: every instance through the mixture, concurrently, keeping every trace.
 
-A run directory holds `traces.jsonl`, one line per finished instance (its outputs or its error
-and the full trace), and `calls.jsonl`, the ledger. Re-running the same command skips instances
-that already have outputs; the call cache makes any half-finished instance free to redo.
+Each finished instance becomes one line of the run directory's `traces.jsonl` (`eval.rundir`):
+its outputs or its error, and the full trace. Re-running the same command skips instances that
+already have outputs; the call cache makes any half-finished instance free to redo.
 
 A run can be killed at any moment: each trace line is written whole and flushed, a torn last line
 is cut before the next run appends, and other files are replaced atomically. It can also stop on
@@ -15,24 +15,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from eval.rundir import InstanceResult, RunDir
 from moa.budget import BudgetExceeded
 from moa.ledger import Ledger, open_append
 from moa.mixture import Mixture
 from moa.types import GenerateConfig
 
-TRACES = "traces.jsonl"
-LEDGER = "calls.jsonl"
 EXIT_BUDGET = 3
 EXIT_INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
 
@@ -60,53 +56,6 @@ class Item(Protocol):
 
 
 ItemT = TypeVar("ItemT", bound=Item)
-
-
-@dataclass
-class InstanceResult:
-    id: str
-    outputs: list[str] | None
-    error: str | None
-    calls: int
-    input_tokens: int
-    output_tokens: int
-    seconds: float
-    finished_at: float = 0.0
-    trace: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return self.__dict__.copy()
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def load_finished(run_dir: Path) -> dict[str, InstanceResult]:
-    """The last complete record per instance id that has outputs."""
-    path = run_dir / TRACES
-    done: dict[str, InstanceResult] = {}
-    if not path.exists():
-        return done
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            if not line.endswith("\n"):
-                break  # torn tail from a killed run
-            row = json.loads(line)
-            if row.get("outputs") is not None:
-                done[row["id"]] = InstanceResult(**row)
-    return done
 
 
 def not_run(item_id: str, stop: Stop) -> InstanceResult:
@@ -147,14 +96,14 @@ class Runner(Generic[ItemT]):
         self,
         mixture: Mixture,
         ledger: Ledger,
-        run_dir: Path,
+        rundir: RunDir,
         *,
         concurrency: int = 256,
         show_progress: bool = True,
     ) -> None:
         self.mixture = mixture
         self.ledger = ledger
-        self.run_dir = run_dir
+        self.rundir = rundir
         self.concurrency = concurrency
         self.show_progress = show_progress
         self.stopped: Stop | None = None
@@ -176,14 +125,14 @@ class Runner(Generic[ItemT]):
 
         After a stop (`self.stopped`), the instances that did not finish have results with
         neither outputs nor calls, and nothing of them is written."""
-        finished = load_finished(self.run_dir)
+        finished = self.rundir.finished()
         todo = [item for item in items if item.id not in finished]
         queue: asyncio.Queue[ItemT] = asyncio.Queue()
         for item in todo:
             queue.put_nowait(item)
         results: dict[str, InstanceResult] = dict(finished)
         with (
-            open_append(self.run_dir / TRACES) as sink,
+            open_append(self.rundir.traces) as sink,
             self._progress() as progress,
             _ctrl_c_stops(self),
         ):
@@ -224,7 +173,7 @@ class Runner(Generic[ItemT]):
         trace = await self.mixture.converse(
             item.turns, config, {**(tags or {}), "instance": item.id}
         )
-        calls = [c for turn in trace.turns for c in turn.calls()]
+        calls = trace.calls()
         return InstanceResult(
             id=item.id,
             outputs=trace.outputs,
@@ -234,7 +183,7 @@ class Runner(Generic[ItemT]):
             output_tokens=sum(c.output_tokens for c in calls),
             seconds=time.perf_counter() - started,
             finished_at=time.time(),
-            trace=trace.to_json(),
+            trace=trace,
         )
 
     def _stats(self) -> str:

@@ -13,7 +13,7 @@ from hydra import compose
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig
 
-from moa.catalogue import ConfigError
+from moa.errors import ConfigError
 
 EXPERIMENTS = ("table2", "baselines", "table3", "table4", "figure4", "figure5", "aggregators")
 

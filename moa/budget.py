@@ -17,7 +17,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from moa.catalogue import ConfigError, ModelEntry
+from moa.catalogue import ModelEntry
+from moa.errors import ConfigError
 from moa.ledger import read_ledger
 from moa.tokens import estimate_prompt
 from moa.types import ChatMessage, Completion, GenerateConfig

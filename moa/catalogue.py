@@ -12,11 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from moa.errors import ConfigError
+
 REPLAY = "replay"
-
-
-class ConfigError(ValueError):
-    """Bad user input found before any call is made; its message is one line for the user."""
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,15 @@ from aiolimiter import AsyncLimiter
 
 from moa.budget import Budget
 from moa.cache import CallCache, call_key
-from moa.catalogue import Catalogue, ConfigError, ModelEntry, split_address
+from moa.catalogue import Catalogue, ModelEntry, split_address
 from moa.claims import Claims
+from moa.errors import ConfigError
+from moa.failures import as_model_error, record_failure
 from moa.ledger import Ledger
+from moa.limits import LIMIT_KEYS, EndpointLimits
 from moa.providers.base import ModelAPI, create_provider
 from moa.redact import redacting
+from moa.tokens import estimate_prompt
 from moa.types import (
     CallOutcome,
     CallRecord,
@@ -34,25 +38,16 @@ from moa.types import (
     ModelError,
 )
 
-_LIMIT_KEYS = (
-    "provider",
-    "max_concurrency",
-    "rpm",
-    "tpm",
-    "max_attempts",
-    "backoff_initial_s",
-    "backoff_max_s",
-    "timeout_s",
-)
+_CLIENT_KEYS = ("provider", *LIMIT_KEYS)  # read here; the rest of a spec is provider options
 
 
 @dataclass
 class RetryPolicy:
     """Jittered exponential backoff, unless the server said when to come back (`Retry-After`)."""
 
-    max_attempts: int = 10
-    backoff_initial_s: float = 1.0
-    backoff_max_s: float = 60.0
+    max_attempts: int = EndpointLimits.max_attempts
+    backoff_initial_s: float = EndpointLimits.backoff_initial_s
+    backoff_max_s: float = EndpointLimits.backoff_max_s
     retry_after_max_s: float = 600.0
 
     def wait(self, attempt: int, exc: ModelError) -> float:
@@ -107,18 +102,19 @@ class ModelClient:
             raise ConfigError(
                 f"unknown endpoint {name!r} (known: {', '.join(sorted(self.endpoint_specs))})"
             )
-        options = {k: v for k, v in spec.items() if k not in _LIMIT_KEYS}
+        limits = EndpointLimits.from_spec(name, spec)
+        options = {k: v for k, v in spec.items() if k not in _CLIENT_KEYS}
         api = redacting(create_provider(str(spec.get("provider", "openai")), name, options), spec)
-        rpm, tpm = spec.get("rpm"), spec.get("tpm")
+        rpm, tpm = limits.rpm, limits.tpm
         ep = _Endpoint(
             api=api,
-            semaphore=asyncio.Semaphore(int(spec.get("max_concurrency") or 16)),
+            semaphore=asyncio.Semaphore(limits.max_concurrency),
             retry=RetryPolicy(
-                max_attempts=int(spec.get("max_attempts") or 10),
-                backoff_initial_s=float(spec.get("backoff_initial_s") or 1.0),
-                backoff_max_s=float(spec.get("backoff_max_s") or 60.0),
+                max_attempts=limits.max_attempts,
+                backoff_initial_s=limits.backoff_initial_s,
+                backoff_max_s=limits.backoff_max_s,
             ),
-            timeout_s=float(spec.get("timeout_s") or 600.0),
+            timeout_s=limits.timeout_s,
             rpm=AsyncLimiter(float(rpm), 60.0) if rpm else None,
             tpm=AsyncLimiter(float(tpm), 60.0) if tpm else None,
             tpm_capacity=float(tpm or 0),
@@ -153,7 +149,7 @@ class ModelClient:
                 key, ep, entry, model, model_id, messages, config, sample, record
             )
         except ModelError as exc:
-            record.error, record.error_kind = exc.describe(), exc.kind.value
+            record_failure(record, exc)
         record.latency_s = time.perf_counter() - started
         if completion is not None:
             record.input_tokens = completion.input_tokens
@@ -231,7 +227,8 @@ class ModelClient:
         sample: int,
         record: CallRecord,
     ) -> Completion:
-        estimate = sum(len(m["content"]) for m in messages) // 4 + (config.max_tokens or 0)
+        # What the endpoint counts against its tokens-per-minute: the prompt and the whole answer.
+        estimate = estimate_prompt(messages) + (config.max_tokens or 0)
         model_sem = self._model_semaphore(model, model_cap)
         # A plain loop, not tenacity: its per-attempt machinery cost more CPU than the request.
         while True:
@@ -263,7 +260,7 @@ class ModelClient:
         except ModelError:
             raise
         except Exception as exc:  # a provider bug must still end as a recorded error
-            raise ModelError(ErrorKind.PERMANENT, f"{type(exc).__name__}: {exc}") from exc
+            raise as_model_error(exc) from exc
 
     def _model_semaphore(self, model: str, cap: int | None) -> asyncio.Semaphore | None:
         if cap is None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from moa.jsonl import open_append, read_lines
 from moa.types import CallRecord
+
+__all__ = ["Ledger", "Totals", "open_append", "read_ledger"]
 
 
 @dataclass
@@ -67,30 +69,6 @@ class Ledger:
             self._file = None
 
 
-def open_append(path: Path) -> IO[str]:
-    """Opens a JSON-lines file for appending, first cutting a torn last line left by a kill:
-    appended to, it would glue the next record onto a fragment and lose both."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("ab+") as f:
-        end = pos = f.seek(0, os.SEEK_END)
-        while pos > 0:
-            step = min(pos, 1 << 16)
-            f.seek(pos - step)
-            chunk = f.read(step)
-            if pos == end and chunk.endswith(b"\n"):
-                break
-            if (newline := chunk.rfind(b"\n")) >= 0:
-                f.truncate(pos - step + newline + 1)
-                break
-            pos -= step
-        else:
-            f.truncate(0)
-    return path.open("a", encoding="utf-8")
-
-
 def read_ledger(path: Path) -> Iterator[dict[str, Any]]:
     """Every complete line; a torn last line from a killed run is skipped."""
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            if line.endswith("\n"):
-                yield json.loads(line)
+    return read_lines(path, torn_tail_ok=True)

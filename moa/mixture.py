@@ -8,14 +8,14 @@ prompt. All agents of a layer run concurrently. Every call of every layer is kep
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar, cast
+from typing import Literal, TypeVar, cast
 
 from moa.context import Policy, event, fit, prompt_limit, tightened
 from moa.prompts import AGGREGATE_AND_SYNTHESIZE, RANK_AND_SELECT, inject_references, parse_pick
 from moa.tokens import estimate_prompt
+from moa.trace import CallTrace, ConversationTrace, TurnTrace
 from moa.types import CallOutcome, ChatMessage, ErrorKind, GenerateConfig, Generator
 
 T = TypeVar("T")
@@ -55,73 +55,6 @@ class MixtureSpec:
         seen = {a.model: None for layer in self.proposer_layers for a in layer}
         seen[self.aggregator.model] = None
         return list(seen)
-
-
-@dataclass
-class CallTrace:
-    model: str
-    sample: int
-    key: str
-    text: str | None
-    error: str | None
-    input_tokens: int
-    output_tokens: int
-    latency_s: float
-    cached: bool
-    attempts: int
-
-    @classmethod
-    def of(cls, agent: Agent, outcome: CallOutcome) -> CallTrace:
-        r = outcome.record
-        return cls(
-            model=agent.model,
-            sample=agent.sample,
-            key=r.key,
-            text=None if outcome.completion is None else outcome.completion.text,
-            error=r.error,
-            input_tokens=r.input_tokens,
-            output_tokens=r.output_tokens,
-            latency_s=r.latency_s,
-            cached=r.cached,
-            attempts=r.attempts,
-        )
-
-    @classmethod
-    def unsent(cls, agent: Agent, reason: str) -> CallTrace:
-        """A call the context policy refused to send."""
-        return cls(agent.model, agent.sample, "", None, reason, 0, 0, 0.0, False, 0)
-
-
-@dataclass
-class TurnTrace:
-    layers: list[list[CallTrace]] = field(default_factory=list)
-    final: CallTrace | None = None
-    output: str | None = None
-    error: str | None = None
-    events: list[str] = field(default_factory=list)  # every policy that changed what was sent
-
-    def calls(self) -> list[CallTrace]:
-        out = [c for layer in self.layers for c in layer]
-        return out + ([self.final] if self.final else [])
-
-
-@dataclass
-class ConversationTrace:
-    turns: list[TurnTrace] = field(default_factory=list)
-
-    @property
-    def outputs(self) -> list[str] | None:
-        """One answer per turn, or None if any turn failed."""
-        if any(t.output is None for t in self.turns):
-            return None
-        return [t.output for t in self.turns if t.output is not None]
-
-    @property
-    def error(self) -> str | None:
-        return next((t.error for t in self.turns if t.error), None)
-
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -242,7 +175,7 @@ class Mixture:
         the endpoint still finds the prompt too long, the policy is applied once more, tighter."""
         if not references:
             outcome = await self._call(agent, messages, config, tags, role, layer)
-            return _Sent(CallTrace.of(agent, outcome))
+            return _Sent(CallTrace.of(agent.model, agent.sample, outcome))
         preamble = RANK_AND_SELECT if role == "ranker" else AGGREGATE_AND_SYNTHESIZE
         policy = self.spec.context_overflow
         where = f"{role} {agent.label}" + (f" (layer {layer})" if layer else "")
@@ -253,10 +186,14 @@ class Mixture:
             what = fitted.error or fitted.change
             events = [event(policy, where, said + what)] if what else []
             if fitted.error is not None:
-                return _Sent(CallTrace.unsent(agent, events[0]), (), events, events[0])
+                return _Sent(
+                    CallTrace.unsent(agent.model, agent.sample, events[0]), (), events, events[0]
+                )
             prompt = inject_references(messages, fitted.references, preamble)
             outcome = await self._call(agent, prompt, config, tags, role, layer)
-            sent = _Sent(CallTrace.of(agent, outcome), fitted.references, events)
+            sent = _Sent(
+                CallTrace.of(agent.model, agent.sample, outcome), fitted.references, events
+            )
             if said or outcome.record.error_kind != ErrorKind.CONTEXT_OVERFLOW:
                 return sent
             said = f"the endpoint refused ~{estimate_prompt(prompt)} tokens as too long; "

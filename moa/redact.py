@@ -13,19 +13,51 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from moa.failures import as_model_error
 from moa.providers.base import ModelAPI
-from moa.types import ChatMessage, Completion, ErrorKind, GenerateConfig, ModelError
+from moa.types import ChatMessage, Completion, GenerateConfig
 
 MASK = "<redacted>"
 # A key a server masked before echoing it, as OpenAI does: `sk-proj-ab********wxyz`.
 _MASKED_KEY = re.compile(r"[\w-]*\*{4,}[\w-]*")
-_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD", re.IGNORECASE)
+# A name may hold a secret when one of its words ends in one of these, in any case:
+# `TOGETHER_API_KEY`, `apikey`, `HF_TOKEN`, `AUTHTOKEN`, `client_secret`, `PGPASSWORD`. Words
+# are split at anything but letters and digits, so `max_tokens` and `tokenizer` are not secrets.
+_SECRET_ENDINGS = ("key", "token", "secret", "password")
+_WORD_SEPARATOR = re.compile(r"[^a-z0-9]+")
+_NAMES_VARIABLE = "_env"  # `api_key_env: TOGETHER_API_KEY` names the variable that holds the key
 _SHORTEST_SECRET = 8  # shorter values ("none", "1") would scrub ordinary words
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a name (an environment variable's, a config key) says that its value is a secret."""
+    return any(w.endswith(_SECRET_ENDINGS) for w in _WORD_SEPARATOR.split(name.lower()))
+
+
+def names_variable(key: str) -> bool:
+    """Whether a config key (`*_env`) holds the name of an environment variable, not a value."""
+    return key.endswith(_NAMES_VARIABLE)
+
+
+def holds_secret(key: str) -> bool:
+    """Whether a config key's value may be a secret: its name says so, and it is no `*_env` key.
+    Such a key is refused in an endpoint's config, and its value blanked in a saved config."""
+    return is_secret_name(key) and not names_variable(key)
+
+
+def redact_config(node: Any) -> Any:
+    """A config as plain containers (`OmegaConf.to_container`), with the value of every key that
+    `holds_secret` replaced by `MASK`, at any depth."""
+    if isinstance(node, Mapping):
+        return {k: MASK if holds_secret(str(k)) else redact_config(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [redact_config(v) for v in node]
+    return node
 
 
 def secrets_of(spec: Mapping[str, Any]) -> list[str]:
     """The values of the environment variables an endpoint's config names (its `*_env` keys)."""
-    names = [str(v) for k, v in spec.items() if str(k).endswith("_env") and v]
+    names = [str(v) for k, v in spec.items() if names_variable(str(k)) and v]
     return [value for name in names if len(value := os.environ.get(name, "")) >= _SHORTEST_SECRET]
 
 
@@ -34,7 +66,7 @@ def environment_secrets() -> list[str]:
     return [
         value
         for name, value in os.environ.items()
-        if _SECRET_NAME.search(name) and len(value) >= _SHORTEST_SECRET
+        if is_secret_name(name) and len(value) >= _SHORTEST_SECRET
     ]
 
 
@@ -64,16 +96,8 @@ class Redacting:
     ) -> Completion:
         try:
             return await self.inner.generate(model, messages, config, sample)
-        except ModelError as exc:
-            raise ModelError(
-                exc.kind,
-                scrub(str(exc), self.secrets),
-                status=exc.status,
-                retry_after=exc.retry_after,
-            ) from None
         except Exception as exc:  # as ModelClient would record it, but scrubbed first
-            message = scrub(f"{type(exc).__name__}: {exc}", self.secrets)
-            raise ModelError(ErrorKind.PERMANENT, message) from None
+            raise as_model_error(exc, scrub=lambda text: scrub(text, self.secrets)) from None
 
     async def aclose(self) -> None:
         await self.inner.aclose()

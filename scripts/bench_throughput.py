@@ -1,10 +1,11 @@
 """Throughput benchmark: the real `moa-bench` CLI against a loopback server with a latency model.
 
-The fake server (`moa.fakeserver`) runs as its own process, so its CPU is not the harness's. Each
-model gets a time to first token, a time per output token and a concurrency limit, and the
-catalogue tells the client the same per-model limits, as one would for a real provider. Each run
-is one `moa-bench` subprocess with a fresh cache, measured with `os.wait4` (CPU and peak RSS of
-exactly that process). The bound is what no scheduler could beat under the latency model:
+The fake server (`tests.kit.fakeserver`) runs as its own process, so its CPU is not the
+harness's. Each model gets a time to first token, a time per output token and a concurrency
+limit, and the catalogue tells the client the same per-model limits, as one would for a real
+provider. Each run is one `moa-bench` subprocess with a fresh cache, measured with `os.wait4`
+(CPU and peak RSS of exactly that process). The bound is what no scheduler could beat under
+the latency model:
 
   max( max over models of (sum of its call durations / its concurrency),
        max over instances of (sum over turns and layers of the layer's slowest call) )
@@ -36,8 +37,9 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for tests.kit
+from tests.kit.cli import MOA_BENCH, ROOT, SHARED_DATA, point_endpoints, read_jsonl
+
 # Per catalogue model: time to first token (s), time per output token (s), concurrency.
 # qwen1.5-110b, which MoA calls three times per turn (proposer twice, aggregator), is the
 # bottleneck, as a provider's largest model would be.
@@ -83,7 +85,7 @@ class Measured:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--runs", default=",".join(RUNS), help=f"comma-separated subset of {RUNS}")
-    p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
+    p.add_argument("--data-dir", default=str(SHARED_DATA))
     p.add_argument("--moa", default="moa", help="the moa= preset (default: 6 -> 6 -> 1)")
     p.add_argument(
         "--model",
@@ -151,7 +153,7 @@ def start_server(
         }
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "moa.fakeserver", "--config", json.dumps(conf)],
+        [sys.executable, "-m", "tests.kit.fakeserver", "--config", json.dumps(conf)],
         stdout=subprocess.PIPE,
         text=True,
         cwd=ROOT,
@@ -176,7 +178,7 @@ def cli_argv(
     """`moa-bench` with the paper's catalogue pointed at the fake server, results in `work`."""
     total = sum(p.max_concurrency for p in profiles.values())
     argv = [
-        str(BIN / "moa-bench"),
+        MOA_BENCH,
         f"hydra.searchpath=[file://{conf_dir}]",
         "catalogue=bench",
         f"results_dir={work}",
@@ -185,13 +187,10 @@ def cli_argv(
         f"moa={args.moa}",
         "judge=none",
         "task=generate",
+        # the paper's two providers, both the fake server, capped at the models' total: the
+        # per-model caps bind
+        *point_endpoints(url, api_key_env="null", max_concurrency=total),
     ]
-    for endpoint in ("together", "openai"):  # the paper's two providers, both the fake server
-        argv += [
-            f"endpoints.{endpoint}.base_url={url}",
-            f"endpoints.{endpoint}.api_key_env=null",
-            f"endpoints.{endpoint}.max_concurrency={total}",  # the per-model caps bind
-        ]
     if args.concurrency:
         argv.append(f"concurrency={args.concurrency}")
     return argv + [str(o) for o in args.override]
@@ -264,13 +263,8 @@ def layers_by_time(log: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return layers
 
 
-def read_ledger(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f]
-
-
 def ledger_of(work: Path, name: str) -> list[dict[str, Any]]:
-    return read_ledger(next(work.glob(f"{name}/*/calls.jsonl")))  # results_dir/bench/variant
+    return read_jsonl(next(work.glob(f"{name}/*/calls.jsonl")))  # results_dir/bench/variant
 
 
 def bench_run(

@@ -15,11 +15,8 @@ It prints its findings and exits non-zero if any check failed.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -28,84 +25,42 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from moa.fakeserver import FakeServer, FaultPlan, ModelProfile, RequestLog, serve_in_thread
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for tests.kit
+from tests.kit.cli import cache_file, command, environment, ledger, outputs, run_dir, torn_files
+from tests.kit.fakeserver import (
+    FakeServer,
+    FaultPlan,
+    ModelProfile,
+    in_flight,
+    request_id,
+    serve_in_thread,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
-MOA_BENCH = str(Path(sys.executable).parent / "moa-bench")
-TRANSIENT = ("429", "429_retry_after", "500", "503", "drop", "timeout", "malformed", "empty")
 PROFILE = ModelProfile(min_tokens=5, max_tokens=40)
-CLIENT_LAG_S = 0.2  # an answer sent this long before a kill may not have been saved yet
 
 
-def command(root: Path, url: str, attempts: int) -> list[str]:
-    limits = {"backoff_initial_s": 0.01, "backoff_max_s": 0.05, "timeout_s": 0.5}
-    args = [MOA_BENCH, f"data_dir={DATA}", f"results_dir={root}", f"cache.path={root}/c.sqlite"]
-    args += ["benchmark=alpaca_eval", "moa=moa", "task=generate"]
-    for name in ("together", "openai"):
-        args.append(f"endpoints.{name}.base_url={url}")
-        limits_here = {**limits, "max_attempts": attempts}
-        args += [f"++endpoints.{name}.{k}={v}" for k, v in limits_here.items()]
-    return args
-
-
-def environment() -> dict[str, str]:
-    return {**os.environ, "TOGETHER_API_KEY": "sk-soak", "OPENAI_API_KEY": "sk-soak"}
-
-
-def run_dir(root: Path) -> Path:
-    return root / "alpaca_eval" / "moa"
-
-
-def torn_files(root: Path) -> list[str]:
-    """Files a kill left unreadable: JSON-lines files may end in one torn line, no more."""
-    bad = []
-    directory = run_dir(root)
-    for name in ("traces.jsonl", "calls.jsonl"):
-        if (path := directory / name).exists():
-            for line in path.read_text(encoding="utf-8").split("\n")[:-1]:
-                try:
-                    json.loads(line)
-                except ValueError:
-                    bad.append(name)
-                    break
-    for name in ("run.json", "model_outputs.json"):
-        if (path := directory / name).exists():
-            try:
-                json.loads(path.read_text(encoding="utf-8"))
-            except ValueError:
-                bad.append(name)
-    if (root / "c.sqlite").exists():
-        with sqlite3.connect(root / "c.sqlite") as db:
-            if db.execute("PRAGMA integrity_check").fetchone() != ("ok",):
-                bad.append("c.sqlite")
-    return bad
-
-
-def request_id(r: RequestLog) -> str:
-    return json.dumps([r.model, r.messages, r.params], sort_keys=True)
+def soak_command(root: Path, url: str, attempts: int) -> list[str]:
+    """The test kit's AlpacaEval run; hangs (1 s) outlast the 0.5 s timeout."""
+    return command(root, url, timeout_s=0.5, max_attempts=attempts)
 
 
 def clean_run(root: Path) -> tuple[list[Any], int, float]:
     server = FakeServer(default=PROFILE)
     started = time.monotonic()
     with serve_in_thread(server) as url:
-        subprocess.run(command(root, url, 1), env=environment(), check=True, capture_output=True)
-    rows = json.loads((run_dir(root) / "model_outputs.json").read_text(encoding="utf-8"))
-    return rows, len(server.log), time.monotonic() - started
+        subprocess.run(
+            soak_command(root, url, 1), env=environment(), check=True, capture_output=True
+        )
+    return outputs(root), len(server.log), time.monotonic() - started
 
 
 def soak(root: Path, args: argparse.Namespace) -> dict[str, Any]:
-    rate = 1 - (1 - args.fault_rate) ** (1 / len(TRANSIENT))
-    faults = FaultPlan(
-        rates=dict.fromkeys(TRANSIENT, rate), seed=args.seed, retry_after_s=0.05, hang_s=1.0
-    )
-    server = FakeServer(default=PROFILE, faults=faults)
+    server = FakeServer(default=PROFILE, faults=FaultPlan.transient(args.fault_rate, args.seed))
     rng = random.Random(args.seed)
-    in_flight, torn, kills = 0, [], 0
+    cut_off, torn, kills = 0, [], 0
     started = time.monotonic()
     with serve_in_thread(server) as url:
-        cmd = command(root, url, args.attempts)
+        cmd = soak_command(root, url, args.attempts)
         for kill in range(args.kills):
             proc = subprocess.Popen(cmd, env=environment(), stdout=subprocess.DEVNULL)
             if kill % 3 == 2:
@@ -121,14 +76,11 @@ def soak(root: Path, args: argparse.Namespace) -> dict[str, Any]:
             proc.wait()
             kills += 1
             time.sleep(0.2)
-            in_flight += sum(r.started <= at <= r.ended + CLIENT_LAG_S for r in server.log)
-            torn += torn_files(root)
+            cut_off += in_flight(server.log, at)
+            torn += torn_files(run_dir(root), cache_file(root))
         final = subprocess.run(cmd, env=environment(), capture_output=True, text=True)
-    ledger = [
-        json.loads(line)
-        for line in (run_dir(root) / "calls.jsonl").read_text(encoding="utf-8").splitlines()
-    ]
-    paid = [r for r in ledger if not r["cached"]]
+    calls = ledger(root)
+    paid = [r for r in calls if not r["cached"]]
     return {
         "exit": final.returncode,
         "stderr": final.stderr.strip(),
@@ -138,13 +90,13 @@ def soak(root: Path, args: argparse.Namespace) -> dict[str, Any]:
         "answered": sum(r.status == 200 and r.fault is None for r in server.log),
         "distinct": {request_id(r) for r in server.log},
         "faults": Counter(r.fault for r in server.log if r.fault is not None),
-        "in_flight": in_flight,
+        "in_flight": cut_off,
         "torn": torn,
         "stale": [str(p) for p in run_dir(root).rglob(".*.tmp")],
         "retries": sum(r["attempts"] - 1 for r in paid if r["attempts"]),
-        "errors": sum(r["error"] is not None for r in ledger),
+        "errors": sum(r["error"] is not None for r in calls),
         "paid_again": sum(n - 1 for n in Counter(r["key"] for r in paid).values()),
-        "outputs": json.loads((run_dir(root) / "model_outputs.json").read_text(encoding="utf-8")),
+        "outputs": outputs(root),
     }
 
 

@@ -11,10 +11,8 @@ import pytest
 from moa.cache import CacheMode, CallCache
 from moa.catalogue import Catalogue
 from moa.client import ModelClient
-from moa.fakeserver import FakeServer, ModelProfile, serve_in_thread
-
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
+from tests.kit.cli import SHARED_DATA
+from tests.kit.fakeserver import FakeServer, ModelProfile, serve_in_thread
 
 # Tests never touch the network: the Hugging Face client fails at once instead of retrying.
 # (It reads this when imported, so it is set here, before any test module imports it.)

@@ -20,7 +20,8 @@ class FakeJudge:
     """A `Generator` whose answer is the first entry whose key occurs in the last message.
 
     A string answers as a completion of `input_tokens` + `output_tokens`; None is a failed call
-    carrying `error`, as the client would record it."""
+    carrying `error`, as the client would record it. A prompt that no key occurs in fails the
+    test with an AssertionError that shows the prompt and the keys."""
 
     def __init__(
         self,
@@ -47,7 +48,14 @@ class FakeJudge:
         tags: Mapping[str, str] | None = None,
     ) -> CallOutcome:
         self.calls.append(Call(model, list(messages), config, dict(tags or {})))
-        key = next(k for k in self.answers if k in messages[-1]["content"])
+        prompt = messages[-1]["content"]
+        key = next((k for k in self.answers if k in prompt), None)
+        if key is None:
+            excerpt = prompt if len(prompt) <= 200 else f"{prompt[:120]} ... {prompt[-60:]}"
+            raise AssertionError(
+                f"FakeJudge has no answer for {excerpt!r}: none of its keys "
+                f"{list(self.answers)} occurs in it"
+            )
         answer = self.answers[key]
         if isinstance(answer, str):
             answer = Completion(answer, *self.tokens)

@@ -13,10 +13,8 @@ from typing import Any
 
 import pytest
 
-from moa.fakeserver import FakeServer, serve_in_thread
-
-from .clirun import KEYS, command, environment, run
-from .conftest import SHARED_DATA
+from tests.kit.cli import KEYS, SHARED_DATA, command, environment, run
+from tests.kit.fakeserver import FakeServer, serve_in_thread
 
 pytestmark = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")
 BASELINE = Path("alpaca_eval") / "alpaca_eval_gpt4_baseline.json"

@@ -18,20 +18,20 @@ import pytest
 import requests
 
 from eval.benchmarks import (
-    BENCHMARKS,
     DataError,
     Instance,
     flask,
     load_alpaca_eval,
-    load_benchmark,
     load_flask,
-    load_model_outputs,
     load_mt_bench,
     mt_bench,
     select,
 )
 from eval.benchmarks import fetch as fetch_mod
 from eval.benchmarks.fetch import default_cache_dir, fetch
+from eval.tasks import Data, known, task_for
+from moa.errors import ConfigError
+from moa.providers.replay import read_outputs
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 needs_data = pytest.mark.skipif(
@@ -94,7 +94,11 @@ def truncate(path: Path) -> None:
     path.write_bytes(data[: len(data) // 2])
 
 
-def assert_names(error: pytest.ExceptionInfo[DataError], path: Path, *words: str) -> None:
+def assert_names(
+    error: pytest.ExceptionInfo[DataError] | pytest.ExceptionInfo[ConfigError],
+    path: Path,
+    *words: str,
+) -> None:
     message = str(error.value)
     assert "\n" not in message
     assert str(path) in message
@@ -152,7 +156,6 @@ def test_mt_bench_settings_match_fastchat_and_moa() -> None:
         "humanities": 0.1,
     }
     assert sorted(mt_bench.NEED_REF_CATEGORIES) == ["coding", "math", "reasoning"]
-    assert mt_bench.MAX_TOKENS == 1024
 
 
 @needs_data
@@ -194,26 +197,23 @@ def test_flask_judge_files() -> None:
 @needs_data
 def test_model_outputs_real_file(alpaca: list[Instance]) -> None:
     instructions = [i.turns[0] for i in alpaca]
-    outputs = load_model_outputs(SHARED / MOA_OUTPUTS, expected=instructions)
+    outputs = read_outputs(SHARED / MOA_OUTPUTS, expected=instructions)
     assert list(outputs) == instructions
     first = json.loads((SHARED / MOA_OUTPUTS).read_text())[0]
     assert outputs[first["instruction"]] == first["output"]
 
 
 @needs_data
-def test_registry_names_and_split() -> None:
-    sizes = {name: len(load_benchmark(name, data_dir=SHARED)) for name in BENCHMARKS}
+def test_registry_names() -> None:
+    data = Data(str(SHARED))
+    sizes = {name: len(task_for({"name": name}, data).load()) for name in known()}
     assert sizes == {"alpaca_eval": 805, "mt_bench": 80, "flask": 1740, "flask_hard": 89, "demo": 8}
-    assert load_benchmark("flask", data_dir=SHARED, split="hard") == load_flask(
-        data_dir=SHARED, hard=True
-    )
+    assert task_for({"name": "flask_hard"}, data).load() == load_flask(data_dir=SHARED, hard=True)
 
 
 def test_registry_rejects_unknown_names() -> None:
-    with pytest.raises(ValueError, match="unknown benchmark 'arena'"):
-        load_benchmark("arena")
-    with pytest.raises(ValueError, match="split 'dev'"):
-        load_benchmark("mt_bench", split="dev")
+    with pytest.raises(ConfigError, match="unknown benchmark 'arena'"):
+        task_for({"name": "arena"})
 
 
 # --- broken copies -----------------------------------------------------------------------------
@@ -337,12 +337,12 @@ def test_model_outputs_broken(tmp_path: Path, alpaca: list[Instance]) -> None:
     path = copy_layout(tmp_path, MOA_OUTPUTS) / MOA_OUTPUTS
     instructions = [i.turns[0] for i in alpaca]
     edit_json(path, _drop_last)
-    with pytest.raises(DataError) as error:
-        load_model_outputs(path, expected=instructions)
+    with pytest.raises(ConfigError) as error:
+        read_outputs(path, expected=instructions)
     assert_names(error, path, "1 instructions have no output")
     edit_json(path, _duplicate_first_id("instruction"))
-    with pytest.raises(DataError) as error:
-        load_model_outputs(path)
+    with pytest.raises(ConfigError) as error:
+        read_outputs(path)
     assert_names(error, path, "record 2 repeats")
 
 
@@ -424,7 +424,7 @@ def test_fetch_cache_hit(tmp_path: Path) -> None:
 @needs_data
 def test_loaders_read_the_default_cache(tmp_path: Path) -> None:
     copy_layout(tmp_path / "default-cache", QUESTIONS, REFERENCES)
-    assert len(load_benchmark("mt_bench")) == 80
+    assert len(task_for({"name": "mt_bench"}).load()) == 80
 
 
 class FakeNetwork:

@@ -12,12 +12,13 @@ import pytest
 from eval.errors import reported
 from moa.budget import Budget, BudgetExceeded, check_plan, estimate_usd
 from moa.cache import CallCache
-from moa.catalogue import Catalogue, ConfigError, ModelEntry
+from moa.catalogue import Catalogue, ModelEntry
 from moa.client import ModelClient
-from moa.fakeserver import FakeServer, ModelProfile, serve_in_thread
+from moa.errors import ConfigError
+from moa.jsonl import JsonLinesError, open_append, read_lines
 from moa.types import ChatMessage, Completion, GenerateConfig
-
-from .clirun import command, ledger, outputs, run
+from tests.kit.cli import command, ledger, outputs, run
+from tests.kit.fakeserver import FakeServer, ModelProfile, serve_in_thread
 
 CONFIG = GenerateConfig(temperature=0.7, max_tokens=100)
 PRICED = ModelEntry("m", "fake/m", price_in=10.0, price_out=20.0)
@@ -131,3 +132,19 @@ def test_a_capped_run_stops_saves_and_carries_on_for_free(tmp_path: Path) -> Non
     assert len(outputs(tmp_path)) == 10
     paid = [r for r in ledger(tmp_path) if not r["cached"]]
     assert len(paid) == 130 and len({r["key"] for r in paid}) == 130
+
+
+def test_earlier_ledgers_count_but_not_their_torn_tail(tmp_path: Path) -> None:
+    path = tmp_path / "calls.jsonl"
+    row = {"cached": False, "cost_usd": 0.25}
+    path.write_text(f"{json.dumps(row)}\n\n{json.dumps(row)}\n" + '{"cached": fa', "utf-8")
+    budget = Budget.from_ledgers(1.0, None, [path])
+    assert (budget.calls, budget.spent_usd) == (2, 0.5)  # the blank line is skipped
+    with open_append(path) as f:  # cuts the torn tail before appending
+        f.write(json.dumps(row) + "\n")
+    assert list(read_lines(path)) == [row, row, row]
+    whole = tmp_path / "data.jsonl"
+    whole.write_text(json.dumps(row) + "\n[1]", "utf-8")
+    assert list(read_lines(whole)) == [row]
+    with pytest.raises(JsonLinesError, match=r"data.jsonl line 2: not a JSON object"):
+        list(read_lines(whole, torn_tail_ok=False))

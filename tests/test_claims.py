@@ -148,7 +148,9 @@ async def test_a_cancelled_call_leaves_no_claim(tmp_path: Path) -> None:
 def _worker(path: str, ledger: str, count: int) -> None:
     async def run() -> None:
         client = make_client(Path(path), latency_s=0.3, ledger=Path(ledger))
-        messages = [[{"role": "user", "content": f"question {i}"}] for i in range(count)]
+        messages: list[list[ChatMessage]] = [
+            [{"role": "user", "content": f"question {i}"}] for i in range(count)
+        ]
         await asyncio.gather(*(client.generate("scripted/m", m, CONFIG) for m in messages))
         await client.aclose()
 

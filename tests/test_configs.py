@@ -9,13 +9,12 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from eval.cli import CONF_DIR
-from eval.generate import generation_for, load_instances
-from eval.judging import judge_address
+from eval.generate import judge_address, load_instances, task_of
+from eval.settings import build_catalogue, build_mixture, to_dict
 from eval.suite import EXPERIMENTS, compose_points
 from moa.cache import CacheMode, CallCache
 from moa.catalogue import Catalogue
 from moa.client import ModelClient
-from moa.settings import build_catalogue, build_mixture, to_dict
 
 PRESETS = sorted(p.stem for p in (CONF_DIR / "moa").glob("*.yaml"))
 BENCHMARKS = sorted(p.stem for p in (CONF_DIR / "benchmark").glob("*.yaml"))
@@ -27,7 +26,8 @@ def test_every_preset_builds_against_the_catalogue(preset: str) -> None:
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", [f"moa={preset}"])
     spec = build_mixture(cfg.moa, build_catalogue(cfg))
-    assert spec.name and spec.calls_per_turn >= 1
+    # a catalogue name is not checked against the endpoints: each must route to a defined one
+    assert spec.name and {m.split("/", 1)[0] for m in spec.models()} <= set(cfg.endpoints)
 
 
 @pytest.mark.parametrize("benchmark", BENCHMARKS)
@@ -35,7 +35,7 @@ def test_every_benchmark_loads_offline(benchmark: str, shared_data: Path) -> Non
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", [f"benchmark={benchmark}", f"data_dir={shared_data}"])
     instances = load_instances(cfg)
-    configs = {generation_for(cfg.benchmark)(i) for i in instances}
+    configs = {task_of(cfg).generation()(i) for i in instances}
     assert instances and all(c.max_tokens for c in configs)
     if benchmark == "mt_bench":
         assert {c.temperature for c in configs} == {0.0, 0.1, 0.7}
@@ -64,7 +64,9 @@ def test_every_endpoint_instantiates(tmp_path: Path, monkeypatch: pytest.MonkeyP
     specs["local"]["n_ctx"] = 512
     client = ModelClient(specs, Catalogue({}, specs), CallCache(tmp_path / "c", CacheMode.OFF))
     for name in specs:
-        assert client.endpoint(name).api.identity
+        # each endpoint is built by the provider its config names (`openai:<base_url>`, ...)
+        kind = str(specs[name].get("provider", "openai"))
+        assert client.endpoint(name).api.identity.startswith(f"{kind}:")
 
 
 def test_every_experiment_expands_and_composes() -> None:
@@ -77,6 +79,12 @@ def test_every_experiment_expands_and_composes() -> None:
     assert ("alpaca_eval", "moa_lite") in names and ("mt_bench", "moa_gpt4o") in names
     assert {"multi_proposer_n1", "single_proposer_qwen1.5-110b_n6"} <= {n for _, n in names}
     assert {"fig4_rank_l4", "as_proposer_dbrx", "single_gpt-4o"} <= {n for _, n in names}
+
+
+def test_the_suite_is_every_experiment_file() -> None:
+    files = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+    assert files and sorted(EXPERIMENTS) == files  # a file the plan misses, or a name with none
+    assert len(set(EXPERIMENTS)) == len(EXPERIMENTS)
 
 
 def test_provider_override_routes_every_model() -> None:

@@ -9,14 +9,15 @@ from hydra import compose, initialize_config_dir
 
 from eval.cli import CONF_DIR
 from eval.generate import run_notes
-from eval.runner import InstanceResult
+from eval.rundir import InstanceResult
+from eval.settings import build_catalogue, build_spec
 from moa.context import Policy, count_events, fit, prompt_limit
-from moa.fakeserver import FakeServer, ModelProfile, serve_in_thread
 from moa.mixture import Agent, Mixture, MixtureSpec
 from moa.prompts import AGGREGATE_AND_SYNTHESIZE, inject_references
-from moa.settings import build_catalogue, build_spec
 from moa.tokens import estimate_prompt, estimate_tokens
+from moa.trace import ConversationTrace, TurnTrace
 from moa.types import ChatMessage, GenerateConfig
+from tests.kit.fakeserver import FakeServer, ModelProfile, serve_in_thread
 
 from .conftest import make_client
 
@@ -160,8 +161,8 @@ async def test_a_ranker_shown_fewer_references_picks_among_them(tmp_path: Path) 
 
 def test_the_run_summary_counts_each_policy() -> None:
     def result(events: list[str]) -> InstanceResult:
-        turn = {"layers": [], "final": None, "events": events}
-        return InstanceResult("1", ["x"], None, 0, 0, 0, 0.0, trace={"turns": [turn]})
+        trace = ConversationTrace([TurnTrace(events=events)])
+        return InstanceResult("1", ["x"], None, 0, 0, 0, 0.0, trace=trace)
 
     events = [
         "context overflow (trim) at aggregator a#0: trimmed",

@@ -3,33 +3,33 @@ finished call; Ctrl-C stops cleanly, saves what finished and says how to resume.
 
 from __future__ import annotations
 
-import json
 import random
 import signal
-import sqlite3
 import subprocess
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
-import yaml
 
-from moa.fakeserver import FakeServer, ModelProfile, RequestLog, serve_in_thread
-
-from .clirun import command, environment, ledger, outputs, run, run_dir
-from .conftest import SHARED_DATA
+from tests.kit.cli import (
+    SHARED_DATA,
+    cache_file,
+    command,
+    environment,
+    ledger,
+    outputs,
+    run,
+    run_dir,
+    torn_files,
+)
+from tests.kit.fakeserver import FakeServer, ModelProfile, in_flight, request_id, serve_in_thread
 
 pytestmark = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")
 # 40 instances x 13 calls, 3 instances at a time, 50 ms a call: kills land mid-run.
 ARGS = ["benchmark.limit=40", "concurrency=3"]
 CALLS = 40 * 13
 SLOW = ModelProfile(ttft_s=0.05, min_tokens=5, max_tokens=30)
-CLIENT_LAG_S = 0.2  # an answer the server sent this long before a kill may still be unsaved
-
-
-def request_id(r: RequestLog) -> str:
-    return json.dumps([r.model, r.messages, r.params], sort_keys=True)
 
 
 def wait_for(condition: object, proc: subprocess.Popen[str], timeout: float = 30) -> None:
@@ -37,24 +37,6 @@ def wait_for(condition: object, proc: subprocess.Popen[str], timeout: float = 30
     while not (callable(condition) and condition()) and proc.poll() is None:
         assert time.monotonic() < deadline
         time.sleep(0.002)
-
-
-def assert_intact(directory: Path, cache: Path) -> None:
-    """Every file a killed run left is whole: JSON-lines files but for one torn last line."""
-    for name in ("traces.jsonl", "calls.jsonl"):
-        path = directory / name
-        if path.exists():
-            lines = path.read_text(encoding="utf-8").split("\n")
-            for line in lines[:-1]:
-                json.loads(line)
-    for name in ("run.json", "model_outputs.json"):
-        if (directory / name).exists():
-            json.loads((directory / name).read_text(encoding="utf-8"))
-    if (directory / "config.yaml").exists():
-        assert yaml.safe_load((directory / "config.yaml").read_text(encoding="utf-8"))
-    if cache.exists():
-        with sqlite3.connect(cache) as db:
-            assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
 def test_ten_kills_lose_nothing_and_repeat_no_finished_call(tmp_path: Path) -> None:
@@ -80,8 +62,9 @@ def test_ten_kills_lose_nothing_and_repeat_no_finished_call(tmp_path: Path) -> N
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             time.sleep(0.1)  # let the server finish the requests the kill cut off
-            killed_in_flight += sum(r.started <= at <= r.ended + CLIENT_LAG_S for r in server.log)
-            assert_intact(run_dir(tmp_path / "killed"), tmp_path / "killed" / "calls.sqlite")
+            killed_in_flight += in_flight(server.log, at)
+            killed = tmp_path / "killed"
+            assert torn_files(run_dir(killed), cache_file(killed)) == [], f"after kill {kill}"
         final = run(args)
     assert final.returncode == 0, final.stderr
     assert not list(run_dir(tmp_path / "killed").rglob(".*.tmp"))  # no half-written file left

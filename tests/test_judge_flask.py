@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from eval.benchmarks.flask import Skill
 from eval.judges import flask
 from eval.judges.common import Failure
 from moa.types import GenerateConfig
@@ -186,8 +187,8 @@ async def test_judging_records_failures_and_round_trips(tmp_path: Path) -> None:
         system_prompt="sys",
         prompt_template="{prompt1}{skills}[I]{question}[R]{response}[A]{sample_answer}",
         defaults={"prompt1": "p1"},
-        skillset=[
-            {"Skill": s, "Criteria": "c", "Scoring": {str(k): f"s{k}" for k in range(1, 6)}}
+        skills=[
+            Skill(s, "c", {k: f"s{k}" for k in range(1, 6)})
             for s in ("Readability", "Logical Correctness", "Conciseness")
         ],
         config=GenerateConfig(temperature=0.2, max_tokens=1024),

@@ -193,7 +193,7 @@ async def test_judging_records_scores_failures_and_round_trips(tmp_path: Path) -
 
     path = mt.judgment_path(tmp_path)
     assert path == tmp_path / "model_judgment" / "gpt-4_single.jsonl"
-    mt.append_judgments(path, out)
+    mt.write_judgments(path, out)
     first = json.loads(path.read_text().splitlines()[0])
     assert list(first) == [
         "question_id",
@@ -247,7 +247,7 @@ def test_rescoring_recomputes_the_table_without_calls(tmp_path: Path) -> None:
         _judgment("a", 2, 8, "Rating: [[8]]"),
         _judgment("a", 2, -1, "$ERROR$"),
     ]
-    mt.append_judgments(path, stored)
+    mt.write_judgments(path, stored)
     table = mt.summarize(mt.rescore(mt.read_judgments(path)))
     assert (table["a"].turn_1, table["a"].turn_2, table["a"].average) == (6, 8, 7)
     assert table["a"].failures == {"call": 1, "parse": 0}

@@ -9,12 +9,13 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from eval.cli import CONF_DIR
+from eval.settings import build_catalogue, build_mixture
 from moa.cache import CallCache
-from moa.catalogue import Catalogue, ConfigError
+from moa.catalogue import Catalogue
 from moa.client import ModelClient
+from moa.errors import ConfigError
 from moa.mixture import Agent, Mixture, MixtureSpec
 from moa.prompts import RANK_AND_SELECT
-from moa.settings import build_catalogue, build_mixture
 from moa.types import ChatMessage, GenerateConfig
 
 CONFIG = GenerateConfig(temperature=0.7, max_tokens=2048)

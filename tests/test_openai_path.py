@@ -7,10 +7,10 @@ from pathlib import Path
 
 from moa.cache import CacheMode
 from moa.client import ModelClient
-from moa.fakeserver import FakeServer, FaultPlan, ModelProfile, serve_in_thread
 from moa.mixture import Agent, Mixture, MixtureSpec
 from moa.prompts import AGGREGATE_AND_SYNTHESIZE
 from moa.types import ChatMessage, GenerateConfig
+from tests.kit.fakeserver import FakeServer, FaultPlan, ModelProfile, serve_in_thread
 
 from .conftest import make_client
 

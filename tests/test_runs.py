@@ -14,7 +14,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from eval.cli import CONF_DIR, dispatch
-from eval.runner import LEDGER, TRACES
+from eval.rundir import LEDGER, TRACES
 from moa.ledger import read_ledger
 
 from .conftest import SHARED_DATA
@@ -132,7 +132,9 @@ def test_report_builds_every_table_and_plot(
     assert table2a.loc["moa@scripted", "paper_lc"] == 65.1
     assert table2a.loc["moa@scripted", "tflops_per_instance"] > 0
     table3 = pd.read_csv(out / "table3_num_proposers.csv")
-    assert list(table3["n_proposers"]) == [2] and table3["paper_single"][0] == 54.5
+    # axes come from each run's identity: fig4_aggregate_l2 *is* six proposers -> Qwen, n = 6
+    assert list(table3["n_proposers"]) == [2, 6] and table3["paper_single"][0] == 54.5
+    assert pd.isna(table3.set_index("n_proposers").loc[6, "single"])  # no single-model run of 6
     paired_rows = pd.read_csv(out / "paired_alpaca_eval.csv")
     assert (paired_rows["minus"] == "moa@scripted").all()
     assert paired_rows.set_index("run").loc["moa_lite@scripted", "n_paired"] == 805

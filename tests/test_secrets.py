@@ -10,12 +10,10 @@ from aiohttp import web
 from moa.cache import CallCache
 from moa.catalogue import Catalogue
 from moa.client import ModelClient
-from moa.fakeserver import FakeServer, ModelProfile, serve_in_thread
-from moa.redact import MASK
-from moa.types import GenerateConfig
-
-from .clirun import command, environment, ledger, run
-from .conftest import SHARED_DATA
+from moa.redact import MASK, Redacting, holds_secret, is_secret_name, redact_config
+from moa.types import ErrorKind, GenerateConfig, ModelError
+from tests.kit.cli import SHARED_DATA, command, environment, ledger, run
+from tests.kit.fakeserver import FakeServer, ModelProfile, serve_in_thread
 
 TOGETHER = "sk-planted-together-6f1d2c9e8b7a"
 OPENAI = "sk-planted-openai-0a9b8c7d6e5f"
@@ -92,3 +90,47 @@ def test_a_refusal_that_echoes_an_override_hides_the_key(tmp_path: Path) -> None
     (line,) = done.stderr.splitlines()
     assert done.returncode == 2 and "Could not override 'token'" in line
     assert TOGETHER not in line and MASK in line
+
+
+def test_one_rule_says_which_names_hold_secrets() -> None:
+    for name in ("TOGETHER_API_KEY", "HF_TOKEN", "AWS_SECRET_ACCESS_KEY", "PGPASSWORD"):
+        assert is_secret_name(name)
+    for key in ("api_key", "apikey", "key", "token", "client_secret", "password", "Api_Key"):
+        assert holds_secret(key), key
+    for key in ("api_key_env", "base_url", "provider", "max_concurrency", "max_tokens", "tpm"):
+        assert not holds_secret(key), key
+    assert is_secret_name("API_KEY_ENV")  # an environment variable's value is still scrubbed
+
+
+def test_a_saved_config_has_every_secret_blanked_at_any_depth() -> None:
+    config = {
+        "endpoints": {"x": {"api_key_env": "X_API_KEY", "apikey": TOGETHER, "rpm": 60}},
+        "judges": [{"token": OPENAI, "name": "j"}],
+        "seed": 1,
+    }
+    assert redact_config(config) == {
+        "endpoints": {"x": {"api_key_env": "X_API_KEY", "apikey": MASK, "rpm": 60}},
+        "judges": [{"token": MASK, "name": "j"}],
+        "seed": 1,
+    }
+
+
+async def test_a_provider_bug_that_prints_the_key_is_recorded_scrubbed() -> None:
+    class Buggy:
+        identity = "buggy"
+
+        async def generate(self, *args: object) -> None:
+            raise RuntimeError(f"request failed with headers {{'Authorization': '{TOGETHER}'}}")
+
+        async def aclose(self) -> None:
+            return None
+
+    with pytest.raises(ModelError) as caught:
+        await Redacting(Buggy(), [TOGETHER]).generate(  # type: ignore[arg-type]
+            "m", [], GenerateConfig(), 0
+        )
+    assert caught.value.kind is ErrorKind.PERMANENT
+    assert (
+        str(caught.value)
+        == f"RuntimeError: request failed with headers {{'Authorization': '{MASK}'}}"
+    )

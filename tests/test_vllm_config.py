@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 from hydra import compose, initialize_config_dir
 
 from eval.cli import CONF_DIR
+from eval.settings import build_catalogue, build_client, build_mixture
 from moa.catalogue import split_address
-from moa.settings import build_catalogue, build_client, build_mixture
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "serve_vllm.sh"
 

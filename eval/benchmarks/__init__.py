@@ -4,21 +4,17 @@
 always means the module.
 """
 
-from eval.benchmarks.alpaca_eval import load_alpaca_eval, load_model_outputs
+from eval.benchmarks.alpaca_eval import load_alpaca_eval
 from eval.benchmarks.base import DataError, Instance
 from eval.benchmarks.flask import load_flask
 from eval.benchmarks.mt_bench import load_mt_bench
-from eval.benchmarks.registry import BENCHMARKS, load_benchmark
 from eval.benchmarks.subset import select
 
 __all__ = [
-    "BENCHMARKS",
     "DataError",
     "Instance",
     "load_alpaca_eval",
-    "load_benchmark",
     "load_flask",
-    "load_model_outputs",
     "load_mt_bench",
     "select",
 ]

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.benchmarks.base import DataError
+from moa.jsonl import JsonLinesError, read_lines
 
 REPLACE = "replace it with an intact copy (delete a cached copy to download it again)"
 
@@ -46,18 +47,15 @@ def read_json_records(path: Path) -> list[dict[str, Any]]:
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """One JSON object per line; blank lines are skipped, as the upstream readers do."""
-    rows: list[dict[str, Any]] = []
-    for n, line in enumerate(_read_text(path).splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise bad(path, f"line {n} is not valid JSON ({exc.msg}), truncated?") from exc
-        if not isinstance(row, dict):
-            raise bad(path, f"line {n} is not a JSON object")
-        rows.append(row)
-    return rows
+    try:
+        return list(read_lines(path, torn_tail_ok=False))
+    except JsonLinesError as exc:
+        hint = ", truncated?" if exc.problem.startswith("not valid JSON") else ""
+        raise bad(path, f"line {exc.line} is {exc.problem}{hint}") from exc
+    except UnicodeDecodeError as exc:
+        raise bad(path, f"not UTF-8 text (byte {exc.start})") from exc
+    except OSError as exc:
+        raise bad(path, f"cannot be read ({exc.strerror})") from exc
 
 
 def text(path: Path, row: Mapping[str, Any], key: str, where: str, *, empty: bool = False) -> str:

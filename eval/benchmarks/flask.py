@@ -97,7 +97,11 @@ def load_skills(
     *, data_dir: Path | str | None = None, cache_dir: Path | str | None = None
 ) -> dict[str, Skill]:
     """The skill rubrics by skill name, in file order."""
-    path = fetch(SKILLSET, data_dir=data_dir, cache_dir=cache_dir)
+    return read_skills(fetch(SKILLSET, data_dir=data_dir, cache_dir=cache_dir))
+
+
+def read_skills(path: Path) -> dict[str, Skill]:
+    """`skillset_description.json`, checked: 12 skills, each with criteria and a 1-5 rubric."""
     rows = _read.read_json_records(path)
     _read.check_count(path, len(rows), SKILL_COUNT, "skills")
     skills: dict[str, Skill] = {}
@@ -123,7 +127,11 @@ def load_review_prompts(
     *, data_dir: Path | str | None = None, cache_dir: Path | str | None = None
 ) -> dict[int, ReviewPrompt]:
     """The judge templates by `prompt_id` (2 is the one that shows the reference answer)."""
-    path = fetch(REVIEW_PROMPTS, data_dir=data_dir, cache_dir=cache_dir)
+    return read_review_prompts(fetch(REVIEW_PROMPTS, data_dir=data_dir, cache_dir=cache_dir))
+
+
+def read_review_prompts(path: Path) -> dict[int, ReviewPrompt]:
+    """`gpt_review/src/prompt.jsonl`, checked, by `prompt_id`."""
     prompts: dict[int, ReviewPrompt] = {}
     for n, row in enumerate(_read.read_jsonl(path), 1):
         where = f"record {n}"
@@ -149,7 +157,11 @@ def load_reviewers(
     *, data_dir: Path | str | None = None, cache_dir: Path | str | None = None
 ) -> list[Reviewer]:
     """The reviewer settings in file order, one per review prompt."""
-    path = fetch(REVIEWERS, data_dir=data_dir, cache_dir=cache_dir)
+    return read_reviewers(fetch(REVIEWERS, data_dir=data_dir, cache_dir=cache_dir))
+
+
+def read_reviewers(path: Path) -> list[Reviewer]:
+    """`gpt_review/src/reviewer.jsonl`, checked, in file order."""
     reviewers: list[Reviewer] = []
     for n, row in enumerate(_read.read_jsonl(path), 1):
         where = f"record {n}"

@@ -1,8 +1,8 @@
 """MT-Bench: 80 two-turn questions in 8 categories, with GPT-4 references where FastChat uses them.
 
 The constants mirror FastChat's `fastchat/llm_judge/common.py` (`temperature_config`,
-`NEED_REF_CATS`) and the MoA repository's `generate_for_mt_bench.py` (`--max-tokens 1024`),
-so that answers are generated under the same settings the paper's numbers came from.
+`NEED_REF_CATS`); the MoA repository's `generate_for_mt_bench.py` decodes with
+`--max-tokens 1024` (`conf/benchmark/mt_bench.yaml`).
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ TEMPERATURES: Mapping[str, float] = MappingProxyType(
     }
 )
 NEED_REF_CATEGORIES = frozenset({"math", "reasoning", "coding"})
-MAX_TOKENS = 1024
 
 
 def load_mt_bench(

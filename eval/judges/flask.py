@@ -4,9 +4,9 @@
 their criteria and 1-5 rubrics, `parse_score`, and `aggregate_skill.py`'s per-skill averages.
 Prompts, reviewer settings and skill descriptions come from FLASK's own files, read at run time.
 
-The judge settings are those of `reviewer.jsonl` (temperature 0.2, max_tokens 1024). Note that
-FLASK's `gpt4_eval.py` puts temperature 0 and max_tokens outside the request it sends, so its
-published runs used the API defaults; pass `config=` to reproduce that instead.
+`load_setup`'s judge settings are those of `reviewer.jsonl` (temperature 0.2, max_tokens 1024)
+unless `config=` is given. Note that FLASK's `gpt4_eval.py` puts them outside the request it
+sends, so its published runs used the API defaults, which is what the FLASK task passes.
 """
 
 from __future__ import annotations
@@ -20,7 +20,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from eval.benchmarks._read import read_jsonl
+from eval.benchmarks.flask import (
+    SCORES,
+    ReviewPrompt,
+    Skill,
+    read_review_prompts,
+    read_reviewers,
+    read_skills,
+)
 from eval.judges.common import JUDGE_TAGS, Failure, FailureKind, call_failure, count_failures
+from eval.rundir import write_atomic
 from moa.types import ChatMessage, GenerateConfig, Generator
 
 PROMPT_ID = 2
@@ -52,13 +62,28 @@ class Setup:
     system_prompt: str
     prompt_template: str
     defaults: Mapping[str, str]
-    skillset: Sequence[Mapping[str, Any]]
+    skills: Sequence[Skill]  # in file order
     config: GenerateConfig
 
 
-def _json_lines(path: Path) -> list[dict[str, Any]]:
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
+def make_setup(
+    prompts: Mapping[int, ReviewPrompt],
+    skills: Mapping[str, Skill],
+    *,
+    config: GenerateConfig,
+    prompt_id: int = PROMPT_ID,
+) -> Setup:
+    """The judge from FLASK's prompts and skills, as `gen_prompt` uses them."""
+    prompt = prompts.get(prompt_id)
+    if prompt is None:
+        raise ValueError(f"FLASK's review prompts have no prompt_id {prompt_id}")
+    return Setup(
+        system_prompt=prompt.system_prompt,
+        prompt_template=prompt.template,
+        defaults=prompt.defaults,
+        skills=list(skills.values()),
+        config=config,
+    )
 
 
 def load_setup(
@@ -69,36 +94,31 @@ def load_setup(
     prompt_id: int = PROMPT_ID,
     config: GenerateConfig | None = None,
 ) -> Setup:
-    """FLASK's prompt, reviewer and skill files, read as `gen_prompt` reads them."""
-    prompt = _json_lines(prompt_file)[prompt_id - 1]
-    if prompt["prompt_id"] != prompt_id:  # the same check gen_prompt asserts
-        raise ValueError(f"{prompt_file}: line {prompt_id} is prompt_id {prompt['prompt_id']}")
+    """FLASK's prompt, reviewer and skill files, read and checked by `eval.benchmarks.flask`;
+    without `config`, the decoding settings the reviewer file lists for the prompt."""
     if config is None:
-        reviewer = next(r for r in _json_lines(reviewer_file) if r["prompt_id"] == prompt_id)
-        meta = reviewer["metadata"]
-        config = GenerateConfig(temperature=meta["temperature"], max_tokens=meta["max_tokens"])
-    return Setup(
-        system_prompt=prompt["system_prompt"],
-        prompt_template=prompt["prompt_template"],
-        defaults=prompt["defaults"],
-        skillset=json.loads(skillset_file.read_text(encoding="utf-8")),
+        reviewer = next(r for r in read_reviewers(reviewer_file) if r.prompt_id == prompt_id)
+        config = GenerateConfig(temperature=reviewer.temperature, max_tokens=reviewer.max_tokens)
+    return make_setup(
+        read_review_prompts(prompt_file),
+        read_skills(skillset_file),
         config=config,
+        prompt_id=prompt_id,
     )
 
 
-def render_skills(labels: Sequence[str], skillset: Sequence[Mapping[str, Any]]) -> str:
+def render_skills(labels: Sequence[str], skills: Sequence[Skill]) -> str:
     """Each label's first skill whose name contains it, with criteria and rubric, as FLASK."""
-    skills = ""
+    text = ""
     for label in labels:
-        for skill in skillset:
-            if label in skill["Skill"]:
-                scoring = skill["Scoring"]
-                skills += f"\n{skill['Skill']}: {skill['Criteria']}"
-                for score in ("1", "2", "3", "4", "5"):
-                    skills += f"\nScore {score}: {scoring[score]}"
-                skills += "\n\n"
+        for skill in skills:
+            if label in skill.name:
+                text += f"\n{skill.name}: {skill.criteria}"
+                for score in SCORES:
+                    text += f"\nScore {score}: {skill.rubric[score]}"
+                text += "\n\n"
                 break
-    return skills
+    return text
 
 
 def render_prompt(setup: Setup, item: Mapping[str, Any], response: str) -> str:
@@ -106,7 +126,7 @@ def render_prompt(setup: Setup, item: Mapping[str, Any], response: str) -> str:
     return setup.prompt_template.format(
         question=item["instruction"],
         response=response,
-        skills=render_skills(item["skill"], setup.skillset),
+        skills=render_skills(item["skill"], setup.skills),
         num=3,
         sample_answer=item["answer"],
         **setup.defaults,
@@ -195,14 +215,13 @@ def rescore(reviews: Sequence[Review]) -> list[Review]:
 
 def write_reviews(path: Path, reviews: Sequence[Review]) -> None:
     """FLASK's review file: reviewed instances only, one `json.dumps` line each, sorted by idx."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     done = sorted((r for r in reviews if r.review is not None), key=lambda r: r.item["idx"])
-    path.write_text("".join(json.dumps(r.to_json()) + "\n" for r in done), encoding="utf-8")
+    write_atomic(path, "".join(json.dumps(r.to_json()) + "\n" for r in done))
 
 
 def read_reviews(path: Path) -> list[Review]:
     reviews = []
-    for row in _json_lines(path):
+    for row in read_jsonl(path):
         review_fields = ("target_txt", "review", "score", "total_tokens_step4")
         item = {k: v for k, v in row.items() if k not in review_fields}
         stored = Review(
@@ -251,8 +270,8 @@ def aggregate_skills(reviews: Sequence[Review]) -> SkillTable:
             if value == NOT_APPLICABLE:
                 not_applicable += 1
                 continue
-            skill = _skill_key(key)
-            number = _as_float(value)
+            skill = skill_key(key)
+            number = as_float(value)
             if number is None or skill not in SKILL_ORDER:
                 unusable += 1
                 continue
@@ -267,14 +286,14 @@ def aggregate_skills(reviews: Sequence[Review]) -> SkillTable:
     )
 
 
-def _skill_key(key: Any) -> str | None:
+def skill_key(key: Any) -> str | None:
     words = str(key).split(" ")
     if "logical" in str(key):
         return words[1] if len(words) > 1 else None
     return words[0]
 
 
-def _as_float(value: Any) -> float | None:
+def as_float(value: Any) -> float | None:
     try:
         return float(value)
     except (TypeError, ValueError):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from eval.benchmarks._read import read_jsonl
 from eval.benchmarks.mt_bench import NEED_REF_CATEGORIES
 from eval.judges.common import (
     JUDGE_TAGS,
@@ -27,6 +28,7 @@ from eval.judges.common import (
     count_failures,
     judge_model_name,
 )
+from eval.rundir import write_atomic
 from moa.types import ChatMessage, GenerateConfig, Generator
 
 DEFAULT_JUDGE = "openai/gpt-4"
@@ -41,12 +43,7 @@ Prompt = Mapping[str, str]
 
 def load_judge_prompts(path: Path) -> dict[str, Prompt]:
     """`judge_prompts.jsonl` keyed by name, like FastChat's `load_judge_prompts`."""
-    prompts: dict[str, Prompt] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            entry = json.loads(line)
-            prompts[entry["name"]] = entry
-    return prompts
+    return {entry["name"]: entry for entry in read_jsonl(path)}
 
 
 def prompt_name(category: str, turn: int) -> str:
@@ -226,21 +223,15 @@ def judgment_path(root: Path, judge: str = DEFAULT_JUDGE) -> Path:
     return root / "model_judgment" / f"{judge_model_name(judge)}_single.jsonl"
 
 
-def append_judgments(path: Path, judgments: Sequence[Judgment]) -> None:
-    """Appended one `json.dumps` line each, as `play_a_match_single` does."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as out:
-        for j in judgments:
-            out.write(json.dumps(j.to_json()) + "\n")
+def write_judgments(path: Path, judgments: Sequence[Judgment]) -> None:
+    """One `json.dumps` line each, as `play_a_match_single` appends them, written whole."""
+    write_atomic(path, "".join(json.dumps(j.to_json()) + "\n" for j in judgments))
 
 
 def read_judgments(path: Path) -> list[Judgment]:
     """A judgment file, FastChat's or ours, with its stored scores; -1 gets a `Failure`."""
     judgments = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        row = json.loads(line)
+    for row in read_jsonl(path):
         judgments.append(
             Judgment(
                 question_id=row["question_id"],

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from moa.catalogue import ConfigError
+from moa.errors import ConfigError
 from moa.types import ChatMessage, Completion, GenerateConfig
 
 
@@ -35,9 +36,21 @@ ProviderFactory = Callable[[str, Mapping[str, Any]], ModelAPI]
 """Builds a provider from an endpoint's name and its config section."""
 
 _REGISTRY: dict[str, ProviderFactory] = {}
+# The built-in providers, each by the module that defines it: only the one an endpoint names is
+# imported (its @register_provider fills `_REGISTRY`), so a scripted or replay run never loads
+# the `openai` SDK (about a second of start-up), which `openai` and `local` need.
+_BUILTIN = {
+    "openai": "moa.providers.openai_compat",
+    "local": "moa.providers.local",
+    "replay": "moa.providers.replay",
+    "scripted": "moa.providers.scripted",
+}
 
 
 def register_provider(name: str) -> Callable[[ProviderFactory], ProviderFactory]:
+    """Names a factory: `@register_provider("mine")`, imported before the client is built, lets
+    an endpoint say `provider: mine`."""
+
     def decorate(factory: ProviderFactory) -> ProviderFactory:
         _REGISTRY[name] = factory
         return factory
@@ -46,17 +59,13 @@ def register_provider(name: str) -> Callable[[ProviderFactory], ProviderFactory]
 
 
 def create_provider(kind: str, endpoint: str, options: Mapping[str, Any]) -> ModelAPI:
-    _load_builtin()
+    if kind not in _REGISTRY and kind in _BUILTIN:
+        importlib.import_module(_BUILTIN[kind])
     try:
         factory = _REGISTRY[kind]
     except KeyError:
-        known = ", ".join(sorted(_REGISTRY))
+        known = ", ".join(sorted({*_REGISTRY, *_BUILTIN}))
         raise ConfigError(
             f"endpoint {endpoint!r}: unknown provider {kind!r} (known: {known})"
         ) from None
     return factory(endpoint, options)
-
-
-def _load_builtin() -> None:
-    # Importing the modules runs their @register_provider decorators.
-    from moa.providers import local, openai_compat, replay, scripted  # noqa: F401

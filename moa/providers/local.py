@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from moa.catalogue import ConfigError
+from moa.errors import ConfigError
 from moa.providers.base import register_provider
 from moa.providers.openai_compat import OpenAICompatible
 from moa.types import ChatMessage, Completion, ErrorKind, GenerateConfig, ModelError, TokenLogprob

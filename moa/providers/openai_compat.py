@@ -19,7 +19,8 @@ from typing import Any
 import httpx2
 import openai
 
-from moa.catalogue import ConfigError
+from moa.errors import ConfigError
+from moa.failures import describe_exception
 from moa.providers.base import register_provider
 from moa.types import ChatMessage, Completion, ErrorKind, GenerateConfig, ModelError, TokenLogprob
 
@@ -114,7 +115,7 @@ def parse_completion(data: Any, config: GenerateConfig) -> Completion:
             logprobs=logprobs,
         )
     except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
-        raise _malformed(f"{type(exc).__name__}: {exc}") from None
+        raise _malformed(describe_exception(exc)) from None
 
 
 class OpenAICompatible:

@@ -11,9 +11,56 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from moa.catalogue import ConfigError
+from moa.errors import ConfigError
 from moa.providers.base import register_provider
 from moa.types import ChatMessage, Completion, ErrorKind, GenerateConfig, ModelError
+
+_FIX = "pass the model_outputs.json of a complete AlpacaEval 2.0 run"
+
+
+def read_outputs(path: Path, *, expected: Sequence[str] | None = None) -> dict[str, str]:
+    """A published `model_outputs.json` as instruction -> output, checked.
+
+    AlpacaEval matches outputs to instructions by text, so instructions must be unique; with
+    `expected` (the benchmark's instructions) the file must answer exactly those. A damaged
+    file is one `ConfigError` line naming it.
+    """
+
+    def bad(problem: str) -> ConfigError:
+        return ConfigError(f"{path}: {problem}; {_FIX}")
+
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise bad(f"cannot be read ({exc.strerror})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise bad(f"not a JSON file ({exc}), truncated?") from None
+    if not isinstance(rows, list):
+        raise bad(f"top level is a JSON {type(rows).__name__}, expected a list of objects")
+    outputs: dict[str, str] = {}
+    for n, row in enumerate(rows, 1):
+        fields = row if isinstance(row, dict) else {}
+        instruction, output = fields.get("instruction"), fields.get("output")
+        if not isinstance(instruction, str) or not instruction.strip():
+            raise bad(f"record {n}: field 'instruction' is missing or empty")
+        if not isinstance(output, str):
+            raise bad(f"record {n}: field 'output' is missing or not a string")
+        if instruction in outputs:
+            raise bad(f"record {n} repeats an earlier instruction")
+        outputs[instruction] = output
+    if expected is not None:
+        missing = [i for i in expected if i not in outputs]
+        extra = len(outputs.keys() - set(expected))
+        problems = []
+        if missing:
+            problems.append(
+                f"{len(missing)} instructions have no output (first: {missing[0][:60]!r})"
+            )
+        if extra:
+            problems.append(f"{extra} outputs answer no benchmark instruction")
+        if problems:
+            raise bad(" and ".join(problems))
+    return outputs
 
 
 class Replay:
@@ -33,9 +80,7 @@ class Replay:
             path = self.outputs_dir / f"{model}.json"
             if not path.is_file():
                 raise ModelError(ErrorKind.PERMANENT, f"no published outputs at {path}")
-            rows = json.loads(path.read_text(encoding="utf-8"))
-            table = {row["instruction"]: row["output"] for row in rows}
-            self._tables[model] = table
+            table = self._tables[model] = read_outputs(path)
         return table
 
     async def generate(

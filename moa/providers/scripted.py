@@ -1,9 +1,9 @@
 """`scripted`: a deterministic fake model for offline runs and tests at full benchmark size.
 
 Its answer is a pure function of (model, messages, sample): the same request always gets the same
-answer, and different proposers, samples or prompts get different ones. It recognises the judge
-prompts it will meet and answers in their format: "m"/"M" top logprobs for AlpacaEval, `[[k]]`
-ratings for MT-Bench, a score dict for FLASK, and a pick for the LLM ranker.
+answer, and different proposers, samples or prompts get different ones. It answers the LLM
+ranker with a pick. Judges are taught to it by their tasks (`answer_judge`): each task builds its
+responder from the judge's own templates, so this module knows no judge's wording.
 """
 
 from __future__ import annotations
@@ -11,34 +11,30 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import math
 import random
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from moa.prompts import RANK_AND_SELECT
 from moa.providers.base import register_provider
-from moa.types import ChatMessage, Completion, GenerateConfig, TokenLogprob
+from moa.types import ChatMessage, Completion, GenerateConfig
 
-FLASK_SKILLS = (
-    "Logical Robustness",
-    "Logical Correctness",
-    "Logical Efficiency",
-    "Factuality",
-    "Commonsense Understanding",
-    "Comprehension",
-    "Insightfulness",
-    "Completeness",
-    "Metacognition",
-    "Readability",
-    "Conciseness",
-    "Harmlessness",
-)
 _WORDS = (
     "the answer considers each part of the question carefully and explains the key idea "
     "with a short example before it summarises the result in plain words for the reader"
 ).split(" ")
-_RANK_PICK = re.compile(r"respond with only the number of the best response", re.IGNORECASE)
+# A judge's responder: given the request, the call's seeded generator and its input tokens, an
+# answer (text, or a whole completion) when the request is that judge's, else None.
+Responder = Callable[
+    [Sequence[ChatMessage], GenerateConfig, random.Random, int], str | Completion | None
+]
+_JUDGES: dict[str, Responder] = {}
+
+
+def answer_judge(name: str, responder: Responder) -> None:
+    """Teaches the fake one judge (a later call with the same name replaces it)."""
+    _JUDGES[name] = responder
 
 
 def _rng(model: str, messages: Sequence[ChatMessage], sample: int) -> random.Random:
@@ -68,41 +64,29 @@ class Scripted:
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
         rng = _rng(model, messages, sample)
-        prompt = "\n".join(m["content"] for m in messages)
         input_tokens = sum(_tokens(m["content"]) for m in messages)
-        if config.logprobs and config.top_logprobs:
-            return self._preference(rng, input_tokens, config.top_logprobs)
-        text = self._answer(rng, model, messages, prompt, sample)
+        text: str | Completion | None = None
+        for responder in _JUDGES.values():
+            if (text := responder(messages, config, rng, input_tokens)) is not None:
+                break
+        if isinstance(text, Completion):
+            return text
+        if text is None:
+            text = self._answer(rng, model, messages, sample)
         if config.max_tokens is not None and _tokens(text) > config.max_tokens:
             text = text[: config.max_tokens * 4]
         return Completion(text, input_tokens, _tokens(text), "stop")
-
-    def _preference(self, rng: random.Random, input_tokens: int, k: int) -> Completion:
-        p_m = rng.uniform(0.02, 0.98)
-        top = [("m", math.log(p_m)), ("M", math.log(1 - p_m))]
-        top += [(f"<{i}>", math.log(1e-6)) for i in range(max(k - 2, 0))]
-        top.sort(key=lambda t: -t[1])
-        first = top[0]
-        return Completion(
-            first[0], input_tokens, 1, "length", (TokenLogprob(first[0], first[1], tuple(top)),)
-        )
 
     def _answer(
         self,
         rng: random.Random,
         model: str,
         messages: Sequence[ChatMessage],
-        prompt: str,
         sample: int,
     ) -> str:
-        if "[[rating]]" in prompt:
-            return f"The response is adequate. Rating: [[{rng.randint(1, 10)}]]"
-        if "Python dictionary" in prompt:
-            # the skills under review head their rubric paragraphs as "Name: question?"
-            scores = {s: rng.randint(1, 5) for s in FLASK_SKILLS if f"\n{s}: " in prompt}
-            return f"Feedback for each skill.\n{scores}"
-        if _RANK_PICK.search(prompt):
-            count = len(re.findall(r"^\d+\. ", messages[0]["content"], re.MULTILINE))
+        system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
+        if RANK_AND_SELECT in system:
+            count = len(re.findall(r"^\d+\. ", system, re.MULTILINE))
             return str(rng.randint(1, max(count, 1)))
         question = messages[-1]["content"].strip().splitlines()[0][:80] if messages else ""
         body = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(15, 160)))

@@ -7,7 +7,6 @@ the config instead of the environment all end as one `ConfigError` line.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
@@ -16,39 +15,21 @@ from omegaconf import DictConfig, OmegaConf
 
 from moa.budget import Budget
 from moa.cache import CacheMode, CallCache
-from moa.catalogue import Catalogue, ConfigError
+from moa.catalogue import Catalogue
 from moa.client import ModelClient
 from moa.context import POLICIES
+from moa.errors import ConfigError
 from moa.ledger import Ledger
+from moa.limits import EndpointLimits
+from moa.limits import check_number as _number
 from moa.mixture import Agent, MixtureSpec
-
-_SECRET_KEY = re.compile(r"(^|_)(key|token|secret|password)$", re.IGNORECASE)
-_ENDPOINT_NUMBERS = {
-    "max_concurrency": True,  # name: must be an integer
-    "rpm": True,
-    "tpm": True,
-    "max_attempts": True,
-    "backoff_initial_s": False,
-    "backoff_max_s": False,
-    "timeout_s": False,
-}
+from moa.redact import holds_secret
 
 
 def to_dict(node: Any) -> dict[str, Any]:
     if isinstance(node, DictConfig):
         return cast(dict[str, Any], OmegaConf.to_container(node, resolve=True))
     return dict(node)
-
-
-def _number(name: str, value: Any, *, integer: bool = False, optional: bool = False) -> None:
-    if value is None and optional:
-        return
-    typed = isinstance(value, int) or (isinstance(value, float) and not integer)
-    if isinstance(value, bool) or not typed or value < 0:
-        what = "an integer" if integer else "a number"
-        raise ConfigError(
-            f"{name}={value!r} must be {what} >= 0" + (" or null" if optional else "")
-        )
 
 
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -59,14 +40,13 @@ def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
 def check_endpoint(name: str, spec: Any) -> None:
     if not isinstance(spec, Mapping):
         raise ConfigError(f"endpoints.{name} must be a mapping of settings, got {spec!r}")
-    for key, value in spec.items():
-        if _SECRET_KEY.search(str(key)):
+    for key in spec:
+        if holds_secret(str(key)):
             raise ConfigError(
                 f"endpoints.{name}.{key}: API keys are read from the environment only; "
                 "set api_key_env to the name of the variable that holds it"
             )
-        if key in _ENDPOINT_NUMBERS:
-            _number(f"endpoints.{name}.{key}", value, integer=_ENDPOINT_NUMBERS[key], optional=True)
+    EndpointLimits.from_spec(name, spec)
 
 
 def check_config(cfg: DictConfig) -> None:

@@ -6,7 +6,7 @@ output token), per-model concurrency limits, deterministic output lengths, and i
 choices, context-length 400s). Every request is logged with its timing for assertions.
 
 Run it in a thread for tests (`serve_in_thread`) or as a process for benchmarks
-(`python -m moa.fakeserver --config '{...}'`, which prints its base URL).
+(`python -m tests.kit.fakeserver --config '{...}'`, which prints its base URL).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import math
 import random
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +38,9 @@ FAULT_KINDS = (
     "empty",
     "context",
 )
+# The kinds a client must retry, and that a retried call must survive unchanged.
+TRANSIENT = ("429", "429_retry_after", "500", "503", "drop", "timeout", "malformed", "empty")
+CLIENT_LAG_S = 0.2  # an answer the server sent this long before a kill may still be unsaved
 
 
 @dataclass
@@ -67,6 +70,13 @@ class FaultPlan:
         if unknown:
             raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {FAULT_KINDS}")
 
+    @classmethod
+    def transient(cls, share: float, seed: int) -> FaultPlan:
+        """`share` of requests faulted, evenly over every transient kind, with short waits:
+        Retry-After 50 ms, hangs of 1 s (past a 0.5 s timeout, and no longer)."""
+        rate = 1 - (1 - share) ** (1 / len(TRANSIENT))
+        return cls(rates=dict.fromkeys(TRANSIENT, rate), seed=seed, retry_after_s=0.05, hang_s=1.0)
+
 
 @dataclass
 class RequestLog:
@@ -78,6 +88,16 @@ class RequestLog:
     status: int = 0
     fault: str | None = None
     tokens: int = 0  # output tokens served
+
+
+def request_id(entry: RequestLog) -> str:
+    """What tells one call from another: a retry of a call sends the same request again."""
+    return json.dumps([entry.model, entry.messages, entry.params], sort_keys=True)
+
+
+def in_flight(log: Iterable[RequestLog], at: float) -> int:
+    """Requests a kill at `at` may have cut off: unanswered, or answered but perhaps unsaved."""
+    return sum(r.started <= at <= r.ended + CLIENT_LAG_S for r in log)
 
 
 def output_tokens(profile: ModelProfile, body: Mapping[str, Any]) -> int:

@@ -1,0 +1,272 @@
+"""The run directory: every file name in it, atomic writes, and its typed, versioned records.
+
+A run directory (`results/runs/<benchmark>/<variant>[@<provider>]/`) holds:
+
+- `run.json`: the run's identity (`RunIdentity`), what must match for the directory to be resumed;
+- `config.yaml`: the resolved config, secrets blanked;
+- `traces.jsonl`: one `InstanceResult` per finished instance, with its full typed trace;
+- `calls.jsonl` and `judge_calls.jsonl`: the ledgers of generation and judging;
+- `metrics.json`: the judge's summary (`RunMetrics`);
+- the benchmark's native files, named by its task (`eval.tasks`) under `RunDir.native`.
+
+Every record carries `format`. A file without it was written before versions were recorded and
+has the same layout as version 1, so it is read as version 1; a newer version is refused with a
+message, never misread. Readers say which file is damaged and how, in one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from moa.errors import ConfigError
+from moa.jsonl import JsonLinesError, numbered_lines
+from moa.trace import ConversationTrace, TraceError
+
+FORMAT = 1
+RUN_FILE = "run.json"
+CONFIG_FILE = "config.yaml"
+TRACES = "traces.jsonl"
+LEDGER = "calls.jsonl"
+JUDGE_LEDGER = "judge_calls.jsonl"
+METRICS = "metrics.json"
+
+
+class RunFileError(ConfigError):
+    """A run-directory file that is damaged, foreign or of a newer format."""
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _version(path: Path, data: Mapping[str, Any], where: str = "") -> None:
+    version = data.get("format", FORMAT)
+    if not isinstance(version, int) or version > FORMAT:
+        raise RunFileError(
+            f"{path}{where}: format {version!r} is newer than this moa-bench reads ({FORMAT}); "
+            "upgrade moa-bench to read it"
+        )
+
+
+def _object(path: Path, text: str, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RunFileError(f"{path}: not valid JSON ({exc.msg}); is it {what}?") from None
+    if not isinstance(data, dict):
+        raise RunFileError(f"{path}: holds {type(data).__name__}, not {what}")
+    _version(path, data)
+    return data
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """What must match for a run directory to be resumed: the variant and how it decodes.
+
+    `layers` are the proposer layers as `[address, sample]` pairs and `aggregator` the final
+    agent; the report reads its sweep axes (layers, n, mode, aggregator) from these fields.
+    """
+
+    benchmark: str
+    variant: str
+    layers: list[list[list[Any]]]
+    aggregator: list[Any]
+    mode: str
+    generation: dict[str, Any]
+
+    @property
+    def n_layers(self) -> int:
+        """Layers as the paper counts them: the aggregator's layer included."""
+        return len(self.layers) + 1
+
+    @property
+    def proposers(self) -> list[str]:
+        """The first layer's model addresses, one per agent (repeated for samples)."""
+        return [str(model) for model, _ in self.layers[0]] if self.layers else []
+
+    @property
+    def aggregator_model(self) -> str:
+        return str(self.aggregator[0])
+
+    def to_json(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "format": FORMAT}
+
+    @classmethod
+    def from_json(cls, path: Path, data: Mapping[str, Any]) -> RunIdentity:
+        names = [f.name for f in dataclasses.fields(cls)]
+        missing = [n for n in names if n not in data]
+        if missing:
+            raise RunFileError(f"{path}: not a moa-bench run identity (lacks {', '.join(missing)})")
+        return cls(**{n: data[n] for n in names})
+
+
+@dataclass
+class InstanceResult:
+    """One finished (or failed) instance: its outputs per turn, totals, and its full trace."""
+
+    id: str
+    outputs: list[str] | None
+    error: str | None
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    seconds: float
+    finished_at: float = 0.0
+    trace: ConversationTrace = field(default_factory=ConversationTrace)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**vars(self), "trace": self.trace.to_json(), "format": FORMAT}
+
+    @classmethod
+    def from_json(cls, path: Path, data: Mapping[str, Any], where: str) -> InstanceResult:
+        _version(path, data, where)
+        names = [f.name for f in dataclasses.fields(cls)]
+        required = [n for n in names if n not in ("finished_at", "trace")]
+        missing = [n for n in required if n not in data]
+        if missing:
+            raise RunFileError(
+                f"{path}{where}: not an instance result (lacks {', '.join(missing)})"
+            )
+        try:
+            trace = ConversationTrace.from_json(data.get("trace", {}))
+        except TraceError as exc:
+            raise RunFileError(f"{path}{where}: {exc}") from None
+        fields = {n: data[n] for n in names if n in data and n != "trace"}
+        return cls(**fields, trace=trace)
+
+
+@dataclass(frozen=True)
+class RunMetrics:
+    """`metrics.json`: the judge, how many judge calls it took, and the task's own metrics."""
+
+    judge: str
+    judge_calls: int
+    values: dict[str, Any]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"judge": self.judge, **self.values, "judge_calls": self.judge_calls,
+                "format": FORMAT}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, path: Path, data: Mapping[str, Any]) -> RunMetrics:
+        if "judge" not in data:
+            raise RunFileError(f"{path}: not a moa-bench metrics file (no 'judge')")
+        values = {k: v for k, v in data.items() if k not in ("judge", "judge_calls", "format")}
+        return cls(str(data["judge"]), int(data.get("judge_calls", 0)), values)
+
+
+def read_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The numbered records of a JSON-lines file a run appends to; a killed run's torn last
+    line is skipped, any other damage is a `RunFileError` naming the line."""
+    try:
+        yield from numbered_lines(path)
+    except JsonLinesError as exc:
+        raise RunFileError(str(exc)) from None
+
+
+class RunDir:
+    """One run directory: its paths, its records, and the check that it holds this run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    @property
+    def run_file(self) -> Path:
+        return self.path / RUN_FILE
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / CONFIG_FILE
+
+    @property
+    def traces(self) -> Path:
+        return self.path / TRACES
+
+    @property
+    def ledger(self) -> Path:
+        return self.path / LEDGER
+
+    @property
+    def judge_ledger(self) -> Path:
+        return self.path / JUDGE_LEDGER
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.path / METRICS
+
+    def ledgers(self) -> list[Path]:
+        """Every ledger of the directory, generation and judging, for budgets over resumes."""
+        return [p for p in (self.ledger, self.judge_ledger) if p.exists()]
+
+    def native(self, *parts: str) -> Path:
+        """A benchmark's own file, named by its task."""
+        return self.path.joinpath(*parts)
+
+    def identity(self) -> RunIdentity | None:
+        if not self.run_file.exists():
+            return None
+        data = _object(self.run_file, self.run_file.read_text(encoding="utf-8"), "a run.json")
+        return RunIdentity.from_json(self.run_file, data)
+
+    def claim(self, identity: RunIdentity) -> None:
+        """Refuses a directory that holds a different run; else makes it and records the run."""
+        previous = self.identity()
+        if previous is not None and previous != identity:
+            raise ConfigError(
+                f"{self.path} holds a different run ({RUN_FILE} differs): choose another "
+                "run_dir, or delete it to start over"
+            )
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            for stale in self.path.rglob(".*.tmp"):  # from a write that a kill cut short
+                stale.unlink()
+            text = json.dumps(identity.to_json(), indent=2, sort_keys=True) + "\n"
+            write_atomic(self.run_file, text)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot write the run directory {self.path}: {exc.strerror}"
+            ) from None
+
+    def finished(self) -> dict[str, InstanceResult]:
+        """The last complete record per instance id that has outputs."""
+        done: dict[str, InstanceResult] = {}
+        if not self.traces.exists():
+            return done
+        for n, row in read_lines(self.traces):
+            if row.get("outputs") is not None:
+                result = InstanceResult.from_json(self.traces, row, f" line {n}")
+                done[result.id] = result
+        return done
+
+    def metrics(self) -> RunMetrics | None:
+        if not self.metrics_file.exists():
+            return None
+        text = self.metrics_file.read_text(encoding="utf-8")
+        return RunMetrics.from_json(self.metrics_file, _object(self.metrics_file, text, "metrics"))
+
+    def write_metrics(self, metrics: RunMetrics) -> None:
+        write_atomic(self.metrics_file, json.dumps(metrics.to_json(), indent=2, default=str) + "\n")

@@ -1,0 +1,163 @@
+"""AlpacaEval 2.0: 805 instructions judged pairwise against GPT-4 Turbo's reference outputs.
+
+Native files: `model_outputs.json` (usable as `alpaca_eval --model_outputs`) and alpaca-eval's
+`annotations.json`; metrics from alpaca-eval's own functions. The paper's ablations (Tables 3
+and 4, Figures 4 and 5) are AlpacaEval numbers, so this task's report writes them too.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from eval import tables
+from eval.benchmarks import Instance
+from eval.benchmarks.alpaca_eval import load_alpaca_eval
+from eval.judges import alpaca_eval as ae
+from eval.judges.alpaca_eval_metrics import win_rates
+from eval.rundir import InstanceResult, RunDir, write_atomic
+from eval.tasks.base import Task
+from moa.providers import scripted
+from moa.types import ChatMessage, Completion, GenerateConfig, TokenLogprob
+
+if TYPE_CHECKING:
+    from eval.tables import Run
+    from moa.client import ModelClient
+    from moa.mixture import MixtureSpec
+
+OUTPUTS = "model_outputs.json"
+ANNOTATIONS = "annotations.json"
+
+
+def metrics_of(annotations: Sequence[ae.Annotation], *, complete: bool = True) -> dict[str, Any]:
+    """alpaca-eval's leaderboard metrics of a set of annotations; LC only for the whole set,
+    whose canonical order its GLM relies on."""
+    rates = win_rates(annotations, length_controlled=complete)
+    return {k: v for k, v in vars(rates).items()}
+
+
+def preference_answer(
+    messages: Sequence[ChatMessage], config: GenerateConfig, rng: random.Random, tokens: int
+) -> Completion | None:
+    """The fake judge: a request for top logprobs (the weighted annotator's) gets "m" and "M"
+    with a seeded probability, as the real judge's first token."""
+    if not (config.logprobs and config.top_logprobs):
+        return None
+    p_m = rng.uniform(0.02, 0.98)
+    top = [("m", math.log(p_m)), ("M", math.log(1 - p_m))]
+    top += [(f"<{i}>", math.log(1e-6)) for i in range(max(config.top_logprobs - 2, 0))]
+    top.sort(key=lambda t: -t[1])
+    token, logprob = top[0]
+    return Completion(token, tokens, 1, "length", (TokenLogprob(token, logprob, tuple(top)),))
+
+
+class AlpacaEval(Task):
+    name = "alpaca_eval"
+
+    def load(self) -> list[Instance]:
+        return load_alpaca_eval(data_dir=self.data.data_dir, cache_dir=self.data.cache_dir)
+
+    def output_path(self, run: RunDir, variant: str) -> Path:
+        return run.native(OUTPUTS)
+
+    def write_outputs(
+        self,
+        run: RunDir,
+        variant: str,
+        instances: Sequence[Instance],
+        results: Sequence[InstanceResult],
+    ) -> Path:
+        rows = [
+            {
+                "instruction": inst.turns[0],
+                "output": r.outputs[0],
+                "generator": variant,
+                "dataset": inst.meta.get("dataset"),
+            }
+            for inst, r in zip(instances, results, strict=True)
+            if r.outputs
+        ]
+        path = self.output_path(run, variant)
+        write_atomic(path, json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
+        return path
+
+    async def judge(
+        self,
+        client: ModelClient,
+        judge: str,
+        run: RunDir,
+        spec: MixtureSpec,
+        instances: Sequence[Instance],
+        results: Sequence[InstanceResult],
+    ) -> dict[str, Any]:
+        baseline = [
+            {
+                "instruction": i.turns[0],
+                "output": i.meta["reference_output"],
+                "generator": i.meta["reference_generator"],
+                "dataset": i.meta.get("dataset"),
+            }
+            for i in instances
+        ]
+        ours = [
+            {"instruction": i.turns[0], "output": r.outputs[0], "generator": spec.name}
+            for i, r in zip(instances, results, strict=True)
+            if r.outputs
+        ]
+        annotations = await ae.annotate(client, ae.make_pairs(baseline, ours), judge=judge)
+        ae.write_annotations(run.native(ANNOTATIONS), annotations)
+        return metrics_of(annotations, complete=len(annotations) == len(instances))
+
+    @classmethod
+    def reads(cls, path: Path) -> bool:
+        return path.suffix == ".json"
+
+    def rescore(self, path: Path) -> dict[str, Any]:
+        return metrics_of(ae.rescore(ae.read_annotations(path)))
+
+    def instance_scores(self, run: RunDir) -> dict[str, float]:
+        return {
+            a.pair.instruction: (a.preference - 1.0) * 100.0
+            for a in ae.read_annotations(run.native(ANNOTATIONS))
+            if a.preference is not None
+        }
+
+    def headline(self, metrics: Mapping[str, Any]) -> float:
+        """LC win rate where it could be computed, else the win rate."""
+        lc = metrics.get("length_controlled_winrate")
+        return float(lc if lc is not None else metrics.get("win_rate", math.nan))
+
+    def report(self, runs: list[Run], out_dir: Path, reference: str) -> list[str]:
+        from eval import plots
+
+        missing = next((r.metrics["lc_unavailable"] for r in runs if r.metrics.get(
+            "lc_unavailable")), None)  # fmt: skip
+        note = (
+            f"LC win rate unavailable ({missing}); tables 3, 4 and the ranker use the win rate.\n\n"
+            if missing
+            else ""
+        )
+        ranker = tables.ranker_table(runs)
+        parts = [
+            tables.write_table(tables.table2a(runs), out_dir, "table2a_alpaca_eval", note),
+            tables.write_table(tables.table3(runs), out_dir, "table3_num_proposers", note),
+            tables.write_table(tables.table4(runs), out_dir, "table4_roles", note),
+            tables.write_table(ranker, out_dir, "figure4_ranker", note),
+            tables.write_table(tables.comparisons(runs, reference), out_dir, "paired_alpaca_eval"),
+        ]
+        plots.pareto(runs, out_dir / "figure5_cost.png", "cost_per_instance", "USD per instance")
+        plots.pareto(runs, out_dir / "figure5_tflops.png", "tflops_per_instance",
+                     "TFLOPs per instance")  # fmt: skip
+        if len(ranker):
+            plots.ranker(ranker, out_dir / "figure4_ranker.png")
+        return parts
+
+    def offline_judge(self) -> scripted.Responder:
+        return preference_answer
+
+
+TASK = AlpacaEval

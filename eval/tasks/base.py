@@ -1,0 +1,130 @@
+"""What every benchmark task provides.
+
+A task joins a benchmark's data (`eval.benchmarks`) to its faithful judge (`eval.judges`): it
+loads the instances, says how each is decoded, writes the benchmark's native output files, runs
+the judge into the judge's native file, re-scores such a file, gives per-instance scores for the
+report's intervals, writes the report's sections for its runs, and teaches the `scripted` fake
+how its judge answers offline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from eval.benchmarks import Instance
+from eval.benchmarks.fetch import fetch
+from eval.rundir import InstanceResult, RunDir
+from moa.errors import ConfigError
+from moa.providers import scripted
+from moa.types import GenerateConfig
+
+if TYPE_CHECKING:
+    from eval.tables import Run
+    from moa.client import ModelClient
+    from moa.mixture import MixtureSpec
+
+
+@dataclass(frozen=True)
+class Data:
+    """Where benchmark files come from: an offline folder, else the download cache."""
+
+    data_dir: str | None = None
+    cache_dir: str | None = None
+
+    def path(self, relpath: str) -> Path:
+        return fetch(relpath, data_dir=self.data_dir, cache_dir=self.cache_dir)
+
+
+class Task:
+    """One benchmark. Subclasses set `name` (the benchmark config's `name`) and implement the
+    rest; `settings` is the benchmark's config section as a plain mapping."""
+
+    name: ClassVar[str]
+    # The end-of-run summary lists every instance (for small sets such as the demo's).
+    table_per_instance: ClassVar[bool] = False
+
+    def __init__(self, settings: Mapping[str, Any], data: Data) -> None:
+        self.settings = settings
+        self.data = data
+
+    def load(self) -> list[Instance]:
+        """The whole benchmark, in its own order."""
+        raise NotImplementedError
+
+    def generation(self) -> Callable[[Instance], GenerateConfig]:
+        """The decoding settings per instance, from the benchmark config's `generation`."""
+        default = self.default_generation()
+        return lambda instance: default
+
+    def default_generation(self) -> GenerateConfig:
+        gen = self.settings["generation"]
+        return GenerateConfig(
+            temperature=float(gen["temperature"]), max_tokens=int(gen["max_tokens"])
+        )
+
+    def output_path(self, run: RunDir, variant: str) -> Path:
+        raise NotImplementedError
+
+    def write_outputs(
+        self,
+        run: RunDir,
+        variant: str,
+        instances: Sequence[Instance],
+        results: Sequence[InstanceResult],
+    ) -> Path:
+        """Writes the finished instances, in benchmark order; failed ones are left out (and
+        counted by the caller), never filled with placeholder text."""
+        raise NotImplementedError
+
+    def judge_model(self, judges: Mapping[str, Any]) -> str:
+        """The judge config's model for this benchmark (a catalogue name or an address)."""
+        model = judges.get(self.name)
+        if model is None:
+            raise ConfigError(f"the judge config names no model for benchmark {self.name!r}")
+        return str(model)
+
+    async def judge(
+        self,
+        client: ModelClient,
+        judge: str,
+        run: RunDir,
+        spec: MixtureSpec,
+        instances: Sequence[Instance],
+        results: Sequence[InstanceResult],
+    ) -> dict[str, Any]:
+        """Judges the finished instances into the judge's native file; returns the metrics."""
+        raise NotImplementedError
+
+    @classmethod
+    def reads(cls, path: Path) -> bool:
+        """Whether `path` is this task's judge file, for `task=rescore`."""
+        return False
+
+    def rescore(self, path: Path) -> dict[str, Any]:
+        """The metrics of a judge file with its verdicts parsed again; no model is called."""
+        raise NotImplementedError
+
+    def instance_scores(self, run: RunDir) -> dict[str, float]:
+        """Per-instance (or per instance and turn) scores, for intervals and paired differences."""
+        return {}
+
+    def headline(self, metrics: Mapping[str, Any]) -> float:
+        """The one number the report ranks a run by."""
+        return float("nan")
+
+    def report(self, runs: list[Run], out_dir: Path, reference: str) -> list[str]:
+        """Writes this benchmark's tables and plots; returns their Markdown."""
+        return []
+
+    def offline_judge(self) -> scripted.Responder | None:
+        """How the `scripted` fake answers this task's judge, built from the judge's own
+        templates so that a template change cannot silently break offline runs."""
+        return None
+
+    def teach_offline_judge(self) -> None:
+        responder = self.offline_judge()
+        if responder is not None:
+            scripted.answer_judge(self.name, responder)

@@ -1,0 +1,87 @@
+"""The embedded demo: eight built-in instructions, the mixture judged against its aggregator model
+alone, pairwise the AlpacaEval way (by default the embedded model judges)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from eval.benchmarks import Instance
+from eval.benchmarks.demo import load_demo
+from eval.judges import alpaca_eval as ae
+from eval.rundir import InstanceResult, RunDir, write_atomic
+from eval.tasks.alpaca_eval import preference_answer
+from eval.tasks.base import Task
+from moa.mixture import Mixture, MixtureSpec
+from moa.providers import scripted
+
+if TYPE_CHECKING:
+    from moa.client import ModelClient
+
+OUTPUTS = "outputs.json"
+
+
+class Demo(Task):
+    name = "demo"
+    table_per_instance = True
+
+    def load(self) -> list[Instance]:
+        return load_demo()
+
+    def output_path(self, run: RunDir, variant: str) -> Path:
+        return run.native(OUTPUTS)
+
+    def write_outputs(
+        self,
+        run: RunDir,
+        variant: str,
+        instances: Sequence[Instance],
+        results: Sequence[InstanceResult],
+    ) -> Path:
+        rows = [
+            {"id": inst.id, "turns": list(inst.turns), "outputs": r.outputs}
+            for inst, r in zip(instances, results, strict=True)
+            if r.outputs
+        ]
+        path = self.output_path(run, variant)
+        write_atomic(path, json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
+        return path
+
+    async def judge(
+        self,
+        client: ModelClient,
+        judge: str,
+        run: RunDir,
+        spec: MixtureSpec,
+        instances: Sequence[Instance],
+        results: Sequence[InstanceResult],
+    ) -> dict[str, Any]:
+        """Per instance, alpaca_eval's preference: 1 = the model alone wins, 2 = the mixture."""
+        alone = Mixture(MixtureSpec("alone", (), spec.aggregator), client)
+        config_for = self.generation()
+        baseline_rows, ours = [], []
+        for inst, result in zip(instances, results, strict=True):
+            if not result.outputs:
+                continue
+            tags = {"instance": inst.id, "role": "baseline"}
+            trace = await alone.converse(inst.turns, config_for(inst), tags)
+            if trace.outputs is None:
+                continue
+            instruction = "\n\n".join(inst.turns)
+            baseline_rows.append(
+                {"instruction": instruction, "output": trace.outputs[-1], "generator": "alone"}
+            )
+            ours.append(
+                {"instruction": instruction, "output": result.outputs[-1], "generator": "moa"}
+            )
+        annotations = await ae.annotate(client, ae.make_pairs(baseline_rows, ours), judge=judge)
+        prefs = {a.pair.instruction: a.preference for a in annotations}
+        return {"preference": {inst.id: prefs.get("\n\n".join(inst.turns)) for inst in instances}}
+
+    def offline_judge(self) -> scripted.Responder:
+        return preference_answer
+
+
+TASK = Demo

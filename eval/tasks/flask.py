@@ -1,0 +1,158 @@
+"""FLASK: 1,740 instances, each scored 1-5 by GPT-4 on its own three of 12 skills.
+
+Native files: `model_output/<variant>.jsonl` (`{question_id, text}`, as FLASK's gpt_review reads)
+and the review file `review/reviews.jsonl`. The judge is built from FLASK's own files, read
+with the validated loaders of `eval.benchmarks.flask`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from eval import tables
+from eval.benchmarks import Instance
+from eval.benchmarks import flask as data
+from eval.judges import flask as fj
+from eval.rundir import InstanceResult, RunDir, write_atomic
+from eval.tasks.base import Task
+from moa.providers import scripted
+from moa.types import ChatMessage, GenerateConfig
+
+if TYPE_CHECKING:
+    from eval.tables import Run
+    from moa.client import ModelClient
+    from moa.mixture import MixtureSpec
+
+REVIEWS = ("review", "reviews.jsonl")
+
+
+def metrics_of(reviews: Sequence[fj.Review]) -> dict[str, Any]:
+    """`aggregate_skill.py`'s per-skill averages, with what it skipped and what failed."""
+    table = fj.aggregate_skills(reviews)
+    return {
+        "skills": {name: score.average for name, score in table.skills.items()},
+        "n_reviews": table.n_reviews,
+        "n_not_three_scores": table.n_not_three_scores,
+        "n_not_applicable": table.n_not_applicable,
+        "n_unusable": table.n_unusable,
+        "failures": table.failures,
+    }
+
+
+class Flask(Task):
+    name = "flask"
+    hard = False
+
+    def load(self) -> list[Instance]:
+        return data.load_flask(
+            data_dir=self.data.data_dir, cache_dir=self.data.cache_dir, hard=self.hard
+        )
+
+    def output_path(self, run: RunDir, variant: str) -> Path:
+        return run.native("model_output", f"{variant}.jsonl")
+
+    def write_outputs(
+        self,
+        run: RunDir,
+        variant: str,
+        instances: Sequence[Instance],
+        results: Sequence[InstanceResult],
+    ) -> Path:
+        lines = [
+            json.dumps({"question_id": int(inst.id), "text": r.outputs[0]}, ensure_ascii=False)
+            for inst, r in zip(instances, results, strict=True)
+            if r.outputs
+        ]
+        path = self.output_path(run, variant)
+        write_atomic(path, "".join(line + "\n" for line in lines))
+        return path
+
+    def setup(self) -> fj.Setup:
+        """FLASK's prompt 2 with its skills. `gpt4_eval.py` builds the reviewer's temperature and
+        max_tokens but never sends them, so its published reviews used the API's defaults; so
+        do we (`GenerateConfig()`)."""
+        kwargs = {"data_dir": self.data.data_dir, "cache_dir": self.data.cache_dir}
+        return fj.make_setup(
+            data.load_review_prompts(**kwargs),
+            data.load_skills(**kwargs),
+            config=GenerateConfig(),
+        )
+
+    async def judge(
+        self,
+        client: ModelClient,
+        judge: str,
+        run: RunDir,
+        spec: MixtureSpec,
+        instances: Sequence[Instance],
+        results: Sequence[InstanceResult],
+    ) -> dict[str, Any]:
+        items = [
+            (
+                {
+                    "idx": int(i.id),
+                    "instruction": i.turns[0],
+                    "answer": (i.references or ("",))[0],
+                    "skill": list(i.meta["skill"]),
+                },
+                r.outputs[0],
+            )
+            for i, r in zip(instances, results, strict=True)
+            if r.outputs
+        ]
+        reviews = await fj.judge_responses(client, items, self.setup(), judge=judge)
+        fj.write_reviews(run.native(*REVIEWS), reviews)
+        return metrics_of(reviews)
+
+    @classmethod
+    def reads(cls, path: Path) -> bool:
+        return path.suffix == ".jsonl" and not path.name.endswith("_single.jsonl")
+
+    def rescore(self, path: Path) -> dict[str, Any]:
+        return metrics_of(fj.rescore(fj.read_reviews(path)))
+
+    def instance_scores(self, run: RunDir) -> dict[str, float]:
+        """Each review's mean over its numeric skill scores."""
+        scores = {}
+        for review in fj.read_reviews(run.native(*REVIEWS)):
+            numbers = [v for v in map(fj.as_float, review.score.values()) if v is not None]
+            if review.failure is None and numbers:
+                scores[str(review.item["idx"])] = sum(numbers) / len(numbers)
+        return scores
+
+    def report(self, runs: list[Run], out_dir: Path, reference: str) -> list[str]:
+        from eval import plots
+
+        table = tables.flask_table(runs)
+        plots.radar(table, out_dir / f"{self.name}_radar.png")
+        return [tables.write_table(table.reset_index(), out_dir, f"{self.name}_skills")]
+
+    def offline_judge(self) -> scripted.Responder:
+        """A score dict for every skill whose rubric the request shows, in `aggregate_skill.py`'s
+        order, for any request made of FLASK's review prompt."""
+        setup = self.setup()
+        head = setup.prompt_template.split("{", 1)[0]
+        names = sorted(
+            (s.name for s in setup.skills),
+            key=lambda name: fj.SKILL_ORDER.index(fj.skill_key(name.lower()) or ""),
+        )
+
+        def answer(
+            messages: Sequence[ChatMessage], config: GenerateConfig, rng: random.Random, tokens: int
+        ) -> str | None:
+            if messages[0]["content"] != setup.system_prompt or not messages[-1][
+                "content"
+            ].startswith(head):
+                return None
+            prompt = "\n".join(m["content"] for m in messages)
+            scores = {s: rng.randint(1, 5) for s in names if f"\n{s}: " in prompt}
+            return f"Feedback for each skill.\n{scores}"
+
+        return answer
+
+
+TASK = Flask

@@ -1,0 +1,118 @@
+"""What a mixture records of one conversation: every call of every layer, per turn.
+
+These are the records the run directory keeps (`traces.jsonl`) and reads back: `from_json`
+rebuilds the very dataclasses the mixture produced, and says what is wrong with a row that is
+not one, instead of handing readers a dict to walk by string key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from moa.types import CallOutcome
+
+
+class TraceError(ValueError):
+    """A stored trace that is not one this version of moa-bench writes."""
+
+
+@dataclass
+class CallTrace:
+    model: str  # endpoint/model address
+    sample: int
+    key: str  # the call's cache key ("" for a call the context policy never sent)
+    text: str | None
+    error: str | None
+    input_tokens: int
+    output_tokens: int
+    latency_s: float
+    cached: bool
+    attempts: int
+
+    @classmethod
+    def of(cls, model: str, sample: int, outcome: CallOutcome) -> CallTrace:
+        r = outcome.record
+        return cls(
+            model=model,
+            sample=sample,
+            key=r.key,
+            text=None if outcome.completion is None else outcome.completion.text,
+            error=r.error,
+            input_tokens=r.input_tokens,
+            output_tokens=r.output_tokens,
+            latency_s=r.latency_s,
+            cached=r.cached,
+            attempts=r.attempts,
+        )
+
+    @classmethod
+    def unsent(cls, model: str, sample: int, reason: str) -> CallTrace:
+        """A call the context policy refused to send."""
+        return cls(model, sample, "", None, reason, 0, 0, 0.0, False, 0)
+
+    @classmethod
+    def from_json(cls, data: Any) -> CallTrace:
+        if not isinstance(data, Mapping):
+            raise TraceError(f"a call is {type(data).__name__}, not an object")
+        names = [f.name for f in dataclasses.fields(cls)]
+        missing = [n for n in names if n not in data]
+        if missing:
+            raise TraceError(f"a call lacks {', '.join(missing)}")
+        return cls(**{n: data[n] for n in names})
+
+
+@dataclass
+class TurnTrace:
+    layers: list[list[CallTrace]] = field(default_factory=list)
+    final: CallTrace | None = None
+    output: str | None = None
+    error: str | None = None
+    events: list[str] = field(default_factory=list)  # every policy that changed what was sent
+
+    def calls(self) -> list[CallTrace]:
+        out = [c for layer in self.layers for c in layer]
+        return out + ([self.final] if self.final else [])
+
+    @classmethod
+    def from_json(cls, data: Any) -> TurnTrace:
+        if not isinstance(data, Mapping) or not isinstance(data.get("layers"), list):
+            raise TraceError("a turn is not an object with a list of layers")
+        final = data.get("final")
+        return cls(
+            layers=[[CallTrace.from_json(c) for c in layer] for layer in data["layers"]],
+            final=None if final is None else CallTrace.from_json(final),
+            output=data.get("output"),
+            error=data.get("error"),
+            events=list(data.get("events") or []),
+        )
+
+
+@dataclass
+class ConversationTrace:
+    turns: list[TurnTrace] = field(default_factory=list)
+
+    @property
+    def outputs(self) -> list[str] | None:
+        """One answer per turn, or None if any turn failed."""
+        if any(t.output is None for t in self.turns):
+            return None
+        return [t.output for t in self.turns if t.output is not None]
+
+    @property
+    def error(self) -> str | None:
+        return next((t.error for t in self.turns if t.error), None)
+
+    def calls(self) -> list[CallTrace]:
+        return [c for turn in self.turns for c in turn.calls()]
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Any) -> ConversationTrace:
+        if not isinstance(data, Mapping) or not isinstance(data.get("turns", []), list):
+            raise TraceError("a trace is not an object with a list of turns")
+        return cls(turns=[TurnTrace.from_json(t) for t in data.get("turns", [])])

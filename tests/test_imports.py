@@ -1,0 +1,60 @@
+"""Start-up imports only what a run needs: a scripted run never loads the `openai` SDK."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from moa.errors import ConfigError
+from moa.providers.base import create_provider, register_provider
+from tests.kit.cli import MOA_BENCH, environment, run
+
+
+def imported_modules(stderr: str) -> list[str]:
+    """The modules named by `-X importtime` lines: `import time: self | cumulative | name`."""
+    return [
+        line.rsplit("|", 1)[1].strip()
+        for line in stderr.splitlines()
+        if line.startswith("import time:") and line.count("|") == 2
+    ]
+
+
+def test_a_scripted_prompt_never_imports_openai(tmp_path: Path) -> None:
+    args = [
+        MOA_BENCH,
+        "prompt=hi",
+        "provider_override=scripted",
+        f"results_dir={tmp_path / 'runs'}",
+        f"cache.path={tmp_path / 'calls.sqlite'}",
+    ]
+    done = run(args, env=environment(PYTHONPROFILEIMPORTTIME="1"))
+    errors = [line for line in done.stderr.splitlines() if not line.startswith("import time:")]
+    assert done.returncode == 0, "\n".join(errors[-20:])
+    assert re.search(r"\d+ calls \(0 cached\)", done.stdout)  # it answered, by calls
+    modules = imported_modules(done.stderr)
+    # (A module that `importlib.import_module` loads is not listed, as the providers are; but
+    # what it imports in turn is, and `openai_compat` imports `openai` with a plain `import`.)
+    assert "moa.providers.base" in modules and "moa.client" in modules
+    assert [m for m in modules if m == "openai" or m.startswith("openai.")] == []
+
+
+def test_a_third_party_provider_is_built_by_its_registered_name() -> None:
+    built: list[tuple[str, dict[str, Any]]] = []
+    provider: Any = object()
+
+    @register_provider("test-imports-mine")
+    def mine(endpoint: str, options: Mapping[str, Any]) -> Any:
+        built.append((endpoint, dict(options)))
+        return provider
+
+    assert create_provider("test-imports-mine", "e", {"x": 1}) is provider
+    assert built == [("e", {"x": 1})]
+    with pytest.raises(ConfigError) as refused:
+        create_provider("nope", "e", {})
+    # The built-in providers are named, whether their modules were imported yet or not.
+    for name in ("local", "openai", "replay", "scripted", "test-imports-mine"):
+        assert name in str(refused.value)

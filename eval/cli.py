@@ -8,7 +8,9 @@ a judge's output file). `prompt="..."` answers one prompt showing every layer.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import hydra
@@ -20,23 +22,50 @@ from rich.panel import Panel
 from rich.table import Table
 
 from eval.errors import reported, run_cli
-from eval.generate import Generation, generate, judge_address, load_instances, task_of
+from eval.generate import Generation, generate, judge_address, subset_suffix
+from eval.progress import following, progress
 from eval.rundir import RunMetrics
-from eval.settings import build_catalogue, build_client, build_mixture, build_spec
+from eval.settings import build_catalogue, build_client, build_spec
 from moa.errors import ConfigError
-from moa.mixture import Mixture
-from moa.trace import TurnTrace
+from moa.ledger import usd
+from moa.mixture import Agent, Mixture
+from moa.trace import CallTrace
 from moa.types import GenerateConfig
 
 console = Console()
+log = logging.getLogger("moa_bench")
 # The configs live at the repository root, beside the packages (an editable install).
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 OmegaConf.register_new_resolver("suffix", lambda v: f"@{v}" if v else "", replace=True)
+OmegaConf.register_new_resolver("subset", subset_suffix, replace=True)
 
 
-async def answer_prompt(cfg: DictConfig) -> None:
-    """One prompt through the chosen variant, printing every layer's answers."""
+class _ShowLayers:
+    """Prints each layer of a one-prompt run as it starts and as it ends; the last layer's
+    answer is the output."""
+
+    def __init__(self, layers: int, final_is_output: bool) -> None:
+        self.layers = layers  # with the final agent's
+        self.final_is_output = final_is_output  # not for the ranker, whose answer is a pick
+
+    def started(self, depth: int, agents: Sequence[Agent]) -> None:
+        names = ", ".join(a.label for a in agents)
+        console.print(f"[dim]layer {depth} started: {len(agents)} call(s) ({escape(names)})")
+
+    def finished(self, depth: int, calls: Sequence[CallTrace]) -> None:
+        for call in calls:
+            body = escape(call.text) if call.text is not None else f"[red]error: {call.error}"
+            if depth == self.layers and self.final_is_output:
+                title, border = f"output: {call.model}", "red" if call.error else "green"
+            else:
+                title, border = f"layer {depth}: {call.model} #{call.sample}", "blue"
+            console.print(Panel(body, title=title, border_style="red" if call.error else border))
+
+
+async def answer_prompt(cfg: DictConfig) -> int:
+    """One prompt through the chosen variant, showing every layer as it runs; exits non-zero,
+    naming each failed call, when no answer came out."""
     catalogue = build_catalogue(cfg)
     spec = build_spec(cfg, catalogue)
     client = build_client(cfg, catalogue, ledger_path=None)
@@ -44,29 +73,30 @@ async def answer_prompt(cfg: DictConfig) -> None:
     config = GenerateConfig(temperature=float(gen.temperature), max_tokens=int(gen.max_tokens))
     try:
         client.preflight(spec.models())
-        turn = await Mixture(spec, client).run_turn(
+        watcher = _ShowLayers(len(spec.proposer_layers) + 1, spec.mode != "rank")
+        turn = await Mixture(spec, client, watcher).run_turn(
             [{"role": "user", "content": str(cfg.prompt)}], config
         )
     finally:
         await client.aclose()
-    show_turn(turn)
+    if spec.mode == "rank" and turn.output is not None and turn.final is not None:
+        title = f"output: the proposal {turn.final.model} picked"
+        console.print(Panel(escape(turn.output), title=title, border_style="green"))
+    for event in turn.events:
+        console.print(f"[yellow]note: {escape(event)}")
     t = client.ledger.totals
     console.print(
-        f"{t.calls} calls ({t.cached} cached), {t.input_tokens + t.output_tokens:,} tokens, "
-        f"${t.cost_usd:.4f} paid"
-    )
-
-
-def show_turn(turn: TurnTrace) -> None:
-    for depth, layer in enumerate(turn.layers, start=1):
-        for call in layer:
-            body = escape(call.text) if call.text is not None else f"[red]error: {call.error}"
-            console.print(Panel(body, title=f"layer {depth}: {call.model} #{call.sample}"))
-    if turn.final is not None:
-        body = escape(turn.output) if turn.output is not None else f"[red]{turn.error}"
-        console.print(Panel(body, title=f"output: {turn.final.model}", border_style="green"))
-    for event in turn.events:
-        console.print(f"[yellow]note: {event}")
+        escape(f"{t.calls} calls ({t.cached} cached), {t.input_tokens + t.output_tokens:,} tokens, "
+               f"{t.money()}")
+    )  # fmt: skip
+    if turn.output is not None:
+        return 0
+    failed = [c for c in turn.calls() if c.error]
+    console.print(f"[red]no answer: {escape(turn.error or 'the mixture failed')}")
+    for call in failed:
+        console.print(f"[red]  {escape(call.label)} failed after {call.attempts} attempt(s): "
+                      f"{escape(call.error or '')}")  # fmt: skip
+    return 1
 
 
 async def judge(cfg: DictConfig, run: Generation) -> RunMetrics:
@@ -75,14 +105,21 @@ async def judge(cfg: DictConfig, run: Generation) -> RunMetrics:
     address = judge_address(cfg, catalogue, run.task)
     client = build_client(cfg, catalogue, ledger_path=run.run.judge_ledger)
     run.task.teach_offline_judge()
+    done = [i for i, r in zip(run.instances, run.results, strict=True) if r.outputs]
+    expected = sum(run.task.judge_calls(i) for i in done)
     try:
         client.preflight([address])
-        values = await run.task.judge(
-            client, address, run.run, run.spec, run.instances, run.results
-        )
+        with progress(client.ledger) as bar:
+            judged = bar.add_task("judging", total=expected)
+            async with following(bar, judged, lambda: client.ledger.totals.calls):
+                values = await run.task.judge(
+                    client, address, run.run, run.spec, run.instances, run.results
+                )
     finally:
         await client.aclose()
-    metrics = RunMetrics(address, client.ledger.totals.calls, values)
+    spent = client.ledger.totals
+    values = {**values, "judge_usd": spent.cost_usd, "judge_nominal_usd": spent.nominal_usd}
+    metrics = RunMetrics(address, spent.calls, values)
     run.run.write_metrics(metrics)
     return metrics
 
@@ -114,31 +151,39 @@ def _verdict(preference: float | None) -> str:
     return f"{word} ({preference:.2f})"
 
 
+def say(text: str, style: str = "") -> None:
+    """A line for the person at the terminal and for the run's `cli.log`."""
+    console.print(escape(text), style=style or None)
+    log.info(text)
+
+
 def summarize(run: Generation, metrics: RunMetrics | None) -> None:
     t = run.client.ledger.totals
-    console.print(
+    say(
         f"{len(run.results) - len(run.failed)}/{len(run.results)} instances done; "
         f"{t.calls} calls ({t.cached} from cache, {t.requests} sent, {t.retries} retries, "
-        f"{t.errors} errors); {t.input_tokens + t.output_tokens:,} tokens; ${t.cost_usd:.4f} paid "
-        f"(${t.nominal_usd:.4f} at catalogue prices)"
+        f"{t.errors} errors); {t.input_tokens + t.output_tokens:,} tokens; {t.money()}"
     )
-    console.print(f"outputs: {run.output_file}")
+    if metrics is not None:
+        say(f"judge: {metrics.judge_calls} calls; {usd(metrics.get('judge_usd', 0.0))} paid")
+    say(f"outputs: {run.output_file}")
     if metrics and "preference" not in metrics.values:
         shown = {k: v for k, v in metrics.values.items() if not isinstance(v, dict | list)}
-        console.print(f"metrics: {shown}")
+        say(f"metrics: {shown}")
     for note in run.notes(metrics.values if metrics else None):
-        console.print(escape(note))
+        say(note)
     if run.failed:
-        console.print(
-            f"[red]{len(run.failed)} instance(s) failed[/red] (see traces.jsonl); run the same "
-            "command again to retry them: completed calls come from the cache."
+        say(
+            f"{len(run.failed)} instance(s) failed (see traces.jsonl); run the same command "
+            "again to retry them: completed calls come from the cache.",
+            "red",
         )
 
 
 async def plan_task(cfg: DictConfig) -> int:
     """Prints the calls, tokens and dollars a config or a whole sweep will spend, sharing
     counted once; nothing is called. `plan.experiments=all` plans the paper's whole suite."""
-    from eval.plan import plan
+    from eval.plan import plan_sweep
     from eval.suite import EXPERIMENTS, compose_points
 
     wanted = cfg.plan.experiments
@@ -148,34 +193,7 @@ async def plan_task(cfg: DictConfig) -> int:
         if experiments
         else [cfg]
     )
-    catalogue = build_catalogue(cfg)
-    by_benchmark: dict[str, list[DictConfig]] = {}
-    for point in points:
-        by_benchmark.setdefault(str(point.benchmark.name), []).append(point)
-    total = unique = 0
-    total_usd = unique_usd = 0.0
-    for name, group in by_benchmark.items():
-        specs = list(dict.fromkeys(build_mixture(c.moa, catalogue) for c in group))
-        task = task_of(group[0])
-        result = await plan(
-            specs,
-            load_instances(group[0], task),
-            task.generation(),
-            catalogue,
-            output_tokens=int(cfg.plan.output_tokens),
-        )
-        console.rule(f"{name}: {len(specs)} variant(s)")
-        budget = cfg.get("budget") or {}
-        # a wide table: rich would wrap it to the terminal
-        print(result.render(budget.get("max_usd"), budget.get("max_calls")))
-        total, unique = total + result.total_calls, unique + result.unique_calls
-        total_usd, unique_usd = total_usd + result.total_usd, unique_usd + result.unique_usd
-    console.rule("all")
-    console.print(
-        f"calls without sharing: {total:,} (${total_usd:,.2f}); with sharing: {unique:,} "
-        f"(${unique_usd:,.2f}); ratio {unique / max(total, 1):.2f}. Output tokens are estimated "
-        f"at {int(cfg.plan.output_tokens)} per call; prices are the catalogue's."
-    )
+    await plan_sweep(cfg, points, console)
     return 0
 
 
@@ -192,8 +210,7 @@ def rescore_task(cfg: DictConfig) -> int:
 
 async def dispatch(cfg: DictConfig) -> int:
     if cfg.prompt:
-        await answer_prompt(cfg)
-        return 0
+        return await answer_prompt(cfg)
     task = str(cfg.task)
     if task == "plan":
         return await plan_task(cfg)

@@ -8,7 +8,10 @@ saying how to carry on. Only a bug shows a traceback. Nothing printed here carri
 from __future__ import annotations
 
 import contextlib
+import difflib
+import logging
 import os
+import re
 import shlex
 import sys
 from collections.abc import Callable, Iterator
@@ -57,7 +60,10 @@ def describe(exc: BaseException) -> str:
 
 
 def fail(message: str, code: int) -> NoReturn:
-    print(f"moa-bench: {scrub(message, environment_secrets())}", file=sys.stderr)
+    line = scrub(message, environment_secrets())
+    print(f"moa-bench: {line}", file=sys.stderr)
+    if logging.getLogger().handlers:  # into the run's cli.log, where there is one
+        logging.getLogger("moa_bench").error(line)
     sys.exit(code)
 
 
@@ -90,7 +96,43 @@ def run_cli(hydra_main: Callable[[], None]) -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"  # raise, instead of printing several lines and exiting
     try:
         hydra_main()
+    except (HydraException, OmegaConfBaseException) as exc:  # before OSError: a missing
+        # preset is Hydra's MissingConfigException, an IOError too
+        fail(f"error: {misspelt_key(exc) or one_line(exc)}", EXIT_CONFIG)
     except OSError as exc:  # Hydra makes the run directory before the app starts
         fail(f"error: cannot create the run directory: {describe(exc)}", EXIT_CONFIG)
-    except (HydraException, OmegaConfBaseException) as exc:
-        fail(f"error: {one_line(exc)}", EXIT_CONFIG)
+
+
+_NOT_IN_STRUCT = re.compile(r"Could not override '([\w.\-]+)'")
+
+
+def misspelt_key(exc: BaseException) -> str | None:
+    """For an override of a key the config does not have, the keys it may have meant.
+
+    Hydra's own hint (append with `+key=...`) would silently add the misspelt key, so it is not
+    shown: the message names the closest keys of the same section instead."""
+    match = _NOT_IN_STRUCT.search(str(exc))
+    if match is None:
+        return None
+    key = match.group(1)
+    section, _, leaf = key.rpartition(".")
+    others = [a for a in sys.argv[1:] if not a.startswith((key + "=", "-"))]
+    try:
+        from hydra import compose, initialize_config_dir
+
+        from eval.cli import CONF_DIR
+
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            node = compose("config", [o for o in others if "=" in o])
+        for part in section.split(".") if section else []:
+            node = node[part]
+        known = [str(k) for k in node]
+    except Exception:  # the hint is a courtesy: the refusal stands without it
+        known = []
+    close = difflib.get_close_matches(leaf, known, n=3, cutoff=0.6)
+    prefix = f"{section}." if section else ""
+    if close:
+        hint = "did you mean " + " or ".join(prefix + c for c in close) + "?"
+    else:
+        hint = f"{prefix or 'the config'} has: {', '.join(sorted(known)) or 'no such section'}"
+    return f"{key} is not a setting ({hint})"

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from eval.benchmarks import DataError, Instance, select
 from eval.rundir import TRACES, InstanceResult, RunDir, RunIdentity, write_atomic
@@ -22,6 +24,7 @@ from moa.errors import ConfigError
 from moa.mixture import Mixture, MixtureSpec
 from moa.redact import environment_secrets, redact_config, scrub
 
+log = logging.getLogger("moa_bench")
 _ERROR_KINDS_SHOWN = 10
 
 
@@ -105,7 +108,35 @@ def identity_of(cfg: DictConfig, spec: MixtureSpec) -> RunIdentity:
         aggregator=[spec.aggregator.model, spec.aggregator.sample],
         mode=spec.mode,
         generation=to_dict(cfg.benchmark.generation),
+        selection=selection_of(cfg.benchmark),
     )
+
+
+def selection_of(bench: DictConfig) -> dict[str, Any] | None:
+    """The instance selection a run was asked for, None for the whole benchmark."""
+    chosen = {k: to_plain(bench.get(k)) for k in ("categories", "ids", "limit")}
+    return {k: v for k, v in chosen.items() if v is not None} or None
+
+
+def to_plain(value: Any) -> Any:
+    if isinstance(value, ListConfig):
+        return [str(v) for v in value]
+    return value
+
+
+def subset_suffix(categories: Any, ids: Any, limit: Any) -> str:
+    """The run directory's mark of a subset: `~math+coding`, `~ids-<hash>`, `~first5`, so
+    that a quick subset never overwrites the whole benchmark's native files and metrics."""
+    parts = []
+    if categories:
+        parts.append("+".join(sorted(str(c) for c in categories)))
+    if ids:
+        joined = ",".join(str(i) for i in ids)
+        digest = hashlib.sha1(joined.encode()).hexdigest()[:8]
+        parts.append(f"ids-{joined}" if len(joined) <= 20 else f"ids-{digest}")
+    if limit is not None:
+        parts.append(f"first{limit}")
+    return "".join(f"~{p}" for p in parts)
 
 
 async def generate(cfg: DictConfig, *, show_progress: bool = True) -> Generation:
@@ -121,6 +152,13 @@ async def generate(cfg: DictConfig, *, show_progress: bool = True) -> Generation
     )
     write_atomic(run.config_file, scrub(resolved, environment_secrets()))
     client = build_client(cfg, catalogue, ledger_path=run.ledger)
+    endpoints = sorted({m.split("/", 1)[0] for m in spec.models()})
+    log.info(
+        "run %s on %s (%d of its instances): %s, %d layer(s), models %s via endpoints %s; "
+        "run directory %s",
+        spec.name, task.name, len(instances), spec.mode, len(spec.proposer_layers) + 1,
+        ", ".join(spec.models()), ", ".join(endpoints), run.path,
+    )  # fmt: skip
     try:
         client.preflight(spec.models())
         runner: Runner[Instance] = Runner(

@@ -8,26 +8,64 @@ every instance with a generator that calls no model: each call is answered with 
 that names the request by its cache key, so later requests are built from exactly what they
 would be built from, and two requests are one call exactly when they would be byte-identical.
 
+Judging (when `judge.enabled`) is planned the same way, after each variant as a run judges it:
+the task's `plan_judge` (`eval.tasks.base.Task`) sends the judge's very requests for the planned
+outputs through the same generator, so judge calls are counted, shared and priced like the rest,
+at the judge model's price. A judge's answer is estimated like any other, capped by the judge's
+`max_tokens` (one token for AlpacaEval's annotator, 2048 for MT-Bench's grader).
+
+What is paid already: `plan_points` reads the configured call cache (`cache.path`, read-only;
+not with `cache.mode` off or write, under which a run reuses nothing). Each request then gets the
+very key the run's `moa.client.ModelClient` gives it, the endpoint's real identity included
+(`endpoint_identity`), and a request whose answer is stored is answered with it, so the requests
+built on it (the next layer, the next turn, the judge's) get their real keys and are found too.
+A call found is `cached`: free, and not to make. Judge calls follow the same rule: one is made
+when its answer is in the cache, which is exactly what `task=run` pays when it judges again (it
+always does, from the cache); a run directory's `metrics.json` or `judge_calls.jsonl` is not
+read. So a finished instance whose calls are gone from the cache (a deleted cache) is priced as
+still to make, though a re-run keeps it from its traces: the plan may overcount, not undercount.
+
+Money: a call costs its catalogue price only on an endpoint that bills
+(`moa.catalogue.endpoint_bills`); replayed, scripted and local calls are free, though counted.
+A call to an endpoint that bills whose model has no price is left out of the dollars, and the
+plan names the model and how to price it.
+
 Failed proposals are out of scope: the plan assumes every call succeeds. The context policy
-fits placeholders, not answers, so the plan also assumes no reference is trimmed or dropped.
+fits placeholders, not answers, so the plan also assumes no reference is trimmed or dropped
+(but for answers found in the cache, which are fitted as the run fits them). A ranker's pick
+is unknown until cached (`_PlanningMixture`): where it would make two requests equal, or a
+demo verdict a tie without a call, the plan counts one call too many, never one too few.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
+from omegaconf import DictConfig
+from rich.console import Console
 
 from eval.benchmarks.base import Instance
+from eval.generate import judge_address, load_instances, task_of
+from eval.settings import build_catalogue, build_spec, to_dict
+from eval.tasks import Task
 from moa.budget import check_plan
-from moa.cache import call_key
-from moa.catalogue import Catalogue, ModelEntry, split_address
+from moa.cache import CacheMode, CallCache, call_key
+from moa.catalogue import BILLS, Catalogue, ModelEntry, split_address, unbilled_endpoints
+from moa.errors import ConfigError
 from moa.flops import call_tflops, turn_tflops
+from moa.ledger import price_hint
+from moa.limits import LIMIT_KEYS
 from moa.mixture import Mixture, MixtureSpec
+from moa.providers.base import create_provider
 from moa.tokens import MESSAGE_OVERHEAD, estimate_tokens
 from moa.trace import ConversationTrace, TurnTrace
 from moa.types import CallOutcome, CallRecord, ChatMessage, Completion, GenerateConfig
@@ -37,29 +75,47 @@ from moa.types import CallOutcome, CallRecord, ChatMessage, Completion, Generate
 _PLACEHOLDER = re.compile("⟦(?:call|pick):[0-9a-f]{64}⟧")
 # What a planned ranker answers: a valid pick, so the mixture records no fallback.
 _RANKER_ANSWER = "1"
+_JUDGE_ROLE = "judge"  # `eval.judges.common.JUDGE_TAGS`
+
+_COUNTS = ("calls", "cached", "new_calls", "input_tokens", "output_tokens")
+_COLUMNS = (*_COUNTS, "usd", "new_usd", "tflops", "unpriced")
+_JUDGE_COLUMNS = ("judge_calls", "judge_new_calls", "judge_usd", "judge_new_usd")
 
 
 @dataclass
 class VariantPlan:
-    """One variant's share of the sweep."""
+    """One variant's share of the sweep. Each of its calls is cached (the call cache holds its
+    answer), shared (an earlier variant makes it) or new (to make)."""
 
     name: str
     calls: int = 0  # every call the variant makes, as if it ran alone
-    new_calls: int = 0  # calls no earlier variant (nor `already_cached`) made: what it adds
+    cached: int = 0  # of them, those the call cache answers: free
+    new_calls: int = 0  # to make: not cached, nor made by an earlier variant or `already_cached`
     input_tokens: int = 0
     output_tokens: int = 0
-    usd: float = 0.0  # uncached cost of all its calls
-    new_usd: float = 0.0  # cost of its new calls only
+    usd: float = 0.0  # all its calls at catalogue prices, as if it ran alone on an empty cache
+    new_usd: float = 0.0  # its new calls: what it still costs
     tflops: float = math.nan  # mean per instance, counted as the paper counts it (`moa.flops`)
-    unpriced: int = 0  # calls whose model has no price: left out of `usd` and `new_usd`
+    unpriced: int = 0  # calls (judging's too) billed but unpriced: left out of every dollar
+    judge_calls: int = 0  # judging its outputs, counted as its generation is
+    judge_new_calls: int = 0
+    judge_usd: float = 0.0
+    judge_new_usd: float = 0.0
+    # Not in the table: the calls no earlier variant makes, cached or not (its share of the
+    # sweep with sharing, on an empty cache), and the unpriced calls by model address.
+    sweep_calls: int = 0
+    sweep_usd: float = 0.0
+    unpriced_models: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass
 class PlanResult:
     variants: list[VariantPlan]
     # The plan's key of every call the sweep makes: pass it as `already_cached` to plan what a
-    # later sweep adds. Keys name endpoints by name, so they are not the cache's own keys.
+    # later sweep adds. Without `identities`, keys name endpoints by name: not the cache's keys.
     identities: frozenset[str] = field(repr=False)
+    judge: str | None = None  # the judge's address, when judging was planned
+    notes: list[str] = field(default_factory=list)
 
     @property
     def total_calls(self) -> int:
@@ -68,7 +124,12 @@ class PlanResult:
 
     @property
     def unique_calls(self) -> int:
-        """Calls with sharing: the requests the sweep will actually send."""
+        """Calls with sharing: the requests the sweep sends on an empty cache."""
+        return sum(v.sweep_calls for v in self.variants)
+
+    @property
+    def to_make(self) -> int:
+        """The requests the sweep still sends: `unique_calls` but those the cache answers."""
         return sum(v.new_calls for v in self.variants)
 
     @property
@@ -77,19 +138,44 @@ class PlanResult:
 
     @property
     def unique_usd(self) -> float:
+        return sum(v.sweep_usd for v in self.variants)
+
+    @property
+    def to_pay(self) -> float:
         return sum(v.new_usd for v in self.variants)
+
+    @property
+    def judge_calls(self) -> int:
+        return sum(v.judge_calls for v in self.variants)
+
+    @property
+    def judge_new_calls(self) -> int:
+        return sum(v.judge_new_calls for v in self.variants)
+
+    @property
+    def judge_usd(self) -> float:
+        return sum(v.judge_usd for v in self.variants)
+
+    @property
+    def judge_new_usd(self) -> float:
+        return sum(v.judge_new_usd for v in self.variants)
 
     @property
     def unpriced(self) -> int:
         return sum(v.unpriced for v in self.variants)
 
+    @property
+    def unpriced_models(self) -> Counter[str]:
+        return sum((v.unpriced_models for v in self.variants), Counter())
+
     def budget_warning(self, max_usd: float | None, max_calls: int | None) -> str | None:
         """One line per variant whose run would pass the caps (`budget.max_usd`, `max_calls`),
-        or None. The caps hold per run directory, i.e. per variant, and a run in the sweep
-        spends only its new calls: those are what is checked (`moa.budget.check_plan`)."""
+        or None. The caps hold per run directory, i.e. per variant, judging included, and a run
+        in the sweep spends only its new calls: those are checked (`moa.budget.check_plan`)."""
         lines = []
         for v in self.variants:
-            if warning := check_plan(max_usd, max_calls, v.new_usd, v.new_calls):
+            usd, calls = v.new_usd + v.judge_new_usd, v.new_calls + v.judge_new_calls
+            if warning := check_plan(max_usd, max_calls, usd, calls):
                 lines.append(f"{v.name}: {warning}")
             if max_usd is not None and v.unpriced:
                 lines.append(
@@ -98,74 +184,108 @@ class PlanResult:
                 )
         return "\n".join(lines) or None
 
+    def columns(self) -> tuple[str, ...]:
+        return (*_COLUMNS, *_JUDGE_COLUMNS) if self.judge else _COLUMNS
+
     def to_frame(self) -> pd.DataFrame:
-        """One row per variant plus a `total` row, indexed by variant name."""
-        rows = [asdict(v) for v in self.variants]
-        rows.append(
-            {
-                "name": "total",
-                "calls": self.total_calls,
-                "new_calls": self.unique_calls,
-                "input_tokens": sum(v.input_tokens for v in self.variants),
-                "output_tokens": sum(v.output_tokens for v in self.variants),
-                "usd": self.total_usd,
-                "new_usd": self.unique_usd,
-                "tflops": math.nan,  # a per-instance mean of one variant: it does not add up
-                "unpriced": self.unpriced,
-            }
-        )
-        return pd.DataFrame(rows).set_index("name")
+        """One row per variant plus a `total` row (the columns' sums), indexed by name."""
+        columns = self.columns()
+        rows: list[dict[str, Any]] = [
+            {"name": v.name, **{c: getattr(v, c) for c in columns}} for v in self.variants
+        ]
+        total: dict[str, Any] = {"name": "total"}
+        total |= {c: sum(getattr(v, c) for v in self.variants) for c in columns}
+        total["tflops"] = math.nan  # a per-instance mean of one variant: it does not add up
+        rows.append(total)
+        return pd.DataFrame(rows, columns=["name", *columns]).set_index("name")
 
     def render(self, max_usd: float | None = None, max_calls: int | None = None) -> str:
         """The table and totals, then `budget_warning` for the given caps, if any."""
         frame = self.to_frame()
-        counts = "{:,}".format
-        text = frame.to_string(
-            na_rep="-",
-            formatters={
-                "calls": counts,
-                "new_calls": counts,
-                "input_tokens": counts,
-                "output_tokens": counts,
-                "unpriced": counts,
-                "usd": "${:,.2f}".format,
-                "new_usd": "${:,.2f}".format,
-                "tflops": "{:,.1f}".format,
-            },
-        )
+        counts, dollars = "{:,}".format, "${:,.2f}".format
+        formats = {c: dollars if c.endswith("usd") else counts for c in frame.columns}
+        text = frame.to_string(na_rep="-", formatters={**formats, "tflops": "{:,.1f}".format})
+        in_cache = self.unique_calls - self.to_make
+        rest = "the rest are shared" + (f" or in the cache ({in_cache:,})" if in_cache else "")
         lines = [
             text,
-            f"{self.unique_calls:,} of {self.total_calls:,} calls to make (the rest are shared),"
-            f" ${self.unique_usd:,.2f} of ${self.total_usd:,.2f}",
+            f"{self.to_make:,} of {self.total_calls:,} calls to make ({rest}),"
+            f" ${self.to_pay:,.2f} of ${self.total_usd:,.2f}",
         ]
+        if self.judge:
+            lines.append(
+                f"judging ({self.judge}): {self.judge_new_calls:,} of {self.judge_calls:,} calls"
+                f" to make, ${self.judge_new_usd:,.2f} of ${self.judge_usd:,.2f}"
+            )
         if self.unpriced:
-            lines.append(f"{self.unpriced:,} calls have no catalogue price: not in the dollars")
+            models = self.unpriced_models.most_common()
+            named = ", ".join(f"{address} ({n:,})" for address, n in models)
+            lines.append(
+                f"{self.unpriced:,} calls have no catalogue price: not in the dollars. "
+                f"Unpriced: {named}. To price one, {price_hint(models[0][0])}"
+            )
+        lines += self.notes
         if warning := self.budget_warning(max_usd, max_calls):
             lines.append(warning)
         return "\n".join(lines)
 
 
+def _plan_key(
+    endpoint: str, model: str, messages: Sequence[ChatMessage], config: str, sample: int
+) -> str:
+    """A plan's own key of a request: equal exactly when `moa.cache.call_key`'s would be (each
+    field length-prefixed, `config` as `_Planner._config` gives it), without its JSON."""
+    digest = hashlib.sha256()
+    for part in (
+        endpoint,
+        model,
+        config,
+        str(sample),
+        *[p for m in messages for p in (m["role"], m["content"])],
+    ):
+        data = part.encode("utf-8", "surrogatepass")
+        digest.update(b"%d:" % len(data))
+        digest.update(data)
+    return digest.hexdigest()
+
+
 class _Planner:
     """A `moa.types.Generator` that calls no model.
 
-    Each call gets the key `moa.client.ModelClient` would give it, with the endpoint's name
-    standing in for its identity (only equality matters here), and answers a placeholder naming
-    that key: a ranker answers a valid pick instead. A call is cached when an earlier call of the
-    sweep, or `already_cached`, had its key. Tokens are `moa.tokens` estimates of the request,
-    each placeholder counting as the answer it stands for, and `output_tokens(model)` for the
-    answer, capped by `max_tokens`.
+    Each call gets the key `moa.client.ModelClient` would give it, with `identities[endpoint]`
+    for the endpoint's identity, else its name, and answers what `cache` holds for that key,
+    else a placeholder naming the key: a ranker answers a valid pick instead. With neither
+    `cache` nor `identities` only equality matters, and keys are `_plan_key`s. A call is shared
+    when an earlier call of the sweep, or `already_cached`, had its key. Tokens are `moa.tokens`
+    estimates of the request, each placeholder counting as the answer it stands for, and
+    `output_tokens(model)` for the answer, capped by `max_tokens`; a cached answer counts the
+    tokens it was billed.
     """
 
-    def __init__(self, output_tokens: Callable[[str], int], already_cached: frozenset[str]) -> None:
+    def __init__(
+        self,
+        output_tokens: Callable[[str], int],
+        already_cached: frozenset[str],
+        cache: CallCache | None = None,
+        identities: Mapping[str, str] | None = None,
+    ) -> None:
         self.output_tokens = output_tokens
         self.already_cached = already_cached
+        self.cache = cache
+        self.identities = dict(identities or {})
         self.seen: set[str] = set()
+        self.stored: set[str] = set()  # keys the cache answered
+        self.unclaimed: set[str] = set()  # keys first sent, until a tally counts them
+        self.recording: list[CallRecord] | None = None  # every call's record, while set
         self.stands_for: dict[str, int] = {}  # placeholder -> the tokens of the answer it names
         self._estimates: dict[str, int] = {}
         # Identical requests get one key and one answer, computed once. The requests are kept
         # as tuples of strings and numbers, which the garbage collector does not need to follow.
-        self._configs: dict[int, tuple[GenerateConfig, int]] = {}  # by id(); keeps them alive
+        self._configs: dict[int, tuple[GenerateConfig, int, str]] = {}  # by id(); keeps them
         self._canonical: dict[str, int] = {}
+        # The cache's own keys only where they are looked up or asked for (they cost a JSON
+        # encoding of the request, a third of a planned call's time): else `_plan_key`.
+        self.real_keys = cache is not None or bool(self.identities)
         self._answers: dict[tuple[str | int, ...], tuple[str, Completion]] = {}
 
     async def generate(
@@ -177,46 +297,76 @@ class _Planner:
         sample: int = 0,
         tags: Mapping[str, str] | None = None,
     ) -> CallOutcome:
-        request: tuple[str | int, ...] = (
-            model,
-            sample,
-            self._config_id(config),
-            *[p for m in messages for p in (m["role"], m["content"])],
-        )
-        known = self._answers.get(request)
+        role = None if tags is None else tags.get("role")
+        # A judge's request is one of a kind (it holds the output judged): not worth keeping.
+        request: tuple[str | int, ...] | None = None
+        if role != _JUDGE_ROLE:
+            request = (
+                model,
+                sample,
+                self._config(config)[0],
+                *[p for m in messages for p in (m["role"], m["content"])],
+            )
+        known = None if request is None else self._answers.get(request)
         if known is not None:  # the very same request: the sweep has made it already
             key, completion = known
             record = CallRecord(
                 key, model, sample, completion.input_tokens, completion.output_tokens, cached=True
             )
-            return CallOutcome(completion, record)
+            return self._outcome(completion, record)
         endpoint, model_id = split_address(model)
-        key = call_key(endpoint, model_id, messages, config, sample)
-        estimate = self._estimates.get(model)
-        if estimate is None:
-            estimate = self._estimates[model] = self.output_tokens(model)
-        out = estimate if config.max_tokens is None else min(estimate, config.max_tokens)
-        if tags is not None and tags.get("role") == "ranker":
-            text = _RANKER_ANSWER
+        if self.real_keys:
+            identity = self.identities.get(endpoint, endpoint)
+            key = call_key(identity, model_id, messages, config, sample)
         else:
-            text = f"⟦call:{key}⟧"
-            self.stands_for[text] = out
-        prompt = sum(self._estimate(m["content"]) for m in messages)
-        completion = Completion(text, prompt, out)
-        self._answers[request] = key, completion
-        cached = key in self.seen or key in self.already_cached
+            key = _plan_key(endpoint, model_id, messages, self._config(config)[1], sample)
+        found = None if self.cache is None else self.cache.get(key)
+        if found is not None:
+            self.stored.add(key)
+            completion = found
+        else:
+            estimate = self._estimates.get(model)
+            if estimate is None:
+                estimate = self._estimates[model] = self.output_tokens(model)
+            out = estimate if config.max_tokens is None else min(estimate, config.max_tokens)
+            if role == "ranker":
+                text = _RANKER_ANSWER
+            else:
+                text = f"⟦call:{key}⟧"
+                self.stands_for[text] = out
+            prompt = sum(self._estimate(m["content"]) for m in messages)
+            completion = Completion(text, prompt, out)
+        if request is not None:
+            self._answers[request] = key, completion
+        first = key not in self.seen and key not in self.already_cached
+        if first:
+            self.unclaimed.add(key)
         self.seen.add(key)
-        return CallOutcome(completion, CallRecord(key, model, sample, prompt, out, cached=cached))
+        record = CallRecord(
+            key,
+            model,
+            sample,
+            completion.input_tokens,
+            completion.output_tokens,
+            cached=found is not None or not first,
+        )
+        return self._outcome(completion, record)
 
-    def _config_id(self, config: GenerateConfig) -> int:
-        """A number per config as the cache key sees it: 0 and 0.0, equal in Python, are not."""
+    def _outcome(self, completion: Completion, record: CallRecord) -> CallOutcome:
+        if self.recording is not None:
+            self.recording.append(record)
+        return CallOutcome(completion, record)
+
+    def _config(self, config: GenerateConfig) -> tuple[int, str]:
+        """A number per config as the cache key sees it (0 and 0.0, equal in Python, are not),
+        and that view of it, as JSON."""
         known = self._configs.get(id(config))
         if known is not None:
-            return known[1]
+            return known[1], known[2]
         canonical = json.dumps(config.as_dict(), sort_keys=True)
         number = self._canonical.setdefault(canonical, len(self._canonical))
-        self._configs[id(config)] = config, number
-        return number
+        self._configs[id(config)] = config, number, canonical
+        return number, canonical
 
     def _estimate(self, content: str) -> int:
         """One message's share of `moa.tokens.estimate_prompt`, each placeholder counted as the
@@ -232,7 +382,8 @@ class _PlanningMixture(Mixture):
     """The real mixture, but for a ranker's output. The real output is the proposal the ranker
     picks, which only the model knows: the plan gives it a name of its own, so that a later turn
     never shares with a variant whose output happens to be that very proposal (the plan may
-    overcount then, never undercount). It stands for the mean length of the proposals."""
+    overcount then, never undercount). It stands for the mean length of the proposals. A pick
+    the cache holds is known: then the output is the real one."""
 
     generator: _Planner
 
@@ -243,24 +394,71 @@ class _PlanningMixture(Mixture):
         tags: Mapping[str, str] | None = None,
     ) -> TurnTrace:
         trace = await super().run_turn(messages, config, tags)
-        if self.spec.mode == "rank" and trace.output is not None and trace.final is not None:
+        final = trace.final
+        if self.spec.mode == "rank" and trace.output is not None and final is not None:
+            if final.key in self.generator.stored:
+                return trace
             lengths = [c.output_tokens for c in trace.layers[-1] if c.text is not None]
-            trace.output = f"⟦pick:{trace.final.key}⟧"
+            trace.output = f"⟦pick:{final.key}⟧"
             self.generator.stands_for[trace.output] = sum(lengths) // max(len(lengths), 1)
         return trace
 
 
 class _Tally:
-    """Adds up a variant's traces as `eval.report` adds up a real run's."""
+    """Adds up a variant's traces as `eval.report` adds up a real run's, and its judging."""
 
-    def __init__(self, name: str, catalogue: Catalogue) -> None:
+    def __init__(
+        self, name: str, catalogue: Catalogue, planner: _Planner, bills: Callable[[str], bool]
+    ) -> None:
         self.plan = VariantPlan(name)
         self.catalogue = catalogue
+        self.planner = planner
+        self.bills = bills
+        self.billing: dict[str, bool] = {}  # by endpoint
         self.entries: dict[str, ModelEntry] = {}
         self.tflops: list[float] = []  # per instance
 
+    def _entry(self, address: str) -> ModelEntry:
+        entry = self.entries.get(address)
+        if entry is None:
+            entry = self.entries[address] = self.catalogue.by_address(address)
+        return entry
+
+    def _count(
+        self, key: str, address: str, input_tokens: int, output_tokens: int, judging: bool
+    ) -> None:
+        tally, planner = self.plan, self.planner
+        cached = key in planner.stored
+        first = key in planner.unclaimed  # the sweep's first call with this key
+        if first:
+            planner.unclaimed.discard(key)
+        new = first and not cached
+        endpoint = address.partition("/")[0]
+        bills = self.billing.get(endpoint)
+        if bills is None:
+            bills = self.billing[endpoint] = self.bills(endpoint)
+        usd = self._entry(address).cost(input_tokens, output_tokens) if bills else 0.0
+        if math.isnan(usd):
+            tally.unpriced += 1
+            tally.unpriced_models[address] += 1
+            usd = 0.0
+        if judging:
+            tally.judge_calls += 1
+            tally.judge_new_calls += new
+            tally.judge_usd += usd
+            tally.judge_new_usd += usd if new else 0.0
+            return
+        tally.calls += 1
+        tally.cached += cached
+        tally.new_calls += new
+        tally.input_tokens += input_tokens
+        tally.output_tokens += output_tokens
+        tally.usd += usd
+        tally.new_usd += usd if new else 0.0
+        tally.sweep_calls += first
+        tally.sweep_usd += usd if first else 0.0
+
     def add(self, trace: ConversationTrace) -> None:
-        tally = self.plan
         layers = []
         for turn in trace.turns:
             for layer in [*turn.layers, [turn.final] if turn.final else []]:
@@ -268,29 +466,31 @@ class _Tally:
                 for call in layer:
                     if not call.key:  # refused by the context policy: never sent
                         continue
-                    entry = self.entries.get(call.model)
-                    if entry is None:
-                        entry = self.entries[call.model] = self.catalogue.by_address(call.model)
-                    tally.calls += 1
-                    tally.new_calls += not call.cached
-                    tally.input_tokens += call.input_tokens
-                    tally.output_tokens += call.output_tokens
-                    usd = entry.cost(call.input_tokens, call.output_tokens)
-                    if math.isnan(usd):
-                        tally.unpriced += 1
-                    else:
-                        tally.usd += usd
-                        if not call.cached:
-                            tally.new_usd += usd
+                    self._count(
+                        call.key, call.model, call.input_tokens, call.output_tokens, judging=False
+                    )
                     tokens = call.input_tokens + call.output_tokens
-                    layer_flops.append(call_tflops(entry.active_params_b, tokens))
+                    params = self._entry(call.model).active_params_b
+                    layer_flops.append(call_tflops(params, tokens))
                 layers.append(layer_flops)
         self.tflops.append(turn_tflops(layers))
+
+    def add_judging(self, records: Sequence[CallRecord]) -> None:
+        for r in records:
+            self._count(r.key, r.model, r.input_tokens, r.output_tokens, judging=True)
 
     def result(self) -> VariantPlan:
         flops = self.tflops
         self.plan.tflops = sum(flops) / len(flops) if flops else math.nan
         return self.plan
+
+
+@dataclass(frozen=True)
+class Judging:
+    """Who judges a benchmark's planned outputs: its task, and the judge model's address."""
+
+    task: Task
+    model: str
 
 
 async def plan(
@@ -301,24 +501,171 @@ async def plan(
     *,
     output_tokens: int | Callable[[str], int] = 400,
     already_cached: Collection[str] = (),
+    judge: Judging | None = None,
+    cache: CallCache | None = None,
+    identities: Mapping[str, str] | None = None,
+    bills: Callable[[str], bool] | None = None,
 ) -> PlanResult:
     """Predicts what running `variants` in order over `instances` will call and cost.
 
     A variant's `new_calls` are the calls that neither an earlier variant in the list nor
-    `already_cached` (e.g. an earlier plan's `identities`) makes. Tokens are estimated, not
-    counted: `moa.tokens` for the requests, `output_tokens` (a number, or one per model address)
-    for every answer, capped by `max_tokens`. TFLOPs follow the paper (`moa.flops`), averaged
-    over instances. A coroutine, though it waits on nothing: it runs the real mixture, whose
-    layers gather their calls on the running event loop.
+    `already_cached` (e.g. an earlier plan's `identities`) makes, nor `cache` answers. Tokens are
+    estimated, not counted: `moa.tokens` for the requests, `output_tokens` (a number, or one per
+    model address) for every answer, capped by `max_tokens`. TFLOPs follow the paper
+    (`moa.flops`), averaged over instances. With `judge`, each variant's judging is planned
+    after it, as a run does. `cache` is read as the module's docstring says, its keys computed
+    with `identities` (endpoint name -> `endpoint_identity`); without it nothing is cached and
+    endpoints may be named by name. `bills(endpoint)` says whether an endpoint's calls cost
+    money (without it, all do). A coroutine, though it waits on nothing: it runs the real
+    mixture, whose layers gather their calls on the running event loop.
     """
     estimate = output_tokens if callable(output_tokens) else lambda _address: output_tokens
-    planner = _Planner(estimate, frozenset(already_cached))
+    planner = _Planner(estimate, frozenset(already_cached), cache, identities)
+    charged = bills or (lambda _endpoint: True)
     configs = [config_for(instance) for instance in instances]
-    plans = []
+    plans, notes = [], []
     for spec in variants:
         mixture = _PlanningMixture(spec, planner)
-        tally = _Tally(spec.name, catalogue)
+        tally = _Tally(spec.name, catalogue, planner, charged)
+        outputs = []
         for instance, config in zip(instances, configs, strict=True):
-            tally.add(await mixture.converse(instance.turns, config))
+            trace = await mixture.converse(instance.turns, config)
+            tally.add(trace)
+            outputs.append(trace.outputs)
+        if judge is not None:
+            planner.recording = []
+            try:
+                await judge.task.plan_judge(planner, judge.model, spec, instances, outputs)
+            except NotImplementedError:
+                notes.append(f"judging is not planned: the {judge.task.name} task cannot plan it")
+                judge = None
+            else:
+                tally.add_judging(planner.recording)
+            finally:
+                planner.recording = None
         plans.append(tally.result())
-    return PlanResult(plans, frozenset(planner.seen))
+    return PlanResult(plans, frozenset(planner.seen), None if judge is None else judge.model, notes)
+
+
+async def endpoint_identity(name: str, spec: Mapping[str, Any]) -> str:
+    """The identity `moa.client.ModelClient` puts into the cache keys of an endpoint's calls:
+    its provider's own `identity`, from a provider built as the client builds it but needing no
+    API key (the key is in no cache key). The `local` provider is not built, which would load
+    the weights or start a server: its identity names the weights file only."""
+    kind = str(spec.get("provider", "openai"))
+    if kind == "local":
+        from moa.providers import local
+
+        if spec.get("mode") == "server":
+            return object.__new__(local.ManagedServer).identity
+        return object.__new__(local.InProcess).identity
+    skip = {"provider", BILLS, "api_key_env", *LIMIT_KEYS}
+    api = create_provider(kind, name, {k: v for k, v in spec.items() if k not in skip})
+    try:
+        return api.identity
+    finally:
+        await api.aclose()
+
+
+def open_cache(cfg: DictConfig) -> CallCache | None:
+    """The configured call cache, read-only, if a run would read it and it holds any call."""
+    settings = cfg.get("cache") or {}
+    try:
+        mode = CacheMode(str(settings.get("mode", CacheMode.READ_WRITE)))
+    except ValueError:
+        known = ", ".join(m.value for m in CacheMode)
+        raise ConfigError(f"cache.mode={settings.get('mode')!r} is not one of {known}") from None
+    path = Path(str(settings.get("path"))).expanduser()
+    if not mode.reads or not path.is_file():
+        return None
+    cache = CallCache(path, CacheMode.READ)
+    if not len(cache):
+        cache.close()
+        return None
+    return cache
+
+
+async def plan_points(
+    cfg: DictConfig, points: Sequence[DictConfig]
+) -> list[tuple[str, PlanResult]]:
+    """Every benchmark's variants planned together, in the order a sweep runs them (sharing
+    counted once), each judged after it when `judge.enabled`, against the configured cache."""
+    catalogue = build_catalogue(cfg)
+    endpoints = to_dict(cfg.endpoints)
+    unbilled = unbilled_endpoints(endpoints)
+    by_benchmark: dict[str, list[DictConfig]] = {}
+    for point in points:
+        by_benchmark.setdefault(str(point.benchmark.name), []).append(point)
+    cache = open_cache(cfg)
+    identities: dict[str, str] = {}
+    results = []
+    try:
+        for name, group in by_benchmark.items():
+            first = group[0]
+            specs = list(dict.fromkeys(build_spec(c, catalogue) for c in group))
+            task = task_of(first)
+            judging = None
+            if (first.get("judge") or {}).get("enabled", False):
+                judging = Judging(task, judge_address(first, catalogue, task))
+            if cache is not None:  # no cache, no need of the real keys
+                used = [m for spec in specs for m in spec.models()]
+                used += [judging.model] if judging else []
+                for endpoint in {split_address(a)[0] for a in used} - identities.keys():
+                    identities[endpoint] = await endpoint_identity(endpoint, endpoints[endpoint])
+            result = await plan(
+                specs,
+                load_instances(first, task),
+                task.generation(),
+                catalogue,
+                output_tokens=int(cfg.plan.output_tokens),
+                judge=judging,
+                cache=cache,
+                identities=identities,
+                bills=lambda endpoint: endpoint not in unbilled,
+            )
+            results.append((name, result))
+    finally:
+        if cache is not None:
+            cache.close()
+    return results
+
+
+def sweep_totals(results: Sequence[tuple[str, PlanResult]], output_tokens: int) -> str:
+    """The whole sweep's totals line."""
+    plans = [r for _, r in results]
+    total, unique = sum(r.total_calls for r in plans), sum(r.unique_calls for r in plans)
+    total_usd, unique_usd = sum(r.total_usd for r in plans), sum(r.unique_usd for r in plans)
+    to_make, to_pay = sum(r.to_make for r in plans), sum(r.to_pay for r in plans)
+    text = (
+        f"calls without sharing: {total:,} (${total_usd:,.2f}); with sharing: {unique:,} "
+        f"(${unique_usd:,.2f}); ratio {unique / max(total, 1):.2f}."
+    )
+    if to_make != unique:
+        text += f" In the cache: {unique - to_make:,}; to make: {to_make:,} (${to_pay:,.2f})."
+    judged = [r for r in plans if r.judge]
+    if judged:
+        calls, new = sum(r.judge_calls for r in judged), sum(r.judge_new_calls for r in judged)
+        usd, new_usd = sum(r.judge_usd for r in judged), sum(r.judge_new_usd for r in judged)
+        text += (
+            f" Judging: {calls:,} calls (${usd:,.2f}), {new:,} to make (${new_usd:,.2f}). "
+            f"Still to pay in all: ${to_pay + new_usd:,.2f}."
+        )
+    if unpriced := sum(r.unpriced for r in plans):
+        text += f" {unpriced:,} calls have no catalogue price and are in no dollars (named above)."
+    return (
+        f"{text} Output tokens are estimated at {output_tokens} per call; prices are the "
+        "catalogue's; calls to endpoints that do not bill (replay, scripted, local, bills: false) "
+        "are free."
+    )
+
+
+async def plan_sweep(cfg: DictConfig, points: Sequence[DictConfig], console: Console) -> None:
+    """`task=plan`: a table per benchmark (`plan_points`), then the totals of the whole sweep."""
+    results = await plan_points(cfg, points)
+    budget = cfg.get("budget") or {}
+    for name, result in results:
+        console.rule(f"{name}: {len(result.variants)} variant(s)")
+        # a wide table: rich would wrap it to the terminal
+        print(result.render(budget.get("max_usd"), budget.get("max_calls")))
+    console.rule("all")
+    console.print(sweep_totals(results, int(cfg.plan.output_tokens)))

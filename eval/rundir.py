@@ -77,6 +77,11 @@ def _object(path: Path, text: str, what: str) -> dict[str, Any]:
     return data
 
 
+def _short(value: Any, limit: int = 80) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 @dataclass(frozen=True)
 class RunIdentity:
     """What must match for a run directory to be resumed: the variant and how it decodes.
@@ -91,6 +96,8 @@ class RunIdentity:
     aggregator: list[Any]
     mode: str
     generation: dict[str, Any]
+    # The instances chosen (`limit`, `ids`, `categories`); None: the whole benchmark.
+    selection: dict[str, Any] | None = None
 
     @property
     def n_layers(self) -> int:
@@ -106,16 +113,25 @@ class RunIdentity:
     def aggregator_model(self) -> str:
         return str(self.aggregator[0])
 
+    def differences(self, other: RunIdentity) -> str:
+        """What differs from `other`, field by field, as `field: ours -> theirs`."""
+        mine, theirs = dataclasses.asdict(self), dataclasses.asdict(other)
+        changed = [k for k in mine if mine[k] != theirs[k]]
+        return "; ".join(f"{k}: {_short(mine[k])} -> {_short(theirs[k])}" for k in changed)
+
     def to_json(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "format": FORMAT}
+        data = dataclasses.asdict(self)
+        if self.selection is None:  # the whole benchmark: run.json as before selections
+            del data["selection"]
+        return {**data, "format": FORMAT}
 
     @classmethod
     def from_json(cls, path: Path, data: Mapping[str, Any]) -> RunIdentity:
         names = [f.name for f in dataclasses.fields(cls)]
-        missing = [n for n in names if n not in data]
+        missing = [n for n in names if n not in data and n != "selection"]  # optional
         if missing:
             raise RunFileError(f"{path}: not a moa-bench run identity (lacks {', '.join(missing)})")
-        return cls(**{n: data[n] for n in names})
+        return cls(**{n: data[n] for n in names if n in data})
 
 
 @dataclass
@@ -237,8 +253,10 @@ class RunDir:
         previous = self.identity()
         if previous is not None and previous != identity:
             raise ConfigError(
-                f"{self.path} holds a different run ({RUN_FILE} differs): choose another "
-                "run_dir, or delete it to start over"
+                f"{self.path} holds a different run of {previous.variant!r} "
+                f"({previous.differences(identity)}): give the new variant its own directory "
+                f"with moa.name=<name> (or choose another run_dir), or delete {self.path} to "
+                "start over"
             )
         try:
             self.path.mkdir(parents=True, exist_ok=True)

@@ -15,20 +15,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import signal
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
+from eval.progress import progress
 from eval.rundir import InstanceResult, RunDir
 from moa.budget import BudgetExceeded
 from moa.ledger import Ledger, open_append
 from moa.mixture import Mixture
+from moa.scheduling import PRIORITY
 from moa.types import GenerateConfig
 
+log = logging.getLogger("moa_bench")
 EXIT_BUDGET = 3
 EXIT_INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
 
@@ -125,24 +127,30 @@ class Runner(Generic[ItemT]):
 
         After a stop (`self.stopped`), the instances that did not finish have results with
         neither outputs nor calls, and nothing of them is written."""
-        finished = self.rundir.finished()
+        wanted = {item.id for item in items}
+        finished = {i: r for i, r in self.rundir.finished().items() if i in wanted}
         todo = [item for item in items if item.id not in finished]
-        queue: asyncio.Queue[ItemT] = asyncio.Queue()
-        for item in todo:
-            queue.put_nowait(item)
+        queue: asyncio.Queue[tuple[int, ItemT]] = asyncio.Queue()
+        for order, item in enumerate(todo):
+            queue.put_nowait((order, item))
         results: dict[str, InstanceResult] = dict(finished)
         with (
             open_append(self.rundir.traces) as sink,
-            self._progress() as progress,
+            progress(self.ledger, enabled=self.show_progress) as bar,
             _ctrl_c_stops(self),
         ):
-            task_id = progress.add_task(
-                "instances", total=len(items), completed=len(finished), stats=self._stats()
-            )
+            if finished:
+                kept = f"resuming: {len(finished)} of {len(items)} instances kept from before"
+                bar.console.print(kept)
+                log.info(kept)
+            task_id = bar.add_task("instances", total=len(items), completed=len(finished))
 
             async def worker() -> None:
                 while self.stopped is None and not queue.empty():
-                    item = queue.get_nowait()
+                    order, item = queue.get_nowait()
+                    # Calls of instances started earlier are served first, so that a run
+                    # stopped at a cap leaves whole instances rather than many half-done ones.
+                    PRIORITY.set(order)
                     try:
                         result = await self._one(item, config_for(item), tags)
                     except BudgetExceeded as exc:
@@ -151,7 +159,7 @@ class Runner(Generic[ItemT]):
                     results[item.id] = result
                     sink.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
                     sink.flush()
-                    progress.update(task_id, advance=1, stats=self._stats())
+                    bar.update(task_id, advance=1)
 
             count = min(self.concurrency, len(todo))
             self._workers = [asyncio.create_task(worker()) for _ in range(count)]
@@ -184,22 +192,4 @@ class Runner(Generic[ItemT]):
             seconds=time.perf_counter() - started,
             finished_at=time.time(),
             trace=trace,
-        )
-
-    def _stats(self) -> str:
-        t = self.ledger.totals
-        return (
-            f"calls {t.calls} (cache hits {t.cached}, errors {t.errors}) "
-            f"tokens {t.input_tokens + t.output_tokens:,} ${t.cost_usd:.2f}"
-        )
-
-    def _progress(self) -> Progress:
-        return Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[stats]}"),
-            TimeRemainingColumn(),
-            disable=not self.show_progress,
-            transient=False,
         )

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from moa.budget import Budget
 from moa.cache import CacheMode, CallCache
-from moa.catalogue import Catalogue
+from moa.catalogue import Catalogue, endpoint_bills
 from moa.client import ModelClient
 from moa.context import POLICIES
 from moa.errors import ConfigError
@@ -47,6 +47,7 @@ def check_endpoint(name: str, spec: Any) -> None:
                 "set api_key_env to the name of the variable that holds it"
             )
     EndpointLimits.from_spec(name, spec)
+    endpoint_bills(name, spec)
 
 
 def check_config(cfg: DictConfig) -> None:

@@ -1,10 +1,14 @@
 """Spending caps: a run stops scheduling calls before it would spend more than it may.
 
-Every call that will reach an endpoint is priced before it is sent, at catalogue prices, for its
-estimated prompt (`moa.tokens`, which errs high) and its whole `max_tokens`, and that estimate is
-held while the call is in flight; the real cost replaces it when the call ends. A call is refused
-when the settled spend plus the held estimates plus its own would pass a cap, so the cap can only
-be passed by what the estimates got wrong about calls already in flight.
+Every call that will reach an endpoint that bills is priced before it is sent, at catalogue
+prices, for its estimated prompt (`moa.tokens`, which errs high) and its whole `max_tokens`, and
+that estimate is held while the call is in flight; the real cost replaces it when the call ends. A
+call is refused when the settled spend plus the held estimates plus its own would pass a cap, so
+the cap can only be passed by what the estimates got wrong about calls already in flight.
+
+`max_usd` caps money billed: calls to endpoints that do not bill (`moa.catalogue.endpoint_bills`:
+scripted, local, replay, a self-hosted server that says `bills: false`) never count against it,
+though they count against `max_calls`, which caps every call sent.
 
 The caps cover a run directory across resumes: earlier runs' ledgers count (`from_ledgers`). Once
 one call is refused every later one is too, so a stopped run stops; cached calls stay free.
@@ -46,14 +50,20 @@ class Budget:
     held_usd: float = 0.0  # estimates of the calls in flight
     held_calls: int = 0
     refused: str | None = field(default=None)  # why the first call was refused
+    # Endpoints whose calls cost nothing: `ModelClient` sets them from its endpoints' configs.
+    unbilled: frozenset[str] = frozenset()
 
     @property
     def capped(self) -> bool:
         return self.max_usd is not None or self.max_calls is not None
 
+    def bills(self, entry: ModelEntry) -> bool:
+        """Whether a call to this model is paid for, so counts against `max_usd`."""
+        return entry.endpoint not in self.unbilled
+
     def require_price(self, entry: ModelEntry) -> None:
-        """A dollar cap needs every model priced: an unpriced call could cost anything."""
-        if self.max_usd is not None and math.isnan(entry.cost(1, 1)):
+        """A dollar cap needs every billed model priced: an unpriced call could cost anything."""
+        if self.max_usd is not None and self.bills(entry) and math.isnan(entry.cost(1, 1)):
             raise ConfigError(
                 f"budget.max_usd is set but {entry.address} has no price in the catalogue: "
                 "add price_in and price_out, or unset budget.max_usd"
@@ -65,7 +75,7 @@ class Budget:
         """Reserves a call's estimated cost, or raises `BudgetExceeded`."""
         if not self.capped:
             return Hold(0.0)
-        usd = estimate_usd(entry, messages, config)
+        usd = estimate_usd(entry, messages, config) if self.bills(entry) else 0.0
         if self.refused is None:
             self.refused = self._refusal(usd)
         if self.refused is not None:
@@ -75,13 +85,14 @@ class Budget:
         return Hold(usd)
 
     def settle(self, hold: Hold, entry: ModelEntry, completion: Completion | None) -> None:
-        """The call ended: its real cost (none for a failed call) replaces its estimate."""
+        """The call ended: its real cost (none for a failed or unbilled call) replaces its
+        estimate."""
         if not self.capped:
             return
         self.held_usd -= hold.usd
         self.held_calls -= 1
         self.calls += 1
-        if completion is not None:
+        if completion is not None and self.bills(entry):
             cost = entry.cost(completion.input_tokens, completion.output_tokens)
             self.spent_usd += 0.0 if math.isnan(cost) else cost
 
@@ -108,12 +119,15 @@ class Budget:
     def from_ledgers(
         cls, max_usd: float | None, max_calls: int | None, ledgers: Iterable[Path]
     ) -> Budget:
-        """Caps with what earlier runs of this run directory already spent."""
+        """Caps with what earlier runs of this run directory already sent and were billed for.
+        A line without `billed` was written before it existed, when every call sent was."""
         budget = cls(max_usd, max_calls)
         for path in ledgers:
             for row in read_ledger(path):
-                if not row["cached"]:
-                    budget.calls += 1
+                if row["cached"]:
+                    continue
+                budget.calls += 1
+                if row.get("billed", True):
                     cost = float(row["cost_usd"])
                     budget.spent_usd += 0.0 if math.isnan(cost) else cost
         return budget

@@ -3,6 +3,9 @@
 Names like `qwen110b` resolve to an address `endpoint/model` plus the facts the budget analysis
 needs (price per million tokens, active parameters, context length). A `provider_override`
 re-routes every address to one endpoint, e.g. `scripted` for offline runs, keeping those facts.
+
+Catalogue prices are what a call would cost; it is paid only on an endpoint that bills
+(`endpoint_bills`): its `bills` setting, else its provider's default.
 """
 
 from __future__ import annotations
@@ -15,6 +18,13 @@ from typing import Any
 from moa.errors import ConfigError
 
 REPLAY = "replay"
+# An endpoint's setting that says whether its calls cost money; `ModelClient` reads it, it is no
+# provider option and never enters a cache key.
+BILLS = "bills"
+# Providers that never bill unless an endpoint says `bills: true`. Any other provider bills by
+# default: `openai` may be Together or OpenAI as well as a self-hosted server (which then says
+# `bills: false`), and a provider this module does not know may charge.
+FREE_PROVIDERS = frozenset({"scripted", "local", REPLAY})
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,22 @@ class ModelEntry:
         if self.price_in is None or self.price_out is None:
             return math.nan
         return (input_tokens * self.price_in + output_tokens * self.price_out) / 1e6
+
+
+def endpoint_bills(endpoint: str, spec: Mapping[str, Any]) -> bool:
+    """Whether calls sent to an endpoint are paid for: its `bills` setting, else its provider's
+    default (see `FREE_PROVIDERS`). A `bills` that is not true, false or null is a ConfigError."""
+    value = spec.get(BILLS)
+    if value is None:
+        return str(spec.get("provider", "openai")) not in FREE_PROVIDERS
+    if not isinstance(value, bool):
+        raise ConfigError(f"endpoints.{endpoint}.{BILLS}={value!r} must be true or false")
+    return value
+
+
+def unbilled_endpoints(specs: Mapping[str, Mapping[str, Any]]) -> frozenset[str]:
+    """The endpoints whose calls cost nothing, of those configured."""
+    return frozenset(name for name, spec in specs.items() if not endpoint_bills(name, spec))
 
 
 def split_address(address: str) -> tuple[str, str]:

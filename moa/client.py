@@ -3,12 +3,27 @@
 It owns what providers should not each reimplement: the cache, in-flight de-duplication,
 per-endpoint and per-model concurrency, request and token rate limits, bounded retries with
 jittered exponential backoff that honours `Retry-After`, and the ledger record of every call.
+
+Concurrency (`moa.scheduling`): a call first waits for a slot of its model, whose limit is
+learned from the server's rate-limit refusals (HTTP 429, or 503 with Retry-After) between 1 and
+the configured cap (the endpoint's `max_concurrency`, and the catalogue's per-model one), then
+for one of its endpoint's `max_concurrency`. Both serve waiters in `moa.scheduling.PRIORITY`
+order, and the budget is held only once both are taken, so calls of instances started earlier go
+first and a run stopped at a cap leaves whole instances.
+
+Retries: `max_attempts` counts every failed attempt but a refusal the model's limiter learned from
+(it lowered the limit, or answered a request sent before the limit was last lowered): that
+attempt only found the limit, and the call waits for a slot again, after its Retry-After if the
+server sent one (or the first backoff step). So a run against a limit lower than configured
+finishes without failures once the limiter has converged; a refusal at a learned limit of 1
+teaches nothing more and counts, and so does every one past `FREE_REFUSALS` for one call (a
+request refused for itself, not for the load, must still end). A Retry-After longer than
+`retry_after_max_s` ends the call at once, with an error that says so.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 from collections.abc import Mapping, Sequence
@@ -17,9 +32,9 @@ from typing import Any
 
 from aiolimiter import AsyncLimiter
 
-from moa.budget import Budget
+from moa.budget import Budget, Hold
 from moa.cache import CallCache, call_key
-from moa.catalogue import Catalogue, ModelEntry, split_address
+from moa.catalogue import BILLS, Catalogue, ModelEntry, split_address, unbilled_endpoints
 from moa.claims import Claims
 from moa.errors import ConfigError
 from moa.failures import as_model_error, record_failure
@@ -27,6 +42,7 @@ from moa.ledger import Ledger
 from moa.limits import LIMIT_KEYS, EndpointLimits
 from moa.providers.base import ModelAPI, create_provider
 from moa.redact import redacting
+from moa.scheduling import AdaptiveSlots, Slots
 from moa.tokens import estimate_prompt
 from moa.types import (
     CallOutcome,
@@ -38,7 +54,10 @@ from moa.types import (
     ModelError,
 )
 
-_CLIENT_KEYS = ("provider", *LIMIT_KEYS)  # read here; the rest of a spec is provider options
+_CLIENT_KEYS = ("provider", BILLS, *LIMIT_KEYS)  # read here; the rest are provider options
+# Refusals a call may get that the limiter learns from, not counted against max_attempts.
+# Converging takes a few per call at most (about log2 of the cap for the unluckiest).
+FREE_REFUSALS = 20
 
 
 @dataclass
@@ -48,7 +67,7 @@ class RetryPolicy:
     max_attempts: int = EndpointLimits.max_attempts
     backoff_initial_s: float = EndpointLimits.backoff_initial_s
     backoff_max_s: float = EndpointLimits.backoff_max_s
-    retry_after_max_s: float = 600.0
+    retry_after_max_s: float = EndpointLimits.retry_after_max_s
 
     def wait(self, attempt: int, exc: ModelError) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
@@ -58,10 +77,27 @@ class RetryPolicy:
         return min(backoff + random.uniform(0, self.backoff_initial_s), self.backoff_max_s)
 
 
+def _rate_limited(exc: ModelError) -> bool:
+    """A refusal that says "too many at once": what the model's limiter learns from."""
+    return exc.transient and (
+        exc.status == 429 or (exc.status == 503 and exc.retry_after is not None)
+    )
+
+
+def _too_long_to_wait(exc: ModelError, most: float) -> ModelError:
+    return ModelError(
+        exc.kind,
+        f"the server asked to retry after {exc.retry_after:g} s, more than "
+        f"retry_after_max_s={most:g} (it said: {exc})",
+        status=exc.status,
+        retry_after=exc.retry_after,
+    )
+
+
 @dataclass
 class _Endpoint:
     api: ModelAPI
-    semaphore: asyncio.Semaphore
+    slots: Slots  # its max_concurrency
     retry: RetryPolicy
     timeout_s: float
     rpm: AsyncLimiter | None
@@ -85,12 +121,13 @@ class ModelClient:
     ledger: Ledger = field(default_factory=Ledger)
     budget: Budget = field(default_factory=Budget)
     _endpoints: dict[str, _Endpoint] = field(default_factory=dict, init=False)
-    _model_sems: dict[str, asyncio.Semaphore] = field(default_factory=dict, init=False)
+    _limiters: dict[str, AdaptiveSlots] = field(default_factory=dict, init=False)
     _inflight: dict[str, asyncio.Future[Completion]] = field(default_factory=dict, init=False)
     _claims: Claims = field(init=False)
 
     def __post_init__(self) -> None:
         self._claims = Claims(self.cache)
+        self.budget.unbilled = unbilled_endpoints(self.endpoint_specs)  # which calls are paid
 
     def endpoint(self, name: str) -> _Endpoint:
         """Builds the endpoint's provider on first use; a missing key is a ConfigError."""
@@ -108,11 +145,12 @@ class ModelClient:
         rpm, tpm = limits.rpm, limits.tpm
         ep = _Endpoint(
             api=api,
-            semaphore=asyncio.Semaphore(limits.max_concurrency),
+            slots=Slots(limits.max_concurrency),
             retry=RetryPolicy(
                 max_attempts=limits.max_attempts,
                 backoff_initial_s=limits.backoff_initial_s,
                 backoff_max_s=limits.backoff_max_s,
+                retry_after_max_s=limits.retry_after_max_s,
             ),
             timeout_s=limits.timeout_s,
             rpm=AsyncLimiter(float(rpm), 60.0) if rpm else None,
@@ -151,6 +189,7 @@ class ModelClient:
         except ModelError as exc:
             record_failure(record, exc)
         record.latency_s = time.perf_counter() - started
+        record.billed = not record.cached and endpoint_name not in self.budget.unbilled
         if completion is not None:
             record.input_tokens = completion.input_tokens
             record.output_tokens = completion.output_tokens
@@ -195,13 +234,9 @@ class ModelClient:
             if completion is not None:
                 record.cached = True
             else:
-                hold = self.budget.hold(entry, messages, config)  # BudgetExceeded: nothing sent
-                try:
-                    completion = await self._call(
-                        ep, entry.max_concurrency, model, model_id, messages, config, sample, record
-                    )
-                finally:
-                    self.budget.settle(hold, entry, completion)
+                completion = await self._call(
+                    ep, entry, model, model_id, messages, config, sample, record
+                )
                 self._claims.store(key, model, completion)
             future.set_result(completion)
             return completion
@@ -219,7 +254,7 @@ class ModelClient:
     async def _call(
         self,
         ep: _Endpoint,
-        model_cap: int | None,
+        entry: ModelEntry,
         model: str,
         model_id: str,
         messages: Sequence[ChatMessage],
@@ -227,20 +262,48 @@ class ModelClient:
         sample: int,
         record: CallRecord,
     ) -> Completion:
+        """Attempts until an answer, an error not worth retrying, or `max_attempts` counted
+        failures (see the module's docstring). The budget holds the call's estimate from when
+        it has its slots (`BudgetExceeded` then: nothing was sent) until it ends."""
         # What the endpoint counts against its tokens-per-minute: the prompt and the whole answer.
         estimate = estimate_prompt(messages) + (config.max_tokens or 0)
-        model_sem = self._model_semaphore(model, model_cap)
-        # A plain loop, not tenacity: its per-attempt machinery cost more CPU than the request.
-        while True:
-            record.attempts += 1
-            try:
+        limiter = self._limiter(model, ep, entry.max_concurrency)
+        hold: Hold | None = None
+        completion: Completion | None = None
+        failures = 0  # the failed attempts that count against max_attempts
+        free = FREE_REFUSALS  # refusals left that do not
+        try:
+            # A plain loop, not tenacity: its per-attempt machinery cost more CPU than the request.
+            while True:
+                record.attempts += 1
                 # The model's slot first: a call queued for a busy model holds no endpoint slot.
-                async with model_sem or contextlib.nullcontext(), ep.semaphore:
-                    return await self._attempt(ep, model_id, messages, config, sample, estimate)
-            except ModelError as exc:
-                if not exc.transient or record.attempts >= ep.retry.max_attempts:
+                ticket = await limiter.take()
+                try:
+                    async with ep.slots:
+                        if hold is None:
+                            hold = self.budget.hold(entry, messages, config)
+                        completion = await self._attempt(
+                            ep, model_id, messages, config, sample, estimate
+                        )
+                except ModelError as exc:
+                    if limiter.give_back(ticket, refused=_rate_limited(exc)) and free > 0:
+                        free -= 1
+                    else:
+                        failures += 1
+                    if not exc.transient or failures >= ep.retry.max_attempts:
+                        raise
+                    if exc.retry_after is not None and exc.retry_after > ep.retry.retry_after_max_s:
+                        raise _too_long_to_wait(exc, ep.retry.retry_after_max_s) from None
+                    await asyncio.sleep(ep.retry.wait(max(failures, 1), exc))
+                except BaseException:  # cancelled, or refused by the budget
+                    limiter.give_back(ticket)
                     raise
-                await asyncio.sleep(ep.retry.wait(record.attempts, exc))
+                else:
+                    limiter.give_back(ticket, ok=True)
+                    return completion
+        finally:
+            if hold is not None:
+                self.budget.settle(hold, entry, completion)
 
     async def _attempt(
         self,
@@ -262,13 +325,16 @@ class ModelClient:
         except Exception as exc:  # a provider bug must still end as a recorded error
             raise as_model_error(exc) from exc
 
-    def _model_semaphore(self, model: str, cap: int | None) -> asyncio.Semaphore | None:
-        if cap is None:
-            return None
-        sem = self._model_sems.get(model)
-        if sem is None:
-            sem = self._model_sems[model] = asyncio.Semaphore(cap)
-        return sem
+    def _limiter(self, model: str, ep: _Endpoint, model_cap: int | None) -> AdaptiveSlots:
+        limiter = self._limiters.get(model)
+        if limiter is None:
+            cap = ep.slots.capacity if model_cap is None else min(model_cap, ep.slots.capacity)
+            limiter = self._limiters[model] = AdaptiveSlots(cap)
+        return limiter
+
+    def limiter(self, model: str) -> AdaptiveSlots | None:
+        """A model's learned concurrency (`limit`, `lowest`, `decreases`), once it was called."""
+        return self._limiters.get(model)
 
     async def aclose(self) -> None:
         """Closes the providers, the cache and the ledger file."""

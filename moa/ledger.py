@@ -5,32 +5,73 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from moa.jsonl import open_append, read_lines
 from moa.types import CallRecord
 
-__all__ = ["Ledger", "Totals", "open_append", "read_ledger"]
+__all__ = ["Ledger", "Totals", "open_append", "price_hint", "read_ledger", "usd"]
+
+
+def price_hint(address: str) -> str:
+    """How to give a model a price, for a summary that found none (`Totals.money`)."""
+    override = f'+catalogue.<name>={{address:"{address}",price_in:...,price_out:...}}'
+    return (
+        "add it to the catalogue (conf/catalogue/*.yaml: price_in, price_out per million tokens)"
+        f" or override '{override}'"
+    )
 
 
 @dataclass
 class Totals:
+    """Running totals of a ledger. Money at catalogue prices, in three parts: `cost_usd` was paid
+    (calls sent to endpoints that bill), `unbilled_usd` would have been (calls sent to endpoints
+    that do not), and cache hits cost nothing; `nominal_usd` is all three."""
+
     calls: int = 0
     cached: int = 0
     errors: int = 0
     retries: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
-    cost_usd: float = 0.0  # paid: calls that reached an endpoint
-    nominal_usd: float = 0.0  # what every call would cost uncached
+    cost_usd: float = 0.0  # paid: calls sent to an endpoint that bills (`CallRecord.billed`)
+    nominal_usd: float = 0.0  # every call at catalogue prices, cached and free ones included
     unpriced: int = 0  # calls whose model has no price in the catalogue
+    unbilled_usd: float = 0.0  # calls sent to endpoints that do not bill, at catalogue prices
+    unbilled_endpoints: set[str] = field(default_factory=set)  # where those calls went
+    unpriced_models: set[str] = field(default_factory=set)  # addresses of the unpriced calls
 
     @property
     def requests(self) -> int:
         """Calls that went to an endpoint (not answered from the cache)."""
         return self.calls - self.cached
+
+    def money(self) -> str:
+        """The money in one phrase for a summary, e.g. "$0.00 paid; $1.23 at catalogue prices on
+        free endpoints (scripted)", naming any unpriced model and how to price it."""
+        parts = [f"{usd(self.cost_usd)} paid"]
+        if self.unbilled_endpoints:
+            names = ", ".join(sorted(self.unbilled_endpoints))
+            parts.append(
+                f"{usd(self.unbilled_usd)} at catalogue prices on free endpoints ({names})"
+            )
+        hits = self.nominal_usd - self.cost_usd - self.unbilled_usd
+        if hits > 5e-5:  # below what `usd` shows, it is rounding
+            parts.append(f"cache hits worth {usd(hits)} at catalogue prices")
+        if self.unpriced_models:
+            models = sorted(self.unpriced_models)
+            shown = ", ".join(models[:3]) + (f" and {len(models) - 3} more" if models[3:] else "")
+            parts.append(f"no price for {shown}: {price_hint(models[0])}")
+        return "; ".join(parts)
+
+
+def usd(amount: float) -> str:
+    """Dollars as a summary shows them: cents from $1 up, a hundredth of a cent below."""
+    if amount == 0:
+        return "$0.00"
+    return f"${amount:,.2f}" if abs(amount) >= 1 else f"${amount:.4f}"
 
 
 class Ledger:
@@ -53,12 +94,18 @@ class Ledger:
             t.cached += 1
         if record.error is not None:
             t.errors += 1
-        if math.isnan(record.cost_usd):
+        cost = record.cost_usd
+        if math.isnan(cost):
             t.unpriced += 1
+            t.unpriced_models.add(record.model)
         else:
-            t.nominal_usd += record.cost_usd
-            if not record.cached:
-                t.cost_usd += record.cost_usd
+            t.nominal_usd += cost
+            if record.billed:
+                t.cost_usd += cost
+            elif not record.cached:
+                t.unbilled_usd += cost
+        if not record.billed and not record.cached:
+            t.unbilled_endpoints.add(record.model.partition("/")[0])
         if self._file is not None:
             self._file.write(json.dumps(record.to_json(), ensure_ascii=False) + "\n")
             self._file.flush()

@@ -35,10 +35,14 @@ class EndpointLimits:
     max_concurrency: int = 16  # calls in flight at once
     rpm: int | None = None  # requests per minute
     tpm: int | None = None  # tokens per minute, at the `moa.tokens` estimate
-    max_attempts: int = 10  # per call, the first one included
+    # Per call, the first one included; a rate-limit refusal that lowers the model's learned
+    # concurrency is not counted (`moa.scheduling.AdaptiveSlots`).
+    max_attempts: int = 10
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 60.0
     timeout_s: float = 600.0  # per attempt
+    # A Retry-After longer than this ends the call at once, with an error that says so.
+    retry_after_max_s: float = 300.0
 
     @classmethod
     def from_spec(cls, endpoint: str, spec: Mapping[str, Any]) -> EndpointLimits:

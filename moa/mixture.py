@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar, cast
+from typing import Literal, Protocol, TypeVar, cast
 
 from moa.context import Policy, event, fit, prompt_limit, tightened
 from moa.prompts import AGGREGATE_AND_SYNTHESIZE, RANK_AND_SELECT, inject_references, parse_pick
@@ -77,10 +77,21 @@ async def _all(calls: Iterable[Awaitable[T]]) -> list[T]:
     return cast(list[T], results)
 
 
+class LayerWatcher(Protocol):
+    """Told when each layer of a turn starts and ends (the final agent is the last layer), so
+    that an interactive caller can show a mixture's progress."""
+
+    def started(self, depth: int, agents: Sequence[Agent]) -> None: ...
+    def finished(self, depth: int, calls: Sequence[CallTrace]) -> None: ...
+
+
 class Mixture:
-    def __init__(self, spec: MixtureSpec, generator: Generator) -> None:
+    def __init__(
+        self, spec: MixtureSpec, generator: Generator, watcher: LayerWatcher | None = None
+    ) -> None:
         self.spec = spec
         self.generator = generator
+        self.watcher = watcher
 
     async def run_turn(
         self,
@@ -91,10 +102,14 @@ class Mixture:
         trace = TurnTrace()
         references: list[str] = []
         for depth, layer in enumerate(self.spec.proposer_layers, start=1):
+            if self.watcher:
+                self.watcher.started(depth, layer)
             sent = await _all(
                 self._send(a, messages, references, config, tags, "proposer", depth) for a in layer
             )
             calls = [s.call for s in sent]
+            if self.watcher:
+                self.watcher.finished(depth, calls)
             trace.layers.append(calls)
             trace.events.extend(e for s in sent for e in s.events)
             if refusal := next((s.refusal for s in sent if s.refusal), None):
@@ -110,10 +125,15 @@ class Mixture:
                 trace.events.append(
                     f"layer {depth}: dropped {len(failed)} failed proposal(s) from the references"
                 )
+        depth = len(self.spec.proposer_layers) + 1
+        if self.watcher:
+            self.watcher.started(depth, [self.spec.aggregator])
         if self.spec.mode == "rank":
             await self._rank(trace, messages, references, config, tags)
         else:
             await self._aggregate(trace, messages, references, config, tags)
+        if self.watcher and trace.final is not None:
+            self.watcher.finished(depth, [trace.final])
         return trace
 
     async def _aggregate(

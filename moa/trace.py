@@ -32,6 +32,10 @@ class CallTrace:
     cached: bool
     attempts: int
 
+    @property
+    def label(self) -> str:
+        return f"{self.model}#{self.sample}"
+
     @classmethod
     def of(cls, model: str, sample: int, outcome: CallOutcome) -> CallTrace:
         r = outcome.record

@@ -138,7 +138,13 @@ class ModelError(Exception):
 
 @dataclass
 class CallRecord:
-    """One line of the call ledger: what a call cost, whether it was cached, how it ended."""
+    """One line of the call ledger: what a call cost, whether it was cached, how it ended.
+
+    `cost_usd` is the call at catalogue prices (NaN for an unpriced model); it was paid only when
+    `billed`: the call was sent to an endpoint that bills (`moa.catalogue.endpoint_bills`), not
+    answered from the cache. Ledgers written before `billed` existed lack it: their calls were
+    billed exactly when not cached.
+    """
 
     key: str
     model: str
@@ -152,6 +158,7 @@ class CallRecord:
     error: str | None = None
     error_kind: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    billed: bool = False
 
     def to_json(self) -> dict[str, Any]:
         # Every field is flat but `tags`: much cheaper than `dataclasses.asdict`, once per call.

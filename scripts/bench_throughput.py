@@ -13,7 +13,15 @@ the latency model:
 Efficiency is bound / wall time of the whole command, start-up included; it is also shown over
 the span from the first request to the last answer. A benchmark is first run on one instance:
 that CPU is the command's fixed cost, and the rest, per further call, is the harness's CPU per
-call. The targets checked at the end are the ones of the throughput issue.
+call. Every run also shows its start-up: from the process's launch to the server's first request.
+
+The `rate_limit` run is a provider whose real limit is lower than configured: the server takes
+`--true-limit` requests per model at once and answers 429 to any more, at once, while the config
+says 32. It runs `--rate-limit-instances` AlpacaEval instances, must end with no failed instance,
+and its bound is computed at the true limit. It is compared with the same run configured at the
+true limit (what a user who knew it would get): that is the learning's cost.
+
+The targets checked at the end are the ones of the throughput and endpoint-trust issues.
 
 Usage: `.venv/bin/python scripts/bench_throughput.py` (`--help` for the latency model knobs).
 """
@@ -54,8 +62,8 @@ DEFAULT_MODELS = {
 }
 # Each run's latencies are scaled so that it takes most of a minute: long enough that the
 # CLI's fixed start-up is a small part of it, short enough to rerun at will.
-DEFAULT_SCALES = {"alpaca_eval": 0.8, "mt_bench": 4.0, "prompt": 4.0}
-RUNS = ("alpaca_eval", "mt_bench", "prompt")
+DEFAULT_SCALES = {"alpaca_eval": 0.8, "mt_bench": 4.0, "prompt": 4.0, "rate_limit": 1.5}
+RUNS = ("alpaca_eval", "mt_bench", "prompt", "rate_limit")
 PROMPT = "Explain in three sentences why the sky is blue."
 
 
@@ -76,6 +84,7 @@ class Measured:
     cpu_s: float
     peak_rss_mb: float
     stdout: str
+    exit_code: int = 0
 
     @property
     def wall_s(self) -> float:
@@ -104,6 +113,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help=f"multiplies one run's latencies (defaults: {DEFAULT_SCALES})",
     )
     p.add_argument("--concurrency", type=int, help="instances in flight (default: the config's)")
+    p.add_argument(
+        "--true-limit",
+        type=int,
+        default=16,
+        help="rate_limit run: requests per model the server takes at once (429 above)",
+    )
+    p.add_argument("--rate-limit-instances", type=int, default=64, help="rate_limit run: instances")
     p.add_argument("--override", action="append", default=[], help="extra Hydra override")
     p.add_argument("--keep", type=Path, help="keep the run directories here")
     p.add_argument(
@@ -137,15 +153,20 @@ def catalogue_models() -> dict[str, dict[str, Any]]:
 
 
 def start_server(
-    profiles: dict[str, Profile], by_id: dict[str, str], args: argparse.Namespace
+    profiles: dict[str, Profile],
+    by_id: dict[str, str],
+    args: argparse.Namespace,
+    reject_above: int | None = None,
 ) -> tuple[subprocess.Popen[str], str]:
-    """The fake server keyed by model id, its limits the catalogue's."""
+    """The fake server keyed by model id, its limits the catalogue's: requests past one wait
+    their turn; or, with `reject_above`, it takes that many per model and refuses more (429)."""
+    limit = {"reject_above": reject_above} if reject_above else None
     conf = {
         "profiles": {
             model_id: {
                 "ttft_s": profiles[name].ttft_s,
                 "per_token_s": profiles[name].per_token_s,
-                "max_concurrency": profiles[name].max_concurrency,
+                **(limit or {"max_concurrency": profiles[name].max_concurrency}),
                 "min_tokens": args.min_tokens,
                 "max_tokens": args.max_tokens,
             }
@@ -196,8 +217,11 @@ def cli_argv(
     return argv + [str(o) for o in args.override]
 
 
-def run_measured(argv: list[str], cwd: Path, pythonpath: Path | None = None) -> Measured:
-    """One subprocess; `wait4` gives its own CPU and peak RSS, not the server's."""
+def run_measured(
+    argv: list[str], cwd: Path, pythonpath: Path | None = None, may_fail: bool = False
+) -> Measured:
+    """One subprocess; `wait4` gives its own CPU and peak RSS, not the server's. It must exit 0
+    unless `may_fail` (a run whose failures are counted)."""
     env = dict(os.environ, **({"PYTHONPATH": str(pythonpath)} if pythonpath else {}))
     with tempfile.TemporaryFile("w+") as out:
         launched = time.monotonic()  # the server logs this clock too (CLOCK_MONOTONIC)
@@ -209,7 +233,7 @@ def run_measured(argv: list[str], cwd: Path, pythonpath: Path | None = None) -> 
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         text = out.read()
-    if proc.returncode != 0:
+    if proc.returncode != 0 and not may_fail:
         sys.exit(f"moa-bench failed ({proc.returncode}): {' '.join(argv)}\n{text[-3000:]}")
     return Measured(
         launched=launched,
@@ -217,6 +241,7 @@ def run_measured(argv: list[str], cwd: Path, pythonpath: Path | None = None) -> 
         cpu_s=usage.ru_utime + usage.ru_stime,
         peak_rss_mb=usage.ru_maxrss / 1024,
         stdout=text,
+        exit_code=proc.returncode,
     )
 
 
@@ -230,7 +255,8 @@ def work_bound(log: Iterable[dict[str, Any]], by_id_profile: dict[str, Profile])
     """The busiest model's total service time over its concurrency."""
     busy: dict[str, float] = defaultdict(float)
     for row in log:
-        busy[row["model"]] += by_id_profile[row["model"]].duration(row["tokens"])
+        if row["status"] == 200:  # a refusal takes no service time
+            busy[row["model"]] += by_id_profile[row["model"]].duration(row["tokens"])
     return max(
         (t / by_id_profile[m].max_concurrency for m, t in busy.items()),
         default=0.0,
@@ -275,19 +301,31 @@ def bench_run(
     is the harness's marginal CPU per call."""
     models = catalogue_models()
     by_id = {str(models[n]["address"]).split("/", 1)[1]: n for n in profiles if n in models}
-    by_id_profile = {model_id: profiles[n] for model_id, n in by_id.items()}
+    limited = name == "rate_limit"
+    # the rate_limit run's bound is at the server's true limit, not the configured one
+    truth = {
+        n: Profile(p.ttft_s, p.per_token_s, args.true_limit) if limited else p
+        for n, p in profiles.items()
+    }
+    by_id_profile = {model_id: truth[n] for model_id, n in by_id.items()}
     conf_dir = work / "conf"
     write_conf(conf_dir, profiles)
-    server, url = start_server(profiles, by_id, args)
+    server, url = start_server(profiles, by_id, args, args.true_limit if limited else None)
+    bench = "alpaca_eval" if limited else name
     try:
-        target = [f"prompt={PROMPT!r}"] if name == "prompt" else [f"benchmark={name}"]
+        if name == "prompt":
+            target = [f"prompt={PROMPT!r}"]
+        elif limited:
+            target = ["benchmark=alpaca_eval", f"benchmark.limit={args.rate_limit_instances}"]
+        else:
+            target = [f"benchmark={name}"]
         one: Measured | None = None
-        if name != "prompt":
+        if name not in ("prompt", "rate_limit"):
             one_argv = cli_argv(url, conf_dir, work / "one", profiles, args)
             one = run_measured([*one_argv, *target, "benchmark.limit=1"], ROOT, args.pythonpath)
         skip = len(server_log(url))
         argv = [*cli_argv(url, conf_dir, work, profiles, args), *target]
-        measured = run_measured(argv, ROOT, args.pythonpath)
+        measured = run_measured(argv, ROOT, args.pythonpath, may_fail=limited)
         log = server_log(url)[skip:]
     finally:
         server.terminate()
@@ -302,7 +340,7 @@ def bench_run(
         match = re.search(r"(\d+) calls \((\d+) cached\)", measured.stdout)
         calls, cached = (int(match[1]), int(match[2])) if match else (len(log), 0)
     else:
-        ledger = ledger_of(work, name)
+        ledger = ledger_of(work, bench)
         chain = chain_bound(ledger, by_id_profile)
         calls, cached = len(ledger), sum(r["cached"] for r in ledger)
     work_s = work_bound(log, by_id_profile)
@@ -325,6 +363,27 @@ def bench_run(
         "cpu_ms_per_call": 1000 * measured.cpu_s / calls,
         "peak_rss_mb": measured.peak_rss_mb,
     }
+    if limited:
+        instances = read_jsonl(next(work.glob(f"{bench}/*/traces.jsonl")))
+        row["true_limit"] = args.true_limit
+        row["configured_limit"] = max(p.max_concurrency for p in profiles.values())
+        row["instances"] = len(instances)
+        row["failed_instances"] = sum(1 for r in instances if r["error"] or not r["outputs"])
+        row["failed_calls"] = sum(1 for r in ledger if r["error"])
+        row["refusals"] = sum(1 for r in log if r["status"] == 429)
+        row["exit_code"] = measured.exit_code
+        # the same run by a user who knew the limit: configured at it, nothing refused
+        known = work / "known"
+        write_conf(known / "conf", truth)
+        server, url = start_server(truth, by_id, args)
+        try:
+            argv = [*cli_argv(url, known / "conf", known, truth, args), *target]
+            reference = run_measured(argv, ROOT, args.pythonpath)
+        finally:
+            server.terminate()
+            server.wait()
+        row["known_limit_wall_s"] = reference.wall_s
+        row["known_limit_efficiency"] = bound / reference.wall_s
     if one is not None:
         one_calls = len(ledger_of(work / "one", name))
         row["fixed_cpu_s"] = one.cpu_s
@@ -346,6 +405,18 @@ def show(row: dict[str, Any]) -> None:
         f"peak RSS {row['peak_rss_mb']:.0f} MB; CPU {row['cpu_s']:.2f}s "
         f"= {row['cpu_ms_per_call']:.3f} ms/call",
     ]
+    if "true_limit" in row:
+        lines.append(
+            f"  server takes {row['true_limit']} per model (429 above), config says "
+            f"{row['configured_limit']}: {row['failed_instances']} of {row['instances']} "
+            f"instances failed, {row['failed_calls']} calls failed, {row['refusals']} requests "
+            f"refused (429); exit code {row['exit_code']}",
+        )
+        lines.append(
+            f"  the same run configured at the true limit: wall {row['known_limit_wall_s']:.2f}s, "
+            f"efficiency {row['known_limit_efficiency']:.3f} (learned/known wall "
+            f"{row['wall_s'] / row['known_limit_wall_s']:.3f})"
+        )
     if "marginal_cpu_ms_per_call" in row:
         lines[-1] += (
             f", of which {row['fixed_cpu_s']:.2f}s fixed (one instance alone): "
@@ -370,6 +441,12 @@ def verdicts(rows: dict[str, dict[str, Any]]) -> list[tuple[str, bool]]:
             ("prompt: query (first request to answer) <= 1.1 x chain",
              row["span_s"] <= 1.1 * row["chain_bound_s"])
         )  # fmt: skip
+        out.append(("prompt: start-up to the first request <= 1 s", row["to_first_request_s"] <= 1))
+    if "rate_limit" in rows:
+        row = rows["rate_limit"]
+        out.append(("rate_limit: no failed instance", row["failed_instances"] == 0))
+        ratio = row["wall_s"] / row["known_limit_wall_s"]
+        out.append(("rate_limit: wall <= 1.1 x the run configured at the true limit", ratio <= 1.1))
     return out
 
 

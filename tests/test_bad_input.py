@@ -64,7 +64,7 @@ def matrix(root: Path) -> dict[str, tuple[list[str], dict[str, str], str]]:
             ok,
             "record 1: field 'instruction' is missing or not a string",
         ),
-        "unknown key": (["concurrency_limit=8"], ok, "Could not override 'concurrency_limit'"),
+        "unknown key": (["concurrency_limit=8"], ok, "concurrency_limit is not a setting"),
         "unparseable override": (["concurrency=[8"], ok, "no viable alternative at input '[8'"),
         "wrong type": (["benchmark.limit=ten"], ok, "benchmark.limit='ten' must be an integer"),
         "out of range": (["concurrency=-1"], ok, "concurrency=-1 must be an integer >= 0"),
@@ -116,7 +116,7 @@ def test_a_judge_answer_that_never_parses_is_counted_not_fatal(tmp_path: Path) -
             )
         )
     assert done.returncode == 0, done.stderr
-    run_dir = tmp_path / "runs" / "mt_bench" / "single_qwen1.5-110b"
+    run_dir = tmp_path / "runs" / "mt_bench" / "single_qwen1.5-110b~first2"
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["failures"] == {"call": 0, "parse": 4} and metrics["n_scored"] == 0
     assert "judge verdicts missing: 4 parse" in done.stdout

@@ -22,6 +22,7 @@ from tests.kit.fakeserver import FakeServer, ModelProfile, serve_in_thread
 
 CONFIG = GenerateConfig(temperature=0.7, max_tokens=100)
 PRICED = ModelEntry("m", "fake/m", price_in=10.0, price_out=20.0)
+SCRIPTED = {"scripted": {"provider": "scripted"}}
 
 
 def ask(n: int) -> list[ChatMessage]:
@@ -72,27 +73,48 @@ async def test_a_capped_client_sends_nothing_past_the_cap(tmp_path: Path) -> Non
     assert client.ledger.totals.cost_usd <= cap and again.record.cached
 
 
-def test_a_dollar_cap_needs_every_model_priced(tmp_path: Path) -> None:
+def test_a_dollar_cap_needs_every_billed_model_priced(tmp_path: Path) -> None:
     client = ModelClient(
-        {"scripted": {"provider": "scripted"}},
-        Catalogue({}, ["scripted"]),
+        {"fake": {"provider": "openai", "base_url": "http://127.0.0.1:9/v1"}, **SCRIPTED},
+        Catalogue({}, ["fake", "scripted"]),
         CallCache(tmp_path / "c.sqlite"),
         budget=Budget(max_usd=1.0),
     )
-    with pytest.raises(ConfigError, match="scripted/m has no price"):
-        client.preflight(["scripted/m"])
+    client.preflight(["scripted/m"])  # free: its price does not matter to the cap
+    with pytest.raises(ConfigError, match="fake/m has no price"):
+        client.preflight(["fake/m"])
+    client.cache.close()
+
+
+async def test_free_calls_never_count_against_the_dollar_cap(tmp_path: Path) -> None:
+    priced = {"m": {"address": "scripted/m", "price_in": 1e6, "price_out": 1e6}}  # $1 a token
+    client = ModelClient(
+        SCRIPTED,
+        Catalogue(priced, ["scripted"]),
+        CallCache(tmp_path / "c.sqlite"),
+        budget=Budget(max_usd=0.01, max_calls=3),
+    )
+    outcomes = [await client.generate("scripted/m", ask(n), CONFIG) for n in range(3)]
+    with pytest.raises(BudgetExceeded, match="max_calls=3"):  # the call cap still holds
+        await client.generate("scripted/m", ask(3), CONFIG)
+    await client.aclose()
+    assert all(o.ok for o in outcomes) and client.budget.spent_usd == 0.0
+    assert client.ledger.totals.cost_usd == 0.0 and client.ledger.totals.unbilled_usd > 3
 
 
 def test_earlier_runs_of_the_run_directory_count(tmp_path: Path) -> None:
     rows = [
-        {"cached": False, "cost_usd": 0.25},
+        {"cached": False, "cost_usd": 0.25},  # before `billed`: paid when not cached
         {"cached": True, "cost_usd": 0.5},
         {"cached": False, "cost_usd": math.nan},
+        {"cached": False, "cost_usd": 0.125, "billed": True},
+        {"cached": False, "cost_usd": 4.0, "billed": False},  # sent, but to a free endpoint
+        {"cached": True, "cost_usd": 8.0, "billed": False},
     ]
     path = tmp_path / "calls.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"torn', encoding="utf-8")
     budget = Budget.from_ledgers(1.0, None, [path])
-    assert budget.calls == 2 and budget.spent_usd == pytest.approx(0.25)
+    assert budget.calls == 4 and budget.spent_usd == pytest.approx(0.375)
 
 
 def test_plan_mode_warns_past_a_cap() -> None:

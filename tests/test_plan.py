@@ -4,24 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
 
 from eval.benchmarks.base import Instance
-from eval.cli import CONF_DIR
-from eval.plan import plan
-from eval.settings import build_catalogue, build_mixture
-from moa.cache import CallCache
+from eval.cli import CONF_DIR, dispatch
+from eval.generate import load_instances, task_of
+from eval.judges import alpaca_eval as ae
+from eval.plan import PlanResult, endpoint_identity, open_cache, plan, plan_points, sweep_totals
+from eval.rundir import JUDGE_LEDGER, LEDGER
+from eval.settings import build_catalogue, build_mixture, to_dict
+from eval.tasks.alpaca_eval import request_preferences
+from moa.cache import CacheMode, CallCache
 from moa.catalogue import Catalogue
 from moa.client import ModelClient
 from moa.flops import call_tflops, turn_tflops
+from moa.ledger import read_ledger
 from moa.mixture import Agent, Mixture, MixtureSpec
 from moa.prompts import AGGREGATE_AND_SYNTHESIZE, RANK_AND_SELECT, inject_references
 from moa.tokens import MESSAGE_OVERHEAD, estimate_prompt
-from moa.types import ChatMessage, GenerateConfig
+from moa.types import CallOutcome, CallRecord, ChatMessage, Completion, GenerateConfig
+
+from .kit.cli import SHARED_DATA
 
 CONFIG = GenerateConfig(temperature=0.7, max_tokens=2048)
 MODELS = ("qwen1.5-110b", "qwen1.5-72b", "wizardlm-2-8x22b", "llama-3-70b", "mixtral-8x22b", "dbrx")
@@ -300,6 +309,7 @@ async def test_unpriced_models_are_counted_not_summed() -> None:
     assert frame.loc["total", "calls"] == 6
     rendered = result.render()
     assert "mixed" in rendered and "1 calls have no catalogue price" in rendered
+    assert "Unpriced: x/free (1)" in rendered  # named, with how to price it
 
 
 async def test_a_run_over_the_budget_is_warned_of() -> None:
@@ -327,3 +337,224 @@ async def test_a_run_over_the_budget_is_warned_of() -> None:
     assert "single_a" not in dollars
     assert dollars in result.render(max_usd=first.new_usd / 2)
     assert "budget" not in result.render()
+
+
+async def test_a_model_given_by_address_without_a_price_is_named() -> None:
+    spec = MixtureSpec("mine", ((Agent("x/a"), Agent("x/mystery-7b")),), Agent("x/mystery-7b"))
+    result = await plan([spec], questions(3), constant, CATALOGUE)
+    assert result.unpriced == 6 and result.unpriced_models == {"x/mystery-7b": 6}
+    rendered = result.render()
+    assert "6 calls have no catalogue price: not in the dollars. Unpriced: x/mystery-7b (6)" in (
+        rendered
+    )
+    # How to price it, as the run summary says it (`moa.ledger.price_hint`).
+    assert "price_in" in rendered and '+catalogue.<name>={address:"x/mystery-7b"' in rendered
+    # Endpoints that do not bill need no price: their calls are free, not unpriced.
+    free = await plan([spec], questions(3), constant, CATALOGUE, bills=lambda e: e != "x")
+    assert free.unpriced == 0 and free.total_usd == 0.0
+    assert "no catalogue price" not in free.render()
+
+
+# Judging, money and the call cache, through the configs a run composes (`plan_points`).
+
+needs_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")
+
+
+def config(root: Path, *overrides: str) -> DictConfig:
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose(
+            "config",
+            [
+                f"data_dir={SHARED_DATA}",
+                f"results_dir={root / 'runs'}",
+                f"cache.path={root / 'calls.sqlite'}",
+                *overrides,
+            ],
+        )
+
+
+async def sweep(root: Path, variants: Sequence[str], *overrides: str) -> PlanResult:
+    """The plan of one benchmark's `variants` (`moa=` presets), in order, as a sweep runs them."""
+    points = [config(root, *overrides, f"moa={v}") for v in variants]
+    ((_, result),) = await plan_points(points[0], points)
+    return result
+
+
+@needs_data
+@pytest.mark.parametrize(
+    ("benchmark", "per_instance", "answers", "judge_out"),
+    [
+        # AlpacaEval: one weighted GPT-4 Turbo call, the answer in it, one token out.
+        ("alpaca_eval", 1, 1, 0),
+        # MT-Bench: GPT-4 grades each turn, seeing one answer at turn 1 and two at turn 2; its
+        # judgment (max_tokens 2048) is estimated like any answer.
+        ("mt_bench", 2, 3, 2),
+        # FLASK: one GPT-4-0613 review, with the API's default max_tokens.
+        ("flask", 1, 1, 1),
+    ],
+)
+async def test_judge_calls_are_counted_and_priced(
+    tmp_path: Path, benchmark: str, per_instance: int, answers: int, judge_out: int
+) -> None:
+    overrides = (f"benchmark={benchmark}", "benchmark.limit=4")
+    cfg = config(tmp_path, *overrides)
+    result = await sweep(tmp_path, ["single"], *overrides)
+    (v,) = result.variants
+    assert v.calls == 4 * len(load_instances(cfg)[0].turns)
+    assert (v.judge_calls, v.judge_new_calls) == (4 * per_instance, 4 * per_instance)
+    assert v.judge_usd == v.judge_new_usd > 0
+    # A judge call's estimate holds the answers it judges, and its own answer unless capped
+    # (AlpacaEval's annotator asks for one token): 100 more estimated tokens per answer cost
+    # that much more at the judge model's catalogue price.
+    (longer,) = (await sweep(tmp_path, ["single"], *overrides, "plan.output_tokens=500")).variants
+    judge = build_catalogue(cfg).resolve(task_of(cfg).judge_model(to_dict(cfg.judge)))
+    assert judge.price_in is not None and judge.price_out is not None
+    more_in, more_out = 4 * answers * 100, 4 * judge_out * 100
+    expected = (more_in * judge.price_in + more_out * judge.price_out) / 1e6
+    assert longer.judge_usd - v.judge_usd == pytest.approx(expected)
+    # The table and the totals show them; with judge=none nothing is judged, nor shown.
+    assert {"judge_calls", "judge_new_calls", "judge_usd"} <= set(result.to_frame().columns)
+    assert f"Judging: {4 * per_instance:,} calls" in sweep_totals([("b", result)], 400)
+    assert f"judging ({judge.address}): {4 * per_instance:,} of" in result.render()
+    unjudged = await sweep(tmp_path, ["single"], *overrides, "judge=none")
+    assert unjudged.variants[0].judge_calls == 0
+    assert "judge_calls" not in unjudged.to_frame().columns
+    assert "Judging" not in sweep_totals([("b", unjudged)], 400)
+
+
+async def test_the_demo_judges_against_the_model_alone(tmp_path: Path) -> None:
+    # Per instance the aggregator model alone answers every turn (9 turns in all), then one
+    # verdict (8); each first turn is the mixture's own proposal #0: made already.
+    (v,) = (await sweep(tmp_path, ["demo"], "benchmark=demo")).variants
+    assert (v.judge_calls, v.judge_new_calls) == (9 + 8, 1 + 8)
+    assert v.judge_usd == 0.0 and v.unpriced == 0  # the embedded model does not bill
+
+
+@needs_data
+async def test_replayed_proposals_are_free(tmp_path: Path) -> None:
+    overrides = ("benchmark=alpaca_eval", "benchmark.limit=3", "judge=none")
+    (v,) = (await sweep(tmp_path, ["published_proposers"], *overrides)).variants
+    assert v.calls == 3 * 6 and v.unpriced == 0
+    # Only the aggregator's calls cost anything: planned with every endpoint billing, the five
+    # replayed proposers' calls have no price, and the dollars are the same.
+    cfg = config(tmp_path, *overrides, "moa=published_proposers")
+    catalogue, task = build_catalogue(cfg), task_of(cfg)
+    spec = build_mixture(cfg.moa, catalogue)
+    billed = await plan([spec], load_instances(cfg, task), task.generation(), catalogue)
+    assert billed.unpriced == 3 * 5
+    assert v.usd == billed.total_usd > 0 and v.new_usd == v.usd
+
+
+def new_records(path: Path, skip: int) -> list[dict[str, object]]:
+    return list(read_ledger(path))[skip:] if path.exists() else []
+
+
+@needs_data
+@pytest.mark.parametrize("benchmark", ["mt_bench", "alpaca_eval", "flask", "demo"])
+async def test_a_half_run_sweep_is_priced_for_what_is_left(tmp_path: Path, benchmark: str) -> None:
+    """After a real run of part of a sweep, the plan of the sweep finds those calls (judging's
+    too) in the cache, and the calls it says are left are what the sweep's real runs send."""
+    # Scripted calls are free: priced here as if they billed, to see the dollars follow.
+    base = (
+        f"benchmark={benchmark}",
+        "provider_override=scripted",
+        "++endpoints.scripted.bills=true",
+    )
+    variants = ["moa_lite", "moa", "llm_ranker"]  # a ranker's pick is known once cached
+    if benchmark == "demo":
+        # Unless cached, a pick is unknown: the demo's verdict on a ranker that picked the
+        # proposal of its own model is a tie without a call, which the plan counts as one.
+        variants.pop()
+    half = config(tmp_path, *base, "benchmark.limit=2", "moa=moa_lite")
+    assert await dispatch(half) == 0
+    done = len(list(read_ledger(Path(str(half.run_dir)) / LEDGER)))
+    result = await sweep(tmp_path, variants, *base, "benchmark.limit=4")
+    lite, *_ = result.variants
+    assert lite.cached == done and lite.new_calls == lite.calls - done
+    assert 0 < lite.new_usd < lite.usd and 0 < lite.judge_new_calls < lite.judge_calls
+    assert f"or in the cache ({done:,})" in result.render()
+    for variant, predicted in zip(variants, result.variants, strict=True):
+        cfg = config(tmp_path, *base, "benchmark.limit=4", f"moa={variant}")
+        run_dir = Path(str(cfg.run_dir))
+        before = [len(new_records(run_dir / name, 0)) for name in (LEDGER, JUDGE_LEDGER)]
+        assert await dispatch(cfg) == 0
+        sent, judged = (
+            sum(not r["cached"] for r in new_records(run_dir / name, skip))
+            for name, skip in zip((LEDGER, JUDGE_LEDGER), before, strict=True)
+        )
+        assert (sent, judged) == (predicted.new_calls, predicted.judge_new_calls), variant
+    after = await sweep(tmp_path, variants, *base, "benchmark.limit=4")
+    assert after.to_make == after.judge_new_calls == 0 and after.to_pay == 0.0
+    assert [v.cached for v in after.variants] == [v.calls for v in after.variants]
+    assert "In the cache: " in sweep_totals([("b", after)], 400)
+
+
+class _Recorder:
+    """A generator that keeps every request."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, list[ChatMessage], GenerateConfig]] = []
+
+    async def generate(
+        self,
+        model: str,
+        messages: Sequence[ChatMessage],
+        config: GenerateConfig,
+        *,
+        sample: int = 0,
+        tags: Mapping[str, str] | None = None,
+    ) -> CallOutcome:
+        self.requests.append((model, list(messages), config))
+        return CallOutcome(Completion("x", 1, 1), CallRecord("", model, sample))
+
+
+@needs_data
+async def test_planned_alpaca_eval_requests_are_the_judges(tmp_path: Path) -> None:
+    """`request_preferences` fills the template without alpaca_eval's DataFrame per row: its
+    requests must be `ae.annotate`'s, byte for byte, tricky outputs included."""
+    instances = load_instances(config(tmp_path, "benchmark=alpaca_eval"))
+    tricky = ["{output_1} and {instruction}", "{output_2}", "naïve ⟦x⟧ 日本語", "", " padded \n"]
+    pairs = [
+        ae.Pair(i.turns[0], i.meta["reference_output"], "gpt4", tricky[n % 5] + str(n % 7), "m")
+        for n, i in enumerate(instances)
+    ]
+    pairs.append(ae.Pair("same", "same output", "a", "same output", "b"))  # a tie: no call
+    planned, judged = _Recorder(), _Recorder()
+    await request_preferences(planned, pairs, "openai/judge")
+    await ae.annotate(judged, pairs, judge="openai/judge")
+    assert len(planned.requests) == len(pairs) - 1
+    assert sorted(planned.requests, key=repr) == sorted(judged.requests, key=repr)
+
+
+async def test_endpoint_identities_are_the_clients(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLAN_TEST_KEY", "sk-not-a-key")
+    specs: dict[str, dict[str, Any]] = {
+        "scripted": {"provider": "scripted", "max_concurrency": 4, "bills": True},
+        "replay": {"provider": "replay", "outputs_dir": "some/dir"},
+        "api": {"provider": "openai", "base_url": "http://h:1/v1/", "api_key_env": "PLAN_TEST_KEY"},
+    }
+    client = ModelClient(specs, Catalogue({}, specs), CallCache("unused", CacheMode.OFF))
+    try:
+        for name, spec in specs.items():
+            assert await endpoint_identity(name, spec) == client.endpoint(name).api.identity
+    finally:
+        await client.aclose()
+    monkeypatch.delenv("PLAN_TEST_KEY")  # the plan needs no key
+    assert await endpoint_identity("api", specs["api"]) == "openai:http://h:1/v1"
+    local = await endpoint_identity("local", {"provider": "local"})
+    assert local.startswith("local:") and local.endswith(".gguf")
+
+
+def test_a_cache_a_run_would_not_read_is_not_read(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    assert open_cache(cfg) is None  # no file
+    CallCache(Path(str(cfg.cache.path))).close()
+    assert open_cache(cfg) is None  # empty: nothing to find, the plan's own keys will do
+    cache = CallCache(Path(str(cfg.cache.path)))
+    cache.put("k" * 64, "x/a", Completion("an answer", 1, 1))
+    cache.close()
+    found = open_cache(cfg)
+    assert found is not None and found.mode is CacheMode.READ
+    found.close()
+    for mode in ("write", "off"):  # a run would reuse nothing
+        assert open_cache(config(tmp_path, f"cache.mode={mode}")) is None

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from eval.tables import Run
     from moa.client import ModelClient
     from moa.mixture import MixtureSpec
+    from moa.types import Generator
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,25 @@ class Task:
     ) -> dict[str, Any]:
         """Judges the finished instances into the judge's native file; returns the metrics."""
         raise NotImplementedError
+
+    async def plan_judge(
+        self,
+        generator: Generator,
+        judge: str,
+        spec: MixtureSpec,
+        instances: Sequence[Instance],
+        outputs: Sequence[Sequence[str] | None],
+    ) -> None:
+        """Sends through `generator` the very requests `judge` would send for these outputs (one
+        list per instance, a turn each; None for an instance that failed, which is not judged),
+        and nothing else: no file is written and no answer read. `task=plan` (`eval.plan`) runs
+        it with a generator that calls no model, to count, price and find in the call cache the
+        judge's calls. Not overridden: the plan says that this task's judging is not planned."""
+        raise NotImplementedError
+
+    def judge_calls(self, instance: Instance) -> int:
+        """The calls judging one finished instance takes, for the judging progress bar."""
+        return 1
 
     @classmethod
     def reads(cls, path: Path) -> bool:

@@ -12,13 +12,14 @@ from eval.benchmarks import Instance
 from eval.benchmarks.demo import load_demo
 from eval.judges import alpaca_eval as ae
 from eval.rundir import InstanceResult, RunDir, write_atomic
-from eval.tasks.alpaca_eval import preference_answer
+from eval.tasks.alpaca_eval import preference_answer, request_preferences
 from eval.tasks.base import Task
 from moa.mixture import Mixture, MixtureSpec
 from moa.providers import scripted
 
 if TYPE_CHECKING:
     from moa.client import ModelClient
+    from moa.types import Generator
 
 OUTPUTS = "outputs.json"
 
@@ -79,6 +80,35 @@ class Demo(Task):
         annotations = await ae.annotate(client, ae.make_pairs(baseline_rows, ours), judge=judge)
         prefs = {a.pair.instruction: a.preference for a in annotations}
         return {"preference": {inst.id: prefs.get("\n\n".join(inst.turns)) for inst in instances}}
+
+    async def plan_judge(
+        self,
+        generator: Generator,
+        judge: str,
+        spec: MixtureSpec,
+        instances: Sequence[Instance],
+        outputs: Sequence[Sequence[str] | None],
+    ) -> None:
+        """`judge`'s calls: the aggregator model alone at every turn, then one verdict."""
+        alone = Mixture(MixtureSpec("alone", (), spec.aggregator), generator)
+        config_for = self.generation()
+        baseline_rows, ours = [], []
+        for inst, mine in zip(instances, outputs, strict=True):
+            if not mine:
+                continue
+            tags = {"instance": inst.id, "role": "baseline"}
+            trace = await alone.converse(inst.turns, config_for(inst), tags)
+            if trace.outputs is None:
+                continue
+            instruction = "\n\n".join(inst.turns)
+            baseline_rows.append(
+                {"instruction": instruction, "output": trace.outputs[-1], "generator": "alone"}
+            )
+            ours.append({"instruction": instruction, "output": mine[-1], "generator": "moa"})
+        await request_preferences(generator, ae.make_pairs(baseline_rows, ours), judge)
+
+    def judge_calls(self, instance: Instance) -> int:
+        return len(instance.turns) + 1  # the model alone at each turn, then the verdict
 
     def offline_judge(self) -> scripted.Responder:
         return preference_answer

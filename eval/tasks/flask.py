@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eval import tables
 from eval.benchmarks import Instance
 from eval.benchmarks import flask as data
 from eval.judges import flask as fj
@@ -26,6 +25,7 @@ if TYPE_CHECKING:
     from eval.tables import Run
     from moa.client import ModelClient
     from moa.mixture import MixtureSpec
+    from moa.types import Generator
 
 REVIEWS = ("review", "reviews.jsonl")
 
@@ -108,6 +108,30 @@ class Flask(Task):
         fj.write_reviews(run.native(*REVIEWS), reviews)
         return metrics_of(reviews)
 
+    async def plan_judge(
+        self,
+        generator: Generator,
+        judge: str,
+        spec: MixtureSpec,
+        instances: Sequence[Instance],
+        outputs: Sequence[Sequence[str] | None],
+    ) -> None:
+        """`judge`'s calls: one review per instance, on its own three skills."""
+        items = [
+            (
+                {
+                    "idx": int(i.id),
+                    "instruction": i.turns[0],
+                    "answer": (i.references or ("",))[0],
+                    "skill": list(i.meta["skill"]),
+                },
+                o[0],
+            )
+            for i, o in zip(instances, outputs, strict=True)
+            if o
+        ]
+        await fj.judge_responses(generator, items, self.setup(), judge=judge)
+
     @classmethod
     def reads(cls, path: Path) -> bool:
         return path.suffix == ".jsonl" and not path.name.endswith("_single.jsonl")
@@ -125,7 +149,7 @@ class Flask(Task):
         return scores
 
     def report(self, runs: list[Run], out_dir: Path, reference: str) -> list[str]:
-        from eval import plots
+        from eval import plots, tables
 
         table = tables.flask_table(runs)
         plots.radar(table, out_dir / f"{self.name}_radar.png")

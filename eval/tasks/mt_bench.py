@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eval import tables
 from eval.benchmarks import Instance
 from eval.benchmarks.mt_bench import JUDGE_PROMPTS, TEMPERATURES, load_mt_bench
 from eval.judges import mt_bench as mj
@@ -26,6 +25,7 @@ if TYPE_CHECKING:
     from eval.tables import Run
     from moa.client import ModelClient
     from moa.mixture import MixtureSpec
+    from moa.types import Generator
 
 
 def metrics_of(judgments: Sequence[mj.Judgment], variant: str | None = None) -> dict[str, Any]:
@@ -106,6 +106,28 @@ class MTBench(Task):
         mj.write_judgments(mj.judgment_path(run.path, judge), judgments)
         return metrics_of(judgments, spec.name)
 
+    async def plan_judge(
+        self,
+        generator: Generator,
+        judge: str,
+        spec: MixtureSpec,
+        instances: Sequence[Instance],
+        outputs: Sequence[Sequence[str] | None],
+    ) -> None:
+        """`judge`'s calls: one grading per question and turn."""
+        done = [(i, o) for i, o in zip(instances, outputs, strict=True) if o]
+        questions = [
+            {"question_id": int(i.id), "category": i.category, "turns": list(i.turns)}
+            for i, _ in done
+        ]
+        answers = {int(i.id): o for i, o in done}
+        references = {int(i.id): list(i.references) for i, _ in done if i.references}
+        matches = mj.make_matches(questions, spec.name, answers, self._prompts(), references)
+        await mj.judge_matches(generator, matches, judge=judge)
+
+    def judge_calls(self, instance: Instance) -> int:
+        return len(instance.turns)  # one grading per turn
+
     @classmethod
     def reads(cls, path: Path) -> bool:
         return path.name.endswith("_single.jsonl")
@@ -126,6 +148,8 @@ class MTBench(Task):
         return float("nan") if average is None else float(average)
 
     def report(self, runs: list[Run], out_dir: Path, reference: str) -> list[str]:
+        from eval import tables
+
         return [
             tables.write_table(tables.table2b(runs), out_dir, "table2b_mt_bench"),
             tables.write_table(tables.comparisons(runs, reference), out_dir, "paired_mt_bench"),

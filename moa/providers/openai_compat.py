@@ -5,16 +5,24 @@ Calls go through the SDK's `AsyncOpenAI` client on its aiohttp transport, as a p
 message to validate it and builds a pydantic model of the answer, which cost about four times
 the CPU per call (measured with `scripts/bench_throughput.py`). The SDK's own retries are off:
 `ModelClient` retries, times and caps every call; here we translate failures into `ModelError`.
+
+A failed connection says what failed, from the errors the SDK's `APIConnectionError` wraps
+(aiohttp's, then the socket's): "connection refused by <base_url>" (transient: the server may be
+starting), "cannot resolve host <host> (DNS)" (permanent, unless the resolver said to try again),
+else the SDK's error type and its innermost cause's.
 """
 
 from __future__ import annotations
 
 import email.utils
+import errno
 import json
 import os
+import socket
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx2
 import openai
@@ -32,6 +40,9 @@ _CONTEXT_MARKERS = (
     "too many tokens",
     "prompt is too long",
 )
+# A 429 that no wait will cure: the account is out of credit, or the request alone is more
+# than the tokens-per-minute limit (OpenAI's words for both).
+_NEVER_429_MARKERS = ("insufficient_quota", "request too large")
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
@@ -54,6 +65,8 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
 def classify(status: int, body: bytes, headers: Mapping[str, str]) -> ModelError:
     """An HTTP error status as a `ModelError` kind, with the provider's own message."""
     message = _status_message(status, body)
+    if status == 429 and any(m in message.lower() for m in _NEVER_429_MARKERS):
+        return ModelError(ErrorKind.PERMANENT, message, status=status)
     if status == 429 or status >= 500 or status in (408, 409):
         return ModelError(
             ErrorKind.TRANSIENT, message, status=status, retry_after=retry_after_seconds(headers)
@@ -77,6 +90,45 @@ def _status_message(status: int, body: bytes) -> str:
     if isinstance(inner, str):
         return inner
     return text.strip()[:500]
+
+
+def connection_error(exc: BaseException, base_url: str) -> ModelError:
+    """What a failed connection was, found by walking the chain of errors `exc` wraps. Only
+    types and the URL are shown: some errors' messages print the request's headers."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    innermost = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, socket.gaierror) or _named(cause, "ClientConnectorDNSError"):
+            host = urlsplit(base_url).hostname or base_url
+            again = getattr(cause, "errno", None) == socket.EAI_AGAIN
+            kind = ErrorKind.TRANSIENT if again else ErrorKind.PERMANENT
+            return ModelError(kind, f"cannot resolve host {host} (DNS)")
+        if isinstance(cause, ConnectionRefusedError) or (
+            isinstance(cause, OSError) and cause.errno == errno.ECONNREFUSED
+        ):
+            return ModelError(ErrorKind.TRANSIENT, f"connection refused by {_shown(base_url)}")
+        innermost = cause
+        cause = cause.__cause__ or cause.__context__
+    inner = f" ({type(innermost).__name__})" if innermost is not exc else ""
+    return ModelError(ErrorKind.TRANSIENT, f"connection failed: {type(exc).__name__}{inner}")
+
+
+def _named(exc: BaseException, name: str) -> bool:
+    """`exc` is an instance of a class called `name` (aiohttp's, without importing aiohttp)."""
+    return any(c.__name__ == name for c in type(exc).__mro__)
+
+
+def _shown(url: str) -> str:
+    """`url` without any user name or password in it."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    netloc = parts.hostname or ""
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return parts._replace(netloc=netloc).geturl()
 
 
 def _malformed(reason: object) -> ModelError:
@@ -153,10 +205,8 @@ class OpenAICompatible:
         except openai.APIStatusError as exc:
             raise classify(exc.status_code, exc.response.content, exc.response.headers) from None
         except (openai.APIConnectionError, httpx2.HTTPError) as exc:
-            # refused, reset, dropped mid-body; only the type: some errors print the headers
-            raise ModelError(
-                ErrorKind.TRANSIENT, f"connection failed: {type(exc).__name__}"
-            ) from None
+            # refused, unresolvable, reset, dropped mid-body
+            raise connection_error(exc, self.base_url) from None
         try:
             data = json.loads(raw)
         except ValueError as exc:

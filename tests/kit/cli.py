@@ -71,7 +71,10 @@ def run(args: list[str], env: dict[str, str] | None = None, timeout: float = 120
 
 
 def run_dir(root: Path, variant: str = "moa") -> Path:
-    return root / "runs" / "alpaca_eval" / variant
+    """The variant's run directory, subset runs (`moa~first40`) included."""
+    base = root / "runs" / "alpaca_eval"
+    found = [d for d in base.glob(f"{variant}*") if d.name.split("~")[0] == variant]
+    return found[0] if len(found) == 1 else base / variant
 
 
 def outputs(root: Path, variant: str = "moa") -> list[dict[str, Any]]:

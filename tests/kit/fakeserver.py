@@ -1,7 +1,9 @@
 """A loopback OpenAI-compatible chat server for tests and benchmarks (needs the `dev` extra).
 
 It models what matters for a harness: per-model latency (time to first token plus a time per
-output token), per-model concurrency limits, deterministic output lengths, and injected faults
+output token), per-model concurrency limits (requests past one wait their turn, or, with
+`reject_above`, are refused with a 429 at once, as a provider's rate limit does), deterministic
+output lengths, and injected faults
 (429 with and without Retry-After, 500/503, dropped connections, hangs, malformed JSON, empty
 choices, context-length 400s). Every request is logged with its timing for assertions.
 
@@ -40,6 +42,7 @@ FAULT_KINDS = (
 )
 # The kinds a client must retry, and that a retried call must survive unchanged.
 TRANSIENT = ("429", "429_retry_after", "500", "503", "drop", "timeout", "malformed", "empty")
+_TIMING_FIELDS = ("model", "started", "ended", "status", "fault", "tokens", "seen_in_flight")
 CLIENT_LAG_S = 0.2  # an answer the server sent this long before a kill may still be unsaved
 
 
@@ -52,6 +55,10 @@ class ModelProfile:
     max_tokens: int = 200
     context_tokens: int | None = None  # prompts longer than this get a context-length 400
     fail_status: int | None = None  # answer every request with this HTTP error
+    # More requests in flight than this (for this model) get a 429 at once instead of a turn,
+    # with `reject_retry_after_s` as their Retry-After if set.
+    reject_above: int | None = None
+    reject_retry_after_s: float | None = None
 
 
 @dataclass
@@ -86,8 +93,9 @@ class RequestLog:
     started: float
     ended: float = 0.0
     status: int = 0
-    fault: str | None = None
+    fault: str | None = None  # an injected fault, "401", or "over_limit" (`reject_above`)
     tokens: int = 0  # output tokens served
+    seen_in_flight: int = 0  # this model's requests in flight when it came, itself included
 
 
 def request_id(entry: RequestLog) -> str:
@@ -130,6 +138,8 @@ class FakeServer:
         self.log: list[RequestLog] = []
         self._rng = random.Random(self.faults.seed)
         self._sems: dict[str, asyncio.Semaphore] = {}
+        self.active: dict[str, int] = {}  # requests accepted and not yet answered, per model
+        self.peak_active: dict[str, int] = {}
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024**2)
@@ -143,10 +153,7 @@ class FakeServer:
 
     async def timings(self, request: web.Request) -> web.Response:
         """The log without messages, for a benchmark that runs the server as a process."""
-        rows = [
-            {k: getattr(e, k) for k in ("model", "started", "ended", "status", "fault", "tokens")}
-            for e in self.log
-        ]
+        rows = [{k: getattr(e, k) for k in _TIMING_FIELDS} for e in self.log]
         return web.json_response(rows)
 
     def _fault(self) -> str | None:
@@ -169,8 +176,20 @@ class FakeServer:
             started=time.monotonic(),
         )
         self.log.append(entry)
+        active = self.active.get(model, 0)
+        entry.seen_in_flight = active + 1
+        response: web.StreamResponse
         try:
-            response = await self._respond(request, body, profile, entry)
+            if profile.reject_above is not None and active >= profile.reject_above:
+                entry.fault = "over_limit"
+                response = _over_limit(profile.reject_above, profile.reject_retry_after_s)
+            else:
+                self.active[model] = active + 1
+                self.peak_active[model] = max(self.peak_active.get(model, 0), active + 1)
+                try:
+                    response = await self._respond(request, body, profile, entry)
+                finally:
+                    self.active[model] -= 1
         finally:
             entry.ended = time.monotonic()
         entry.status = response.status
@@ -265,6 +284,12 @@ class FakeServer:
 
 def _log(p: float) -> float:
     return math.log(max(p, 1e-12))
+
+
+def _over_limit(limit: int, retry_after_s: float | None) -> web.Response:
+    headers = None if retry_after_s is None else {"Retry-After": f"{retry_after_s:g}"}
+    message = f"rate limited: more than {limit} concurrent requests for this model"
+    return _error_json(429, message, "rate_limit_exceeded", headers)
 
 
 def _error_json(

@@ -1,0 +1,162 @@
+"""Who gets a free slot first, and how many slots a model gets.
+
+`PRIORITY` is the calling task's place in line: the runner sets it per instance, to the
+instance's position (lower = started earlier = served first), so that a run stopped early (at a
+budget cap) leaves whole instances rather than many half-done ones. Every wait for a slot in
+`moa.client` serves waiters lowest priority first, first come first served within one priority;
+a task that set none waits behind every task that did. Tasks inherit it from the task that
+created them, so a mixture's concurrent proposer calls share their instance's.
+
+`Slots` is a counting semaphore with that order, for an endpoint's `max_concurrency`.
+`AdaptiveSlots` is one model's concurrency, learned from the server's refusals (see its class).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import math
+from contextvars import ContextVar
+from types import TracebackType
+
+PRIORITY: ContextVar[int | None] = ContextVar("moa_priority", default=None)
+
+_LAST = math.inf  # the place of a waiter whose task set no priority
+_MOST_PATIENCE = 16.0  # a found limit is probed at least once per 16 x limit successes
+
+
+class Slots:
+    """At most `capacity` holders at once; waiters are served by `PRIORITY`, then arrival.
+
+    A free slot goes straight to the first waiter, so a newcomer never overtakes one. A waiter
+    cancelled before it was served leaves its entry behind (dropped when it reaches the top); one
+    cancelled after it was handed a slot, but before it ran, gives the slot on.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = max(1, capacity)
+        self.in_use = 0
+        self._waiters: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._arrivals = itertools.count()
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
+
+    @property
+    def waiting(self) -> int:
+        """Waiters not yet served (cancelled ones included until they reach the top)."""
+        return len(self._waiters)
+
+    async def acquire(self) -> None:
+        if not self._waiters and self.in_use < self.capacity:
+            self.in_use += 1
+            return
+        priority = PRIORITY.get()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        place = _LAST if priority is None else priority
+        heapq.heappush(self._waiters, (place, next(self._arrivals), future))
+        self._wake()  # the entries ahead may all be cancelled ones
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.release()  # it was handed a slot it will never use
+            raise
+
+    def release(self) -> None:
+        self.in_use -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        waiters = self._waiters
+        while waiters and self.in_use < self.capacity:
+            future = heapq.heappop(waiters)[2]
+            if not future.done():  # else: cancelled while waiting
+                self.in_use += 1
+                future.set_result(None)
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+class AdaptiveSlots(Slots):
+    """One model's concurrency, learned: additive increase, multiplicative decrease.
+
+    The limit starts at `cap` (the configured concurrency) and never passes it. A call holds one
+    slot while in flight (`take`, then `give_back` with how it ended):
+
+    - a success adds 1/(limit x patience) while the slots are all in use or wanted, up to `cap`:
+      one more slot per `limit` successes while patience is 1;
+    - a refusal (HTTP 429, or 503 with Retry-After: `refused=True`) lowers it, at most once per
+      window: a refusal of a request sent before the last decrease is already accounted for. If
+      the limit had grown since its last decrease, the refused request was the probe one above
+      what worked: the limit takes back that slot, and patience doubles (up to 16), so a limit
+      once found is probed less and less often. Else the limit is still too high: it halves,
+      never below 1, and patience is back to 1. Growing two slots past the last decrease also
+      puts patience back to 1: the server takes more than it did;
+    - any other ending leaves it as it is.
+
+    `give_back` says whether a refusal was the limiter learning (it lowered the limit, or was
+    already accounted for): `ModelClient` does not count such an attempt against
+    `max_attempts` (up to `moa.client.FREE_REFUSALS` of them per call). A refusal at a limit of
+    1 teaches nothing more, and counts.
+    """
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(cap)
+        self.cap = max(1, cap)
+        self.limit = float(self.cap)
+        self.lowest = self.cap  # the lowest the limit went, for a run's summary and tests
+        self.decreases = 0
+        self._sent = 0  # requests let through so far: their tickets
+        self._window = 0  # tickets below this were sent before the last decrease
+        self._level = self.cap  # the slots right after the last decrease
+        self._patience = 1.0
+
+    @property
+    def capacity(self) -> int:
+        return max(1, int(self.limit))
+
+    async def take(self) -> int:
+        """Waits for a slot; returns the ticket to give back with it."""
+        await self.acquire()
+        ticket = self._sent
+        self._sent += 1
+        return ticket
+
+    def give_back(self, ticket: int, *, ok: bool = False, refused: bool = False) -> bool:
+        """Frees the slot; adapts the limit to how the call ended. True when a refusal was the
+        limiter learning (see the class)."""
+        learned = False
+        if ok:
+            if self.limit < self.cap and (self._waiters or self.in_use >= self.capacity):
+                self.limit = min(float(self.cap), self.limit + 1.0 / (self.limit * self._patience))
+                if self.capacity >= self._level + 2:
+                    self._patience = 1.0
+        elif refused:
+            if ticket < self._window:
+                learned = True  # sent before the last decrease: that one accounted for it
+            elif self.limit > 1.0:
+                if self.capacity > self._level:  # a probe
+                    self.limit -= 1.0
+                    self._patience = min(2.0 * self._patience, _MOST_PATIENCE)
+                else:
+                    self.limit = max(1.0, self.limit / 2.0)
+                    self._patience = 1.0
+                self._level = self.capacity
+                self.lowest = min(self.lowest, self._level)
+                self._window = self._sent
+                self.decreases += 1
+                learned = True
+        self.release()
+        return learned

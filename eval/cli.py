@@ -22,9 +22,16 @@ from rich.panel import Panel
 from rich.table import Table
 
 from eval.errors import reported, run_cli
-from eval.generate import Generation, generate, judge_address, subset_suffix
+from eval.generate import (
+    Generation,
+    check_text,
+    generate,
+    generated,
+    judge_address,
+    subset_suffix,
+)
 from eval.progress import following, progress
-from eval.rundir import RunMetrics
+from eval.rundir import RunDir, RunMetrics
 from eval.settings import build_catalogue, build_client, build_spec
 from moa.errors import ConfigError
 from moa.ledger import usd
@@ -66,6 +73,7 @@ class _ShowLayers:
 async def answer_prompt(cfg: DictConfig) -> int:
     """One prompt through the chosen variant, showing every layer as it runs; exits non-zero,
     naming each failed call, when no answer came out."""
+    check_text(str(cfg.prompt), "prompt")
     catalogue = build_catalogue(cfg)
     spec = build_spec(cfg, catalogue)
     client = build_client(cfg, catalogue, ledger_path=None)
@@ -158,7 +166,7 @@ def say(text: str, style: str = "") -> None:
 
 
 def summarize(run: Generation, metrics: RunMetrics | None) -> None:
-    t = run.client.ledger.totals
+    t = run.totals
     say(
         f"{len(run.results) - len(run.failed)}/{len(run.results)} instances done; "
         f"{t.calls} calls ({t.cached} from cache, {t.requests} sent, {t.retries} retries, "
@@ -227,12 +235,37 @@ async def dispatch(cfg: DictConfig) -> int:
         raise ConfigError(
             f"task={task!r} is not one of run, generate, judge, plan, report, rescore"
         )
-    run = await generate(cfg)
-    metrics = None
-    if task in ("run", "judge") and cfg.judge.enabled and not run.failed:
-        metrics = await judge(cfg, run)
-    if run.task.table_per_instance:
-        show_results(run, metrics)
+    rundir = RunDir(Path(str(cfg.run_dir)))
+    with rundir.locked():
+        if task == "judge":
+            return await judge_existing(cfg)
+        run = await generate(cfg)
+        metrics = None
+        if task == "run" and cfg.judge.enabled and not run.failed:
+            metrics = await judge(cfg, run)
+        if run.task.table_per_instance:
+            show_results(run, metrics)
+        summarize(run, metrics)
+        return 1 if run.failed else 0
+
+
+async def judge_existing(cfg: DictConfig) -> int:
+    """`task=judge`: the finished instances of an existing run, as they are; the unfinished
+    ones are named, and the run exits 1 while there are any."""
+    run = generated(cfg)
+    if not cfg.judge.enabled:
+        raise ConfigError("task=judge with judge=none: choose a judge (judge=paper, judge=local)")
+    done = len(run.results) - len(run.failed)
+    if not done:
+        raise ConfigError(f"{run.run.path}: no finished instance to judge; run task=generate")
+    if run.failed:
+        ids = ", ".join(r.id for r in run.failed[:10]) + (", ..." if len(run.failed) > 10 else "")
+        say(
+            f"{len(run.failed)} of {len(run.results)} instances are not generated yet ({ids}): "
+            f"judging the {done} that are; task=generate finishes the others",
+            "yellow",
+        )
+    metrics = await judge(cfg, run)
     summarize(run, metrics)
     return 1 if run.failed else 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,14 +14,16 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from eval.benchmarks import DataError, Instance, select
 from eval.rundir import TRACES, InstanceResult, RunDir, RunIdentity, write_atomic
-from eval.runner import EXIT_INTERRUPTED, Runner, RunStopped, Stop
+from eval.runner import EXIT_INTERRUPTED, Runner, RunStopped, Stop, not_generated
 from eval.settings import build_catalogue, build_client, build_spec, to_dict
 from eval.tasks import Data, Task, task_for
 from moa.catalogue import Catalogue
 from moa.client import ModelClient
 from moa.context import count_events
 from moa.errors import ConfigError
+from moa.ledger import Totals
 from moa.mixture import Mixture, MixtureSpec
+from moa.providers.replay import read_outputs
 from moa.redact import environment_secrets, redact_config, scrub
 
 log = logging.getLogger("moa_bench")
@@ -46,7 +48,7 @@ def load_instances(cfg: DictConfig, task: Task | None = None) -> list[Instance]:
     """The selected instances (`benchmark.limit`, `ids`, `categories`), in benchmark order."""
     bench = cfg.benchmark
     try:
-        return select(
+        chosen = select(
             (task or task_of(cfg)).load(),
             limit=bench.get("limit"),
             ids=[str(i) for i in bench.ids] if bench.get("ids") else None,
@@ -54,6 +56,23 @@ def load_instances(cfg: DictConfig, task: Task | None = None) -> list[Instance]:
         )
     except (DataError, ValueError) as exc:
         raise ConfigError(str(exc)) from None
+    for instance in chosen:
+        for n, turn in enumerate(instance.turns, 1):
+            check_text(turn, f"instance {instance.id} turn {n}")
+    return chosen
+
+
+def check_text(text: str, where: str) -> None:
+    """Refuses text that cannot be sent: a lone UTF-16 surrogate (from a `\\ud800` escape in a
+    JSON file, or undecodable bytes on the command line) has no UTF-8 form."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        char = f"U+{ord(text[exc.start]):04X}"
+        raise ConfigError(
+            f"{where}: a lone surrogate ({char}) at character {exc.start} cannot be sent as "
+            "UTF-8; fix the text"
+        ) from None
 
 
 @dataclass
@@ -64,18 +83,29 @@ class Generation:
     instances: list[Instance]
     results: list[InstanceResult]
     output_file: Path
-    client: ModelClient
+    totals: Totals  # of this process's generation calls (none for `task=judge`)
 
     @property
     def failed(self) -> list[InstanceResult]:
         return [r for r in self.results if r.outputs is None]
+
+    @property
+    def degraded(self) -> list[InstanceResult]:
+        """Finished instances whose answer was made without a proposal that failed."""
+        return [r for r in self.results if r.outputs is not None and r.degraded]
 
     def notes(self, metrics: Mapping[str, Any] | None = None) -> list[str]:
         """What the end-of-run summary should say beyond the totals."""
         failures = (metrics or {}).get("failures") or {}
         judged = [f"{n} {kind}" for kind, n in failures.items() if n]
         verdicts = [f"judge verdicts missing: {', '.join(judged)} (counted in metrics.json)"]
-        return run_notes(self.results) + (verdicts if judged else [])
+        notes = run_notes(self.results) + (verdicts if judged else [])
+        if degraded := self.degraded:
+            notes.append(
+                f"{len(degraded)} instance(s) degraded: answered without a proposal that failed; "
+                "run the same command again to retry those calls (on_degraded=accept keeps them)"
+            )
+        return notes
 
 
 def run_notes(results: Iterable[InstanceResult]) -> list[str]:
@@ -139,12 +169,32 @@ def subset_suffix(categories: Any, ids: Any, limit: Any) -> str:
     return "".join(f"~{p}" for p in parts)
 
 
+def _check_inputs(cfg: DictConfig, spec: MixtureSpec, instances: Sequence[Instance]) -> None:
+    """What a run reads besides the benchmark, checked before any call: replayed outputs must
+    answer every selected instruction."""
+    endpoints = to_dict(cfg.endpoints)
+    for address in spec.models():
+        endpoint, model = address.split("/", 1)
+        options = endpoints.get(endpoint) or {}
+        if options.get("provider") == "replay":
+            path = Path(str(options.get("outputs_dir"))) / f"{model}.json"
+            outputs = read_outputs(path)
+            missing = [i for i in instances if i.turns[0] not in outputs or len(i.turns) > 1]
+            if missing:
+                raise ConfigError(
+                    f"{path}: no published output for {len(missing)} of the {len(instances)} "
+                    f"selected instructions (first: instance {missing[0].id}); replay serves "
+                    "single-turn AlpacaEval instructions only"
+                )
+
+
 async def generate(cfg: DictConfig, *, show_progress: bool = True) -> Generation:
     """Validates everything first (models, keys, data, run directory), then runs."""
     catalogue = build_catalogue(cfg)
     spec = build_spec(cfg, catalogue)
     task = task_of(cfg)
     instances = load_instances(cfg, task)
+    _check_inputs(cfg, spec, instances)
     run = RunDir(Path(str(cfg.run_dir)))
     run.claim(identity_of(cfg, spec))
     resolved = OmegaConf.to_yaml(
@@ -167,6 +217,7 @@ async def generate(cfg: DictConfig, *, show_progress: bool = True) -> Generation
             run,
             concurrency=int(cfg.concurrency),
             show_progress=show_progress,
+            redo_degraded=str(cfg.get("on_degraded", "retry")) == "retry",
         )
         results = await runner.run(instances, task.generation(), {"variant": spec.name})
     finally:
@@ -176,7 +227,33 @@ async def generate(cfg: DictConfig, *, show_progress: bool = True) -> Generation
         done = sum(r.outputs is not None for r in results)
         saved = f"{done}/{len(results)} instances are saved ({output})"
         raise RunStopped(stop_message(runner.stopped, saved, client), runner.stopped.exit_code)
-    return Generation(task, run, spec, instances, results, output, client)
+    return Generation(task, run, spec, instances, results, output, client.ledger.totals)
+
+
+def generated(cfg: DictConfig) -> Generation:
+    """An existing run directory as it is, for `task=judge`: nothing is generated or written,
+    and no generation endpoint is built (so none of their keys is needed)."""
+    catalogue = build_catalogue(cfg)
+    spec = build_spec(cfg, catalogue)
+    task = task_of(cfg)
+    instances = load_instances(cfg, task)
+    run = RunDir(Path(str(cfg.run_dir)))
+    identity = run.identity()
+    if identity is None:
+        raise ConfigError(
+            f"{run.path} holds no run to judge: run task=generate (or task=run) first"
+        )
+    if identity != identity_of(cfg, spec):
+        raise ConfigError(
+            f"{run.path} holds another run of {identity.variant!r} "
+            f"({identity.differences(identity_of(cfg, spec))}): judge it with the settings "
+            "it was generated with"
+        )
+    finished = run.finished()
+    results = [finished.get(i.id) or not_generated(i.id) for i in instances]
+    return Generation(
+        task, run, spec, instances, results, task.output_path(run, spec.name), Totals()
+    )
 
 
 def stop_message(stop: Stop, saved: str, client: ModelClient) -> str:

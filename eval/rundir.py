@@ -16,7 +16,9 @@ message, never misread. Readers say which file is damaged and how, in one line.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 import os
 import tempfile
@@ -36,6 +38,7 @@ TRACES = "traces.jsonl"
 LEDGER = "calls.jsonl"
 JUDGE_LEDGER = "judge_calls.jsonl"
 METRICS = "metrics.json"
+LOCK = ".lock"
 
 
 class RunFileError(ConfigError):
@@ -43,9 +46,12 @@ class RunFileError(ConfigError):
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
+    """Write to a temporary file beside `path`, then rename: readers never see half a file.
+    The temporary file's name carries this process's id, so that only a dead writer's
+    leftovers are ever cleaned up (`RunDir.claim`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    prefix = f".{path.name}.{os.getpid()}."
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -148,6 +154,11 @@ class InstanceResult:
     finished_at: float = 0.0
     trace: ConversationTrace = field(default_factory=ConversationTrace)
 
+    @property
+    def degraded(self) -> bool:
+        """Answered, but without a proposal that failed (dropped from the references)."""
+        return any(c.error for turn in self.trace.turns for layer in turn.layers for c in layer)
+
     def to_json(self) -> dict[str, Any]:
         return {**vars(self), "trace": self.trace.to_json(), "format": FORMAT}
 
@@ -201,6 +212,26 @@ def read_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         raise RunFileError(str(exc)) from None
 
 
+def _writer_pid(name: str) -> int | None:
+    """The process id in a `write_atomic` temporary file's name, if it has one."""
+    parts = name.split(".")
+    return int(parts[-3]) if len(parts) >= 4 and parts[-3].isdigit() else None
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return False  # written before names carried a process id: nobody's now
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class RunDir:
     """One run directory: its paths, its records, and the check that it holds this run."""
 
@@ -242,6 +273,36 @@ class RunDir:
         """A benchmark's own file, named by its task."""
         return self.path.joinpath(*parts)
 
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Holds the directory for this process: a second run on it is refused in one line.
+        The lock is the kernel's (`flock`), so a killed run never leaves it behind."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            handle = (self.path / LOCK).open("a+", encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot write the run directory {self.path}: {exc.strerror}"
+            ) from None
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                owner = handle.read().strip() or "another process"
+                raise ConfigError(
+                    f"{self.path} is in use by another moa-bench run ({owner}): wait for it "
+                    "to end, or give this run its own run_dir"
+                ) from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()}\n")
+            handle.flush()
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def identity(self) -> RunIdentity | None:
         if not self.run_file.exists():
             return None
@@ -261,7 +322,8 @@ class RunDir:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             for stale in self.path.rglob(".*.tmp"):  # from a write that a kill cut short
-                stale.unlink()
+                if not _alive(_writer_pid(stale.name)):
+                    stale.unlink(missing_ok=True)
             text = json.dumps(identity.to_json(), indent=2, sort_keys=True) + "\n"
             write_atomic(self.run_file, text)
         except OSError as exc:

@@ -64,6 +64,10 @@ def not_run(item_id: str, stop: Stop) -> InstanceResult:
     return InstanceResult(item_id, None, f"not run: {stop.reason}", 0, 0, 0, 0.0)
 
 
+def not_generated(item_id: str) -> InstanceResult:
+    return InstanceResult(item_id, None, "not generated yet", 0, 0, 0, 0.0)
+
+
 @contextlib.contextmanager
 def _ctrl_c_stops(runner: Runner[Any]) -> Iterator[None]:
     """The first Ctrl-C stops the run cleanly; a second one gets the default handling."""
@@ -102,12 +106,16 @@ class Runner(Generic[ItemT]):
         *,
         concurrency: int = 256,
         show_progress: bool = True,
+        redo_degraded: bool = True,
     ) -> None:
         self.mixture = mixture
         self.ledger = ledger
         self.rundir = rundir
         self.concurrency = concurrency
         self.show_progress = show_progress
+        # An instance answered without a proposal that failed runs again on resume: its cached
+        # calls are free, its failed ones are retried, and what depends on them is redone.
+        self.redo_degraded = redo_degraded
         self.stopped: Stop | None = None
         self._workers: list[asyncio.Task[None]] = []
 
@@ -128,7 +136,11 @@ class Runner(Generic[ItemT]):
         After a stop (`self.stopped`), the instances that did not finish have results with
         neither outputs nor calls, and nothing of them is written."""
         wanted = {item.id for item in items}
-        finished = {i: r for i, r in self.rundir.finished().items() if i in wanted}
+        finished = {
+            i: r
+            for i, r in self.rundir.finished().items()
+            if i in wanted and not (self.redo_degraded and r.degraded)
+        }
         todo = [item for item in items if item.id not in finished]
         queue: asyncio.Queue[tuple[int, ItemT]] = asyncio.Queue()
         for order, item in enumerate(todo):

@@ -37,6 +37,10 @@ def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
         raise ConfigError(f"{name}={value!r} is not one of {', '.join(choices)}")
 
 
+# Limits for which 0 can only be a mistake (not "no limit"): refused rather than read as default.
+_NOT_ZERO = ("max_concurrency", "max_attempts", "timeout_s")
+
+
 def check_endpoint(name: str, spec: Any) -> None:
     if not isinstance(spec, Mapping):
         raise ConfigError(f"endpoints.{name} must be a mapping of settings, got {spec!r}")
@@ -45,6 +49,12 @@ def check_endpoint(name: str, spec: Any) -> None:
             raise ConfigError(
                 f"endpoints.{name}.{key}: API keys are read from the environment only; "
                 "set api_key_env to the name of the variable that holds it"
+            )
+    for key in _NOT_ZERO:
+        if spec.get(key) == 0:
+            raise ConfigError(
+                f"endpoints.{name}.{key}=0 would allow no call: give at least 1, or leave it "
+                f"out for the default ({getattr(EndpointLimits(), key)})"
             )
     EndpointLimits.from_spec(name, spec)
     endpoint_bills(name, spec)
@@ -57,12 +67,14 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError("concurrency=0: at least one instance must be in flight")
     _choice("on_proposer_error", cfg.get("on_proposer_error", "drop"), ("drop", "fail"))
     _choice("context_overflow", cfg.get("context_overflow", "trim"), POLICIES)
+    _choice("on_degraded", cfg.get("on_degraded", "retry"), ("retry", "accept"))
     budget = cfg.get("budget") or {}
     _number("budget.max_usd", budget.get("max_usd"), optional=True)
     _number("budget.max_calls", budget.get("max_calls"), integer=True, optional=True)
-    _number(
-        "benchmark.limit", (cfg.get("benchmark") or {}).get("limit"), integer=True, optional=True
-    )
+    limit = (cfg.get("benchmark") or {}).get("limit")
+    _number("benchmark.limit", limit, integer=True, optional=True)
+    if limit == 0:
+        raise ConfigError("benchmark.limit=0 selects no instance: give at least 1, or null for all")
     for name, spec in to_dict(cfg.endpoints).items():
         check_endpoint(name, spec)
 
@@ -96,6 +108,13 @@ def build_mixture(moa: Mapping[str, Any], catalogue: Catalogue, **overrides: Any
         raise ConfigError(f"moa preset {moa.get('name')!r}: mode must be aggregate or rank")
     if mode == "rank" and layers < 2:
         raise ConfigError(f"moa preset {moa.get('name')!r}: the ranker needs proposals to rank")
+    addresses = [p.address for p in proposers]
+    if repeated := sorted({a for a in addresses if addresses.count(a) > 1}):
+        raise ConfigError(
+            f"moa preset {moa.get('name')!r}: proposers name {', '.join(repeated)} more than "
+            "once; identical requests would be one call injected twice: to draw a model n "
+            "times, name it once with moa.samples=n"
+        )
     layer = tuple(Agent(p.address, s, p.context_length) for p in proposers for s in range(samples))
     aggregator = catalogue.resolve(str(moa["aggregator"]))
     return MixtureSpec(

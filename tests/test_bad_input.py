@@ -28,6 +28,23 @@ def bad_data(root: Path, name: str, text: str) -> str:
     return f"data_dir={root / name}"
 
 
+def published_copy(root: Path, *, truncate: bool) -> str:
+    """A data_dir with the published proposers' outputs, one of them truncated (cut in half)
+    or incomplete (its first instruction's row left out)."""
+    name = "replay_truncated" if truncate else "replay_incomplete"
+    target = root / name / "alpaca_eval"
+    target.mkdir(parents=True)
+    (target / BASELINE.name).write_text((SHARED_DATA / BASELINE).read_text(encoding="utf-8"))
+    outputs = target / "model_outputs"
+    outputs.mkdir()
+    for source in (SHARED_DATA / "alpaca_eval" / "model_outputs").glob("*.json"):
+        text = source.read_text(encoding="utf-8")
+        if source.stem == "Qwen1.5-110B-Chat":
+            text = text[: len(text) // 2] if truncate else json.dumps(json.loads(text)[1:])
+        (outputs / source.name).write_text(text, encoding="utf-8")
+    return f"data_dir={root / name}"
+
+
 def matrix(root: Path) -> dict[str, tuple[list[str], dict[str, str], str]]:
     """case: (overrides, environment, what the one stderr line must mention)."""
     good = (SHARED_DATA / BASELINE).read_text(encoding="utf-8")
@@ -73,6 +90,27 @@ def matrix(root: Path) -> dict[str, tuple[list[str], dict[str, str], str]]:
             [f"++endpoints.together.api_key={KEYS['TOGETHER_API_KEY']}"],
             ok,
             "API keys are read from the environment only",
+        ),
+        "lone surrogate": (
+            [bad_data(root, "surrogate", good.replace("What are", "What \\ud800", 1))],
+            ok,
+            "instance 0 turn 1: a lone surrogate (U+D800) at character 5",
+        ),
+        "duplicate proposers": (
+            ["moa.proposers=[qwen1.5-110b,dbrx,qwen1.5-110b]"],
+            ok,
+            "Qwen1.5-110B-Chat more than once",
+        ),
+        "no attempts": (["++endpoints.together.max_attempts=0"], ok, "max_attempts=0 would"),
+        "truncated replay": (
+            ["moa=published_proposers", published_copy(root, truncate=True)],
+            ok,
+            "Qwen1.5-110B-Chat.json: not a JSON file",
+        ),
+        "incomplete replay": (
+            ["moa=published_proposers", published_copy(root, truncate=False)],
+            ok,
+            "no published output for 1 of the 3 selected instructions (first: instance 0)",
         ),
         "unwritable results": (
             [f"results_dir={root / 'file' / 'runs'}"],

@@ -30,6 +30,7 @@ from eval.generate import (
     judge_address,
     subset_suffix,
 )
+from eval.judges.common import incomplete_reason, is_complete
 from eval.progress import following, progress
 from eval.rundir import RunDir, RunMetrics
 from eval.settings import build_catalogue, build_client, build_spec
@@ -129,6 +130,8 @@ async def judge(cfg: DictConfig, run: Generation) -> RunMetrics:
     values = {**values, "judge_usd": spent.cost_usd, "judge_nominal_usd": spent.nominal_usd}
     metrics = RunMetrics(address, spent.calls, values)
     run.run.write_metrics(metrics)
+    if reason := incomplete_reason(metrics.values):
+        say(reason, "red")
     return metrics
 
 
@@ -174,6 +177,12 @@ def summarize(run: Generation, metrics: RunMetrics | None) -> None:
     )
     if metrics is not None:
         say(f"judge: {metrics.judge_calls} calls; {usd(metrics.get('judge_usd', 0.0))} paid")
+    if marks := t.marks():
+        say(marks + " (each is marked in traces.jsonl and calls.jsonl)", "yellow")
+    for endpoint, refusal in run.stopped.items():
+        say(
+            f"endpoint {endpoint} refused the key ({refusal}): no more calls were sent to it", "red"
+        )
     say(f"outputs: {run.output_file}")
     if metrics and "preference" not in metrics.values:
         shown = {k: v for k, v in metrics.values.items() if not isinstance(v, dict | list)}
@@ -226,7 +235,10 @@ async def dispatch(cfg: DictConfig) -> int:
         from eval.report import write_report  # matplotlib and pandas: only for the report
 
         out_dir = Path(str(cfg.report.out_dir))
-        print(write_report(Path(str(cfg.results_dir)), out_dir, str(cfg.report.reference)))
+        report = write_report(Path(str(cfg.results_dir)), out_dir, str(cfg.report.reference))
+        print(report)
+        for skipped in report.skipped:
+            console.print(f"[yellow]{escape(str(skipped))}")
         console.print(f"tables and plots: {out_dir}")
         return 0
     if task == "rescore":
@@ -246,7 +258,7 @@ async def dispatch(cfg: DictConfig) -> int:
         if run.task.table_per_instance:
             show_results(run, metrics)
         summarize(run, metrics)
-        return 1 if run.failed else 0
+        return 1 if run.failed or not judged_all(metrics) else 0
 
 
 async def judge_existing(cfg: DictConfig) -> int:
@@ -267,7 +279,12 @@ async def judge_existing(cfg: DictConfig) -> int:
         )
     metrics = await judge(cfg, run)
     summarize(run, metrics)
-    return 1 if run.failed else 0
+    return 1 if run.failed or not judged_all(metrics) else 0
+
+
+def judged_all(metrics: RunMetrics | None) -> bool:
+    """No judge's metrics (not judged at all) or metrics of every instance."""
+    return metrics is None or is_complete(metrics.values)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")

@@ -2,7 +2,9 @@
 
 Bad input (a `ConfigError`, an override or preset Hydra cannot compose, a run directory that
 cannot be created) exits 2 before any call is made; a budget stop exits 3 and Ctrl-C 130, each
-saying how to carry on. Only a bug shows a traceback. Nothing printed here carries a secret.
+saying how to carry on. Only a bug shows a traceback. Nothing printed here carries a secret:
+not a refusal, not a bug's traceback, not the line Hydra writes itself before re-raising a job's
+error ("Error executing job with overrides: [...]", which lists every override as typed).
 """
 
 from __future__ import annotations
@@ -14,16 +16,18 @@ import os
 import re
 import shlex
 import sys
+import traceback
 from collections.abc import Callable, Iterator
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
-from eval.runner import EXIT_BUDGET, EXIT_INTERRUPTED, RunStopped
+from eval.runner import EXIT_BUDGET, EXIT_CACHE, EXIT_INTERRUPTED, RunStopped
 from moa.budget import BudgetExceeded
+from moa.cache import CacheWriteError
 from moa.errors import ConfigError
-from moa.redact import environment_secrets, scrub
+from moa.redact import environment_secrets, holds_secret, scrub
 
 EXIT_CONFIG = 2
 _DETAIL = ("full_key:", "object_type=", "reference_type=")  # OmegaConf's debugging lines
@@ -59,8 +63,52 @@ def describe(exc: BaseException) -> str:
     return one_line(exc)
 
 
+def secrets() -> list[str]:
+    """What is scrubbed from anything printed: the environment's secrets, and the value of any
+    override whose key says it holds one (`token=...`, `+endpoints.x.api_key=...`), as long as
+    a secret (`moa.redact` scrubs none shorter than 8 characters)."""
+    typed = []
+    for arg in sys.argv[1:]:
+        key, equals, value = arg.partition("=")
+        if equals and len(value) >= 8 and holds_secret(key.lstrip("+~").rpartition(".")[2]):
+            typed.append(value)
+    return [*environment_secrets(), *typed]
+
+
+class _ScrubbedStderr:
+    """sys.stderr, but for the line Hydra writes before re-raising a job's error, scrubbed."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def write(self, text: str) -> int:
+        if text.startswith("Error executing job with overrides"):
+            text = scrub(text, secrets())
+        written: int = self._inner.write(text)
+        return written
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+@contextlib.contextmanager
+def _scrubbed() -> Iterator[None]:
+    """Hydra's own line scrubbed, and a bug's traceback too (printed here, exit 1, as Python
+    would print it)."""
+    inner = sys.stderr
+    sys.stderr = _ScrubbedStderr(inner)
+    try:
+        yield
+    except Exception:
+        sys.stderr.write(scrub(traceback.format_exc(), secrets()))
+        sys.exit(1)
+    finally:
+        if isinstance(sys.stderr, _ScrubbedStderr):  # unless someone replaced it meanwhile
+            sys.stderr = inner
+
+
 def fail(message: str, code: int) -> NoReturn:
-    line = scrub(message, environment_secrets())
+    line = scrub(message, secrets())
     print(f"moa-bench: {line}", file=sys.stderr)
     if logging.getLogger().handlers:  # into the run's cli.log, where there is one
         logging.getLogger("moa_bench").error(line)
@@ -83,13 +131,21 @@ def reported() -> Iterator[None]:
             f"stopped: {exc}; raise the cap and run the same command to carry on: {same_command()}",
             EXIT_BUDGET,
         )
+    except CacheWriteError as exc:  # its message says what was kept where, and what to do
+        fail(f"{exc}: {same_command()}", EXIT_CACHE)
     except KeyboardInterrupt:
         fail(f"interrupted; run the same command to resume: {same_command()}", EXIT_INTERRUPTED)
 
 
 def run_cli(hydra_main: Callable[[], None]) -> None:
     """Runs the Hydra app so that Hydra's own refusals (an unknown preset, a malformed override,
-    a run directory it cannot create) are one line too, unless HYDRA_FULL_ERROR asks for more."""
+    a run directory it cannot create) are one line too, unless HYDRA_FULL_ERROR asks for more.
+    Either way, nothing it prints carries a secret (`_scrubbed`)."""
+    with _scrubbed():
+        _run_hydra(hydra_main)
+
+
+def _run_hydra(hydra_main: Callable[[], None]) -> None:
     if "HYDRA_FULL_ERROR" in os.environ:
         hydra_main()
         return

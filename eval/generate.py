@@ -6,7 +6,7 @@ import hashlib
 import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +14,10 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from eval.benchmarks import DataError, Instance, select
 from eval.rundir import TRACES, InstanceResult, RunDir, RunIdentity, write_atomic
-from eval.runner import EXIT_INTERRUPTED, Runner, RunStopped, Stop, not_generated
+from eval.runner import EXIT_CACHE, EXIT_INTERRUPTED, Runner, RunStopped, Stop, not_generated
 from eval.settings import build_catalogue, build_client, build_spec, to_dict
 from eval.tasks import Data, Task, task_for
+from moa.cache import CacheWriteError
 from moa.catalogue import Catalogue
 from moa.client import ModelClient
 from moa.context import count_events
@@ -84,6 +85,7 @@ class Generation:
     results: list[InstanceResult]
     output_file: Path
     totals: Totals  # of this process's generation calls (none for `task=judge`)
+    stopped: dict[str, str] = field(default_factory=dict)  # endpoints that refused the key
 
     @property
     def failed(self) -> list[InstanceResult]:
@@ -221,13 +223,15 @@ async def generate(cfg: DictConfig, *, show_progress: bool = True) -> Generation
         )
         results = await runner.run(instances, task.generation(), {"variant": spec.name})
     finally:
-        await client.aclose()
+        closed = await _close(client)
+    runner.stopped = runner.stopped or closed
     output = task.write_outputs(run, spec.name, instances, results)
     if runner.stopped is not None:
         done = sum(r.outputs is not None for r in results)
         saved = f"{done}/{len(results)} instances are saved ({output})"
         raise RunStopped(stop_message(runner.stopped, saved, client), runner.stopped.exit_code)
-    return Generation(task, run, spec, instances, results, output, client.ledger.totals)
+    totals, stopped = client.ledger.totals, client.stopped()
+    return Generation(task, run, spec, instances, results, output, totals, stopped)
 
 
 def generated(cfg: DictConfig) -> Generation:
@@ -256,9 +260,21 @@ def generated(cfg: DictConfig) -> Generation:
     )
 
 
+async def _close(client: ModelClient) -> Stop | None:
+    """Closes the client; answers its cache could not store (kept in a journal) stop the run
+    once its outputs are saved."""
+    try:
+        await client.aclose()
+    except CacheWriteError as exc:
+        return Stop(str(exc), EXIT_CACHE)
+    return None
+
+
 def stop_message(stop: Stop, saved: str, client: ModelClient) -> str:
     if stop.exit_code == EXIT_INTERRUPTED:
         return f"interrupted; {saved}; run the same command to resume"
+    if stop.exit_code == EXIT_CACHE:
+        return stop.reason  # says what was kept where, and what to do
     return (
         f"budget cap reached: {client.budget.status()}; {saved}; raise the cap and run the "
         "same command to carry on (the calls already made come from the cache, free)"

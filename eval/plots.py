@@ -1,8 +1,14 @@
-"""The report's figures: FLASK radar (Figure 3), ranker by layers (4), budget Pareto (5)."""
+"""The report's figures: FLASK radar (Figure 3), ranker by layers (4), budget Pareto (5).
+
+Each is drawn into a temporary file beside its path, then renamed over it: a kill leaves the old
+figure or the new one, never a truncated PNG.
+"""
 
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,7 +21,26 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from eval.tables import Run
+
+
+def save(fig: Figure, path: Path) -> None:
+    """`fig` as `path` (its format from the suffix), written whole, then closed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format=path.suffix.lstrip(".") or "png", bbox_inches="tight", dpi=120)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
 
 
 def radar(skills: pd.DataFrame, path: Path) -> None:
@@ -30,8 +55,7 @@ def radar(skills: pd.DataFrame, path: Path) -> None:
     ax.set_xticks(angles, names, fontsize=8)
     ax.set_ylim(0, 5)
     ax.legend(loc="upper right", bbox_to_anchor=(1.3, 1.1), fontsize=8)
-    fig.savefig(path, bbox_inches="tight", dpi=120)
-    plt.close(fig)
+    save(fig, path)
 
 
 def ranker(table: pd.DataFrame, path: Path) -> None:
@@ -41,8 +65,7 @@ def ranker(table: pd.DataFrame, path: Path) -> None:
     ax.set_xlabel("layers")
     ax.set_ylabel("AlpacaEval 2.0 (LC) win rate")
     ax.legend()
-    fig.savefig(path, bbox_inches="tight", dpi=120)
-    plt.close(fig)
+    save(fig, path)
 
 
 def frontier(points: Sequence[tuple[float, float]]) -> list[int]:
@@ -67,5 +90,4 @@ def pareto(runs: Sequence[Run], path: Path, attribute: str, label: str) -> None:
     ax.plot([p[0] for p in best], [p[1] for p in best], linestyle="--", color="grey")
     ax.set_xlabel(label)
     ax.set_ylabel("AlpacaEval 2.0 (LC) win rate")
-    fig.savefig(path, bbox_inches="tight", dpi=120)
-    plt.close(fig)
+    save(fig, path)

@@ -25,6 +25,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from eval.progress import progress
 from eval.rundir import InstanceResult, RunDir
 from moa.budget import BudgetExceeded
+from moa.cache import CacheWriteError
 from moa.ledger import Ledger, open_append
 from moa.mixture import Mixture
 from moa.scheduling import PRIORITY
@@ -32,6 +33,7 @@ from moa.types import GenerateConfig
 
 log = logging.getLogger("moa_bench")
 EXIT_BUDGET = 3
+EXIT_CACHE = 4  # the call cache could not be written: no new call was made after that
 EXIT_INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
 
 
@@ -167,6 +169,9 @@ class Runner(Generic[ItemT]):
                         result = await self._one(item, config_for(item), tags)
                     except BudgetExceeded as exc:
                         self.stopped = self.stopped or Stop(str(exc), EXIT_BUDGET)
+                        return
+                    except CacheWriteError as exc:  # no new call: it could not be kept
+                        self.stopped = self.stopped or Stop(str(exc), EXIT_CACHE)
                         return
                     results[item.id] = result
                     sink.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")

@@ -15,7 +15,9 @@ from omegaconf import DictConfig
 
 from moa.errors import ConfigError
 
-EXPERIMENTS = ("table2", "baselines", "table3", "table4", "figure4", "figure5", "aggregators")
+EXPERIMENTS = (
+    "table2", "baselines", "table3", "table4", "figure3", "figure4", "figure5", "aggregators",
+)  # fmt: skip
 
 
 def sweep_points(params: dict[str, str]) -> list[list[str]]:

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from eval.rundir import RunIdentity
+from eval.judges.common import is_complete
+from eval.rundir import RunIdentity, write_atomic
 from eval.stats import Interval, bootstrap, paired
 
 PAPER_DIR = Path(__file__).resolve().parents[1] / "results" / "paper"
@@ -75,6 +76,11 @@ class Run:
         return self.identity.variant
 
     @property
+    def complete(self) -> bool:
+        """Whether the judge judged every instance (`eval.judges.common.is_complete`)."""
+        return is_complete(self.metrics)
+
+    @property
     def layers(self) -> int:
         """As the paper counts them, the aggregator's layer included."""
         return self.identity.n_layers
@@ -100,23 +106,35 @@ def _beside_paper(
     interval_column: str,
     extra: Callable[[Run], dict[str, Any]] = lambda run: {},
 ) -> pd.DataFrame:
-    """One row per run: our metrics (column -> metrics.json key), a bootstrap interval over the
-    instances, and the paper's values (column -> paper CSV column) for the matching row."""
+    """One row per run: how many instances were scored (`n`) and whether every instance was
+    judged (`complete`), our metrics (column -> metrics.json key) and a bootstrap interval over
+    the instances (left empty for an incomplete run: a part is not the run's result), and the
+    paper's values (column -> paper CSV column) for the matching row."""
     paper = _paper(paper_file).set_index("model")
     rows = []
     for run in runs:
         label = TABLE2_ROWS.get(run.variant)
-        interval = bootstrap(np.array(list(run.scores.values())))
+        mine: dict[str, Any] = {column: None for column in [*ours, interval_column]}
+        if run.complete:
+            interval = bootstrap(np.array(list(run.scores.values())))
+            mine = {column: run.metrics.get(key) for column, key in ours.items()}
+            mine[interval_column] = f"[{interval.low:.2f}, {interval.high:.2f}]"
         rows.append(
             {
                 "run": run.name,
-                **{column: run.metrics.get(key) for column, key in ours.items()},
-                interval_column: f"[{interval.low:.2f}, {interval.high:.2f}]",
+                **_coverage_columns(run),
+                **mine,
                 **{c: paper[src].get(label) if label else None for c, src in theirs.items()},
                 **extra(run),
             }
         )
     return pd.DataFrame(rows)
+
+
+def _coverage_columns(run: Run) -> dict[str, Any]:
+    """`n`: the scores the run's interval is over (instances; MT-Bench: questions' turns);
+    `complete`: whether every instance was judged."""
+    return {"n": len(run.scores), "complete": run.complete}
 
 
 def table2a(runs: Iterable[Run]) -> pd.DataFrame:
@@ -148,9 +166,20 @@ def table2b(runs: Iterable[Run]) -> pd.DataFrame:
 
 
 def flask_table(runs: Iterable[Run]) -> pd.DataFrame:
+    """Per run (the index): `n`, `complete`, then the skills' averages (none if incomplete)."""
     return pd.DataFrame(
-        [{"run": run.name, **run.metrics.get("skills", {})} for run in runs]
+        [
+            {
+                "run": run.name,
+                **_coverage_columns(run),
+                **(run.metrics.get("skills", {}) if run.complete else {}),
+            }
+            for run in runs
+        ]
     ).set_index("run")
+
+
+FLASK_COVERAGE = ("n", "complete")  # `flask_table`'s columns that are not skills
 
 
 def table3(runs: Iterable[Run]) -> pd.DataFrame:
@@ -246,17 +275,18 @@ def comparisons(runs: list[Run], reference: str) -> pd.DataFrame:
                 "ci_low": diff.low,
                 "ci_high": diff.high,
                 "n_paired": diff.n,
+                "complete": run.complete and base.complete,  # both runs wholly judged
             }
         )
     return pd.DataFrame(rows)
 
 
 def write_table(frame: pd.DataFrame, out_dir: Path, name: str, note: str = "") -> str:
-    """CSV and Markdown of a table; a table no run fills is not written."""
+    """CSV and Markdown of a table, each written whole (a kill leaves the old file or the new);
+    a table no run fills is not written."""
     if frame.empty:
         return ""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(out_dir / f"{name}.csv", index=False)
+    write_atomic(out_dir / f"{name}.csv", frame.to_csv(index=False))
     text = f"## {name}\n\n{note}{frame.round(2).to_markdown(index=False, disable_numparse=True)}\n"
-    (out_dir / f"{name}.md").write_text(text, encoding="utf-8")
+    write_atomic(out_dir / f"{name}.md", text)
     return text

@@ -124,7 +124,7 @@ class Budget:
         budget = cls(max_usd, max_calls)
         for path in ledgers:
             for row in read_ledger(path):
-                if row["cached"]:
+                if row["cached"] or row.get("unsent"):
                     continue
                 budget.calls += 1
                 if row.get("billed", True):

@@ -51,7 +51,9 @@ class Claims:
         self._renewer: asyncio.Task[None] | None = None
 
     async def claim(self, key: str) -> Completion | None:
-        """Another process's answer to `key`, or None once the call is this process's to make."""
+        """Another process's answer to `key`, or None once the call is this process's to make.
+        Once a commit of the cache has failed, `moa.cache.CacheWriteError` instead: every call
+        comes here before it is sent, so none is sent whose answer the cache could not keep."""
         delay = POLL_FIRST_S
         while True:
             try:

@@ -19,6 +19,21 @@ finishes without failures once the limiter has converged; a refusal at a learned
 teaches nothing more and counts, and so does every one past `FREE_REFUSALS` for one call (a
 request refused for itself, not for the load, must still end). A Retry-After longer than
 `retry_after_max_s` ends the call at once, with an error that says so.
+
+A refused key (HTTP 401 or 403) stops the endpoint: from the first, every later call to it fails
+at once, without a request, with an error that says so (`CallRecord.unsent` when it sent none);
+calls already in flight end as the server answers them. `stopped` names such endpoints.
+
+Answers are marked in their record: cut off at max_tokens (`truncated`), empty, tokens estimated
+for want of usage. An endpoint's `on_truncated` and `on_empty` (`moa.limits.ANSWER_POLICIES`)
+say what else happens: "keep" (the default) keeps the answer; "fail" ends the call as a recorded
+error (the answer stays cached, as every answer the endpoint gave: a re-run fails it again
+without paying, and a policy set back to "keep" gets it for free); "retry" (empty answers only)
+sends the same request again, within `max_attempts`, before the last empty answer is cached and
+fails as under "fail" (an empty answer already cached is not asked again). The tokens of an
+answer retried away are in the call's record and cost: they were paid. The policies never apply
+to calls of `flag_only_roles` (judges and the LLM ranker, by default), which ask for a tiny
+budget by design (AlpacaEval's judge: max_tokens=1 with logprobs) and parse what comes.
 """
 
 from __future__ import annotations
@@ -55,6 +70,10 @@ from moa.types import (
 )
 
 _CLIENT_KEYS = ("provider", BILLS, *LIMIT_KEYS)  # read here; the rest are provider options
+# Roles (the `role` tag) whose answers are marked but never failed or retried by a policy: a
+# judge or the LLM ranker asks for a few tokens (a cut answer is expected) and parses them.
+FLAG_ONLY_ROLES = frozenset({"judge", "ranker"})
+KEY_REFUSED = (401, 403)  # statuses that stop an endpoint: its key is not (or no longer) good
 # Refusals a call may get that the limiter learns from, not counted against max_attempts.
 # Converging takes a few per call at most (about log2 of the cap for the unluckiest).
 FREE_REFUSALS = 20
@@ -94,6 +113,28 @@ def _too_long_to_wait(exc: ModelError, most: float) -> ModelError:
     )
 
 
+_EMPTY = ModelError(ErrorKind.TRANSIENT, "the answer was empty")  # for its backoff only
+
+
+def _mark(record: CallRecord, completion: Completion) -> None:
+    """Adds an answer's tokens to its call's record, and its marks (those of the last answer)."""
+    record.input_tokens += completion.input_tokens
+    record.output_tokens += completion.output_tokens
+    record.finish_reason = completion.finish_reason
+    record.truncated = completion.truncated
+    record.empty = completion.empty
+    record.tokens_estimated = record.tokens_estimated or completion.tokens_estimated
+
+
+def _paid(record: CallRecord, completion: Completion | None) -> Completion | None:
+    """What a call cost, for the budget: its answer and any answers retried away before it."""
+    if not record.input_tokens and not record.output_tokens:
+        return completion
+    kept_in = completion.input_tokens if completion is not None else 0
+    kept_out = completion.output_tokens if completion is not None else 0
+    return Completion("", record.input_tokens + kept_in, record.output_tokens + kept_out)
+
+
 @dataclass
 class _Endpoint:
     api: ModelAPI
@@ -103,6 +144,23 @@ class _Endpoint:
     rpm: AsyncLimiter | None
     tpm: AsyncLimiter | None
     tpm_capacity: float = 0.0
+    name: str = ""
+    on_truncated: str = "keep"
+    on_empty: str = "keep"
+    refused: str | None = None  # the first 401/403 it answered: no call is sent to it since
+
+    def stop_if_refused(self, record: CallRecord, *, counted: bool) -> None:
+        """Fails a call at once when the endpoint has refused the key (`counted`: the attempt
+        under way was counted, but is not sent)."""
+        if self.refused is None:
+            return
+        if counted:
+            record.attempts -= 1
+        record.unsent = record.attempts == 0
+        raise ModelError(
+            ErrorKind.PERMANENT,
+            f"endpoint {self.name} refused the key ({self.refused}): no more calls are sent to it",
+        )
 
     async def throttle(self, estimated_tokens: int) -> None:
         if self.rpm is not None:
@@ -120,10 +178,12 @@ class ModelClient:
     cache: CallCache
     ledger: Ledger = field(default_factory=Ledger)
     budget: Budget = field(default_factory=Budget)
+    flag_only_roles: frozenset[str] = FLAG_ONLY_ROLES  # see the module's docstring
     _endpoints: dict[str, _Endpoint] = field(default_factory=dict, init=False)
     _limiters: dict[str, AdaptiveSlots] = field(default_factory=dict, init=False)
     _inflight: dict[str, asyncio.Future[Completion]] = field(default_factory=dict, init=False)
     _claims: Claims = field(init=False)
+    _stopped: dict[str, str] = field(default_factory=dict, init=False)  # endpoint: its refusal
 
     def __post_init__(self) -> None:
         self._claims = Claims(self.cache)
@@ -156,6 +216,9 @@ class ModelClient:
             rpm=AsyncLimiter(float(rpm), 60.0) if rpm else None,
             tpm=AsyncLimiter(float(tpm), 60.0) if tpm else None,
             tpm_capacity=float(tpm or 0),
+            name=name,
+            on_truncated=limits.on_truncated,
+            on_empty=limits.on_empty,
         )
         self._endpoints[name] = ep
         return ep
@@ -165,6 +228,11 @@ class ModelClient:
         for address in addresses:
             self.endpoint(split_address(address)[0])
             self.budget.require_price(self.catalogue.by_address(address))
+
+    def stopped(self) -> dict[str, str]:
+        """The endpoints that refused the key, with the refusal (`status: message`): the client
+        sends them nothing more (still known once the client is closed)."""
+        return dict(self._stopped)
 
     async def generate(
         self,
@@ -189,13 +257,46 @@ class ModelClient:
         except ModelError as exc:
             record_failure(record, exc)
         record.latency_s = time.perf_counter() - started
-        record.billed = not record.cached and endpoint_name not in self.budget.unbilled
+        record.billed = (
+            not record.cached and not record.unsent and endpoint_name not in self.budget.unbilled
+        )
         if completion is not None:
-            record.input_tokens = completion.input_tokens
-            record.output_tokens = completion.output_tokens
-            record.cost_usd = entry.cost(completion.input_tokens, completion.output_tokens)
+            _mark(record, completion)
+            refusal = self._refusal(ep, record, completion, config)
+            if refusal is not None:
+                record_failure(record, refusal)
+                completion = None
+        if completion is not None or record.input_tokens or record.output_tokens:
+            record.cost_usd = entry.cost(record.input_tokens, record.output_tokens)
         self.ledger.add(record)
         return CallOutcome(completion=completion, record=record)
+
+    def _applies(self, record: CallRecord) -> bool:
+        """Whether the answer policies apply to this call (not to `flag_only_roles`)."""
+        return record.tags.get("role") not in self.flag_only_roles
+
+    def _refusal(
+        self, ep: _Endpoint, record: CallRecord, completion: Completion, config: GenerateConfig
+    ) -> ModelError | None:
+        """The error an answer ends its call with under the endpoint's policies, if any."""
+        if not self._applies(record):
+            return None
+        if completion.truncated and ep.on_truncated == "fail":
+            at = f"max_tokens={config.max_tokens}" if config.max_tokens else "the server's limit"
+            return ModelError(
+                ErrorKind.PERMANENT,
+                f'the answer was cut off at {at} (finish_reason "length") and on_truncated=fail',
+            )
+        if completion.empty and ep.on_empty == "fail":
+            return ModelError(ErrorKind.PERMANENT, "the answer was empty and on_empty=fail")
+        if completion.empty and ep.on_empty == "retry":
+            how = (
+                f"after {record.attempts} attempt(s)"
+                if record.attempts
+                else "(an answer from the cache: it is not asked again)"
+            )
+            return ModelError(ErrorKind.PERMANENT, f"the answer was empty {how} and on_empty=retry")
+        return None
 
     async def _answer(
         self,
@@ -238,6 +339,8 @@ class ModelClient:
                     ep, entry, model, model_id, messages, config, sample, record
                 )
                 self._claims.store(key, model, completion)
+                if self.cache.found_corrupt(key):  # its stored answer was bad: now replaced
+                    record.tags["cache"] = "corrupt entry, called again"
             future.set_result(completion)
             return completion
         except ModelError as exc:
@@ -272,14 +375,17 @@ class ModelClient:
         completion: Completion | None = None
         failures = 0  # the failed attempts that count against max_attempts
         free = FREE_REFUSALS  # refusals left that do not
+        retry_empty = ep.on_empty == "retry" and self._applies(record)
         try:
             # A plain loop, not tenacity: its per-attempt machinery cost more CPU than the request.
             while True:
+                ep.stop_if_refused(record, counted=False)
                 record.attempts += 1
                 # The model's slot first: a call queued for a busy model holds no endpoint slot.
                 ticket = await limiter.take()
                 try:
                     async with ep.slots:
+                        ep.stop_if_refused(record, counted=True)  # refused while this one waited
                         if hold is None:
                             hold = self.budget.hold(entry, messages, config)
                         completion = await self._attempt(
@@ -290,6 +396,9 @@ class ModelClient:
                         free -= 1
                     else:
                         failures += 1
+                    if exc.status in KEY_REFUSED and ep.refused is None:
+                        ep.refused = f"{exc.status}: {exc}"  # scrubbed already (`moa.redact`)
+                        self._stopped[ep.name] = ep.refused
                     if not exc.transient or failures >= ep.retry.max_attempts:
                         raise
                     if exc.retry_after is not None and exc.retry_after > ep.retry.retry_after_max_s:
@@ -300,10 +409,17 @@ class ModelClient:
                     raise
                 else:
                     limiter.give_back(ticket, ok=True)
-                    return completion
+                    if not (retry_empty and completion.empty):
+                        return completion
+                    failures += 1
+                    if failures >= ep.retry.max_attempts:
+                        return completion  # cached, then failed by `_refusal`
+                    _mark(record, completion)  # paid for, not kept
+                    completion = None
+                    await asyncio.sleep(ep.retry.wait(failures, _EMPTY))
         finally:
             if hold is not None:
-                self.budget.settle(hold, entry, completion)
+                self.budget.settle(hold, entry, _paid(record, completion))
 
     async def _attempt(
         self,
@@ -337,10 +453,13 @@ class ModelClient:
         return self._limiters.get(model)
 
     async def aclose(self) -> None:
-        """Closes the providers, the cache and the ledger file."""
+        """Closes the providers, the cache and the ledger file; then raises the cache's
+        `CacheWriteError`, if a commit of it ever failed."""
         for ep in self._endpoints.values():
             await ep.api.aclose()
         self._endpoints.clear()
         await self._claims.aclose()
-        self.cache.close()
-        self.ledger.close()
+        try:
+            self.cache.close()
+        finally:
+            self.ledger.close()

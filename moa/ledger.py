@@ -42,11 +42,31 @@ class Totals:
     unbilled_usd: float = 0.0  # calls sent to endpoints that do not bill, at catalogue prices
     unbilled_endpoints: set[str] = field(default_factory=set)  # where those calls went
     unpriced_models: set[str] = field(default_factory=set)  # addresses of the unpriced calls
+    # The answers' marks (`CallRecord`), cache hits included: each counts a call whose answer
+    # was so, whether it was kept or a policy failed the call for it.
+    truncated: int = 0  # cut off at max_tokens (finish_reason "length")
+    empty: int = 0  # no text
+    tokens_estimated: int = 0  # the endpoint sent no usage: tokens and cost are estimates
+    unsent: int = 0  # failed without a request: their endpoint had refused the key
 
     @property
     def requests(self) -> int:
-        """Calls that went to an endpoint (not answered from the cache)."""
-        return self.calls - self.cached
+        """Calls that went to an endpoint (not answered from the cache, not refused unsent)."""
+        return self.calls - self.cached - self.unsent
+
+    def marks(self) -> str:
+        """The answers kept with a mark, and the calls never sent, as a phrase ('' if none)."""
+        parts = [
+            f"{n:,} {what}"
+            for n, what in (
+                (self.truncated, "cut at max_tokens"),
+                (self.empty, "empty"),
+                (self.tokens_estimated, "with tokens estimated (no usage)"),
+                (self.unsent, "not sent (endpoint stopped)"),
+            )
+            if n
+        ]
+        return "answers: " + ", ".join(parts) if parts else ""
 
     def money(self) -> str:
         """The money in one phrase for a summary, e.g. "$0.00 paid; $1.23 at catalogue prices on
@@ -94,6 +114,14 @@ class Ledger:
             t.cached += 1
         if record.error is not None:
             t.errors += 1
+        if record.truncated:
+            t.truncated += 1
+        if record.empty:
+            t.empty += 1
+        if record.tokens_estimated:
+            t.tokens_estimated += 1
+        if record.unsent:
+            t.unsent += 1
         cost = record.cost_usd
         if math.isnan(cost):
             t.unpriced += 1

@@ -1,5 +1,5 @@
-"""An endpoint's limits: the keys of its config that `ModelClient` reads itself, their defaults,
-and the check of their values, which ends as one `ConfigError` line.
+"""An endpoint's limits and answer policies: the keys of its config that `ModelClient` reads
+itself, their defaults, and the check of their values, which ends as one `ConfigError` line.
 
 Limits never enter a cache key. Every other key of an endpoint's config (but `provider`) goes to
 its provider as an option.
@@ -43,6 +43,11 @@ class EndpointLimits:
     timeout_s: float = 600.0  # per attempt
     # A Retry-After longer than this ends the call at once, with an error that says so.
     retry_after_max_s: float = 300.0
+    # What to do with an answer cut off at max_tokens (`finish_reason: "length"`) and with an
+    # empty one (`ANSWER_POLICIES`). Either is always marked in the ledger and the trace; the
+    # policy applies to every call but those of `moa.client.FLAG_ONLY_ROLES` (judges, ranker).
+    on_truncated: str = "keep"
+    on_empty: str = "keep"
 
     @classmethod
     def from_spec(cls, endpoint: str, spec: Mapping[str, Any]) -> EndpointLimits:
@@ -50,6 +55,15 @@ class EndpointLimits:
         `endpoints.<endpoint>.<key>`."""
         values: dict[str, Any] = {}
         for key, value in spec.items():
+            if key in ANSWER_POLICIES:
+                choices = ANSWER_POLICIES[key]
+                if value is not None and value not in choices:
+                    raise ConfigError(
+                        f"endpoints.{endpoint}.{key}={value!r} is not one of {', '.join(choices)}"
+                    )
+                if value:  # null: the default
+                    values[key] = str(value)
+                continue
             if key not in _INTEGER:
                 continue
             integer = _INTEGER[key]
@@ -59,6 +73,21 @@ class EndpointLimits:
         return cls(**values)
 
 
+# The answer policies and their choices, the default first. "keep": the answer is kept (and
+# marked). "fail": the call ends as a recorded error (the answer stays cached: a re-run fails it
+# again without paying). "retry" (empty answers only): the same request is sent again, within
+# max_attempts, as for a transient error; that helps where a flaky server sometimes answers
+# nothing, never where the model does (each empty answer is paid), and it is no choice for a cut
+# answer: the same request is cut at the same max_tokens, and re-drawing until one fits would
+# bias the samples towards short answers.
+ANSWER_POLICIES: dict[str, tuple[str, ...]] = {
+    "on_truncated": ("keep", "fail"),
+    "on_empty": ("keep", "retry", "fail"),
+}
 # Each limit's key, and whether it must be an integer (read off its annotation).
-_INTEGER = {f.name: str(f.type).startswith("int") for f in dataclasses.fields(EndpointLimits)}
-LIMIT_KEYS: tuple[str, ...] = tuple(_INTEGER)
+_INTEGER = {
+    f.name: str(f.type).startswith("int")
+    for f in dataclasses.fields(EndpointLimits)
+    if f.name not in ANSWER_POLICIES
+}
+LIMIT_KEYS: tuple[str, ...] = (*_INTEGER, *ANSWER_POLICIES)

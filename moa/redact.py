@@ -4,10 +4,15 @@ Keys come from the environment only: an endpoint names its variable (`api_key_en
 can still carry one: some servers echo the key they were sent in a 401 message (OpenAI echoes a
 masked one), and an HTTP library's exception may print the request's headers. So the errors of
 every endpoint that holds a key are scrubbed before they reach a ledger, a trace or a terminal.
+
+Scrubbing takes out any part of a secret long enough to matter, not just the whole: a server that
+echoes the first 19 of a key's 26 characters gives away most of it. A fragment is masked when it
+is at least `fragment_length` characters of the secret (half of it, and 8 at the least).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -70,10 +75,71 @@ def environment_secrets() -> list[str]:
     ]
 
 
+def fragment_length(secret: str) -> int:
+    """The shortest part of `secret` that `scrub` masks: half of it, and 8 characters at the
+    least (the whole of a shorter secret)."""
+    return min(len(secret), max(_SHORTEST_SECRET, -(-len(secret) // 2)))
+
+
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, MASK)
+    """`text` with every fragment of a secret (`fragment_length`) and every key a server masked
+    before echoing replaced by `MASK`."""
+    found = _Fragments.of(tuple(secrets)).spans(text)
+    if found:
+        parts, at = [], 0
+        for start, end in found:
+            parts += [text[at:start], MASK]
+            at = end
+        text = "".join([*parts, text[at:]])
     return _MASKED_KEY.sub(MASK, text)
+
+
+class _Fragments:
+    """Finds the fragments of a set of secrets in a text, built once per set.
+
+    Each secret is cut into aligned pieces of about half its fragment length, so that any
+    fragment holds at least one whole piece: a text is searched for the pieces (`str.find`, at C
+    speed; most texts hold none), and around each piece found the match is grown both ways as far
+    as the text goes on agreeing with the secret."""
+
+    def __init__(self, secrets: tuple[str, ...]) -> None:
+        # (piece, where it starts in the secret, the secret, the shortest fragment to mask)
+        self.pieces: list[tuple[str, int, str, int]] = []
+        for secret in dict.fromkeys(s for s in secrets if s):
+            shortest = fragment_length(secret)
+            size = (shortest + 1) // 2  # any `shortest` characters hold one whole piece
+            for at in range(0, len(secret) - size + 1, size):
+                self.pieces.append((secret[at : at + size], at, secret, shortest))
+
+    @staticmethod
+    @functools.lru_cache(maxsize=64)
+    def of(secrets: tuple[str, ...]) -> _Fragments:
+        return _Fragments(secrets)
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """The stretches of `text` to mask, sorted and merged."""
+        spans: list[tuple[int, int]] = []
+        for piece, offset, secret, shortest in self.pieces:
+            hit = text.find(piece)
+            while hit >= 0:
+                start, end = hit, hit + len(piece)
+                before = offset
+                while start > 0 and before > 0 and text[start - 1] == secret[before - 1]:
+                    start, before = start - 1, before - 1
+                after = offset + len(piece)
+                while end < len(text) and after < len(secret) and text[end] == secret[after]:
+                    end, after = end + 1, after + 1
+                if end - start >= shortest:
+                    spans.append((start, end))
+                hit = text.find(piece, hit + 1)
+        spans.sort()
+        merged: list[tuple[int, int]] = []
+        for start, end in spans:
+            if merged and start <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+            else:
+                merged.append((start, end))
+        return merged
 
 
 class Redacting:

@@ -31,6 +31,11 @@ class CallTrace:
     latency_s: float
     cached: bool
     attempts: int
+    # Added later, so optional in a stored trace (`from_json`); as `moa.types.CallRecord` has them.
+    finish_reason: str | None = None
+    truncated: bool = False  # the answer was cut off at max_tokens
+    empty: bool = False  # the answer had no text
+    tokens_estimated: bool = False  # the endpoint sent no usage: the tokens are estimates
 
     @property
     def label(self) -> str:
@@ -50,6 +55,10 @@ class CallTrace:
             latency_s=r.latency_s,
             cached=r.cached,
             attempts=r.attempts,
+            finish_reason=r.finish_reason,
+            truncated=r.truncated,
+            empty=r.empty,
+            tokens_estimated=r.tokens_estimated,
         )
 
     @classmethod
@@ -61,11 +70,16 @@ class CallTrace:
     def from_json(cls, data: Any) -> CallTrace:
         if not isinstance(data, Mapping):
             raise TraceError(f"a call is {type(data).__name__}, not an object")
-        names = [f.name for f in dataclasses.fields(cls)]
-        missing = [n for n in names if n not in data]
+        fields = dataclasses.fields(cls)
+        missing = [f.name for f in fields if f.name not in data and _required(f)]
         if missing:
             raise TraceError(f"a call lacks {', '.join(missing)}")
-        return cls(**{n: data[n] for n in names})
+        return cls(**{f.name: data[f.name] for f in fields if f.name in data})
+
+
+def _required(f: dataclasses.Field[Any]) -> bool:
+    """A field every stored trace has: one without a default (the later ones have defaults)."""
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
 
 
 @dataclass

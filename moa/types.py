@@ -66,13 +66,31 @@ class TokenLogprob:
     top: tuple[tuple[str, float], ...] = ()
 
 
+# The finish reason of an answer cut off at its max_tokens (OpenAI's, vLLM's, llama.cpp's).
+TRUNCATED = "length"
+
+
 @dataclass(frozen=True)
 class Completion:
+    """An answer. `tokens_estimated`: the endpoint sent no usage (or one that cannot be right),
+    so the token counts are `moa.tokens` estimates, which err high."""
+
     text: str
     input_tokens: int = 0
     output_tokens: int = 0
     finish_reason: str | None = None
     logprobs: tuple[TokenLogprob, ...] | None = None
+    tokens_estimated: bool = False
+
+    @property
+    def truncated(self) -> bool:
+        """Cut off at its max_tokens (`finish_reason: "length"`)."""
+        return self.finish_reason == TRUNCATED
+
+    @property
+    def empty(self) -> bool:
+        """No text at all, or only white space (every answer is stripped before it is used)."""
+        return not self.text.strip()
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -81,6 +99,8 @@ class Completion:
             "output_tokens": self.output_tokens,
             "finish_reason": self.finish_reason,
         }
+        if self.tokens_estimated:  # only then: a cached answer's stored form stays as it was
+            out["tokens_estimated"] = True
         if self.logprobs is not None:
             out["logprobs"] = [
                 {"token": t.token, "logprob": t.logprob, "top": [list(p) for p in t.top]}
@@ -96,6 +116,7 @@ class Completion:
             input_tokens=data.get("input_tokens", 0),
             output_tokens=data.get("output_tokens", 0),
             finish_reason=data.get("finish_reason"),
+            tokens_estimated=bool(data.get("tokens_estimated", False)),
             logprobs=None
             if logprobs is None
             else tuple(
@@ -144,6 +165,15 @@ class CallRecord:
     `billed`: the call was sent to an endpoint that bills (`moa.catalogue.endpoint_bills`), not
     answered from the cache. Ledgers written before `billed` existed lack it: their calls were
     billed exactly when not cached.
+
+    The answer's marks (kept whatever the policies did with it, so a call that failed because
+    its answer was cut still says so): `finish_reason` as the endpoint said it, `truncated` (cut
+    off at max_tokens), `empty` (no text but white space), `tokens_estimated` (the endpoint sent
+    no usage: the tokens, so the cost, are `moa.tokens` estimates, which err high). `unsent`: the
+    call failed without a request, because its endpoint had refused the key (`ModelClient` sends
+    it nothing more). The tokens and cost include those of answers a policy discarded (an empty
+    one retried): they were paid all the same. Older ledgers lack these fields: read them as
+    their defaults.
     """
 
     key: str
@@ -159,6 +189,11 @@ class CallRecord:
     error_kind: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     billed: bool = False
+    finish_reason: str | None = None
+    truncated: bool = False
+    empty: bool = False
+    tokens_estimated: bool = False
+    unsent: bool = False
 
     def to_json(self) -> dict[str, Any]:
         # Every field is flat but `tags`: much cheaper than `dataclasses.asdict`, once per call.

@@ -158,5 +158,5 @@ def test_a_judge_answer_that_never_parses_is_counted_not_fatal(tmp_path: Path) -
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["failures"] == {"call": 0, "parse": 4} and metrics["n_scored"] == 0
     assert "judge verdicts missing: 4 parse" in done.stdout
-    judged = [r for r in server.log if r.model == "gpt-4-0613"]
+    judged = [r for r in server.log if r.model == "gpt-4"]  # as FastChat sends it
     assert len(judged) == 4  # asked once each: an unparseable verdict is not retried

@@ -332,3 +332,33 @@ def test_lc_matches_the_published_leaderboard_when_cached(
     monkeypatch.setattr(glm_winrate, "hf_hub_download", local_only)
     scores = metrics.win_rates(ae.rescore(published))
     assert scores.length_controlled_winrate == pytest.approx(5.875487163278986, abs=0.01)
+
+
+def _pandas_file(path: Path, annotations: Sequence[ae.Annotation]) -> bytes:
+    """What `alpaca_eval.evaluate` writes: pandas `to_json` straight to the file."""
+    pd.DataFrame([a.to_json() for a in annotations]).to_json(path, orient="records", indent=2)
+    return path.read_bytes()
+
+
+def test_annotations_are_written_byte_for_byte_as_pandas_writes_them(tmp_path: Path) -> None:
+    """Rendered to a string and renamed into place, the file is the very bytes pandas writes."""
+    raw = ae.raw_completion(_answer(-0.01, -5.0))
+    rows = [
+        ae.Annotation(_pair("naïve “quotes” \u2014 ünïcode"), ae.ANNOTATOR, 1.25, raw, 0.01, 0.5),
+        ae.Annotation(_pair("no preference"), ae.ANNOTATOR, None),
+        ae.Annotation(_pair("tie", output_2="baseline answer"), ae.ANNOTATOR, 1.5),
+    ]
+    ours = tmp_path / "annotations.json"
+    ae.write_annotations(ours, rows)
+    assert ours.read_bytes() == _pandas_file(tmp_path / "pandas.json", rows)
+    ae.write_annotations(ours, [])
+    assert ours.read_bytes() == _pandas_file(tmp_path / "empty.json", [])
+
+
+@needs_data
+def test_published_annotations_are_rewritten_byte_for_byte_as_pandas_writes_them(
+    published: list[ae.Annotation], tmp_path: Path
+) -> None:
+    ours = tmp_path / "annotations.json"
+    ae.write_annotations(ours, published)
+    assert ours.read_bytes() == _pandas_file(tmp_path / "pandas.json", published)

@@ -7,8 +7,6 @@ alpaca_eval's own functions. Only the call goes through our `Generator`.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -18,7 +16,16 @@ from typing import Any
 import pandas as pd
 
 from eval.judges import alpaca_upstream
-from eval.judges.common import JUDGE_TAGS, Failure, FailureKind, call_failure
+from eval.judges.common import (
+    JUDGE_TAGS,
+    Failure,
+    FailureKind,
+    call_failure,
+    json_records,
+    parse_records,
+    settle_all,
+)
+from eval.rundir import write_atomic
 from moa.types import ChatMessage, Completion, GenerateConfig, Generator
 
 ANNOTATOR = "weighted_alpaca_eval_gpt4_turbo"
@@ -245,7 +252,7 @@ async def annotate(
         switched = is_switched(pair.instruction, seed)
         return _with_verdict(annotation, parse_preference(raw, ann, switched=switched))
 
-    return list(await asyncio.gather(*(one(p) for p in pairs)))
+    return await settle_all(one(p) for p in pairs)
 
 
 def rescore(
@@ -266,39 +273,40 @@ def rescore(
 
 
 def read_annotations(path: Path) -> list[Annotation]:
-    """Rows of an alpaca_eval `annotations.json`; a row without preference gets a `Failure`."""
-    annotations = []
-    for row in json.loads(path.read_text(encoding="utf-8")):
-        pair = Pair(
-            instruction=row["instruction"],
-            output_1=row["output_1"],
-            generator_1=row["generator_1"],
-            output_2=row["output_2"],
-            generator_2=row["generator_2"],
-            dataset=row.get("dataset"),
-        )
-        preference = row.get("preference")
-        failure = None
-        if preference is None:
-            failure = Failure(FailureKind.PARSE, "no preference recorded")
-            if row.get("raw_completion") is None:
-                failure = Failure(FailureKind.CALL, "no raw completion recorded")
-        annotations.append(
-            Annotation(
-                pair=pair,
-                annotator=row["annotator"],
-                preference=None if preference is None else float(preference),
-                raw_completion=row.get("raw_completion"),
-                price_per_example=row.get("price_per_example"),
-                time_per_example=row.get("time_per_example"),
-                failure=failure,
-            )
-        )
-    return annotations
+    """Rows of an alpaca_eval `annotations.json`; a row without preference gets a `Failure`.
+    A damaged file (empty, cut short, foreign) is a `RunFileError` naming it, in one line."""
+    return parse_records(path, json_records(path), _annotation, "record")
+
+
+def _annotation(row: Mapping[str, Any]) -> Annotation:
+    pair = Pair(
+        instruction=row["instruction"],
+        output_1=row["output_1"],
+        generator_1=row["generator_1"],
+        output_2=row["output_2"],
+        generator_2=row["generator_2"],
+        dataset=row.get("dataset"),
+    )
+    preference = row.get("preference")
+    failure = None
+    if preference is None:
+        failure = Failure(FailureKind.PARSE, "no preference recorded")
+        if row.get("raw_completion") is None:
+            failure = Failure(FailureKind.CALL, "no raw completion recorded")
+    return Annotation(
+        pair=pair,
+        annotator=row["annotator"],
+        preference=None if preference is None else float(preference),
+        raw_completion=row.get("raw_completion"),
+        price_per_example=row.get("price_per_example"),
+        time_per_example=row.get("time_per_example"),
+        failure=failure,
+    )
 
 
 def write_annotations(path: Path, annotations: Sequence[Annotation]) -> None:
-    """Written the way `alpaca_eval.evaluate` does: pandas `to_json(orient="records", indent=2)`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """The text `alpaca_eval.evaluate` writes, pandas `to_json(orient="records", indent=2)`,
+    rendered to a string and written whole (`write_atomic`): a kill leaves the old file or the
+    new one, never a truncated one."""
     frame = pd.DataFrame([a.to_json() for a in annotations])
-    frame.to_json(path, orient="records", indent=2)
+    write_atomic(path, frame.to_json(orient="records", indent=2))

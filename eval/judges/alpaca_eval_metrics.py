@@ -81,8 +81,11 @@ def win_rates(annotations: Sequence[Annotation], *, length_controlled: bool = Tr
     """Rows without a preference are dropped by alpaca_eval's metrics; we count them here.
 
     LC assumes the rows are the AlpacaEval set in its canonical order, as alpaca_eval does: the
-    GLM looks instruction difficulty up by row position.
+    GLM looks instruction difficulty up by row position. With no preference at all there is no
+    win rate (alpaca_eval's `get_winrate` would fail on the empty column): a `ValueError` says so.
     """
+    if all(a.preference is None for a in annotations):
+        raise ValueError(f"no preference among {len(annotations)} annotations: no win rate")
     rows = [a.to_json() for a in annotations]
     metrics = alpaca_upstream.get_winrate(rows)
     lc: dict[str, Any] = {}

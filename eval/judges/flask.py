@@ -12,7 +12,6 @@ sends, so its published runs used the API defaults, which is what the FLASK task
 from __future__ import annotations
 
 import ast
-import asyncio
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -20,7 +19,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from eval.benchmarks._read import read_jsonl
 from eval.benchmarks.flask import (
     SCORES,
     ReviewPrompt,
@@ -29,7 +27,16 @@ from eval.benchmarks.flask import (
     read_reviewers,
     read_skills,
 )
-from eval.judges.common import JUDGE_TAGS, Failure, FailureKind, call_failure, count_failures
+from eval.judges.common import (
+    JUDGE_TAGS,
+    Failure,
+    FailureKind,
+    call_failure,
+    count_failures,
+    jsonl_records,
+    parse_records,
+    settle_all,
+)
 from eval.rundir import write_atomic
 from moa.types import ChatMessage, GenerateConfig, Generator
 
@@ -205,7 +212,7 @@ async def judge_responses(
         c = outcome.completion
         return _scored(Review(item, response, c.text, {}, c.input_tokens + c.output_tokens))
 
-    return list(await asyncio.gather(*(one(item, response) for item, response in items)))
+    return await settle_all(one(item, response) for item, response in items)
 
 
 def rescore(reviews: Sequence[Review]) -> list[Review]:
@@ -220,15 +227,19 @@ def write_reviews(path: Path, reviews: Sequence[Review]) -> None:
 
 
 def read_reviews(path: Path) -> list[Review]:
-    reviews = []
-    for row in read_jsonl(path):
-        review_fields = ("target_txt", "review", "score", "total_tokens_step4")
-        item = {k: v for k, v in row.items() if k not in review_fields}
-        stored = Review(
-            item, row["target_txt"], row["review"], row["score"], row["total_tokens_step4"]
-        )
-        reviews.append(_scored(stored) if not row["score"] else stored)
-    return reviews
+    """A review file, FLASK's or ours; a damaged one is a `RunFileError` naming it and the line."""
+    return parse_records(path, jsonl_records(path), _review)
+
+
+_REVIEW_FIELDS = ("target_txt", "review", "score", "total_tokens_step4")
+
+
+def _review(row: Mapping[str, Any]) -> Review:
+    if not isinstance(row["score"], dict):
+        raise TypeError(f"'score' is a {type(row['score']).__name__}, not an object")
+    item = {k: v for k, v in row.items() if k not in _REVIEW_FIELDS}
+    stored = Review(item, row["target_txt"], row["review"], row["score"], row["total_tokens_step4"])
+    return _scored(stored) if not row["score"] else stored
 
 
 @dataclass(frozen=True)

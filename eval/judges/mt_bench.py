@@ -9,7 +9,6 @@ table is averaged. Templates come from FastChat's `judge_prompts.jsonl`, read at
 from __future__ import annotations
 
 import ast
-import asyncio
 import json
 import re
 import time
@@ -26,7 +25,10 @@ from eval.judges.common import (
     FailureKind,
     call_failure,
     count_failures,
+    jsonl_records,
     judge_model_name,
+    parse_records,
+    settle_all,
 )
 from eval.rundir import write_atomic
 from moa.types import ChatMessage, GenerateConfig, Generator
@@ -207,7 +209,7 @@ async def judge_matches(
             return _scored(judgment, call_failure(outcome))
         return _scored(judgment, parse_rating(text))
 
-    return list(await asyncio.gather(*(one(m) for m in matches)))
+    return await settle_all(one(m) for m in matches)
 
 
 def rescore(judgments: Sequence[Judgment]) -> list[Judgment]:
@@ -229,22 +231,26 @@ def write_judgments(path: Path, judgments: Sequence[Judgment]) -> None:
 
 
 def read_judgments(path: Path) -> list[Judgment]:
-    """A judgment file, FastChat's or ours, with its stored scores; -1 gets a `Failure`."""
-    judgments = []
-    for row in read_jsonl(path):
-        judgments.append(
-            Judgment(
-                question_id=row["question_id"],
-                model=row["model"],
-                judge=(row["judge"][0], row["judge"][1]),
-                user_prompt=row["user_prompt"],
-                judgment=row["judgment"],
-                score=row["score"],
-                turn=row["turn"],
-                tstamp=row["tstamp"],
-            )
-        )
+    """A judgment file, FastChat's or ours, with its stored scores; -1 gets a `Failure`. A
+    damaged file is a `RunFileError` naming it and the line, in one line."""
+    judgments = parse_records(path, jsonl_records(path), _judgment)
     return [_with_stored_failure(j) for j in judgments]
+
+
+def _judgment(row: Mapping[str, Any]) -> Judgment:
+    score = row["score"]
+    if not isinstance(score, int | float) or isinstance(score, bool):
+        raise TypeError(f"'score' is {score!r}, not a number")
+    return Judgment(
+        question_id=row["question_id"],
+        model=row["model"],
+        judge=(row["judge"][0], row["judge"][1]),
+        user_prompt=row["user_prompt"],
+        judgment=row["judgment"],
+        score=score,
+        turn=row["turn"],
+        tstamp=row["tstamp"],
+    )
 
 
 def _with_stored_failure(judgment: Judgment) -> Judgment:

@@ -22,9 +22,16 @@ from eval.benchmarks.alpaca_eval import load_alpaca_eval
 from eval.judges import alpaca_eval as ae
 from eval.judges import alpaca_upstream
 from eval.judges.alpaca_eval_metrics import win_rates
-from eval.judges.common import JUDGE_TAGS
-from eval.rundir import InstanceResult, RunDir, write_atomic
-from eval.tasks.base import Task
+from eval.judges.common import (
+    JUDGE_TAGS,
+    FailureKind,
+    count_failures,
+    coverage,
+    is_complete,
+    judge_error,
+)
+from eval.rundir import InstanceResult, RunDir, RunMetrics, write_atomic
+from eval.tasks.base import Task, check_rows
 from moa.providers import scripted
 from moa.types import ChatMessage, Completion, GenerateConfig, TokenLogprob
 
@@ -38,11 +45,28 @@ OUTPUTS = "model_outputs.json"
 ANNOTATIONS = "annotations.json"
 
 
-def metrics_of(annotations: Sequence[ae.Annotation], *, complete: bool = True) -> dict[str, Any]:
-    """alpaca-eval's leaderboard metrics of a set of annotations; LC only for the whole set,
-    whose canonical order its GLM relies on."""
-    rates = win_rates(annotations, length_controlled=complete)
-    return {k: v for k, v in vars(rates).items()}
+# `WinRates` fields that are not a partial set's metrics: its failures are kept at the top level,
+# and LC is never computed for a partial set.
+_NOT_PARTIAL = ("failures", "length_controlled_winrate", "lc_standard_error", "lc_unavailable")
+
+
+def metrics_of(
+    annotations: Sequence[ae.Annotation], *, expected: int | None = None
+) -> dict[str, Any]:
+    """alpaca-eval's leaderboard metrics of a set of annotations, with its coverage
+    (`eval.judges.common`): `expected` instances (by default one per annotation), judged unless
+    their call failed. Only a complete set has metrics (and LC, whose GLM relies on the set's
+    canonical order); an incomplete one has its judged part's win rate under `partial`."""
+    judged = sum(a.failure is None or a.failure.kind is FailureKind.PARSE for a in annotations)
+    cover = coverage(len(annotations) if expected is None else expected, judged)
+    failures = [a.failure for a in annotations]
+    rest = {"failures": count_failures(failures), **judge_error(failures), **cover}
+    if all(a.preference is None for a in annotations):
+        return rest  # nothing scored: no win rate, whole or partial
+    if cover["complete"]:
+        return {**vars(win_rates(annotations)), **rest}
+    rates = vars(win_rates(annotations, length_controlled=False))
+    return {**rest, "partial": {k: v for k, v in rates.items() if k not in _NOT_PARTIAL}}
 
 
 def preference_answer(
@@ -168,7 +192,7 @@ class AlpacaEval(Task):
         ]
         annotations = await ae.annotate(client, ae.make_pairs(baseline, ours), judge=judge)
         ae.write_annotations(run.native(ANNOTATIONS), annotations)
-        return metrics_of(annotations, complete=len(annotations) == len(instances))
+        return metrics_of(annotations, expected=len(instances))
 
     async def plan_judge(
         self,
@@ -202,15 +226,24 @@ class AlpacaEval(Task):
     def rescore(self, path: Path) -> dict[str, Any]:
         return metrics_of(ae.rescore(ae.read_annotations(path)))
 
-    def instance_scores(self, run: RunDir) -> dict[str, float]:
+    def instance_scores(
+        self, run: RunDir, metrics: RunMetrics, finished: Mapping[str, InstanceResult]
+    ) -> dict[str, float]:
+        """Per instruction, the preference as a win (100), tie (50) or loss (0), fractional; the
+        file must hold one annotation per answered instance."""
+        path = run.native(ANNOTATIONS)
+        annotations = ae.read_annotations(path)
+        check_rows(path, len(annotations), len(finished), "annotations")
         return {
             a.pair.instruction: (a.preference - 1.0) * 100.0
-            for a in ae.read_annotations(run.native(ANNOTATIONS))
+            for a in annotations
             if a.preference is not None
         }
 
     def headline(self, metrics: Mapping[str, Any]) -> float:
-        """LC win rate where it could be computed, else the win rate."""
+        """LC win rate where it could be computed, else the win rate; none for a partial set."""
+        if not is_complete(metrics):
+            return math.nan
         lc = metrics.get("length_controlled_winrate")
         return float(lc if lc is not None else metrics.get("win_rate", math.nan))
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from eval.benchmarks import Instance
 from eval.benchmarks.fetch import fetch
-from eval.rundir import InstanceResult, RunDir
+from eval.rundir import InstanceResult, RunDir, RunFileError, RunMetrics
 from moa.errors import ConfigError
 from moa.providers import scripted
 from moa.types import GenerateConfig
@@ -37,6 +37,16 @@ class Data:
 
     def path(self, relpath: str) -> Path:
         return fetch(relpath, data_dir=self.data_dir, cache_dir=self.cache_dir)
+
+
+def check_rows(path: Path, found: int, expected: int, what: str) -> None:
+    """A judge's native file must hold as many rows as judging the run's answered instances
+    writes: fewer or more is a damaged or stale file, named in one line."""
+    if found != expected:
+        raise RunFileError(
+            f"{path}: {found} {what}, but the run's traces call for {expected}: damaged or "
+            "stale, judge the run again"
+        )
 
 
 class Task:
@@ -127,12 +137,17 @@ class Task:
         """The metrics of a judge file with its verdicts parsed again; no model is called."""
         raise NotImplementedError
 
-    def instance_scores(self, run: RunDir) -> dict[str, float]:
-        """Per-instance (or per instance and turn) scores, for intervals and paired differences."""
+    def instance_scores(
+        self, run: RunDir, metrics: RunMetrics, finished: Mapping[str, InstanceResult]
+    ) -> dict[str, float]:
+        """Per-instance (or per instance and turn) scores, for intervals and paired differences,
+        from the judge's native file of `run` (judged as `metrics` say; `finished` are its
+        answered instances, from its traces). A file that does not hold what judging those
+        instances writes is a `RunFileError` naming it (`check_rows`)."""
         return {}
 
     def headline(self, metrics: Mapping[str, Any]) -> float:
-        """The one number the report ranks a run by."""
+        """The one number the report ranks a run by; NaN for a run not wholly judged."""
         return float("nan")
 
     def report(self, runs: list[Run], out_dir: Path, reference: str) -> list[str]:

@@ -11,6 +11,14 @@ from typing import TYPE_CHECKING, Any
 from eval.benchmarks import Instance
 from eval.benchmarks.demo import load_demo
 from eval.judges import alpaca_eval as ae
+from eval.judges.common import (
+    Failure,
+    FailureKind,
+    count_failures,
+    coverage,
+    judge_error,
+    settle_all,
+)
 from eval.rundir import InstanceResult, RunDir, write_atomic
 from eval.tasks.alpaca_eval import preference_answer, request_preferences
 from eval.tasks.base import Task
@@ -59,27 +67,37 @@ class Demo(Task):
         instances: Sequence[Instance],
         results: Sequence[InstanceResult],
     ) -> dict[str, Any]:
-        """Per instance, alpaca_eval's preference: 1 = the model alone wins, 2 = the mixture."""
+        """Per instance, alpaca_eval's preference: 1 = the model alone wins, 2 = the mixture;
+        with the coverage (`eval.judges.common`): an instance whose baseline or verdict call
+        failed is not judged."""
         alone = Mixture(MixtureSpec("alone", (), spec.aggregator), client)
         config_for = self.generation()
+        answered = [(i, r.outputs) for i, r in zip(instances, results, strict=True) if r.outputs]
+        traces = await settle_all(
+            alone.converse(i.turns, config_for(i), {"instance": i.id, "role": "baseline"})
+            for i, _ in answered
+        )
         baseline_rows, ours = [], []
-        for inst, result in zip(instances, results, strict=True):
-            if not result.outputs:
-                continue
-            tags = {"instance": inst.id, "role": "baseline"}
-            trace = await alone.converse(inst.turns, config_for(inst), tags)
+        failures: list[Failure | None] = []
+        for (inst, outputs), trace in zip(answered, traces, strict=True):
             if trace.outputs is None:
+                failures.append(Failure(FailureKind.CALL, trace.error or "no baseline answer"))
                 continue
             instruction = "\n\n".join(inst.turns)
             baseline_rows.append(
                 {"instruction": instruction, "output": trace.outputs[-1], "generator": "alone"}
             )
-            ours.append(
-                {"instruction": instruction, "output": result.outputs[-1], "generator": "moa"}
-            )
+            ours.append({"instruction": instruction, "output": outputs[-1], "generator": "moa"})
         annotations = await ae.annotate(client, ae.make_pairs(baseline_rows, ours), judge=judge)
+        failures += [a.failure for a in annotations]
         prefs = {a.pair.instruction: a.preference for a in annotations}
-        return {"preference": {inst.id: prefs.get("\n\n".join(inst.turns)) for inst in instances}}
+        judged = sum(a.failure is None or a.failure.kind is FailureKind.PARSE for a in annotations)
+        return {
+            "preference": {inst.id: prefs.get("\n\n".join(inst.turns)) for inst in instances},
+            "failures": count_failures(failures),
+            **judge_error(failures),
+            **coverage(len(instances), judged),
+        }
 
     async def plan_judge(
         self,

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from eval.benchmarks import Instance
 from eval.benchmarks import flask as data
 from eval.judges import flask as fj
-from eval.rundir import InstanceResult, RunDir, write_atomic
-from eval.tasks.base import Task
+from eval.judges.common import coverage, judge_error
+from eval.rundir import InstanceResult, RunDir, RunMetrics, write_atomic
+from eval.tasks.base import Task, check_rows
 from moa.providers import scripted
 from moa.types import ChatMessage, GenerateConfig
 
@@ -30,17 +31,26 @@ if TYPE_CHECKING:
 REVIEWS = ("review", "reviews.jsonl")
 
 
-def metrics_of(reviews: Sequence[fj.Review]) -> dict[str, Any]:
-    """`aggregate_skill.py`'s per-skill averages, with what it skipped and what failed."""
+def metrics_of(reviews: Sequence[fj.Review], *, expected: int | None = None) -> dict[str, Any]:
+    """`aggregate_skill.py`'s per-skill averages, with what it skipped and what failed, and the
+    coverage (`eval.judges.common`): `expected` instances (by default one per review), judged
+    when the judge answered. An incomplete set's averages are its judged part's, under
+    `partial`."""
     table = fj.aggregate_skills(reviews)
-    return {
-        "skills": {name: score.average for name, score in table.skills.items()},
+    skills = {name: score.average for name, score in table.skills.items()}
+    cover = coverage(len(reviews) if expected is None else expected, table.n_reviews)
+    counts = {
         "n_reviews": table.n_reviews,
         "n_not_three_scores": table.n_not_three_scores,
         "n_not_applicable": table.n_not_applicable,
         "n_unusable": table.n_unusable,
         "failures": table.failures,
+        **judge_error(r.failure for r in reviews),
+        **cover,
     }
+    if cover["complete"]:
+        return {"skills": skills, **counts}
+    return {**counts, "partial": {"skills": skills}} if skills else counts
 
 
 class Flask(Task):
@@ -106,7 +116,7 @@ class Flask(Task):
         ]
         reviews = await fj.judge_responses(client, items, self.setup(), judge=judge)
         fj.write_reviews(run.native(*REVIEWS), reviews)
-        return metrics_of(reviews)
+        return metrics_of(reviews, expected=len(instances))
 
     async def plan_judge(
         self,
@@ -139,10 +149,18 @@ class Flask(Task):
     def rescore(self, path: Path) -> dict[str, Any]:
         return metrics_of(fj.rescore(fj.read_reviews(path)))
 
-    def instance_scores(self, run: RunDir) -> dict[str, float]:
-        """Each review's mean over its numeric skill scores."""
+    def instance_scores(
+        self, run: RunDir, metrics: RunMetrics, finished: Mapping[str, InstanceResult]
+    ) -> dict[str, float]:
+        """Each review's mean over its numeric skill scores. FLASK's file holds a review per
+        answered instance but those whose judge call failed (counted in the metrics)."""
+        path = run.native(*REVIEWS)
+        reviews = fj.read_reviews(path)
+        failures = metrics.get("failures")
+        failed = failures.get("call", 0) if isinstance(failures, Mapping) else 0
+        check_rows(path, len(reviews), len(finished) - int(failed), "reviews")
         scores = {}
-        for review in fj.read_reviews(run.native(*REVIEWS)):
+        for review in reviews:
             numbers = [v for v in map(fj.as_float, review.score.values()) if v is not None]
             if review.failure is None and numbers:
                 scores[str(review.item["idx"])] = sum(numbers) / len(numbers)
@@ -152,7 +170,9 @@ class Flask(Task):
         from eval import plots, tables
 
         table = tables.flask_table(runs)
-        plots.radar(table, out_dir / f"{self.name}_radar.png")
+        skills = table[table["complete"]].drop(columns=list(tables.FLASK_COVERAGE))
+        if len(skills) and len(skills.columns):  # an incomplete run has no skills to draw
+            plots.radar(skills, out_dir / f"{self.name}_radar.png")
         return [tables.write_table(table.reset_index(), out_dir, f"{self.name}_skills")]
 
     def offline_judge(self) -> scripted.Responder:

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 from eval.benchmarks import Instance
 from eval.benchmarks.mt_bench import JUDGE_PROMPTS, TEMPERATURES, load_mt_bench
 from eval.judges import mt_bench as mj
-from eval.rundir import InstanceResult, RunDir, write_atomic
-from eval.tasks.base import Task
+from eval.judges.common import FailureKind, count_failures, coverage, is_complete, judge_error
+from eval.rundir import InstanceResult, RunDir, RunMetrics, write_atomic
+from eval.tasks.base import Task, check_rows
 from moa.providers import scripted
 from moa.types import ChatMessage, GenerateConfig
 
@@ -28,12 +29,42 @@ if TYPE_CHECKING:
     from moa.types import Generator
 
 
-def metrics_of(judgments: Sequence[mj.Judgment], variant: str | None = None) -> dict[str, Any]:
-    """`show_result.py --mode single`: one model's scores, or every model's by name."""
-    table = {model: vars(scores) for model, scores in mj.summarize(judgments).items()}
+_HEADLINE = ("turn_1", "turn_2", "average")  # a model's metrics, none for a partial set
+
+
+def metrics_of(
+    judgments: Sequence[mj.Judgment], variant: str | None = None, *, expected: int | None = None
+) -> dict[str, Any]:
+    """`show_result.py --mode single`: one model's scores, or every model's by name, each with
+    its coverage (`eval.judges.common`): `expected` questions (by default those its judgments
+    cover), judged when the judge answered each of their turns. An incomplete model's scores are
+    its judged part's, under `partial`."""
+    table = mj.summarize(judgments)
     if variant is None:
-        return {"models": table}
-    return dict(table.get(variant, {}))
+        return {
+            "models": {
+                model: _covered(vars(scores), [j for j in judgments if j.model == model], None)
+                for model, scores in table.items()
+            }
+        }
+    scores = vars(table[variant]) if variant in table else {}
+    return _covered(scores, [j for j in judgments if j.model == variant], expected)
+
+
+def _covered(
+    scores: Mapping[str, Any], judgments: Sequence[mj.Judgment], expected: int | None
+) -> dict[str, Any]:
+    answered: dict[int, bool] = {}
+    for j in judgments:
+        ok = j.failure is None or j.failure.kind is FailureKind.PARSE
+        answered[j.question_id] = answered.get(j.question_id, True) and ok
+    cover = coverage(len(answered) if expected is None else expected, sum(answered.values()))
+    failures = [j.failure for j in judgments]
+    out = {**scores, "failures": count_failures(failures), **judge_error(failures), **cover}
+    if cover["complete"]:
+        return out
+    partial = {k: out.pop(k) for k in _HEADLINE if k in out}
+    return {**out, "partial": partial} if any(v is not None for v in partial.values()) else out
 
 
 def answer_id(variant: str, question_id: str) -> str:
@@ -104,7 +135,7 @@ class MTBench(Task):
         matches = mj.make_matches(questions, spec.name, answers, self._prompts(), references)
         judgments = await mj.judge_matches(client, matches, judge=judge)
         mj.write_judgments(mj.judgment_path(run.path, judge), judgments)
-        return metrics_of(judgments, spec.name)
+        return metrics_of(judgments, spec.name, expected=len(instances))
 
     async def plan_judge(
         self,
@@ -135,15 +166,20 @@ class MTBench(Task):
     def rescore(self, path: Path) -> dict[str, Any]:
         return metrics_of(mj.rescore(mj.read_judgments(path)))
 
-    def instance_scores(self, run: RunDir) -> dict[str, float]:
-        return {
-            f"{j.question_id}/{j.turn}": float(j.score)
-            for p in run.native("model_judgment").glob("*_single.jsonl")
-            for j in mj.read_judgments(p)
-            if j.failure is None
-        }
+    def instance_scores(
+        self, run: RunDir, metrics: RunMetrics, finished: Mapping[str, InstanceResult]
+    ) -> dict[str, float]:
+        """Per question and turn, the rating of the run's judge, whose file must hold one
+        judgment per answered turn."""
+        path = mj.judgment_path(run.path, metrics.judge)
+        judgments = mj.read_judgments(path)
+        turns = sum(len(r.outputs or ()) for r in finished.values())
+        check_rows(path, len(judgments), turns, "judgments")
+        return {f"{j.question_id}/{j.turn}": float(j.score) for j in judgments if j.failure is None}
 
     def headline(self, metrics: Mapping[str, Any]) -> float:
+        if not is_complete(metrics):
+            return float("nan")
         average = metrics.get("average")
         return float("nan") if average is None else float(average)
 

@@ -9,7 +9,13 @@ the CPU per call (measured with `scripts/bench_throughput.py`). The SDK's own re
 A failed connection says what failed, from the errors the SDK's `APIConnectionError` wraps
 (aiohttp's, then the socket's): "connection refused by <base_url>" (transient: the server may be
 starting), "cannot resolve host <host> (DNS)" (permanent, unless the resolver said to try again),
-else the SDK's error type and its innermost cause's.
+"response body cut short" (transient: the connection closed before the body its Content-Length
+announced), else the SDK's error type and its innermost cause's.
+
+An answer without `usage` (some self-hosted servers, some proxies) gets `moa.tokens` estimates
+of its prompt and its text, marked `tokens_estimated`, so it is still priced and counted against
+a budget; so does one whose usage cannot be right (no prompt tokens, or no output tokens for a
+text).
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ from __future__ import annotations
 import email.utils
 import errno
 import json
+import math
 import os
+import re
 import socket
 import time
 from collections.abc import Mapping, Sequence
@@ -30,6 +38,7 @@ import openai
 from moa.errors import ConfigError
 from moa.failures import describe_exception
 from moa.providers.base import register_provider
+from moa.tokens import estimate_prompt, estimate_tokens
 from moa.types import ChatMessage, Completion, ErrorKind, GenerateConfig, ModelError, TokenLogprob
 
 _POOL = 100_000  # connections per endpoint: more than any concurrency limit will allow
@@ -43,23 +52,32 @@ _CONTEXT_MARKERS = (
 # A 429 that no wait will cure: the account is out of credit, or the request alone is more
 # than the tokens-per-minute limit (OpenAI's words for both).
 _NEVER_429_MARKERS = ("insufficient_quota", "request too large")
+_RECEIVED = re.compile(r"received (\d+) of (\d+) bytes")  # aiohttp's ContentLengthError
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """`retry-after-ms`, or `retry-after` as seconds or an HTTP date."""
+    """`retry-after-ms`, or `retry-after` as seconds or an HTTP date; None for a value that is
+    none of these ("nan" included). Infinity stays: it is longer than any `retry_after_max_s`."""
     if (ms := headers.get("retry-after-ms")) is not None:
         try:
-            return float(ms) / 1000.0
+            seconds = float(ms) / 1000.0
         except ValueError:
             pass
+        else:
+            if not math.isnan(seconds):
+                return max(seconds, 0.0)
     value = headers.get("retry-after")
     if value is None:
         return None
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        try:
+            parsed = email.utils.parsedate_to_datetime(value) if value else None
+        except (TypeError, ValueError):
+            return None
         return None if parsed is None else max(parsed.timestamp() - time.time(), 0.0)
+    return None if math.isnan(seconds) else max(seconds, 0.0)
 
 
 def classify(status: int, body: bytes, headers: Mapping[str, str]) -> ModelError:
@@ -109,6 +127,14 @@ def connection_error(exc: BaseException, base_url: str) -> ModelError:
             isinstance(cause, OSError) and cause.errno == errno.ECONNREFUSED
         ):
             return ModelError(ErrorKind.TRANSIENT, f"connection refused by {_shown(base_url)}")
+        if _named(cause, "ContentLengthError"):
+            # its message is aiohttp's own, with byte counts only: safe to show them
+            counts = _RECEIVED.search(str(cause))
+            got = f" (received {counts[1]} of {counts[2]} bytes)" if counts else ""
+            return ModelError(
+                ErrorKind.TRANSIENT,
+                f"response body cut short: the connection closed before its Content-Length{got}",
+            )
         innermost = cause
         cause = cause.__cause__ or cause.__context__
     inner = f" ({type(innermost).__name__})" if innermost is not exc else ""
@@ -135,8 +161,11 @@ def _malformed(reason: object) -> ModelError:
     return ModelError(ErrorKind.TRANSIENT, f"malformed response body: {reason}")
 
 
-def parse_completion(data: Any, config: GenerateConfig) -> Completion:
-    """A chat.completion body as a `Completion`; a body that is not one is worth another try."""
+def parse_completion(
+    data: Any, config: GenerateConfig, messages: Sequence[ChatMessage] = ()
+) -> Completion:
+    """A chat.completion body as a `Completion`; a body that is not one is worth another try.
+    Missing usage is estimated from `messages` (the request's) and the text (module docstring)."""
     if not isinstance(data, Mapping):
         raise _malformed("not a JSON object")
     choices = data.get("choices")
@@ -158,16 +187,32 @@ def parse_completion(data: Any, config: GenerateConfig) -> Completion:
                 )
                 for t in content
             )
-        usage = data.get("usage") or {}
+        text = str(text)
+        usage = data.get("usage")
+        if not isinstance(usage, Mapping):
+            usage = {}
+        input_tokens = _count(usage.get("prompt_tokens"))
+        output_tokens = _count(usage.get("completion_tokens"))
+        estimated = False
+        if input_tokens is None or (input_tokens == 0 and messages):
+            input_tokens, estimated = estimate_prompt(messages), True
+        if output_tokens is None or (output_tokens == 0 and text):
+            output_tokens, estimated = estimate_tokens(text), True
         return Completion(
-            text=str(text),
-            input_tokens=int(usage.get("prompt_tokens") or 0),
-            output_tokens=int(usage.get("completion_tokens") or 0),
+            text=text,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
             finish_reason=choice.get("finish_reason"),
             logprobs=logprobs,
+            tokens_estimated=estimated,
         )
     except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
         raise _malformed(describe_exception(exc)) from None
+
+
+def _count(value: Any) -> int | None:
+    """A usage count, None when the server left it out (a non-number is a malformed body)."""
+    return None if value is None else int(value)
 
 
 class OpenAICompatible:
@@ -211,7 +256,7 @@ class OpenAICompatible:
             data = json.loads(raw)
         except ValueError as exc:
             raise _malformed(exc) from None
-        return parse_completion(data, config)
+        return parse_completion(data, config, messages)
 
     async def aclose(self) -> None:
         await self._client.close()

@@ -4,8 +4,11 @@ It models what matters for a harness: per-model latency (time to first token plu
 output token), per-model concurrency limits (requests past one wait their turn, or, with
 `reject_above`, are refused with a 429 at once, as a provider's rate limit does), deterministic
 output lengths, and injected faults
-(429 with and without Retry-After, 500/503, dropped connections, hangs, malformed JSON, empty
-choices, context-length 400s). Every request is logged with its timing for assertions.
+(429 with and without Retry-After, one far too long to wait, 500/503, dropped connections, a body
+cut short of its Content-Length, hangs, malformed JSON, empty choices, context-length 400s, 401s
+and 403s, one that echoes most of the key sent) and answers a client must flag (empty content,
+`finish_reason: "length"`, no `usage`). A plan can change after so many requests
+(`FaultPlan.after`). Every request is logged with its timing for assertions.
 
 Run it in a thread for tests (`serve_in_thread`) or as a process for benchmarks
 (`python -m tests.kit.fakeserver --config '{...}'`, which prints its base URL).
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import math
@@ -39,9 +43,31 @@ FAULT_KINDS = (
     "malformed",
     "empty",
     "context",
+    "short_body",  # a 200 whose body stops short of its Content-Length, then the connection closes
+    "429_long_retry_after",  # a 429 whose Retry-After is `FaultPlan.long_retry_after_s`
+    "401",
+    "401_key_prefix",  # a 401 that echoes the first `FaultPlan.key_echo_chars` of the key sent
+    "403",
+    # Answers, not errors: served as usual but for this.
+    "empty_content",  # `content: ""`
+    "length",  # `finish_reason: "length"`: an answer cut at max_tokens
+    "no_usage",  # the body has no `usage`
 )
 # The kinds a client must retry, and that a retried call must survive unchanged.
-TRANSIENT = ("429", "429_retry_after", "500", "503", "drop", "timeout", "malformed", "empty")
+TRANSIENT = (
+    "429",
+    "429_retry_after",
+    "500",
+    "503",
+    "drop",
+    "timeout",
+    "malformed",
+    "empty",
+    "short_body",
+)
+# The kinds that are served as an answer, with something in it a client must notice.
+ANSWER_FAULTS = ("empty_content", "length", "no_usage")
+_BODY_FAULTS = ("timeout", "malformed", "empty", "short_body", *ANSWER_FAULTS)
 _TIMING_FIELDS = ("model", "started", "ended", "status", "fault", "tokens", "seen_in_flight")
 CLIENT_LAG_S = 0.2  # an answer the server sent this long before a kill may still be unsaved
 
@@ -63,19 +89,34 @@ class ModelProfile:
 
 @dataclass
 class FaultPlan:
-    """`script` faults are served first, one per request; then each kind fires at its rate."""
+    """`script` faults are served first, one per request; then each kind fires at its rate.
+
+    With `switch_after`, the plan serves that many requests (those the server answers itself,
+    not `reject_above` refusals), then `then` takes over (a clean plan if None): a key revoked
+    in mid-run is `FaultPlan.after(20, FaultPlan(rates={"401": 1}))`."""
 
     rates: dict[str, float] = field(default_factory=dict)
     script: list[str] = field(default_factory=list)
     seed: int = 0
     retry_after_s: float = 0.2
     hang_s: float = 30.0
+    long_retry_after_s: float = 86_400.0  # a day: past any client's patience
+    key_echo_chars: int = 19  # of the key sent, echoed by "401_key_prefix"
+    switch_after: int | None = None
+    then: FaultPlan | None = None
 
     def __post_init__(self) -> None:
         """A misspelt kind would otherwise never fire, and a fault test would pass untested."""
         unknown = (set(self.rates) | set(self.script)) - {*FAULT_KINDS, "ok"}
         if unknown:
             raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {FAULT_KINDS}")
+        if isinstance(self.then, Mapping):  # from the JSON of `main`'s --config
+            self.then = FaultPlan(**self.then)
+
+    @classmethod
+    def after(cls, n: int, plan: FaultPlan, first: FaultPlan | None = None) -> FaultPlan:
+        """`first` (a clean plan if None) for `n` requests, then `plan`."""
+        return dataclasses.replace(first or cls(), switch_after=n, then=plan)
 
     @classmethod
     def transient(cls, share: float, seed: int) -> FaultPlan:
@@ -137,6 +178,7 @@ class FakeServer:
         self.faults = faults or FaultPlan()
         self.log: list[RequestLog] = []
         self._rng = random.Random(self.faults.seed)
+        self._served = 0  # requests the current plan has served (`FaultPlan.switch_after`)
         self._sems: dict[str, asyncio.Semaphore] = {}
         self.active: dict[str, int] = {}  # requests accepted and not yet answered, per model
         self.peak_active: dict[str, int] = {}
@@ -157,6 +199,12 @@ class FakeServer:
         return web.json_response(rows)
 
     def _fault(self) -> str | None:
+        plan = self.faults
+        if plan.switch_after is not None and self._served >= plan.switch_after:
+            self.faults = plan.then or FaultPlan()
+            self._rng = random.Random(self.faults.seed)
+            self._served = 0
+        self._served += 1
         if self.faults.script:
             kind = self.faults.script.pop(0)
             return None if kind == "ok" else kind
@@ -213,8 +261,8 @@ class FakeServer:
         if fault is None and too_long:
             fault = "context"
         entry.fault = fault
-        if fault is not None and fault not in ("timeout", "malformed", "empty"):
-            return await self._error(request, fault)
+        if fault is not None and fault not in _BODY_FAULTS:
+            return await self._error(request, fault, sent_key)
         if fault == "timeout":
             await asyncio.sleep(self.faults.hang_s)
         sem = self._semaphore(entry.model, profile)
@@ -224,20 +272,27 @@ class FakeServer:
         if fault == "malformed":
             return web.Response(text='{"id": "x", "choices": [', content_type="application/json")
         choices = [] if fault == "empty" else [self._choice(body, n)]
-        return web.json_response(
-            {
-                "id": "chatcmpl-fake",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": entry.model,
-                "choices": choices,
-                "usage": {
-                    "prompt_tokens": prompt_tokens(entry.messages),
-                    "completion_tokens": n,
-                    "total_tokens": prompt_tokens(entry.messages) + n,
-                },
-            }
-        )
+        if fault == "empty_content":
+            choices[0]["message"]["content"] = ""
+        elif fault == "length":
+            choices[0]["finish_reason"] = "length"
+        answer: dict[str, Any] = {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": entry.model,
+            "choices": choices,
+            "usage": {
+                "prompt_tokens": prompt_tokens(entry.messages),
+                "completion_tokens": 0 if fault == "empty_content" else n,
+                "total_tokens": prompt_tokens(entry.messages) + n,
+            },
+        }
+        if fault == "no_usage":
+            del answer["usage"]
+        if fault == "short_body":
+            return await _short_body(request, json.dumps(answer).encode())
+        return web.json_response(answer)
 
     def _semaphore(self, model: str, profile: ModelProfile) -> asyncio.Semaphore | None:
         if profile.max_concurrency is None:
@@ -264,7 +319,7 @@ class FakeServer:
             choice["logprobs"] = {"content": [{**top[0], "top_logprobs": top}]}
         return choice
 
-    async def _error(self, request: web.Request, fault: str) -> web.StreamResponse:
+    async def _error(self, request: web.Request, fault: str, sent_key: str) -> web.StreamResponse:
         if fault == "drop":
             assert request.transport is not None
             request.transport.close()
@@ -279,11 +334,33 @@ class FakeServer:
             return _error_json(
                 429, "rate limited", "rate_limit", {"Retry-After": f"{self.faults.retry_after_s}"}
             )
+        if fault == "429_long_retry_after":
+            wait = {"Retry-After": f"{self.faults.long_retry_after_s:g}"}
+            return _error_json(429, "rate limited: come back tomorrow", "rate_limit", wait)
+        if fault == "401":
+            return _error_json(401, "Invalid authentication", "invalid_api_key")
+        if fault == "401_key_prefix":
+            shown = sent_key[: self.faults.key_echo_chars]
+            return _error_json(401, f"Incorrect API key provided: {shown}...", "invalid_api_key")
+        if fault == "403":
+            return _error_json(403, "Forbidden: this key may not use this API", "forbidden")
         return _error_json(int(fault), f"injected {fault}", None)
 
 
 def _log(p: float) -> float:
     return math.log(max(p, 1e-12))
+
+
+async def _short_body(request: web.Request, body: bytes) -> web.StreamResponse:
+    """Announces all of `body` in Content-Length, sends half of it, and closes the connection."""
+    response = web.StreamResponse(
+        status=200, headers={"Content-Type": "application/json", "Content-Length": str(len(body))}
+    )
+    await response.prepare(request)
+    await response.write(body[: len(body) // 2])
+    assert request.transport is not None
+    request.transport.close()
+    return response
 
 
 def _over_limit(limit: int, retry_after_s: float | None) -> web.Response:

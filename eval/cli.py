@@ -29,6 +29,7 @@ from eval.generate import (
     generated,
     judge_address,
     subset_suffix,
+    task_of,
 )
 from eval.judges.common import incomplete_reason, is_complete
 from eval.progress import following, progress
@@ -135,8 +136,35 @@ async def judge(cfg: DictConfig, run: Generation) -> RunMetrics:
     return metrics
 
 
+def describe(cfg: DictConfig) -> str:
+    """What a run is about to do, in words: its layers, its final agent and its judge."""
+    catalogue = build_catalogue(cfg)
+    spec = build_spec(cfg, catalogue)
+
+    def name(address: str) -> str:
+        return catalogue.by_address(address).name
+
+    parts = []
+    for depth, layer in enumerate(spec.proposer_layers, start=1):
+        models = [name(a.model) for a in layer]
+        if len(set(models)) == 1:
+            parts.append(f"layer {depth}: {len(models)} draws of {models[0]}")
+        else:
+            parts.append(f"layer {depth}: {', '.join(models)}")
+    final = name(spec.aggregator.model)
+    verb = "picks one of their answers" if spec.mode == "rank" else "aggregates"
+    parts.append(f"then {final} {verb}" if spec.proposer_layers else f"{final} alone")
+    text = f"{spec.name}: " + "; ".join(parts)
+    if cfg.judge.enabled and str(cfg.task) == "run":
+        task = task_of(cfg)
+        judge = name(judge_address(cfg, catalogue, task))
+        text += f". Judged by {judge}" + (f" against {final} alone" if task.versus_alone else "")
+    return text + "."
+
+
 def show_results(run: Generation, metrics: RunMetrics | None) -> None:
-    """Per instance: answer length per turn, calls, tokens, time and the judge's verdict."""
+    """Per instance: answer length per turn, calls, tokens, time and the judge's verdict, then
+    the start of each final answer."""
     prefs = metrics.get("preference", {}) if metrics else {}
     table = Table(title=f"{run.spec.name}: {run.spec.calls_per_turn} calls per turn")
     columns = ["id", "turns", "chars", "calls", "tokens", "seconds"]
@@ -152,6 +180,18 @@ def show_results(run: Generation, metrics: RunMetrics | None) -> None:
             row.append(_verdict(prefs.get(r.id)))
         table.add_row(*row)
     console.print(table)
+    for r in run.results:  # the start of each final answer, one line each
+        if r.outputs:
+            excerpt = escape(" ".join(r.outputs[-1].split()))
+            line = f"{r.id:>3} ({len(r.outputs[-1]):,} chars): {excerpt}"
+            console.print(line, style="dim", no_wrap=True, overflow="ellipsis")
+    if prefs:
+        console.print(
+            "judged better: the judge's preference between the model alone (1) and the mixture "
+            "(2), from its token probabilities as alpaca_eval computes it; above 1.5 the "
+            "mixture is preferred, below it the model alone.",
+            style="dim",
+        )
 
 
 def _verdict(preference: float | None) -> str:
@@ -184,6 +224,7 @@ def summarize(run: Generation, metrics: RunMetrics | None) -> None:
             f"endpoint {endpoint} refused the key ({refusal}): no more calls were sent to it", "red"
         )
     say(f"outputs: {run.output_file}")
+    say(f"every layer's answers, tokens and costs: {run.run.traces}; the run: {run.run.path}")
     if metrics and "preference" not in metrics.values:
         shown = {k: v for k, v in metrics.values.items() if not isinstance(v, dict | list)}
         say(f"metrics: {shown}")
@@ -251,6 +292,7 @@ async def dispatch(cfg: DictConfig) -> int:
     with rundir.locked():
         if task == "judge":
             return await judge_existing(cfg)
+        say(describe(cfg), "bold")
         run = await generate(cfg)
         metrics = None
         if task == "run" and cfg.judge.enabled and not run.failed:

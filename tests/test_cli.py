@@ -31,6 +31,11 @@ def test_embedded_demo_prints_its_table(tmp_path: Path) -> None:
     assert "demo: 4 calls per turn" in done.stdout and "judged better" in done.stdout
     assert re.search(r"(mixture|model alone|tie) \(\d\.\d\d\)", done.stdout)
     assert "2/2 instances done" in done.stdout
+    # it says what it runs, what the verdict means, and where to look next
+    intro = "demo: layer 1: 3 draws of smollm2; then smollm2 aggregates. Judged by smollm2"
+    assert intro in " ".join(done.stdout.split())
+    assert "above 1.5 the mixture is preferred" in " ".join(done.stdout.split())
+    assert "traces.jsonl" in done.stdout and re.search(r"\n +1 \([\d,]+ chars\): ", done.stdout)
 
 
 def test_one_prompt_shows_every_layer(tmp_path: Path) -> None:

@@ -56,6 +56,8 @@ class Task:
     name: ClassVar[str]
     # The end-of-run summary lists every instance (for small sets such as the demo's).
     table_per_instance: ClassVar[bool] = False
+    # The judge compares the mixture with its final model alone (the demo's verdict).
+    versus_alone: ClassVar[bool] = False
 
     def __init__(self, settings: Mapping[str, Any], data: Data) -> None:
         self.settings = settings

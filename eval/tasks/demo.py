@@ -35,6 +35,7 @@ OUTPUTS = "outputs.json"
 class Demo(Task):
     name = "demo"
     table_per_instance = True
+    versus_alone = True
 
     def load(self) -> list[Instance]:
         return load_demo()

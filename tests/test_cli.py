@@ -50,7 +50,20 @@ def test_one_prompt_shows_every_layer(tmp_path: Path) -> None:
 def test_plan_of_the_whole_suite_counts_sharing(tmp_path: Path) -> None:
     done = moa_bench(tmp_path, "task=plan", "plan.experiments=all", f"data_dir={SHARED_DATA}")
     assert done.returncode == 0, done.stderr
-    found = re.search(r"without sharing: ([\d,]+) .*with sharing: ([\d,]+)", done.stdout, re.S)
-    assert found is not None
-    without, with_ = (int(g.replace(",", "")) for g in found.groups())
+    printed = " ".join(done.stdout.split())
+    found = re.search(
+        r"without sharing: ([\d,]+) \((\$[\d,.]+)\); with sharing: ([\d,]+) \((\$[\d,.]+)\); "
+        r"ratio ([\d.]+)\. Judging: ([\d,]+) calls \((\$[\d,.]+)\)",
+        printed,
+    )
+    assert found is not None, printed[-600:]
+    without, with_ = (int(found.group(i).replace(",", "")) for i in (1, 3))
     assert with_ <= 0.6 * without
+    # the README quotes these figures: they must be what the command prints
+    readme = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
+    quoted = (
+        f"plans every experiment file: {found[1]} calls without sharing and {found[3]} with it "
+        f"(ratio {found[5]}), {found[2]} and {found[4]} at the catalogue's prices with an "
+        f"estimated 400 output tokens per call; judging adds {found[6]} calls ({found[7]};"
+    )
+    assert quoted in readme

@@ -2,7 +2,8 @@
 
 Tasks: `run` (generate, then judge), `generate`, `judge` (an existing run), `plan` (predict
 calls and cost, spend nothing), `report` (tables and plots from judged runs), `rescore` (re-parse
-a judge's output file). `prompt="..."` answers one prompt showing every layer.
+a judge's output file), `models` (what an endpoint still serves, beside the catalogue).
+`prompt="..."` answers one prompt showing every layer.
 """
 
 from __future__ import annotations
@@ -284,9 +285,13 @@ async def dispatch(cfg: DictConfig) -> int:
         return 0
     if task == "rescore":
         return rescore_task(cfg)
+    if task == "models":
+        from eval.models import list_models
+
+        return await list_models(cfg, console)
     if task not in ("run", "generate", "judge"):
         raise ConfigError(
-            f"task={task!r} is not one of run, generate, judge, plan, report, rescore"
+            f"task={task!r} is not one of run, generate, judge, plan, report, rescore, models"
         )
     rundir = RunDir(Path(str(cfg.run_dir)))
     with rundir.locked():

@@ -123,6 +123,10 @@ class Catalogue:
         entry = self._reroute(ModelEntry(name=name_or_address, address=name_or_address))
         return self._by_address.get(entry.address, entry)
 
+    def on_endpoint(self, endpoint: str) -> list[ModelEntry]:
+        """The catalogue's models routed to `endpoint`, in catalogue order."""
+        return [e for e in self._by_name.values() if e.endpoint == endpoint]
+
     def by_address(self, address: str) -> ModelEntry:
         entry = self._by_address.get(address)
         return entry if entry is not None else ModelEntry(name=address, address=address)

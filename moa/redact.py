@@ -165,6 +165,17 @@ class Redacting:
         except Exception as exc:  # as ModelClient would record it, but scrubbed first
             raise as_model_error(exc, scrub=lambda text: scrub(text, self.secrets)) from None
 
+    async def list_models(self) -> list[str]:
+        """The inner provider's model list, where it has one, its errors scrubbed too."""
+        lister = getattr(self.inner, "list_models", None)
+        if lister is None:
+            raise AttributeError("list_models")
+        try:
+            models: list[str] = await lister()
+        except Exception as exc:
+            raise as_model_error(exc, scrub=lambda text: scrub(text, self.secrets)) from None
+        return models
+
     async def aclose(self) -> None:
         await self.inner.aclose()
 

@@ -258,6 +258,16 @@ class OpenAICompatible:
             raise _malformed(exc) from None
         return parse_completion(data, config, messages)
 
+    async def list_models(self) -> list[str]:
+        """The model ids the endpoint serves (`GET /models`), sorted."""
+        try:
+            page = await self._client.models.list()
+        except openai.APIStatusError as exc:
+            raise classify(exc.status_code, exc.response.content, exc.response.headers) from None
+        except (openai.APIConnectionError, httpx2.HTTPError) as exc:
+            raise connection_error(exc, self.base_url) from None
+        return sorted(m.id for m in page.data)
+
     async def aclose(self) -> None:
         await self._client.close()
 

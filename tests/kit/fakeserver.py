@@ -173,6 +173,7 @@ class FakeServer:
         """With `api_key`, any other key gets a 401 that echoes it in full, as a careless
         server might: the worst case for keeping keys out of a run's files."""
         self.api_key = api_key
+        self.serves: set[str] = set()  # model ids `/v1/models` lists besides the profiled ones
         self.profiles = dict(profiles or {})
         self.default = default or ModelProfile()
         self.faults = faults or FaultPlan()
@@ -191,7 +192,10 @@ class FakeServer:
         return app
 
     async def models(self, request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": []})
+        """`/v1/models`: the models it has a profile for (`serves` adds others)."""
+        ids = sorted({*self.profiles, *self.serves})
+        data = [{"id": i, "object": "model", "created": 0, "owned_by": "fake"} for i in ids]
+        return web.json_response({"object": "list", "data": data})
 
     async def timings(self, request: web.Request) -> web.Response:
         """The log without messages, for a benchmark that runs the server as a process."""

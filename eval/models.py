@@ -1,0 +1,76 @@
+"""`task=models`: which models an endpoint still serves, beside the catalogue, before any spend.
+
+The paper's 2024 models are mostly gone from hosted APIs. Listing an endpoint's models is free
+(`GET /v1/models` through the SDK), so this marks each catalogue model as served or no longer
+served by its endpoint, and shows what else the endpoint serves, so a current model can be put
+in the catalogue (with its price) and any variant run with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from omegaconf import DictConfig
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from eval.settings import build_catalogue, build_client, to_dict
+from moa.catalogue import ModelEntry
+from moa.errors import ConfigError
+from moa.types import ModelError
+
+_SHOWN_OTHERS = 20
+
+
+def listable(cfg: DictConfig, wanted: Sequence[str] | None) -> list[str]:
+    """The endpoints to ask: those named, or every OpenAI-compatible one the catalogue uses."""
+    endpoints = to_dict(cfg.endpoints)
+    if wanted:
+        unknown = [e for e in wanted if e not in endpoints]
+        if unknown:
+            raise ConfigError(f"models.endpoints: unknown endpoint(s) {', '.join(unknown)}")
+        return list(wanted)
+    used = {str(spec["address"]).split("/", 1)[0] for spec in to_dict(cfg.catalogue).values()}
+    return [e for e in endpoints if e in used and endpoints[e].get("provider") == "openai"]
+
+
+async def list_models(cfg: DictConfig, console: Console) -> int:
+    catalogue = build_catalogue(cfg)
+    wanted = cfg.get("models", {}).get("endpoints")
+    names = listable(cfg, [str(e) for e in wanted] if wanted else None)
+    client = build_client(cfg, catalogue, ledger_path=None)
+    failed = 0
+    try:
+        for endpoint in names:
+            api = client.endpoint(endpoint).api
+            lister = getattr(api, "list_models", None)
+            if lister is None or not hasattr(getattr(api, "inner", api), "list_models"):
+                console.print(f"{endpoint}: its provider cannot list models")
+                continue
+            try:
+                served = set(await lister())
+            except ModelError as exc:
+                console.print(f"[red]{endpoint}: cannot list its models: {escape(str(exc))}")
+                failed += 1
+                continue
+            _show(console, endpoint, served, catalogue.on_endpoint(endpoint))
+    finally:
+        await client.aclose()
+    return 1 if failed else 0
+
+
+def _show(console: Console, endpoint: str, served: set[str], entries: list[ModelEntry]) -> None:
+    table = Table(title=f"{endpoint}: {len(served)} models served")
+    for column in ("catalogue name", "model id", "USD per M tokens in/out", "served"):
+        table.add_column(column)
+    for entry in entries:
+        price = "-" if entry.price_in is None else f"{entry.price_in:g} / {entry.price_out:g}"
+        ok = entry.model_id in served
+        table.add_row(entry.name, entry.model_id, price, "yes" if ok else "[red]no longer served")
+    console.print(table)
+    others = sorted(served - {e.model_id for e in entries})
+    if others:
+        more = ", ..." if len(others) > _SHOWN_OTHERS else ""
+        shown = ", ".join(others[:_SHOWN_OTHERS]) + more
+        console.print(f"also served, not in the catalogue ({len(others)}): {escape(shown)}")

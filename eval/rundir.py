@@ -153,6 +153,10 @@ class InstanceResult:
     seconds: float
     finished_at: float = 0.0
     trace: ConversationTrace = field(default_factory=ConversationTrace)
+    # The instance's own text (its user turns, and the references its judge uses), so that a
+    # reader of the traces needs no join with the benchmark's files; empty in older traces.
+    turns: list[str] = field(default_factory=list)
+    references: list[str] | None = None
 
     @property
     def degraded(self) -> bool:
@@ -166,7 +170,7 @@ class InstanceResult:
     def from_json(cls, path: Path, data: Mapping[str, Any], where: str) -> InstanceResult:
         _version(path, data, where)
         names = [f.name for f in dataclasses.fields(cls)]
-        required = [n for n in names if n not in ("finished_at", "trace")]
+        required = [n for n in names if n not in ("finished_at", "trace", "turns", "references")]
         missing = [n for n in required if n not in data]
         if missing:
             raise RunFileError(

@@ -57,6 +57,8 @@ class Item(Protocol):
     def id(self) -> str: ...
     @property
     def turns(self) -> tuple[str, ...]: ...
+    @property
+    def references(self) -> tuple[str, ...] | None: ...
 
 
 ItemT = TypeVar("ItemT", bound=Item)
@@ -209,4 +211,6 @@ class Runner(Generic[ItemT]):
             seconds=time.perf_counter() - started,
             finished_at=time.time(),
             trace=trace,
+            turns=list(item.turns),
+            references=None if item.references is None else list(item.references),
         )

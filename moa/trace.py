@@ -36,6 +36,10 @@ class CallTrace:
     truncated: bool = False  # the answer was cut off at max_tokens
     empty: bool = False  # the answer had no text
     tokens_estimated: bool = False  # the endpoint sent no usage: the tokens are estimates
+    # What the call costs at catalogue prices, and whether an endpoint billed it (not cached,
+    # an endpoint that bills): the ledger's figures, kept with the call for readers of traces.
+    cost_usd: float = 0.0
+    billed: bool = False
 
     @property
     def label(self) -> str:
@@ -59,6 +63,8 @@ class CallTrace:
             truncated=r.truncated,
             empty=r.empty,
             tokens_estimated=r.tokens_estimated,
+            cost_usd=r.cost_usd,
+            billed=r.billed,
         )
 
     @classmethod

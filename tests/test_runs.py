@@ -80,6 +80,10 @@ def test_every_call_of_every_layer_is_traced(runs: Path) -> None:
     turns = rows[0]["trace"]["turns"]
     assert len(turns) == 2 and [len(layer) for layer in turns[1]["layers"]] == [6, 6]
     assert rows[0]["calls"] == 26
+    # each line carries the instance's own text and each call's cost: no join with other files
+    assert rows[0]["turns"] and rows[0]["turns"][0].startswith("Compose an engaging travel")
+    final = turns[1]["final"]
+    assert final["cost_usd"] > 0 and final["billed"] is False  # priced; scripted bills nothing
 
 
 def test_moa_and_lite_share_layer_one(runs: Path) -> None:

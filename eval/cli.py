@@ -281,7 +281,7 @@ async def dispatch(cfg: DictConfig) -> int:
         print(report)
         for skipped in report.skipped:
             console.print(f"[yellow]{escape(str(skipped))}")
-        console.print(f"tables and plots: {out_dir}")
+        console.print(f"tables and plots: {out_dir} (an index of them all: {report.index})")
         return 0
     if task == "rescore":
         return rescore_task(cfg)

@@ -2,9 +2,12 @@
 
 Reads each run under a results directory (`<benchmark>/<run>/metrics.json`, `run.json`, the
 traces and the judge's native file) and lets its benchmark's task write its tables
-(`eval.tables`) and plots (`eval.plots`) as Markdown, CSV and PNG, each written whole. A run
-directory whose files are damaged (a torn metrics.json, a 0-byte annotations.json, a judge file
-that does not match the traces) is skipped with a one-line reason; the others are reported.
+(`eval.tables`) and plots (`eval.plots`) as Markdown, CSV and PNG, each written whole, and one
+page, `index.md`, that shows and links every one of them. The report folder is rebuilt from
+scratch: the files an earlier report wrote there (`*.csv`, `*.md`, `*.png`, `*.html` and
+leftover `.*.tmp`) are removed first, nothing else. A run directory whose files are damaged (a
+torn metrics.json, a 0-byte annotations.json, a judge file that does not match the traces) is
+skipped with a one-line reason; the others are reported.
 """
 
 from __future__ import annotations
@@ -21,16 +24,23 @@ from omegaconf.errors import OmegaConfBaseException
 
 from eval.benchmarks import DataError
 from eval.errors import describe
-from eval.rundir import METRICS, InstanceResult, RunDir, RunFileError
+from eval.rundir import METRICS, InstanceResult, RunDir, RunFileError, write_atomic
 from eval.settings import build_catalogue
-from eval.tables import Run
+from eval.tables import PAPER_DIR, Run
 from eval.tasks import Data, task_class
 from moa.catalogue import Catalogue
+from moa.errors import ConfigError
 from moa.flops import call_tflops, turn_tflops
 
 # What reading a damaged or foreign run directory raises: that run is skipped with the reason,
 # the others are reported. (`ValueError` covers `RunFileError`, `ConfigError` and JSON errors.)
 DAMAGE = (ValueError, DataError, OSError)
+
+INDEX = "index.md"
+# What a report writes into its folder, so what rebuilding it removes first (and nothing else).
+REPORT_FILES = ("*.csv", "*.md", "*.png", "*.html", ".*.tmp")
+# A folder holding one of these is not a report folder: clearing it would lose files.
+NOT_A_REPORT = ("pyproject.toml", ".git", "run.json", "metrics.json")
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,7 @@ class Report:
 
     markdown: str
     skipped: list[Skipped] = field(default_factory=list)
+    index: Path | None = None  # the page that shows and links every table and plot
 
     def __str__(self) -> str:
         return self.markdown
@@ -100,6 +111,7 @@ def load_run(rundir: RunDir) -> Run:
         ],
         aggregator=catalogue.by_address(identity.aggregator_model).name,
         scores=task.instance_scores(rundir, metrics, finished),
+        repeat=getattr(identity, "repeat", None),  # once identities carry a repeat index
     )
     run.cost_per_instance, run.tflops_per_instance = _budget(finished, catalogue)
     return run
@@ -125,18 +137,65 @@ def _budget(finished: Mapping[str, InstanceResult], catalogue: Catalogue) -> tup
     return (float(np.mean(costs)), float(np.mean(flops))) if costs else (math.nan, math.nan)
 
 
+def clear_report_dir(out_dir: Path) -> None:
+    """Removes what an earlier report wrote in `out_dir` (its top-level `REPORT_FILES`), so
+    that no table or plot of an earlier run set or reference stays beside the new ones; other
+    files and every subfolder are left alone. A folder that is plainly something else (the
+    paper's numbers, a project or a run directory) is refused."""
+    if not out_dir.is_dir():
+        return
+    if out_dir.resolve() == PAPER_DIR.resolve() or any(
+        (out_dir / name).exists() for name in NOT_A_REPORT
+    ):
+        raise ConfigError(
+            f"report.out_dir={out_dir} is not a report folder (it holds the paper's numbers, a "
+            "project or a run), and the report rebuilds its folder: choose another"
+        )
+    for pattern in REPORT_FILES:
+        for path in out_dir.glob(pattern):
+            if path.is_file() or path.is_symlink():
+                path.unlink(missing_ok=True)
+
+
+def _index(results_dir: Path, out_dir: Path, runs: list[Run], reference: str,
+           parts: list[str], skipped: list[Skipped]) -> str:  # fmt: skip
+    """The report's one page: every table and plot in order, then any file written but not
+    yet linked, then the runs skipped as damaged."""
+    head = (
+        f"# moa-bench report\n\n{len(runs)} judged run(s) from `{results_dir}`; paired "
+        f"comparisons against `{reference}`. Each table is here and as CSV and Markdown beside "
+        "this page; `n` is the instances scored, `subset` the selection of a run that covers "
+        "part of its benchmark (empty: the whole benchmark), `complete` whether the judge "
+        "judged every instance.\n"
+    )
+    text = "\n".join([head, *(p for p in parts if p)])
+    unlinked = sorted(
+        p.name
+        for p in out_dir.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.name != INDEX
+        and f"]({p.name})" not in text
+    )  # fmt: skip
+    if unlinked:
+        text += "\n## other files\n\n" + "".join(f"- [{n}]({n})\n" for n in unlinked)
+    if skipped:
+        text += "\n## skipped runs\n\n" + "".join(f"- {s}\n" for s in skipped)
+    return text
+
+
 def write_report(results_dir: Path, out_dir: Path, reference: str = "moa") -> Report:
-    """Writes every table and plot that the judged runs allow; returns the Markdown, which ends
-    with a line per run directory skipped as damaged, and those runs."""
+    """Rebuilds `out_dir` with every table and plot that the judged runs allow and `index.md`
+    linking them; returns the index's Markdown, which ends with a line per run directory
+    skipped as damaged, and those runs."""
     runs, skipped = load_runs(results_dir)
     by_bench: dict[str, list[Run]] = {}
     for run in runs:
         by_bench.setdefault(run.benchmark, []).append(run)
+    clear_report_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     parts = []
     for bench, bench_runs in by_bench.items():
         task = task_class(bench)({"name": bench}, Data())
         parts += task.report(bench_runs, out_dir, reference)
-    if skipped:
-        parts.append("## skipped runs\n\n" + "".join(f"- {s}\n" for s in skipped))
-    return Report("\n".join(p for p in parts if p), skipped)
+    text = _index(results_dir, out_dir, runs, reference, parts, skipped)
+    write_atomic(out_dir / INDEX, text)
+    return Report(text, skipped, out_dir / INDEX)

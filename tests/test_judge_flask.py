@@ -110,11 +110,23 @@ def test_an_instance_with_logical_skills_gets_their_rubrics() -> None:
 
 
 @needs_data
-def test_judge_settings_come_from_the_reviewer_file() -> None:
+def test_judge_settings_are_what_flask_sends_unless_the_reviewer_files_are_asked_for() -> None:
+    """FLASK's `gpt4_eval.py` sends model and messages only: by default, the API's defaults.
+    The reviewer file's settings (which FLASK lists but never sends) on request."""
     setup = _setup()
-    assert setup.config == GenerateConfig(temperature=0.2, max_tokens=1024)
+    assert setup.config == GenerateConfig()
     assert setup.system_prompt.startswith("You are a helpful and precise assistant")
     assert flask.DEFAULT_JUDGE == "openai/gpt-4-0613"
+    listed = GenerateConfig(temperature=0.2, max_tokens=1024)
+    assert flask.reviewer_config(DATA / "gpt_review_reviewer.jsonl") == listed
+    files = (
+        DATA / "gpt_review_prompt.jsonl",
+        DATA / "gpt_review_reviewer.jsonl",
+        DATA / "skillset_description.json",
+    )
+    assert flask.load_setup(*files, reviewer_settings=True).config == listed
+    with pytest.raises(ValueError, match="not both"):
+        flask.load_setup(*files, config=listed, reviewer_settings=True)
 
 
 REVIEW = """Logical Correctness: the answer is right.

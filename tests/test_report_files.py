@@ -17,12 +17,10 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
 
 from eval import plots, tables
 from eval.benchmarks import select
-from eval.cli import CONF_DIR, dispatch
+from eval.cli import dispatch
 from eval.judges import alpaca_eval as ae
 from eval.judges import flask as fj
 from eval.judges import mt_bench as mj
@@ -31,6 +29,7 @@ from eval.rundir import RunDir, RunFileError, RunMetrics
 from eval.tasks import Data
 from eval.tasks.alpaca_eval import AlpacaEval
 from moa.types import Completion, TokenLogprob
+from tests.kit.cli import scripted_config as config
 
 from .conftest import SHARED_DATA
 from .fakes import FakeJudge
@@ -134,20 +133,6 @@ def test_tables_and_plots_are_renamed_into_place(
 # --- the report over damaged run directories ----------------------------------------------------
 
 
-def config(root: Path, *overrides: str) -> DictConfig:
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose(
-            "config",
-            [
-                "provider_override=scripted",
-                f"data_dir={SHARED_DATA}",
-                f"results_dir={root / 'runs'}",
-                f"cache.path={root / 'calls.sqlite'}",
-                *overrides,
-            ],
-        )
-
-
 RUNS = {
     "moa": ("benchmark=alpaca_eval", "benchmark.limit=3", "moa=moa"),
     "lite": ("benchmark=alpaca_eval", "benchmark.limit=3", "moa=moa_lite"),
@@ -187,8 +172,9 @@ def test_an_intact_report_skips_nothing(results: Path, tmp_path: Path) -> None:
     report = write_report(results, tmp_path / "report")
     assert report.skipped == [] and "skipped" not in str(report)
     table2a = pd.read_csv(tmp_path / "report" / "table2a_alpaca_eval.csv").set_index("run")
-    assert list(table2a.columns[:2]) == ["n", "complete"]
+    assert list(table2a.columns[1:4]) == ["subset", "n", "complete"]
     assert table2a["n"].tolist() == [3, 3] and table2a["complete"].all()
+    assert table2a["subset"].tolist() == ["first3", "first3"]  # benchmark.limit=3
     table2b = pd.read_csv(tmp_path / "report" / "table2b_mt_bench.csv")
     assert table2b["n"].tolist() == [4] and table2b["complete"].all()  # 2 questions x 2 turns
     skills = pd.read_csv(tmp_path / "report" / "flask_skills.csv")
@@ -289,7 +275,7 @@ def test_an_incomplete_run_is_marked_and_gives_no_number(results: Path, tmp_path
     table2a = pd.read_csv(tmp_path / "report" / "table2a_alpaca_eval.csv").set_index("run")
     mine = table2a.loc[rundir.path.name]
     assert (mine["n"], bool(mine["complete"])) == (2, False)
-    assert math.isnan(mine["win_rate"]) and pd.isna(mine["win_rate_95ci"])
+    assert math.isnan(mine["win_rate"]) and pd.isna(mine["ci_low"]) and pd.isna(mine["ci_high"])
     assert mine["paper_lc"] == 65.1  # the paper's number stays beside ours
     other = table2a.loc[run_dir(results, "lite").name]
     assert bool(other["complete"]) and not math.isnan(other["win_rate"])

@@ -10,30 +10,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from alpaca_eval.utils import load_or_convert_to_dataframe
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
 
-from eval.cli import CONF_DIR, dispatch
+from eval.cli import dispatch
 from eval.rundir import LEDGER, TRACES
 from moa.ledger import read_ledger
+from tests.kit.cli import scripted_config as config
 
 from .conftest import SHARED_DATA
 
 pytestmark = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")
-
-
-def config(root: Path, *overrides: str) -> DictConfig:
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose(
-            "config",
-            [
-                "provider_override=scripted",
-                f"data_dir={SHARED_DATA}",
-                f"results_dir={root / 'runs'}",
-                f"cache.path={root / 'calls.sqlite'}",
-                *overrides,
-            ],
-        )
 
 
 @pytest.fixture(scope="module")
@@ -58,10 +43,12 @@ def test_alpaca_eval_outputs_in_reference_order(runs: Path) -> None:
 
 
 def test_mt_bench_answers_in_fastchat_format(runs: Path) -> None:
-    lines = (runs / "mt_bench/moa@scripted/model_answer/moa.jsonl").read_text().splitlines()
-    answers = [json.loads(line) for line in lines]
+    path = runs / "mt_bench/moa@scripted/model_answer/moa@scripted.jsonl"
+    answers = [json.loads(line) for line in path.read_text().splitlines()]
     assert [a["question_id"] for a in answers] == list(range(81, 161))
-    assert all(len(a["choices"][0]["turns"]) == 2 and a["model_id"] == "moa" for a in answers)
+    assert all(
+        len(a["choices"][0]["turns"]) == 2 and a["model_id"] == "moa@scripted" for a in answers
+    )
     judgments = (runs / "mt_bench/moa@scripted/model_judgment").glob("*_single.jsonl")
     rows = [json.loads(line) for p in judgments for line in p.read_text().splitlines()]
     assert len(rows) == 160 and {r["turn"] for r in rows} == {1, 2}
@@ -126,7 +113,7 @@ def test_report_builds_every_table_and_plot(
     tables = {p.stem for p in out.glob("*.md")}
     assert tables == {
         "table2a_alpaca_eval", "table2b_mt_bench", "flask_skills", "table3_num_proposers",
-        "table4_roles", "figure4_ranker", "paired_alpaca_eval",
+        "table4_roles", "figure4_ranker", "paired_alpaca_eval", "published_aggregators", "index",
     }  # fmt: skip
     # (paired_mt_bench is not written: one MT-Bench run has nothing to pair with)
     plots = {p.name for p in out.glob("*.png")}

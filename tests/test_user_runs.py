@@ -8,34 +8,19 @@ import json
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
 from rich.console import Console
 
-from eval.cli import CONF_DIR, dispatch
+from eval.cli import dispatch
 from eval.progress import progress
 from eval.rundir import RunDir
 from moa.errors import ConfigError
 from moa.ledger import Ledger
 from moa.types import CallRecord
 from tests.kit.cli import MOA_BENCH, SHARED_DATA, command, environment, run
+from tests.kit.cli import scripted_config as config
 from tests.kit.fakeserver import FakeServer, ModelProfile, serve_in_thread
 
 needs_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")
-
-
-def config(root: Path, *overrides: str) -> DictConfig:
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose(
-            "config",
-            [
-                "provider_override=scripted",
-                f"data_dir={SHARED_DATA}",
-                f"results_dir={root / 'runs'}",
-                f"cache.path={root / 'calls.sqlite'}",
-                *overrides,
-            ],
-        )
 
 
 @needs_data
@@ -51,7 +36,7 @@ def test_a_subset_never_overwrites_the_whole_run(tmp_path: Path) -> None:
     small = RunDir(tmp_path / "runs" / "mt_bench" / "moa_lite@scripted~first5")
     identity = small.identity()
     assert identity is not None and identity.selection == {"limit": 5}
-    answers = small.native("model_answer", "moa_lite.jsonl").read_text().splitlines()
+    answers = small.native("model_answer", f"{small.path.name}.jsonl").read_text().splitlines()
     assert len(answers) == 5 and len(small.finished()) == 5
     metrics = small.metrics()
     assert metrics is not None and metrics.values["n_scored"] == 10  # 5 questions x 2 turns

@@ -3,13 +3,25 @@
 The prompt template, decoding settings and parser settings are read at run time from the
 installed package; rendering, the seeded swap of the two outputs and the logprob parser are
 alpaca_eval's own functions. Only the call goes through our `Generator`.
+
+`annotations.json` has the columns `alpaca_eval.evaluate` 0.6.6 writes: the pair (`instruction`,
+`output_1`, `generator_1`, `dataset`, `output_2`, `generator_2`), `annotator`, `preference`, then
+the five kept outputs of the call, named `preference_<key>` (`SingleAnnotator` prefixes each
+output of `fn_completions` with the annotation column, and stores the raw completion as
+`BaseAnnotator.completion_key`). alpaca_eval writes those five in the order of a `set`, which
+changes with the interpreter's hash seed; we write them in the order `BaseAnnotator` declares
+them (`other_output_keys_to_keep`). Its `is_reapply_parsing` finds the raw completions under
+that name. `read_annotations` also reads the layout of the published results files
+(`price_per_example`, `time_per_example`, `raw_completion`).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +48,8 @@ _SWITCH_COLUMN = "is_switched_outputs"
 # alpaca_eval's OpenAI helper sends top_p=1.0 unless told otherwise.
 _DEFAULT_TOP_P = 1.0
 _TIE = 1.5
+# `PairwiseAnnotator.annotation_key`, which prefixes the stored outputs of each call.
+_ANNOTATION_KEY = "preference"
 
 
 @dataclass(frozen=True)
@@ -184,7 +198,10 @@ def parse_preference(
 
 @dataclass(frozen=True)
 class Annotation:
-    """One row of alpaca_eval's `annotations.json`, plus why it has no preference, if so."""
+    """One row of alpaca_eval's `annotations.json`, plus why it has no preference, if so.
+
+    `version` and `date` are what alpaca_eval's `SingleAnnotator` adds to each call's outputs:
+    the package's version (`alpaca_eval==0.6.6`) and the time the answer came back."""
 
     pair: Pair
     annotator: str
@@ -193,6 +210,8 @@ class Annotation:
     price_per_example: float | None = None
     time_per_example: float | None = None
     failure: Failure | None = None
+    version: str | None = None
+    date: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         p = self.pair
@@ -203,16 +222,31 @@ class Annotation:
         }
         if p.dataset is not None:
             row["dataset"] = p.dataset
+        raw = None if self.raw_completion is None else dict(self.raw_completion)
+        kept = {
+            "price_per_example": self.price_per_example,
+            "time_per_example": self.time_per_example,
+            "version": self.version,
+            "date": self.date,
+            "raw_completion": raw,
+        }
         row |= {
             "output_2": p.output_2,
             "generator_2": p.generator_2,
             "annotator": self.annotator,
             "preference": self.preference,
-            "price_per_example": self.price_per_example,
-            "time_per_example": self.time_per_example,
-            "raw_completion": None if self.raw_completion is None else dict(self.raw_completion),
+            **{stored_column(key): kept[key] for key in STORED_KEYS},
         }
         return row
+
+
+# `BaseAnnotator`'s default `other_output_keys_to_keep`, in its order, without their prefix.
+STORED_KEYS = ("price_per_example", "time_per_example", "version", "date", "raw_completion")
+
+
+def stored_column(key: str) -> str:
+    """The column alpaca_eval stores a call's output `key` in: `preference_raw_completion`."""
+    return f"{_ANNOTATION_KEY}_{key}"
 
 
 def _with_verdict(annotation: Annotation, verdict: float | Failure) -> Annotation:
@@ -232,6 +266,7 @@ async def annotate(
     """Judge every pair concurrently; identical outputs are a tie without a call, as upstream."""
     ann = annotator or load_annotator()
     model = judge or ann.judge
+    version = alpaca_upstream.package_version()
 
     async def one(pair: Pair) -> Annotation:
         if pair.output_1 == pair.output_2:
@@ -248,6 +283,8 @@ async def annotate(
             raw,
             price_per_example=outcome.record.cost_usd,
             time_per_example=outcome.record.latency_s,
+            version=version,
+            date=datetime.now().isoformat(),
         )
         switched = is_switched(pair.instruction, seed)
         return _with_verdict(annotation, parse_preference(raw, ann, switched=switched))
@@ -278,6 +315,23 @@ def read_annotations(path: Path) -> list[Annotation]:
     return parse_records(path, json_records(path), _annotation, "record")
 
 
+def _stored(row: Mapping[str, Any], key: str) -> Any:
+    """A call's stored output: alpaca_eval's `preference_<key>` column, else the published
+    files' `<key>`."""
+    column = stored_column(key)
+    return row[column] if column in row else row.get(key)
+
+
+def _raw(value: Any) -> Mapping[str, Any] | None:
+    """A stored raw completion: an object, or the JSON text alpaca_eval's `is_reapply_parsing`
+    turns it into (and saves so)."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    if value is not None and not isinstance(value, dict):
+        raise TypeError(f"raw completion is a {type(value).__name__}, not an object")
+    return value
+
+
 def _annotation(row: Mapping[str, Any]) -> Annotation:
     pair = Pair(
         instruction=row["instruction"],
@@ -288,19 +342,22 @@ def _annotation(row: Mapping[str, Any]) -> Annotation:
         dataset=row.get("dataset"),
     )
     preference = row.get("preference")
+    raw = _raw(_stored(row, "raw_completion"))
     failure = None
     if preference is None:
         failure = Failure(FailureKind.PARSE, "no preference recorded")
-        if row.get("raw_completion") is None:
+        if raw is None:
             failure = Failure(FailureKind.CALL, "no raw completion recorded")
     return Annotation(
         pair=pair,
         annotator=row["annotator"],
         preference=None if preference is None else float(preference),
-        raw_completion=row.get("raw_completion"),
-        price_per_example=row.get("price_per_example"),
-        time_per_example=row.get("time_per_example"),
+        raw_completion=raw,
+        price_per_example=_stored(row, "price_per_example"),
+        time_per_example=_stored(row, "time_per_example"),
         failure=failure,
+        version=_stored(row, "version"),
+        date=_stored(row, "date"),
     )
 
 

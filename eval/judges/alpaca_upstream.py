@@ -57,6 +57,12 @@ def random_seeded_choice(seed: str, choices: Sequence[Any]) -> Any:
     return _module("alpaca_eval.utils").random_seeded_choice(seed=seed, choices=list(choices))
 
 
+def package_version() -> str:
+    """What `SingleAnnotator` records as each call's `version`: `alpaca_eval==0.6.6`."""
+    utils = _module("alpaca_eval.utils")
+    return cast(str, utils.get_multi_package_version(["alpaca_eval"]))
+
+
 def logprob_parser(completion: Mapping[str, Any], **kwargs: Any) -> list[float]:
     parsed = _module("alpaca_eval.completion_parsers").logprob_parser(dict(completion), **kwargs)
     return [float(x) for x in parsed]

@@ -4,9 +4,11 @@
 their criteria and 1-5 rubrics, `parse_score`, and `aggregate_skill.py`'s per-skill averages.
 Prompts, reviewer settings and skill descriptions come from FLASK's own files, read at run time.
 
-`load_setup`'s judge settings are those of `reviewer.jsonl` (temperature 0.2, max_tokens 1024)
-unless `config=` is given. Note that FLASK's `gpt4_eval.py` puts them outside the request it
-sends, so its published runs used the API defaults, which is what the FLASK task passes.
+Decoding: FLASK's `gpt4_eval.py` builds a temperature and max_tokens beside the request it sends
+(`openai_concurrent` sends `item["request"]`: model and messages only), so its published reviews
+used the API's defaults: `load_setup`'s default, `GenerateConfig()`. The settings `reviewer.jsonl`
+lists (temperature 0.2, max_tokens 1024) are `reviewer_config`, sent only when asked for
+(`load_setup(..., reviewer_settings=True)`).
 """
 
 from __future__ import annotations
@@ -93,6 +95,15 @@ def make_setup(
     )
 
 
+def reviewer_config(reviewer_file: Path, prompt_id: int = PROMPT_ID) -> GenerateConfig:
+    """The decoding settings FLASK's reviewer file lists for the prompt (which FLASK never
+    sends)."""
+    reviewer = next((r for r in read_reviewers(reviewer_file) if r.prompt_id == prompt_id), None)
+    if reviewer is None:
+        raise ValueError(f"{reviewer_file}: no reviewer for prompt_id {prompt_id}")
+    return GenerateConfig(temperature=reviewer.temperature, max_tokens=reviewer.max_tokens)
+
+
 def load_setup(
     prompt_file: Path,
     reviewer_file: Path,
@@ -100,12 +111,17 @@ def load_setup(
     *,
     prompt_id: int = PROMPT_ID,
     config: GenerateConfig | None = None,
+    reviewer_settings: bool = False,
 ) -> Setup:
-    """FLASK's prompt, reviewer and skill files, read and checked by `eval.benchmarks.flask`;
-    without `config`, the decoding settings the reviewer file lists for the prompt."""
+    """FLASK's prompt, reviewer and skill files, read and checked by `eval.benchmarks.flask`
+    (the reviewer file must list the prompt, as FLASK picks its prompt through it). Decoding:
+    `config` if given; else with `reviewer_settings` the reviewer file's settings for the
+    prompt; else what FLASK sends, the API's defaults (`GenerateConfig()`)."""
+    if reviewer_settings and config is not None:
+        raise ValueError("give config= or reviewer_settings=True, not both")
+    listed = reviewer_config(reviewer_file, prompt_id)
     if config is None:
-        reviewer = next(r for r in read_reviewers(reviewer_file) if r.prompt_id == prompt_id)
-        config = GenerateConfig(temperature=reviewer.temperature, max_tokens=reviewer.max_tokens)
+        config = listed if reviewer_settings else GenerateConfig()
     return make_setup(
         read_review_prompts(prompt_file),
         read_skills(skillset_file),

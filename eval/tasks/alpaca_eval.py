@@ -248,28 +248,109 @@ class AlpacaEval(Task):
         return float(lc if lc is not None else metrics.get("win_rate", math.nan))
 
     def report(self, runs: list[Run], out_dir: Path, reference: str) -> list[str]:
+        """Table 2a (the paper's variants and single models), Tables 3 and 4 and Figure 4's
+        ranker comparison (the ablations, by their identities' sweep axes), the aggregators on
+        the published proposals, paired differences, the runs no table takes, and Figures 4
+        and 5: LC where every judged run has it, else the raw win rate throughout, said so."""
         from eval import plots, tables
 
-        missing = next((r.metrics["lc_unavailable"] for r in runs if r.metrics.get(
-            "lc_unavailable")), None)  # fmt: skip
-        note = (
-            f"LC win rate unavailable ({missing}); tables 3, 4 and the ranker use the win rate.\n\n"
-            if missing
-            else ""
-        )
-        ranker = tables.ranker_table(runs)
+        for run in runs:
+            run.avg_length = tables.avg_length(run.path / OUTPUTS)
+        metric = tables.alpaca_metric(runs)
+        about = f"{plots.describe('AlpacaEval 2.0', runs)}. "
+        cells: dict[str, Mapping[Any, Run]] = {
+            "table3": tables.table3_cells(runs),
+            "table4": tables.table4_cells(runs),
+            "ranker": tables.ranker_cells(runs),
+        }
+        in_cells = {
+            name: list({id(r): r for r in c.values()}.values()) for name, c in cells.items()
+        }
+        placed = {r.name for r in runs if r.variant in tables.TABLE2_ROWS or r.published}
+        placed |= tables.in_ablations(runs)
+        published = [r for r in runs if r.published]
+        base = tables.published_reference(published, reference)
+        ours = [r for r in runs if not r.published]
+        ranker = tables.ranker_table(runs, metric)
+        cell_note = "`<cell>_n`: the instances that cell's run scored; the paper's columns: LC. "
         parts = [
-            tables.write_table(tables.table2a(runs), out_dir, "table2a_alpaca_eval", note),
-            tables.write_table(tables.table3(runs), out_dir, "table3_num_proposers", note),
-            tables.write_table(tables.table4(runs), out_dir, "table4_roles", note),
-            tables.write_table(ranker, out_dir, "figure4_ranker", note),
-            tables.write_table(tables.comparisons(runs, reference), out_dir, "paired_alpaca_eval"),
-        ]
-        plots.pareto(runs, out_dir / "figure5_cost.png", "cost_per_instance", "USD per instance")
-        plots.pareto(runs, out_dir / "figure5_tflops.png", "tflops_per_instance",
-                     "TFLOPs per instance")  # fmt: skip
+            tables.write_table(
+                tables.table2a(runs), out_dir, "table2a_alpaca_eval",
+                about + metric.note.strip() + " `ci_low`/`ci_high`: bootstrap 95% interval of "
+                "the win rate over instructions; `avg_length`: alpaca-eval's mean output length "
+                "in characters; `paper_*`: the paper's Table 2(a) (its MoA rows: mean ± std of 3 "
+                "runs); `leaderboard_*`: the AlpacaEval 2.0 leaderboard, the only reference for a "
+                "model the paper leaves out (dbrx-instruct).\n\n",
+                "Table 2(a): AlpacaEval 2.0",
+            ),
+            tables.write_table(
+                tables.table3(runs, metric), out_dir, "table3_num_proposers",
+                f"{plots.describe('AlpacaEval 2.0', in_cells['table3'])}. {metric.note.strip()} "
+                f"{cell_note}\n\n",
+                "Table 3: number of proposers (2 layers, Qwen1.5-110B-Chat aggregating)",
+            ),
+            tables.write_table(
+                tables.table4(runs, metric), out_dir, "table4_roles",
+                f"{plots.describe('AlpacaEval 2.0', in_cells['table4'])}. {metric.note.strip()} "
+                f"{cell_note}\n\n",
+                "Table 4: each model as the aggregator and as the only proposer (2 layers)",
+            ),
+            tables.write_table(
+                ranker, out_dir, "figure4_ranker",
+                f"{plots.describe('AlpacaEval 2.0', in_cells['ranker'])}. {metric.note.strip()} "
+                "`<cell>_n`: the instances that cell's run scored. `paper_aggregate`: the paper's "
+                "tables' value, of our scores' kind, for the same configuration (1 layer: Table "
+                "2a Qwen1.5 110B Chat; 2: Table 3, six proposers, LC only; 3: Table 2a MoA); the "
+                "paper tabulates no Figure 4 value, and no ranker value at all.\n\n",
+                "Figure 4(a): aggregating vs ranking, by layers",
+            ),
+            tables.write_table(
+                tables.published_table(published, reference, metric), out_dir,
+                "published_aggregators",
+                f"{plots.describe('AlpacaEval 2.0', published)}. {metric.note.strip()} The "
+                "proposals are the published outputs, replayed, so only the aggregator differs. "
+                f"`difference`: this run minus `{base.name if base else ''}` per instruction (win "
+                "100, tie 50, loss 0), with its bootstrap 95% interval over `n_paired` "
+                "instructions.\n\n",
+                "Aggregators on the published proposals",
+            ),
+            tables.write_table(
+                tables.comparisons(ours, reference), out_dir, "paired_alpaca_eval",
+                "Each run minus the reference run per instruction (win 100, tie 50, loss 0), with "
+                "a bootstrap 95% interval over the `n_paired` instructions both were judged on; "
+                "`complete`: both wholly judged.\n\n",
+                f"Paired differences against {reference} (AlpacaEval 2.0)",
+            ),
+            tables.write_table(
+                tables.other_runs(runs, placed, "lc_win_rate" if metric.lc else "win_rate",
+                                  metric.of),
+                out_dir, "other_alpaca_eval",
+                "Runs no table of the paper takes (another variant or sweep).\n\n",
+                "Other AlpacaEval 2.0 runs",
+            ),
+        ]  # fmt: skip
+        for name, attribute, label in (
+            ("figure5_cost", "cost_per_instance", "USD per instance"),
+            ("figure5_tflops", "tflops_per_instance", "TFLOPs per instance"),
+        ):
+            title = f"Figure 5: {metric.name} vs {label}\n{plots.describe('AlpacaEval 2.0', runs)}"
+            parts.append(plots.pareto(runs, out_dir / f"{name}.png", attribute, label, metric,
+                                      title=title))  # fmt: skip
         if len(ranker):
-            plots.ranker(ranker, out_dir / "figure4_ranker.png")
+            title = "Figure 4(a): aggregating vs ranking, by layers\n" + plots.describe(
+                "AlpacaEval 2.0", in_cells["ranker"]
+            )
+            missing = tables.ranker_gaps(ranker)
+            notes = [
+                "The paper's LLM-ranker curve is not tabulated in the paper: not drawn. Its "
+                "aggregator points are its tables' values for the same configurations "
+                "(1 layer: Table 2a Qwen1.5 110B Chat; 2: Table 3, n = 6, LC only; 3: Table 2a "
+                "MoA).",
+                *([f"Not drawn: {'; '.join(missing)}."] if missing else []),
+            ]
+            parts.append(plots.ranker(ranker, out_dir / "figure4_ranker.png",
+                                      ylabel=plots.win_rate_label(metric), title=title,
+                                      notes=notes))  # fmt: skip
         return parts
 
     def offline_judge(self) -> scripted.Responder:

@@ -1,12 +1,15 @@
 """FLASK: 1,740 instances, each scored 1-5 by GPT-4 on its own three of 12 skills.
 
 Native files: `model_output/<variant>.jsonl` (`{question_id, text}`, as FLASK's gpt_review reads)
-and the review file `review/reviews.jsonl`. The judge is built from FLASK's own files, read
-with the validated loaders of `eval.benchmarks.flask`.
+and the review file `review/reviews.jsonl`, whose lines are, as `gpt4_eval.py` writes them, the
+evaluation file's whole line (`idx`, `instruction`, `answer`, `task`, `skill`, `domain`,
+`difficulty`, in the file's order) followed by the review's fields. The judge is built from
+FLASK's own files, read with the validated loaders of `eval.benchmarks.flask`.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from collections.abc import Mapping, Sequence
@@ -15,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from eval.benchmarks import Instance
 from eval.benchmarks import flask as data
+from eval.benchmarks._read import read_jsonl
 from eval.judges import flask as fj
 from eval.judges.common import coverage, judge_error
 from eval.rundir import InstanceResult, RunDir, RunMetrics, write_atomic
@@ -81,6 +85,25 @@ class Flask(Task):
         write_atomic(path, "".join(line + "\n" for line in lines))
         return path
 
+    @functools.cached_property
+    def _evaluation_rows(self) -> dict[str, dict[str, Any]]:
+        """The evaluation file's lines by `idx`, as `gpt4_eval.py` reads them (`json.loads`)."""
+        path = self.data.path(data.HARD if self.hard else data.EVALUATION)
+        return {str(row["idx"]): row for row in read_jsonl(path)}
+
+    def review_item(self, instance: Instance) -> dict[str, Any]:
+        """The evaluation item FLASK reviews and writes back: the instance's line of the
+        evaluation file, every field in its order. The fields the prompt reads (instruction,
+        answer, skill) are the instance's, so the prompt does not depend on the rest."""
+        row = self._evaluation_rows.get(instance.id, {})
+        return {
+            **row,
+            "idx": int(instance.id),
+            "instruction": instance.turns[0],
+            "answer": (instance.references or ("",))[0],
+            "skill": list(instance.meta["skill"]),
+        }
+
     def setup(self) -> fj.Setup:
         """FLASK's prompt 2 with its skills. `gpt4_eval.py` builds the reviewer's temperature and
         max_tokens but never sends them, so its published reviews used the API's defaults; so
@@ -102,15 +125,7 @@ class Flask(Task):
         results: Sequence[InstanceResult],
     ) -> dict[str, Any]:
         items = [
-            (
-                {
-                    "idx": int(i.id),
-                    "instruction": i.turns[0],
-                    "answer": (i.references or ("",))[0],
-                    "skill": list(i.meta["skill"]),
-                },
-                r.outputs[0],
-            )
+            (self.review_item(i), r.outputs[0])
             for i, r in zip(instances, results, strict=True)
             if r.outputs
         ]
@@ -127,19 +142,7 @@ class Flask(Task):
         outputs: Sequence[Sequence[str] | None],
     ) -> None:
         """`judge`'s calls: one review per instance, on its own three skills."""
-        items = [
-            (
-                {
-                    "idx": int(i.id),
-                    "instruction": i.turns[0],
-                    "answer": (i.references or ("",))[0],
-                    "skill": list(i.meta["skill"]),
-                },
-                o[0],
-            )
-            for i, o in zip(instances, outputs, strict=True)
-            if o
-        ]
+        items = [(self.review_item(i), o[0]) for i, o in zip(instances, outputs, strict=True) if o]
         await fj.judge_responses(generator, items, self.setup(), judge=judge)
 
     @classmethod
@@ -169,11 +172,28 @@ class Flask(Task):
     def report(self, runs: list[Run], out_dir: Path, reference: str) -> list[str]:
         from eval import plots, tables
 
-        table = tables.flask_table(runs)
-        skills = table[table["complete"]].drop(columns=list(tables.FLASK_COVERAGE))
-        if len(skills) and len(skills.columns):  # an incomplete run has no skills to draw
-            plots.radar(skills, out_dir / f"{self.name}_radar.png")
-        return [tables.write_table(table.reset_index(), out_dir, f"{self.name}_skills")]
+        label = "FLASK-Hard" if self.hard else "FLASK"
+        about = plots.describe(label, runs)
+        parts = [
+            tables.write_table(
+                tables.flask_table(runs), out_dir, f"{self.name}_skills",
+                f"{about}. Each skill's average score (1-5) over the instances that assess it; "
+                "empty: no score for it, or the run not wholly judged.\n\n",
+                f"{label}: skills",
+            ),
+            tables.write_table(
+                tables.comparisons(runs, reference), out_dir, f"paired_{self.name}",
+                "Each run minus the reference run per instance (its mean skill score), with a "
+                "bootstrap 95% interval over the `n_paired` instances both were judged on.\n\n",
+                f"Paired differences against {reference} ({label})",
+            ),
+        ]  # fmt: skip
+        skills, drawn, notes = tables.figure3_skills(runs)
+        if len(skills):  # an incomplete run has no skills to draw
+            title = f"Figure 3: {label} skills (1-5)\n{plots.describe(label, drawn)}"
+            parts.append(plots.radar(skills, out_dir / f"{self.name}_radar.png", title=title,
+                                     notes=notes))  # fmt: skip
+        return parts
 
     def offline_judge(self) -> scripted.Responder:
         """A score dict for every skill whose rubric the request shows, in `aggregate_skill.py`'s

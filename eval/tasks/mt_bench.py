@@ -1,7 +1,10 @@
 """MT-Bench: 80 two-turn questions graded 1-10 by GPT-4, as FastChat's `llm_judge` grades them.
 
 Decoding follows FastChat's per-category temperatures (when the config asks for them). Native
-files: `model_answer/<variant>.jsonl` and `model_judgment/<judge>_single.jsonl`.
+files: `model_answer/<model>.jsonl` and `model_judgment/<judge>_single.jsonl`, where the model id
+is the run directory's name (`moa@scripted`, `moa~first5`), in the answer file's name, its
+`model_id` and the judgments' `model`: FastChat matches answers to judgments by that id, so runs of
+one variant on different providers stay apart once their files are merged.
 """
 
 from __future__ import annotations
@@ -67,6 +70,11 @@ def _covered(
     return {**out, "partial": partial} if any(v is not None for v in partial.values()) else out
 
 
+def model_id(run: RunDir) -> str:
+    """The model id FastChat knows this run by: its directory's name (`moa@scripted`)."""
+    return run.path.name
+
+
 def answer_id(variant: str, question_id: str) -> str:
     """Stable across re-runs, unlike FastChat's random shortuuid, so identical runs diff clean."""
     return hashlib.sha256(f"{variant}/{question_id}".encode()).hexdigest()[:22]
@@ -86,7 +94,7 @@ class MTBench(Task):
         return lambda instance: by_category.get(instance.category or "", default)
 
     def output_path(self, run: RunDir, variant: str) -> Path:
-        return run.native("model_answer", f"{variant}.jsonl")
+        return run.native("model_answer", f"{model_id(run)}.jsonl")
 
     def write_outputs(
         self,
@@ -100,7 +108,7 @@ class MTBench(Task):
                 {
                     "question_id": int(inst.id),
                     "answer_id": answer_id(variant, inst.id),
-                    "model_id": variant,
+                    "model_id": model_id(run),
                     "choices": [{"index": 0, "turns": r.outputs}],
                     "tstamp": r.finished_at,
                 },
@@ -132,10 +140,11 @@ class MTBench(Task):
         ]
         answers = {int(i.id): outputs for i, outputs in done if outputs}
         references = {int(i.id): list(i.references) for i, _ in done if i.references}
-        matches = mj.make_matches(questions, spec.name, answers, self._prompts(), references)
+        model = model_id(run)
+        matches = mj.make_matches(questions, model, answers, self._prompts(), references)
         judgments = await mj.judge_matches(client, matches, judge=judge)
         mj.write_judgments(mj.judgment_path(run.path, judge), judgments)
-        return metrics_of(judgments, spec.name, expected=len(instances))
+        return metrics_of(judgments, model, expected=len(instances))
 
     async def plan_judge(
         self,
@@ -145,7 +154,8 @@ class MTBench(Task):
         instances: Sequence[Instance],
         outputs: Sequence[Sequence[str] | None],
     ) -> None:
-        """`judge`'s calls: one grading per question and turn."""
+        """`judge`'s calls: one grading per question and turn (the model id, here the variant's
+        name, is in no request)."""
         done = [(i, o) for i, o in zip(instances, outputs, strict=True) if o]
         questions = [
             {"question_id": int(i.id), "category": i.category, "turns": list(i.turns)}
@@ -184,12 +194,29 @@ class MTBench(Task):
         return float("nan") if average is None else float(average)
 
     def report(self, runs: list[Run], out_dir: Path, reference: str) -> list[str]:
-        from eval import tables
+        from eval import plots, tables
 
+        placed = {r.name for r in runs if r.variant in tables.TABLE2_ROWS}
         return [
-            tables.write_table(tables.table2b(runs), out_dir, "table2b_mt_bench"),
-            tables.write_table(tables.comparisons(runs, reference), out_dir, "paired_mt_bench"),
-        ]
+            tables.write_table(
+                tables.table2b(runs), out_dir, "table2b_mt_bench",
+                f"{plots.describe('MT-Bench', runs)}. `n`: the turns scored (two per question); "
+                "`ci_low`/`ci_high`: bootstrap 95% interval of the average over them; `paper_*`: "
+                "the paper's Table 2(b) (its MoA rows: mean ± std of 3 runs).\n\n",
+                "Table 2(b): MT-Bench",
+            ),
+            tables.write_table(
+                tables.comparisons(runs, reference), out_dir, "paired_mt_bench",
+                "Each run minus the reference run per question and turn, with a bootstrap 95% "
+                "interval over the `n_paired` turns both were judged on.\n\n",
+                f"Paired differences against {reference} (MT-Bench)",
+            ),
+            tables.write_table(
+                tables.other_runs(runs, placed, "average"), out_dir, "other_mt_bench",
+                "Runs Table 2(b) does not take (another variant).\n\n",
+                "Other MT-Bench runs",
+            ),
+        ]  # fmt: skip
 
     def offline_judge(self) -> scripted.Responder:
         """A rating in FastChat's `[[k]]` format for any request made of one of its single-answer

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from omegaconf import DictConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATA = ROOT.parent / "shared" / "data"  # the real benchmark files (read-only)
@@ -119,3 +120,23 @@ def torn_files(directory: Path, cache: Path) -> list[str]:
             if db.execute("PRAGMA integrity_check").fetchone() != ("ok",):
                 bad.append(cache.name)
     return bad
+
+
+def scripted_config(root: Path, *overrides: str) -> DictConfig:
+    """The composed config of an offline run on the scripted fake, its files under `root`
+    (to run in-process with `eval.cli.dispatch`)."""
+    from hydra import compose, initialize_config_dir
+
+    from eval.cli import CONF_DIR
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose(
+            "config",
+            [
+                "provider_override=scripted",
+                f"data_dir={SHARED_DATA}",
+                f"results_dir={root / 'runs'}",
+                f"cache.path={root / 'calls.sqlite'}",
+                *overrides,
+            ],
+        )

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
@@ -29,13 +29,12 @@ from eval.generate import (
     generate,
     generated,
     judge_address,
-    subset_suffix,
     task_of,
 )
 from eval.judges.common import incomplete_reason, is_complete
 from eval.progress import following, progress
 from eval.rundir import RunDir, RunMetrics
-from eval.settings import build_catalogue, build_client, build_spec
+from eval.settings import CONF_DIR, build_catalogue, build_client, build_spec
 from moa.errors import ConfigError
 from moa.ledger import usd
 from moa.mixture import Agent, Mixture
@@ -44,11 +43,6 @@ from moa.types import GenerateConfig
 
 console = Console()
 log = logging.getLogger("moa_bench")
-# The configs live at the repository root, beside the packages (an editable install).
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-
-OmegaConf.register_new_resolver("suffix", lambda v: f"@{v}" if v else "", replace=True)
-OmegaConf.register_new_resolver("subset", subset_suffix, replace=True)
 
 
 class _ShowLayers:

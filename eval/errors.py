@@ -176,7 +176,7 @@ def misspelt_key(exc: BaseException) -> str | None:
     try:
         from hydra import compose, initialize_config_dir
 
-        from eval.cli import CONF_DIR
+        from eval.settings import CONF_DIR
 
         with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
             node = compose("config", [o for o in others if "=" in o])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -154,21 +153,6 @@ def to_plain(value: Any) -> Any:
     if isinstance(value, ListConfig):
         return [str(v) for v in value]
     return value
-
-
-def subset_suffix(categories: Any, ids: Any, limit: Any) -> str:
-    """The run directory's mark of a subset: `~math+coding`, `~ids-<hash>`, `~first5`, so
-    that a quick subset never overwrites the whole benchmark's native files and metrics."""
-    parts = []
-    if categories:
-        parts.append("+".join(sorted(str(c) for c in categories)))
-    if ids:
-        joined = ",".join(str(i) for i in ids)
-        digest = hashlib.sha1(joined.encode()).hexdigest()[:8]
-        parts.append(f"ids-{joined}" if len(joined) <= 20 else f"ids-{digest}")
-    if limit is not None:
-        parts.append(f"first{limit}")
-    return "".join(f"~{p}" for p in parts)
 
 
 def _check_inputs(cfg: DictConfig, spec: MixtureSpec, instances: Sequence[Instance]) -> None:

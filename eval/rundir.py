@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import hashlib
 import json
 import os
 import tempfile
@@ -39,6 +40,21 @@ LEDGER = "calls.jsonl"
 JUDGE_LEDGER = "judge_calls.jsonl"
 METRICS = "metrics.json"
 LOCK = ".lock"
+
+
+def subset_suffix(categories: Any, ids: Any, limit: Any) -> str:
+    """The run directory's mark of a subset: `~math+coding`, `~ids-<hash>`, `~first5`, so
+    that a quick subset never overwrites the whole benchmark's native files and metrics."""
+    parts = []
+    if categories:
+        parts.append("+".join(sorted(str(c) for c in categories)))
+    if ids:
+        joined = ",".join(str(i) for i in ids)
+        digest = hashlib.sha1(joined.encode()).hexdigest()[:8]
+        parts.append(f"ids-{joined}" if len(joined) <= 20 else f"ids-{digest}")
+    if limit is not None:
+        parts.append(f"first{limit}")
+    return "".join(f"~{p}" for p in parts)
 
 
 class RunFileError(ConfigError):

@@ -13,6 +13,7 @@ from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
+from eval.rundir import subset_suffix
 from moa.budget import Budget
 from moa.cache import CacheMode, CallCache
 from moa.catalogue import Catalogue, endpoint_bills
@@ -24,6 +25,12 @@ from moa.limits import EndpointLimits
 from moa.limits import check_number as _number
 from moa.mixture import Agent, MixtureSpec
 from moa.redact import holds_secret
+
+# The Hydra configs live at the repository root, beside the packages (an editable install).
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+# What `run_dir` is made of: `@<provider_override>` and the subset's mark (`eval.rundir`).
+OmegaConf.register_new_resolver("suffix", lambda v: f"@{v}" if v else "", replace=True)
+OmegaConf.register_new_resolver("subset", subset_suffix, replace=True)
 
 
 def to_dict(node: Any) -> dict[str, Any]:

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from eval.judges.common import is_complete
-from eval.rundir import RunIdentity, write_atomic
+from eval.rundir import RunIdentity, subset_suffix, write_atomic
 from eval.stats import Interval, bootstrap, paired
 
 PAPER_DIR = Path(__file__).resolve().parents[1] / "results" / "paper"
@@ -72,7 +72,6 @@ def selection_label(selection: Mapping[str, Any] | None) -> str:
     `coding+math~first5`); empty for the whole benchmark."""
     if not selection:
         return ""
-    from eval.generate import subset_suffix  # the run directory's own naming
 
     suffix = subset_suffix(selection.get("categories"), selection.get("ids"),
                            selection.get("limit"))  # fmt: skip

@@ -8,9 +8,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from eval.cli import CONF_DIR
 from eval.generate import judge_address, load_instances, task_of
-from eval.settings import build_catalogue, build_mixture, to_dict
+from eval.settings import CONF_DIR, build_catalogue, build_mixture, to_dict
 from eval.suite import EXPERIMENTS, compose_points
 from moa.cache import CacheMode, CallCache
 from moa.catalogue import Catalogue

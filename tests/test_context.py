@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from eval.cli import CONF_DIR
 from eval.generate import run_notes
 from eval.rundir import InstanceResult
-from eval.settings import build_catalogue, build_spec
+from eval.settings import CONF_DIR, build_catalogue, build_spec
 from moa.context import Policy, count_events, fit, prompt_limit
 from moa.mixture import Agent, Mixture, MixtureSpec
 from moa.prompts import AGGREGATE_AND_SYNTHESIZE, inject_references

@@ -25,13 +25,13 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from eval.cli import CONF_DIR, dispatch
+from eval.cli import dispatch
 from eval.generate import judge_address, task_of
 from eval.judges import alpaca_eval as ae
 from eval.judges import alpaca_upstream
 from eval.judges import flask as fj
 from eval.judges import mt_bench as mj
-from eval.settings import build_catalogue
+from eval.settings import CONF_DIR, build_catalogue
 from eval.tasks import Data, task_for
 from moa.types import (
     CallOutcome,

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from eval.cli import CONF_DIR
-from eval.settings import build_catalogue, build_mixture
+from eval.settings import CONF_DIR, build_catalogue, build_mixture
 from moa.cache import CallCache
 from moa.catalogue import Catalogue
 from moa.client import ModelClient

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from eval.cli import CONF_DIR
-from eval.settings import build_catalogue, to_dict
+from eval.settings import CONF_DIR, build_catalogue, to_dict
 from moa.budget import Budget
 from moa.catalogue import Catalogue, unbilled_endpoints
 from moa.client import ModelClient

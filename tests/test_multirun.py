@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from eval.cli import CONF_DIR
+from eval.settings import CONF_DIR
 from moa.ledger import read_ledger
 
 ROOT = Path(__file__).resolve().parents[1]

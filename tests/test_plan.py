@@ -13,12 +13,12 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from eval.benchmarks.base import Instance
-from eval.cli import CONF_DIR, dispatch
+from eval.cli import dispatch
 from eval.generate import load_instances, task_of
 from eval.judges import alpaca_eval as ae
 from eval.plan import PlanResult, endpoint_identity, open_cache, plan, plan_points, sweep_totals
 from eval.rundir import JUDGE_LEDGER, LEDGER
-from eval.settings import build_catalogue, build_mixture, to_dict
+from eval.settings import CONF_DIR, build_catalogue, build_mixture, to_dict
 from eval.tasks.alpaca_eval import request_preferences
 from moa.cache import CacheMode, CallCache
 from moa.catalogue import Catalogue

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from eval.cli import CONF_DIR
 from eval.judges import flask as fj
 from eval.judges import mt_bench as mj
+from eval.settings import CONF_DIR
 from eval.tasks import Data, known, task_for, task_reading
 from moa.errors import ConfigError
 from moa.providers.scripted import Scripted

@@ -11,8 +11,7 @@ from urllib.parse import urlsplit
 
 from hydra import compose, initialize_config_dir
 
-from eval.cli import CONF_DIR
-from eval.settings import build_catalogue, build_client, build_mixture
+from eval.settings import CONF_DIR, build_catalogue, build_client, build_mixture
 from moa.catalogue import split_address
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "serve_vllm.sh"

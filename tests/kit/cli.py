@@ -127,7 +127,7 @@ def scripted_config(root: Path, *overrides: str) -> DictConfig:
     (to run in-process with `eval.cli.dispatch`)."""
     from hydra import compose, initialize_config_dir
 
-    from eval.cli import CONF_DIR
+    from eval.settings import CONF_DIR
 
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         return compose(

@@ -204,11 +204,12 @@ async def generate(cfg: DictConfig, *, show_progress: bool = True) -> Generation
             concurrency=int(cfg.concurrency),
             show_progress=show_progress,
             redo_degraded=str(cfg.get("on_degraded", "retry")) == "retry",
+            finish_started_first=client.budget.capped,
         )
         results = await runner.run(instances, task.generation(), {"variant": spec.name})
     finally:
         closed = await _close(client)
-    runner.stopped = runner.stopped or closed
+    runner.stopped = closed or runner.stopped  # the cache's last word has the final counts
     output = task.write_outputs(run, spec.name, instances, results)
     if runner.stopped is not None:
         done = sum(r.outputs is not None for r in results)

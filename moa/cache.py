@@ -372,6 +372,13 @@ class CallCache:
                 raise CacheUnreadable(self.path, _why(exc)) from None
             raise
 
+    def refuse_if_broken(self) -> None:
+        """`CacheWriteError` once a commit has failed: a call that claimed before it and waited
+        for a slot since must not be sent either, as its answer could not be kept."""
+        if self._broken is not None:
+            with self._lock:
+                raise CacheWriteError(self._message(closing=False))
+
     async def claim(
         self, key: str, owner: str, lease_s: float, dead: Dead
     ) -> Completion | str | None:

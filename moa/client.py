@@ -386,6 +386,7 @@ class ModelClient:
                 try:
                     async with ep.slots:
                         ep.stop_if_refused(record, counted=True)  # refused while this one waited
+                        self.cache.refuse_if_broken()  # the cache failed while it waited
                         if hold is None:
                             hold = self.budget.hold(entry, messages, config)
                         completion = await self._attempt(

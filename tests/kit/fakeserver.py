@@ -184,6 +184,14 @@ class FakeServer:
         self.active: dict[str, int] = {}  # requests accepted and not yet answered, per model
         self.peak_active: dict[str, int] = {}
 
+    def switch(self, plan: FaultPlan) -> None:
+        """From the next request on, faults come from `plan` (a key revoked now, and later
+        back), as `FaultPlan.after` does at a count. Safe from another thread: a request being
+        decided meanwhile gets its fault from one plan or the other."""
+        self._rng = random.Random(plan.seed)
+        self._served = 0
+        self.faults = plan
+
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024**2)
         app.router.add_post("/v1/chat/completions", self.chat)

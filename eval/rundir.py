@@ -23,7 +23,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +77,13 @@ def write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]], *, ascii_only: bool = True) -> None:
+    """JSON lines (one `json.dumps` of each row, as the reference tools write theirs), written
+    whole through `write_atomic`; `ascii_only=False` keeps non-ASCII text as it is."""
+    text = "".join(json.dumps(row, ensure_ascii=ascii_only) + "\n" for row in rows)
+    write_atomic(path, text)
 
 
 def _version(path: Path, data: Mapping[str, Any], where: str = "") -> None:

@@ -14,7 +14,6 @@ lists (temperature 0.2, max_tokens 1024) are `reviewer_config`, sent only when a
 from __future__ import annotations
 
 import ast
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -39,7 +38,7 @@ from eval.judges.common import (
     parse_records,
     settle_all,
 )
-from eval.rundir import write_atomic
+from eval.rundir import write_jsonl
 from moa.types import ChatMessage, GenerateConfig, Generator
 
 PROMPT_ID = 2
@@ -239,7 +238,7 @@ def rescore(reviews: Sequence[Review]) -> list[Review]:
 def write_reviews(path: Path, reviews: Sequence[Review]) -> None:
     """FLASK's review file: reviewed instances only, one `json.dumps` line each, sorted by idx."""
     done = sorted((r for r in reviews if r.review is not None), key=lambda r: r.item["idx"])
-    write_atomic(path, "".join(json.dumps(r.to_json()) + "\n" for r in done))
+    write_jsonl(path, (r.to_json() for r in done))
 
 
 def read_reviews(path: Path) -> list[Review]:

@@ -9,7 +9,6 @@ table is averaged. Templates come from FastChat's `judge_prompts.jsonl`, read at
 from __future__ import annotations
 
 import ast
-import json
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -30,7 +29,7 @@ from eval.judges.common import (
     parse_records,
     settle_all,
 )
-from eval.rundir import write_atomic
+from eval.rundir import write_jsonl
 from moa.types import ChatMessage, GenerateConfig, Generator
 
 DEFAULT_JUDGE = "openai/gpt-4"
@@ -227,7 +226,7 @@ def judgment_path(root: Path, judge: str = DEFAULT_JUDGE) -> Path:
 
 def write_judgments(path: Path, judgments: Sequence[Judgment]) -> None:
     """One `json.dumps` line each, as `play_a_match_single` appends them, written whole."""
-    write_atomic(path, "".join(json.dumps(j.to_json()) + "\n" for j in judgments))
+    write_jsonl(path, (j.to_json() for j in judgments))
 
 
 def read_judgments(path: Path) -> list[Judgment]:

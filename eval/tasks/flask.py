@@ -10,7 +10,6 @@ FLASK's own files, read with the validated loaders of `eval.benchmarks.flask`.
 from __future__ import annotations
 
 import functools
-import json
 import random
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,7 +20,7 @@ from eval.benchmarks import flask as data
 from eval.benchmarks._read import read_jsonl
 from eval.judges import flask as fj
 from eval.judges.common import coverage, judge_error
-from eval.rundir import InstanceResult, RunDir, RunMetrics, write_atomic
+from eval.rundir import InstanceResult, RunDir, RunMetrics, write_jsonl
 from eval.tasks.base import Task, check_rows
 from moa.providers import scripted
 from moa.types import ChatMessage, GenerateConfig
@@ -76,13 +75,13 @@ class Flask(Task):
         instances: Sequence[Instance],
         results: Sequence[InstanceResult],
     ) -> Path:
-        lines = [
-            json.dumps({"question_id": int(inst.id), "text": r.outputs[0]}, ensure_ascii=False)
+        rows = [
+            {"question_id": int(inst.id), "text": r.outputs[0]}
             for inst, r in zip(instances, results, strict=True)
             if r.outputs
         ]
         path = self.output_path(run, variant)
-        write_atomic(path, "".join(line + "\n" for line in lines))
+        write_jsonl(path, rows, ascii_only=False)
         return path
 
     @functools.cached_property

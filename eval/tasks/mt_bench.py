@@ -10,7 +10,6 @@ one variant on different providers stay apart once their files are merged.
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -20,7 +19,7 @@ from eval.benchmarks import Instance
 from eval.benchmarks.mt_bench import JUDGE_PROMPTS, TEMPERATURES, load_mt_bench
 from eval.judges import mt_bench as mj
 from eval.judges.common import FailureKind, count_failures, coverage, is_complete, judge_error
-from eval.rundir import InstanceResult, RunDir, RunMetrics, write_atomic
+from eval.rundir import InstanceResult, RunDir, RunMetrics, write_jsonl
 from eval.tasks.base import Task, check_rows
 from moa.providers import scripted
 from moa.types import ChatMessage, GenerateConfig
@@ -103,22 +102,19 @@ class MTBench(Task):
         instances: Sequence[Instance],
         results: Sequence[InstanceResult],
     ) -> Path:
-        lines = [
-            json.dumps(
-                {
-                    "question_id": int(inst.id),
-                    "answer_id": answer_id(variant, inst.id),
-                    "model_id": model_id(run),
-                    "choices": [{"index": 0, "turns": r.outputs}],
-                    "tstamp": r.finished_at,
-                },
-                ensure_ascii=False,
-            )
+        rows = [
+            {
+                "question_id": int(inst.id),
+                "answer_id": answer_id(variant, inst.id),
+                "model_id": model_id(run),
+                "choices": [{"index": 0, "turns": r.outputs}],
+                "tstamp": r.finished_at,
+            }
             for inst, r in zip(instances, results, strict=True)
             if r.outputs
         ]
         path = self.output_path(run, variant)
-        write_atomic(path, "".join(line + "\n" for line in lines))
+        write_jsonl(path, rows, ascii_only=False)
         return path
 
     def _prompts(self) -> dict[str, mj.Prompt]:

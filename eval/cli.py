@@ -32,6 +32,7 @@ from eval.generate import (
     task_of,
 )
 from eval.judges.common import incomplete_reason, is_complete
+from eval.mixture_config import describe_spec
 from eval.progress import following, progress
 from eval.rundir import RunDir, RunMetrics
 from eval.settings import CONF_DIR, build_catalogue, build_client, build_spec
@@ -137,19 +138,10 @@ def describe(cfg: DictConfig) -> str:
     spec = build_spec(cfg, catalogue)
 
     def name(address: str) -> str:
-        return catalogue.by_address(address).name
+        return str(catalogue.by_address(address).name)
 
-    parts = []
-    for depth, layer in enumerate(spec.proposer_layers, start=1):
-        models = [name(a.model) for a in layer]
-        if len(set(models)) == 1:
-            parts.append(f"layer {depth}: {len(models)} draws of {models[0]}")
-        else:
-            parts.append(f"layer {depth}: {', '.join(models)}")
-    final = name(spec.aggregator.model)
-    verb = "picks one of their answers" if spec.mode == "rank" else "aggregates"
-    parts.append(f"then {final} {verb}" if spec.proposer_layers else f"{final} alone")
-    text = f"{spec.name}: " + "; ".join(parts)
+    final = name(spec.final.model)
+    text = f"{spec.name}: " + describe_spec(spec, name)
     if cfg.judge.enabled and str(cfg.task) == "run":
         task = task_of(cfg)
         judge = name(judge_address(cfg, catalogue, task))
@@ -161,7 +153,8 @@ def show_results(run: Generation, metrics: RunMetrics | None) -> None:
     """Per instance: answer length per turn, calls, tokens, time and the judge's verdict, then
     the start of each final answer."""
     prefs = metrics.get("preference", {}) if metrics else {}
-    table = Table(title=f"{run.spec.name}: {run.spec.calls_per_turn} calls per turn")
+    calls = run.spec.calls_per_turn
+    table = Table(title=f"{run.spec.name}: {calls if calls is not None else 'some'} calls per turn")
     columns = ["id", "turns", "chars", "calls", "tokens", "seconds"]
     if prefs:
         columns.append("judged better")

@@ -12,6 +12,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from eval.benchmarks import DataError, Instance, select
+from eval.mixture_config import identity_layers
 from eval.rundir import TRACES, InstanceResult, RunDir, RunIdentity, write_atomic
 from eval.runner import EXIT_CACHE, EXIT_INTERRUPTED, Runner, RunStopped, Stop, not_generated
 from eval.settings import build_catalogue, build_client, build_spec, to_dict
@@ -132,14 +133,16 @@ def run_notes(results: Iterable[InstanceResult]) -> list[str]:
 
 def identity_of(cfg: DictConfig, spec: MixtureSpec) -> RunIdentity:
     """What must match for a run directory to be resumed: the variant and how it decodes."""
+    layers, aggregator = identity_layers(spec)
     return RunIdentity(
         benchmark=str(cfg.benchmark.name),
         variant=spec.name,
-        layers=[[[a.model, a.sample] for a in layer] for layer in spec.proposer_layers],
-        aggregator=[spec.aggregator.model, spec.aggregator.sample],
+        layers=layers,
+        aggregator=aggregator,
         mode=spec.mode,
         generation=to_dict(cfg.benchmark.generation),
         selection=selection_of(cfg.benchmark),
+        repeat=spec.repeat,
     )
 
 

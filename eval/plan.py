@@ -55,6 +55,7 @@ from rich.console import Console
 
 from eval.benchmarks.base import Instance
 from eval.generate import judge_address, load_instances, task_of
+from eval.rundir import repeat_suffix
 from eval.settings import build_catalogue, build_spec, to_dict
 from eval.tasks import Task
 from moa.budget import check_plan
@@ -526,7 +527,7 @@ async def plan(
     plans, notes = [], []
     for spec in variants:
         mixture = _PlanningMixture(spec, planner)
-        tally = _Tally(spec.name, catalogue, planner, charged)
+        tally = _Tally(spec.name + repeat_suffix(spec.repeat), catalogue, planner, charged)
         outputs = []
         for instance, config in zip(instances, configs, strict=True):
             trace = await mixture.converse(instance.turns, config)
@@ -567,6 +568,13 @@ async def endpoint_identity(name: str, spec: Mapping[str, Any]) -> str:
         await api.aclose()
 
 
+def repeats(cfg: DictConfig, catalogue: Catalogue) -> list[MixtureSpec]:
+    """Each run a point makes: its `repeats` (run 1 first), or its one `repeat`."""
+    spec = build_spec(cfg, catalogue)
+    count = int(cfg.get("repeats", 1))
+    return [spec.repeated(r) for r in range(1, count + 1)] if count > 1 else [spec]
+
+
 def open_cache(cfg: DictConfig) -> CallCache | None:
     """The configured call cache, read-only, if a run would read it and it holds any call."""
     settings = cfg.get("cache") or {}
@@ -602,7 +610,7 @@ async def plan_points(
     try:
         for name, group in by_benchmark.items():
             first = group[0]
-            specs = list(dict.fromkeys(build_spec(c, catalogue) for c in group))
+            specs = list(dict.fromkeys(s for c in group for s in repeats(c, catalogue)))
             task = task_of(first)
             judging = None
             if (first.get("judge") or {}).get("enabled", False):

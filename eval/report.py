@@ -106,12 +106,12 @@ def load_run(rundir: RunDir) -> Run:
         metrics=values,
         headline=task.headline(values),
         layer_models=[
-            [catalogue.by_address(str(model)).name for model, _ in layer]
+            [catalogue.by_address(str(agent[0])).name for agent in layer]
             for layer in identity.layers
         ],
         aggregator=catalogue.by_address(identity.aggregator_model).name,
         scores=task.instance_scores(rundir, metrics, finished),
-        repeat=getattr(identity, "repeat", None),  # once identities carry a repeat index
+        repeat=identity.repeat,
     )
     run.cost_per_instance, run.tflops_per_instance = _budget(finished, catalogue)
     return run

@@ -57,6 +57,11 @@ def subset_suffix(categories: Any, ids: Any, limit: Any) -> str:
     return "".join(f"~{p}" for p in parts)
 
 
+def repeat_suffix(repeat: Any) -> str:
+    """The run directory's mark of run r > 1 of a repeated variant: `~run2`."""
+    return "" if repeat in (None, 1, "1") else f"~run{repeat}"
+
+
 class RunFileError(ConfigError):
     """A run-directory file that is damaged, foreign or of a newer format."""
 
@@ -116,7 +121,9 @@ class RunIdentity:
     """What must match for a run directory to be resumed: the variant and how it decodes.
 
     `layers` are the proposer layers as `[address, sample]` pairs and `aggregator` the final
-    agent; the report reads its sweep axes (layers, n, mode, aggregator) from these fields.
+    agent, each with a third item, its settings (kind, prompts, decoding), when it has any
+    (`eval.mixture_config.identity_layers`); `mode` is the final agent's kind. The report reads
+    its sweep axes (layers, n, mode, aggregator) from these fields.
     """
 
     benchmark: str
@@ -127,6 +134,9 @@ class RunIdentity:
     generation: dict[str, Any]
     # The instances chosen (`limit`, `ids`, `categories`); None: the whole benchmark.
     selection: dict[str, Any] | None = None
+    # Which run of a repeated variant (`repeats`); its samples are shifted by the mixture
+    # (`moa.mixture.REPEAT_STRIDE`), `layers` keeps run 1's.
+    repeat: int = 1
 
     @property
     def n_layers(self) -> int:
@@ -136,7 +146,12 @@ class RunIdentity:
     @property
     def proposers(self) -> list[str]:
         """The first layer's model addresses, one per agent (repeated for samples)."""
-        return [str(model) for model, _ in self.layers[0]] if self.layers else []
+        return [str(agent[0]) for agent in self.layers[0]] if self.layers else []
+
+    @property
+    def customized(self) -> bool:
+        """Whether any agent has settings of its own (a kind, a prompt, its decoding)."""
+        return any(len(a) > 2 for layer in self.layers for a in layer) or len(self.aggregator) > 2
 
     @property
     def aggregator_model(self) -> str:
@@ -152,12 +167,14 @@ class RunIdentity:
         data = dataclasses.asdict(self)
         if self.selection is None:  # the whole benchmark: run.json as before selections
             del data["selection"]
+        if self.repeat == 1:  # run 1: run.json as before repeats
+            del data["repeat"]
         return {**data, "format": FORMAT}
 
     @classmethod
     def from_json(cls, path: Path, data: Mapping[str, Any]) -> RunIdentity:
         names = [f.name for f in dataclasses.fields(cls)]
-        missing = [n for n in names if n not in data and n != "selection"]  # optional
+        missing = [n for n in names if n not in data and n not in ("selection", "repeat")]
         if missing:
             raise RunFileError(f"{path}: not a moa-bench run identity (lacks {', '.join(missing)})")
         return cls(**{n: data[n] for n in names if n in data})

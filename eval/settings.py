@@ -13,7 +13,8 @@ from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
-from eval.rundir import subset_suffix
+from eval.mixture_config import build_mixture
+from eval.rundir import repeat_suffix, subset_suffix
 from moa.budget import Budget
 from moa.cache import CacheMode, CallCache
 from moa.catalogue import Catalogue, endpoint_bills
@@ -23,7 +24,7 @@ from moa.errors import ConfigError
 from moa.ledger import Ledger
 from moa.limits import EndpointLimits
 from moa.limits import check_number as _number
-from moa.mixture import Agent, MixtureSpec
+from moa.mixture import MixtureSpec
 from moa.redact import holds_secret
 
 # The Hydra configs live at the repository root, beside the packages (an editable install).
@@ -31,6 +32,13 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 # What `run_dir` is made of: `@<provider_override>` and the subset's mark (`eval.rundir`).
 OmegaConf.register_new_resolver("suffix", lambda v: f"@{v}" if v else "", replace=True)
 OmegaConf.register_new_resolver("subset", subset_suffix, replace=True)
+OmegaConf.register_new_resolver("repeat", repeat_suffix, replace=True)
+# What presets written as layers of agents are made of (`conf/moa/`): the first n proposers, and
+# how many layers a preset has, in either form (`eval.mixture_config`).
+OmegaConf.register_new_resolver("first", lambda items, n: list(items)[: int(n)], replace=True)
+OmegaConf.register_new_resolver(
+    "depth", lambda layers: layers if isinstance(layers, int) else len(layers), replace=True
+)
 
 
 def to_dict(node: Any) -> dict[str, Any]:
@@ -96,51 +104,24 @@ def build_catalogue(cfg: DictConfig) -> Catalogue:
     )
 
 
-def build_mixture(moa: Mapping[str, Any], catalogue: Catalogue, **overrides: Any) -> MixtureSpec:
-    """A preset (proposers, samples, layers, aggregator, mode) as layers of agents.
-
-    `layers` counts the aggregator's layer, as the paper does: 2 layers = n proposers -> 1.
-    """
-    layers = int(moa.get("layers", 1))
-    samples = int(moa.get("samples", 1))
-    proposers = [catalogue.resolve(str(p)) for p in moa.get("proposers") or []]
-    if moa.get("n_proposers") is not None:
-        proposers = proposers[: int(moa["n_proposers"])]
-    mode = str(moa.get("mode", "aggregate"))
-    if layers < 1 or samples < 1:
-        raise ConfigError(f"moa preset {moa.get('name')!r}: layers and samples must be >= 1")
-    if layers > 1 and not proposers:
-        raise ConfigError(f"moa preset {moa.get('name')!r}: {layers} layers need proposers")
-    if mode not in ("aggregate", "rank"):
-        raise ConfigError(f"moa preset {moa.get('name')!r}: mode must be aggregate or rank")
-    if mode == "rank" and layers < 2:
-        raise ConfigError(f"moa preset {moa.get('name')!r}: the ranker needs proposals to rank")
-    addresses = [p.address for p in proposers]
-    if repeated := sorted({a for a in addresses if addresses.count(a) > 1}):
-        raise ConfigError(
-            f"moa preset {moa.get('name')!r}: proposers name {', '.join(repeated)} more than "
-            "once; identical requests would be one call injected twice: to draw a model n "
-            "times, name it once with moa.samples=n"
-        )
-    layer = tuple(Agent(p.address, s, p.context_length) for p in proposers for s in range(samples))
-    aggregator = catalogue.resolve(str(moa["aggregator"]))
-    return MixtureSpec(
-        name=str(moa["name"]),
-        proposer_layers=tuple(layer for _ in range(layers - 1)),
-        aggregator=Agent(aggregator.address, 0, aggregator.context_length),
-        mode=cast(Any, mode),
-        **overrides,
-    )
-
-
 def build_spec(cfg: DictConfig, catalogue: Catalogue) -> MixtureSpec:
-    """The configured preset with the run's failure policies."""
-    return build_mixture(
-        cfg.moa,
+    """The configured preset with the run's failure policies, as run `repeat` draws it."""
+    spec = build_mixture(
+        to_dict(cfg.moa),
         catalogue,
         on_proposer_error=str(cfg.on_proposer_error),
         context_overflow=str(cfg.get("context_overflow", "trim")),
     )
+    return spec.repeated(repeat_of(cfg))
+
+
+def repeat_of(cfg: DictConfig) -> int:
+    """Which run of a repeated variant this is (`repeat`, 1 to `repeats`)."""
+    repeat = cfg.get("repeat", 1)
+    _number("repeat", repeat, integer=True)
+    if repeat < 1:
+        raise ConfigError(f"repeat={repeat}: runs are counted from 1")
+    return int(repeat)
 
 
 def build_budget(cfg: DictConfig, run_dir: Path | None) -> Budget:

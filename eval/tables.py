@@ -300,7 +300,8 @@ def _float(value: Any) -> float | None:
 
 def _repeat_group(run: Run) -> str:
     """What repeats of one configuration share: the whole identity (the repeat index apart)."""
-    return json.dumps([run.benchmark, dataclasses.asdict(run.identity)], sort_keys=True)
+    identity = {k: v for k, v in dataclasses.asdict(run.identity).items() if k != "repeat"}
+    return json.dumps([run.benchmark, identity], sort_keys=True)
 
 
 def collapse_repeats(

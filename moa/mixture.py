@@ -1,65 +1,197 @@
-"""The Mixture-of-Agents itself: proposer layers, then one aggregator (or the LLM-ranker baseline).
+"""The Mixture-of-Agents itself: layers of agents, the last one of a single agent.
 
-Layer 1 answers the conversation as is. Each later layer, and the aggregator, gets the same
-conversation with the previous layer's answers injected under the aggregate-and-synthesize
-prompt. All agents of a layer run concurrently. Every call of every layer is kept in the trace.
+Layer 1 answers the conversation as is. Each later layer gets the same conversation with the
+previous layer's answers injected under a template (the paper's aggregate-and-synthesize prompt
+by default). What an agent does with them is its kind:
+
+- `propose` and `aggregate`: one answer (the same call; `aggregate` names the paper's final
+  aggregator, so its ledger role is "aggregator");
+- `rank`: picks the best `top_k` answers and passes them on (the paper's LLM-ranker is a final
+  `rank` with k = 1);
+- `critique`: one call per answer, writing a critique that travels on beside it (Archon's critic);
+- `strategy`: a user's Python callable (`moa.strategy`), whose calls go through the same door.
+
+All agents of a layer run concurrently; draws of one request by one model (samples) go as one
+batched call where the generator offers it (`moa.client.ModelClient.generate_batch`). Every call
+is kept in the trace.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, TypeVar, cast
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 from moa.context import Policy, event, fit, prompt_limit, tightened
-from moa.prompts import AGGREGATE_AND_SYNTHESIZE, RANK_AND_SELECT, inject_references, parse_pick
+from moa.prompts import (
+    AGGREGATE_AND_SYNTHESIZE,
+    CRITIQUE,
+    CRITIQUED,
+    RANK_AND_SELECT,
+    RANK_TOP_K,
+    inject_references,
+    parse_picks,
+)
 from moa.tokens import estimate_prompt
 from moa.trace import CallTrace, ConversationTrace, TurnTrace
 from moa.types import CallOutcome, ChatMessage, ErrorKind, GenerateConfig, Generator
 
 T = TypeVar("T")
+KINDS = ("propose", "aggregate", "rank", "critique", "strategy")
+# The ledger's `role` tag of each kind (the names calls had before kinds existed).
+ROLES = {
+    "propose": "proposer",
+    "aggregate": "aggregator",
+    "rank": "ranker",
+    "critique": "critic",
+    "strategy": "strategy",
+}
+# A run repeated (`repeats=k`) draws run r's samples from (r - 1) * REPEAT_STRIDE on, so that
+# run 2 is no cache hit of run 1, and run 1 is the run made before repeats existed.
+REPEAT_STRIDE = 1000
+RANKER_MAX_TOKENS = 16  # a ranker writes a number or a few: the paper's baseline needs no more
 
 
 @dataclass(frozen=True)
 class Agent:
+    """One agent of a layer. Every field but `model`, `sample` and `context_length` is a setting
+    that changes what is sent; `settings()` lists those that differ from the defaults."""
+
     model: str  # endpoint/model address
-    sample: int = 0  # tells apart n draws of one model in single-proposer mode
+    sample: int = 0  # tells apart draws of one request (and, shifted, the repeats of a run)
     context_length: int | None = None  # tokens, from the catalogue; None: never fitted
+    kind: str = "propose"  # one of KINDS
+    decoding: tuple[tuple[str, Any], ...] = ()  # `GenerateConfig` fields over the instance's
+    system: str | None = None  # the agent's own system prompt, before the benchmark's
+    template: str | None = None  # what heads the injected answers; None: the kind's default
+    top_k: int = 1  # `rank`: how many answers it passes on
+    strategy: str | None = None  # `strategy`: the callable's dotted path
+    options: tuple[tuple[str, Any], ...] = ()  # `strategy`: its own settings
 
     @property
     def label(self) -> str:
         return f"{self.model}#{self.sample}"
 
+    @property
+    def role(self) -> str:
+        return ROLES[self.kind]
+
+    def preamble(self) -> str:
+        """The template that heads the injected answers (`{k}` replaced for a ranker)."""
+        if self.template is not None:
+            return self.template.replace("{k}", str(self.top_k))
+        if self.kind == "rank":
+            return (
+                RANK_AND_SELECT if self.top_k == 1 else RANK_TOP_K.replace("{k}", str(self.top_k))
+            )
+        return CRITIQUE if self.kind == "critique" else AGGREGATE_AND_SYNTHESIZE
+
+    def configured(self, config: GenerateConfig) -> GenerateConfig:
+        """The instance's decoding with the agent's own over it (a ranker's answer is short)."""
+        if self.kind == "rank" and "max_tokens" not in dict(self.decoding):
+            config = config.merged(max_tokens=RANKER_MAX_TOKENS)
+        return config.merged(**dict(self.decoding)) if self.decoding else config
+
+    def settings(self, default_kind: str) -> dict[str, Any]:
+        """What the run identity records beyond model and sample: the non-default settings."""
+        out: dict[str, Any] = {}
+        if self.kind != default_kind:
+            out["kind"] = self.kind
+        for name in ("system", "template", "strategy"):
+            if (value := getattr(self, name)) is not None:
+                out[name] = value
+        if self.top_k != 1:
+            out["top_k"] = self.top_k
+        if self.decoding:
+            out["decoding"] = dict(self.decoding)
+        if self.options:
+            out["options"] = dict(self.options)
+        return out
+
+    def shifted(self, by: int) -> Agent:
+        return dataclasses.replace(self, sample=self.sample + by)
+
+
+Layer = tuple[Agent, ...]
+
 
 @dataclass(frozen=True)
 class MixtureSpec:
-    """`proposer_layers` may be empty: then the "mixture" is the aggregator model alone."""
+    """`layers` run first to last; the last holds the one agent whose answer is the output.
+    A single layer is the final agent alone (a single-model baseline)."""
 
     name: str
-    proposer_layers: tuple[tuple[Agent, ...], ...]
-    aggregator: Agent
-    mode: Literal["aggregate", "rank"] = "aggregate"
-    # What a failed proposal does: "drop" it from the next layer's references (recorded in
+    layers: tuple[Layer, ...]
+    # What a failed call does: "drop" its answer from the next layer's references (recorded in
     # the trace) or "fail" the whole turn. A turn whose layer has no answer left always fails.
     on_proposer_error: Literal["drop", "fail"] = "drop"
-    ranker_max_tokens: int = 16
     # What injected references that would overflow an agent's window do (`moa.context`).
     context_overflow: Policy = "trim"
+    repeat: int = 1  # which run of a repeated variant (`repeated`)
+
+    def __post_init__(self) -> None:
+        if not self.layers or len(self.layers[-1]) != 1:
+            raise ValueError(f"mixture {self.name!r}: the last layer must be one agent")
+
+    @classmethod
+    def paper(
+        cls,
+        name: str,
+        proposer_layers: Sequence[Layer],
+        aggregator: Agent,
+        mode: Literal["aggregate", "rank"] = "aggregate",
+        **settings: Any,
+    ) -> MixtureSpec:
+        """The paper's shape: proposer layers, then one aggregator (or the LLM-ranker)."""
+        final = dataclasses.replace(aggregator, kind=mode)
+        return cls(name, (*proposer_layers, (final,)), **settings)
 
     @property
-    def calls_per_turn(self) -> int:
-        return sum(len(layer) for layer in self.proposer_layers) + 1
+    def final(self) -> Agent:
+        return self.layers[-1][0]
+
+    @property
+    def proposer_layers(self) -> tuple[Layer, ...]:
+        return self.layers[:-1]
+
+    @property
+    def mode(self) -> str:
+        """What the final agent does: "aggregate" (or "propose"), "rank" or "strategy"."""
+        return self.final.kind
+
+    @property
+    def calls_per_turn(self) -> int | None:
+        """Calls of one turn when all succeed; None when a strategy decides it."""
+        calls, answers = 0, 0
+        for layer in self.layers:
+            passed = 0
+            for agent in layer:
+                if agent.kind == "strategy":
+                    return None
+                made = answers if agent.kind == "critique" else 1
+                calls += made
+                passed += agent.top_k if agent.kind == "rank" else made
+            answers = passed
+        return calls
+
+    def agents(self) -> list[Agent]:
+        return [a for layer in self.layers for a in layer]
 
     def models(self) -> list[str]:
-        seen = {a.model: None for layer in self.proposer_layers for a in layer}
-        seen[self.aggregator.model] = None
-        return list(seen)
+        return list(dict.fromkeys(a.model for a in self.agents()))
+
+    def repeated(self, repeat: int) -> MixtureSpec:
+        """Run `repeat` of this variant: every sample shifted by (repeat - 1) * REPEAT_STRIDE."""
+        by = (repeat - 1) * REPEAT_STRIDE
+        layers = tuple(tuple(a.shifted(by) for a in layer) for layer in self.layers)
+        return dataclasses.replace(self, layers=layers, repeat=repeat)
 
 
 @dataclass
-class _Sent:
-    """One agent's call, with the references it saw and the context events it caused."""
+class Sent:
+    """One call, with the references it saw and the context events it caused."""
 
     call: CallTrace
     references: tuple[str, ...] = ()
@@ -67,7 +199,17 @@ class _Sent:
     refusal: str | None = None  # the context policy failed the turn
 
 
-async def _all(calls: Iterable[Awaitable[T]]) -> list[T]:
+@dataclass
+class _Done:
+    """What one agent of a layer made: its calls (in order) and the answers it passes on."""
+
+    sent: list[Sent]
+    outputs: list[str]
+    events: list[str] = field(default_factory=list)
+    error: str | None = None  # the agent failed (its calls say why)
+
+
+async def gather_all(calls: Iterable[Awaitable[T]]) -> list[T]:
     """Every result; an exception is raised only once all siblings have ended, so that no call
     is left running unowned (a budget stop lets the calls already in flight finish)."""
     results = await asyncio.gather(*calls, return_exceptions=True)
@@ -85,13 +227,31 @@ class LayerWatcher(Protocol):
     def finished(self, depth: int, calls: Sequence[CallTrace]) -> None: ...
 
 
+def with_system(messages: Sequence[ChatMessage], system: str | None) -> list[ChatMessage]:
+    """The conversation with an agent's own system prompt first (before the benchmark's own,
+    joined by a blank line)."""
+    out: list[ChatMessage] = [{"role": m["role"], "content": m["content"]} for m in messages]
+    if system is None:
+        return out
+    if out and out[0]["role"] == "system":
+        out[0]["content"] = system + "\n\n" + out[0]["content"]
+    else:
+        out.insert(0, {"role": "system", "content": system})
+    return out
+
+
 class Mixture:
     def __init__(
         self, spec: MixtureSpec, generator: Generator, watcher: LayerWatcher | None = None
     ) -> None:
+        from moa.strategy import load_strategy
+
         self.spec = spec
         self.generator = generator
         self.watcher = watcher
+        self._strategies = {
+            a.strategy: load_strategy(a.strategy) for a in spec.agents() if a.strategy
+        }
 
     async def run_turn(
         self,
@@ -101,23 +261,26 @@ class Mixture:
     ) -> TurnTrace:
         trace = TurnTrace()
         references: list[str] = []
-        for depth, layer in enumerate(self.spec.proposer_layers, start=1):
+        last = len(self.spec.layers)
+        for depth, layer in enumerate(self.spec.layers, start=1):
+            final = depth == last
             if self.watcher:
                 self.watcher.started(depth, layer)
-            sent = await _all(
-                self._send(a, messages, references, config, tags, "proposer", depth) for a in layer
-            )
-            calls = [s.call for s in sent]
-            if self.watcher:
+            done = await self._layer(layer, messages, references, config, tags, depth, final)
+            calls = [s.call for d in done for s in d.sent]
+            if self.watcher and calls:
                 self.watcher.finished(depth, calls)
+            trace.events.extend(e for d in done for s in d.sent for e in s.events)
+            trace.events.extend(e for d in done for e in d.events)
+            if final:
+                self._finish(trace, done[0], calls)
+                return trace
             trace.layers.append(calls)
-            trace.events.extend(e for s in sent for e in s.events)
-            if refusal := next((s.refusal for s in sent if s.refusal), None):
+            if refusal := next((s.refusal for d in done for s in d.sent if s.refusal), None):
                 trace.error = refusal
                 return trace
             failed = [c for c in calls if c.text is None]
-            # The official implementation strips every answer before reusing it.
-            references = [c.text.strip() for c in calls if c.text is not None]
+            references = [o for d in done for o in d.outputs]
             if failed and (self.spec.on_proposer_error == "fail" or not references):
                 trace.error = f"layer {depth}: {len(failed)} of {len(calls)} proposals failed"
                 return trace
@@ -125,117 +288,192 @@ class Mixture:
                 trace.events.append(
                     f"layer {depth}: dropped {len(failed)} failed proposal(s) from the references"
                 )
-        depth = len(self.spec.proposer_layers) + 1
-        if self.watcher:
-            self.watcher.started(depth, [self.spec.aggregator])
-        if self.spec.mode == "rank":
-            await self._rank(trace, messages, references, config, tags)
-        else:
-            await self._aggregate(trace, messages, references, config, tags)
-        if self.watcher and trace.final is not None:
-            self.watcher.finished(depth, [trace.final])
         return trace
 
-    async def _aggregate(
+    def _finish(self, trace: TurnTrace, done: _Done, calls: list[CallTrace]) -> None:
+        """The final agent's answer is the turn's output; its earlier calls (a strategy's) are
+        kept as a layer of their own."""
+        if len(calls) > 1:
+            trace.layers.append(calls[:-1])
+        trace.final = calls[-1] if calls else None
+        if refusal := next((s.refusal for s in done.sent if s.refusal), None):
+            trace.error = refusal
+        elif done.error is not None or not done.outputs:
+            agent = self.spec.final
+            why = done.error or (calls[-1].error if calls else "no answer")
+            trace.error = f"{agent.role} failed: {why}"
+        else:
+            trace.output = done.outputs[0]
+
+    async def _layer(
         self,
-        trace: TurnTrace,
+        layer: Layer,
         messages: Sequence[ChatMessage],
         references: list[str],
         config: GenerateConfig,
         tags: Mapping[str, str] | None,
-    ) -> None:
-        agent = self.spec.aggregator
-        sent = await self._send(agent, messages, references, config, tags, "aggregator")
-        trace.final = sent.call
-        trace.events.extend(sent.events)
-        if sent.refusal:
-            trace.error = sent.refusal
-        elif sent.call.text is None:
-            trace.error = f"aggregator failed: {sent.call.error}"
-        else:
-            trace.output = sent.call.text.strip()
+        depth: int,
+        final: bool,
+    ) -> list[_Done]:
+        """Every agent of a layer, concurrently; draws of one request (same model, settings but
+        the sample) as one batch."""
+        groups: dict[Agent, list[Agent]] = {}
+        for agent in layer:
+            plain = agent.kind in ("propose", "aggregate")
+            groups.setdefault(dataclasses.replace(agent, sample=0) if plain else agent, []).append(
+                agent
+            )
+        tagged = {**(tags or {}), "layer": "0" if final else str(depth)}
+        runs = [
+            self._agents(group, messages, references, config, tagged) for group in groups.values()
+        ]
+        made = {
+            a: d
+            for group, done in zip(groups.values(), await gather_all(runs), strict=True)
+            for a, d in zip(group, done, strict=True)
+        }
+        return [made[a] for a in layer]
+
+    async def _agents(
+        self,
+        agents: list[Agent],
+        messages: Sequence[ChatMessage],
+        references: list[str],
+        config: GenerateConfig,
+        tags: dict[str, str],
+    ) -> list[_Done]:
+        agent = agents[0]
+        tags = {**tags, "role": agent.role}
+        if agent.kind in ("propose", "aggregate"):
+            sent = await self.send(agents, messages, references, agent.configured(config), tags)
+            return [_answered(s) for s in sent]
+        if agent.kind == "rank":
+            return [await self._rank(agent, messages, references, config, tags)]
+        if agent.kind == "critique":
+            return [await self._critique(agent, messages, references, config, tags)]
+        from moa.strategy import run_strategy
+
+        strategy = self._strategies[str(agent.strategy)]
+        return [await run_strategy(strategy, self, agent, messages, references, config, tags)]
 
     async def _rank(
         self,
-        trace: TurnTrace,
+        agent: Agent,
         messages: Sequence[ChatMessage],
         references: list[str],
         config: GenerateConfig,
-        tags: Mapping[str, str] | None,
-    ) -> None:
-        agent = self.spec.aggregator
-        config = config.merged(max_tokens=self.spec.ranker_max_tokens)
-        sent = await self._send(agent, messages, references, config, tags, "ranker")
-        trace.final = sent.call
-        trace.events.extend(sent.events)
-        if sent.refusal:
-            trace.error = sent.refusal
-            return
-        if sent.call.text is None:
-            trace.error = f"ranker failed: {sent.call.error}"
-            return
+        tags: dict[str, str],
+    ) -> _Done:
+        (sent,) = await self.send([agent], messages, references, agent.configured(config), tags)
+        done = _Done([sent], [])
+        if sent.call.text is None or sent.refusal:
+            done.error = sent.call.error
+            return done
         # drop_last may have shown the ranker only the first few references
-        pick = parse_pick(sent.call.text, len(sent.references))
-        if pick is None:
-            pick = 0
-            trace.events.append("ranker pick unparseable: fell back to response 1")
-        trace.output = references[pick]
+        shown = len(sent.references) or len(references)
+        k = min(agent.top_k, shown)
+        picks = parse_picks(sent.call.text, shown, k)
+        if len(picks) < k:
+            missing = k - len(picks)
+            picks += [i for i in range(shown) if i not in picks][:missing]
+            done.events.append(
+                "ranker pick unparseable: fell back to response 1"
+                if k == 1
+                else f"ranker named {k - missing} of {k} valid picks: filled in order"
+            )
+        done.outputs = [references[i] for i in picks]
+        return done
 
-    async def _send(
+    async def _critique(
         self,
         agent: Agent,
         messages: Sequence[ChatMessage],
+        references: list[str],
+        config: GenerateConfig,
+        tags: dict[str, str],
+    ) -> _Done:
+        """One critique per answer, each answer passed on with its critique; an answer whose
+        critique failed is passed on without one (the failure is in the trace)."""
+        decoding = agent.configured(config)
+        sent = await gather_all(
+            self.send([agent], messages, [ref], decoding, {**tags, "answer": str(i)})
+            for i, ref in enumerate(references, start=1)
+        )
+        done = _Done([s for (s,) in sent], [])
+        for ref, (s,) in zip(references, sent, strict=True):
+            if s.call.text is None:
+                done.outputs.append(ref)
+            else:
+                done.outputs.append(CRITIQUED.format(answer=ref, critique=s.call.text.strip()))
+        return done
+
+    async def send(
+        self,
+        agents: Sequence[Agent],
+        messages: Sequence[ChatMessage],
         references: Sequence[str],
         config: GenerateConfig,
-        tags: Mapping[str, str] | None,
-        role: str,
-        layer: int = 0,
-    ) -> _Sent:
-        """One call, with the references fitted to the agent's window by the context policy; if
-        the endpoint still finds the prompt too long, the policy is applied once more, tighter."""
+        tags: Mapping[str, str],
+    ) -> list[Sent]:
+        """One request per agent (agents differing only by sample: one batch), with the
+        references fitted to the agents' window by the context policy; if the endpoint still
+        finds the prompt too long, the policy is applied once more, tighter."""
+        agent = agents[0]
+        conversation = with_system(messages, agent.system)
         if not references:
-            outcome = await self._call(agent, messages, config, tags, role, layer)
-            return _Sent(CallTrace.of(agent.model, agent.sample, outcome))
-        preamble = RANK_AND_SELECT if role == "ranker" else AGGREGATE_AND_SYNTHESIZE
+            outcomes = await self._call(agents, conversation, config, tags)
+            return [
+                Sent(CallTrace.of(a.model, a.sample, o))
+                for a, o in zip(agents, outcomes, strict=True)
+            ]
+        preamble = agent.preamble()
         policy = self.spec.context_overflow
-        where = f"{role} {agent.label}" + (f" (layer {layer})" if layer else "")
+        layer = tags.get("layer", "0")
+        where = f"{agent.role} {agent.label}" + (f" (layer {layer})" if layer != "0" else "")
         limit = prompt_limit(agent.context_length, config.max_tokens)
-        fitted = fit(messages, references, preamble, limit, policy)
+        fitted = fit(conversation, references, preamble, limit, policy)
         said = ""  # set once the endpoint has refused a prompt as too long
         while True:
             what = fitted.error or fitted.change
             events = [event(policy, where, said + what)] if what else []
             if fitted.error is not None:
-                return _Sent(
-                    CallTrace.unsent(agent.model, agent.sample, events[0]), (), events, events[0]
-                )
-            prompt = inject_references(messages, fitted.references, preamble)
-            outcome = await self._call(agent, prompt, config, tags, role, layer)
-            sent = _Sent(
-                CallTrace.of(agent.model, agent.sample, outcome), fitted.references, events
-            )
-            if said or outcome.record.error_kind != ErrorKind.CONTEXT_OVERFLOW:
+                return [
+                    Sent(CallTrace.unsent(a.model, a.sample, events[0]), (), events, events[0])
+                    for a in agents
+                ]
+            prompt = inject_references(conversation, fitted.references, preamble)
+            outcomes = await self._call(agents, prompt, config, tags)
+            sent = [
+                Sent(CallTrace.of(a.model, a.sample, o), fitted.references, list(events))
+                for a, o in zip(agents, outcomes, strict=True)
+            ]
+            overflowed = [o.record.error_kind == ErrorKind.CONTEXT_OVERFLOW for o in outcomes]
+            if said or not any(overflowed):
                 return sent
             said = f"the endpoint refused ~{estimate_prompt(prompt)} tokens as too long; "
             if policy == "error":
-                sent.refusal = event(policy, where, said + str(outcome.record.error))
-                sent.events = [sent.refusal]
+                for s in sent:
+                    s.refusal = event(policy, where, said + str(s.call.error))
+                    s.events = [s.refusal]
                 return sent
             limit = tightened(estimate_prompt(prompt), limit)
-            fitted = fit(messages, references, preamble, limit, policy)
+            fitted = fit(conversation, references, preamble, limit, policy)
 
     async def _call(
         self,
-        agent: Agent,
+        agents: Sequence[Agent],
         messages: Sequence[ChatMessage],
         config: GenerateConfig,
-        tags: Mapping[str, str] | None,
-        role: str,
-        layer: int,
-    ) -> CallOutcome:
-        call_tags = {**(tags or {}), "role": role, "layer": str(layer)}
-        return await self.generator.generate(
-            agent.model, messages, config, sample=agent.sample, tags=call_tags
+        tags: Mapping[str, str],
+    ) -> list[CallOutcome]:
+        model = agents[0].model
+        batch = getattr(self.generator, "generate_batch", None)
+        if batch is not None and len(agents) > 1:
+            samples = [a.sample for a in agents]
+            return cast(list[CallOutcome], await batch(model, messages, config, samples, tags))
+        return await gather_all(
+            self.generator.generate(model, messages, config, sample=a.sample, tags=tags)
+            for a in agents
         )
 
     async def converse(
@@ -256,3 +494,10 @@ class Mixture:
                 break
             messages.append({"role": "assistant", "content": turn.output})
         return trace
+
+
+def _answered(sent: Sent) -> _Done:
+    """A proposer's or aggregator's call: its answer, stripped as the official implementation
+    strips every answer before reusing it."""
+    text = sent.call.text
+    return _Done([sent], [] if text is None or sent.refusal else [text.strip()])

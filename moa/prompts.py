@@ -29,6 +29,25 @@ RANK_AND_SELECT = (
     "number of the best response.\n\nResponses from models:"
 )
 
+# Our wording for a ranker that passes the best k on (Archon's ranker, Saad-Falcon et al. 2024,
+# arXiv 2409.15254, as a layer): `{k}` is replaced by k.
+RANK_TOP_K = (
+    "You have been provided with a set of responses from various open-source models to the "
+    "latest user query. Your task is to select the {k} best responses: the ones that are most "
+    "accurate, helpful and well-written. Do not write a new response. Respond with only their "
+    "numbers, best first, separated by commas.\n\nResponses from models:"
+)
+
+# Our wording for a critic (Archon's critic layer): one previous answer, to be judged, not redone.
+CRITIQUE = (
+    "You have been provided with a response from a model to the latest user query. Your task is "
+    "to critique it: list its strengths and its weaknesses, including any errors or omissions. "
+    "Do not write a new response.\n\nResponse from the model:"
+)
+
+# How a critique travels with the answer it is about, into the next layer's references.
+CRITIQUED = "{answer}\n\nCritique of this response:\n{critique}"
+
 
 def inject_references(
     messages: Sequence[ChatMessage], references: Sequence[str], preamble: str
@@ -50,8 +69,17 @@ _PICK = re.compile(r"\d+")
 
 def parse_pick(text: str, count: int) -> int | None:
     """The 0-based index of the first number in range 1..count that the ranker wrote, if any."""
+    picks = parse_picks(text, count, 1)
+    return picks[0] if picks else None
+
+
+def parse_picks(text: str, count: int, k: int) -> list[int]:
+    """The 0-based indices of the first `k` distinct numbers in range 1..count the ranker wrote."""
+    picks: list[int] = []
     for match in _PICK.finditer(text):
         value = int(match.group())
-        if 1 <= value <= count:
-            return value - 1
-    return None
+        if 1 <= value <= count and value - 1 not in picks:
+            picks.append(value - 1)
+            if len(picks) == k:
+                break
+    return picks

@@ -9,7 +9,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from eval.generate import judge_address, load_instances, task_of
-from eval.settings import CONF_DIR, build_catalogue, build_mixture, to_dict
+from eval.mixture_config import build_mixture
+from eval.settings import CONF_DIR, build_catalogue, to_dict
 from eval.suite import EXPERIMENTS, compose_points
 from moa.cache import CacheMode, CallCache
 from moa.catalogue import Catalogue

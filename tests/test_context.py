@@ -71,13 +71,16 @@ def test_error_and_hopeless_cases_send_nothing() -> None:
 
 def _spec(policy: Policy, context_length: int | None, mode: str = "aggregate") -> MixtureSpec:
     layer = tuple(Agent(f"fake/p{i}") for i in range(3))
-    return MixtureSpec(
+    return MixtureSpec.paper(
         "t",
         (layer,),
-        Agent("fake/agg", context_length=context_length),
+        Agent(
+            "fake/agg",
+            context_length=context_length,
+            decoding=(("max_tokens", 4),) if mode == "rank" else (),
+        ),
         mode="rank" if mode == "rank" else "aggregate",
         context_overflow=policy,
-        ranker_max_tokens=4,
     )
 
 
@@ -177,4 +180,4 @@ def test_the_spec_carries_each_models_window_and_the_policy() -> None:
     spec = build_spec(cfg, build_catalogue(cfg))
     windows = {a.model.split("/", 1)[1]: a.context_length for a in spec.proposer_layers[0]}
     assert windows["meta-llama/Llama-3-70b-chat-hf"] == 8192
-    assert spec.aggregator.context_length == 32768 and spec.context_overflow == "drop_last"
+    assert spec.final.context_length == 32768 and spec.context_overflow == "drop_last"

@@ -107,7 +107,7 @@ def _demo_inputs(n: int) -> tuple[list[Instance], list[InstanceResult]]:
 def _demo(n: int, tmp_path: Path) -> Job:
     """The demo: the aggregator model alone answers each instance, then one verdict each."""
     task = Demo({"name": "demo", "generation": {"temperature": 0.7, "max_tokens": 20}}, Data())
-    spec = MixtureSpec("demo", (), Agent("fake/alone"))
+    spec = MixtureSpec.paper("demo", (), Agent("fake/alone"))
     instances, results = _demo_inputs(n)
 
     async def job(client: Any) -> Sequence[Any]:

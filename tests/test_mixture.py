@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from eval.settings import CONF_DIR, build_catalogue, build_mixture
+from eval.mixture_config import build_mixture
+from eval.settings import CONF_DIR, build_catalogue
 from moa.cache import CallCache
 from moa.catalogue import Catalogue
 from moa.client import ModelClient
@@ -42,9 +43,9 @@ def test_paper_presets_have_the_papers_shape() -> None:
     moa, lite, gpt4o = preset("moa"), preset("moa_lite"), preset("moa_gpt4o")
     assert moa.calls_per_turn == 13 and lite.calls_per_turn == 7
     assert [len(layer) for layer in moa.proposer_layers] == [6, 6]
-    assert moa.aggregator.model == "scripted/Qwen/Qwen1.5-110B-Chat"
-    assert lite.aggregator.model == "scripted/Qwen/Qwen1.5-72B-Chat"
-    assert gpt4o.aggregator.model == "scripted/gpt-4o-2024-05-13"
+    assert moa.final.model == "scripted/Qwen/Qwen1.5-110B-Chat"
+    assert lite.final.model == "scripted/Qwen/Qwen1.5-72B-Chat"
+    assert gpt4o.final.model == "scripted/gpt-4o-2024-05-13"
     single = preset("single_proposer", "moa.n=3")
     assert [(a.model, a.sample) for a in single.proposer_layers[0]] == [
         ("scripted/Qwen/Qwen1.5-110B-Chat", s) for s in range(3)
@@ -135,7 +136,7 @@ async def test_second_turn_carries_the_first_output(scripted: ModelClient) -> No
 
 
 async def test_fail_policy_fails_the_turn(scripted: ModelClient) -> None:
-    spec = MixtureSpec(
+    spec = MixtureSpec.paper(
         "t",
         ((Agent("scripted/a"), Agent("nowhere/b")),),
         Agent("scripted/agg"),

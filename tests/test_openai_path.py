@@ -20,7 +20,7 @@ USER: list[ChatMessage] = [{"role": "user", "content": "Name a colour."}]
 
 def six_proposer_spec(layers: int = 2) -> MixtureSpec:
     layer = tuple(Agent(f"fake/p{i}") for i in range(6))
-    return MixtureSpec("t", tuple(layer for _ in range(layers - 1)), Agent("fake/agg"))
+    return MixtureSpec.paper("t", tuple(layer for _ in range(layers - 1)), Agent("fake/agg"))
 
 
 async def test_proposers_in_a_layer_overlap(tmp_path: Path) -> None:
@@ -144,7 +144,7 @@ async def test_no_error_text_lands_in_an_answer(tmp_path: Path) -> None:
         profiles={"broken": ModelProfile(fail_status=400), "flaky": ModelProfile(fail_status=503)}
     )
     layer = (Agent("fake/good"), Agent("fake/broken"), Agent("fake/flaky"))
-    spec = MixtureSpec("t", (layer, layer), Agent("fake/agg"))
+    spec = MixtureSpec.paper("t", (layer, layer), Agent("fake/agg"))
     with serve_in_thread(server) as url:
         client = make_client(url, tmp_path / "c.sqlite", max_attempts=2)
         trace = await Mixture(spec, client).run_turn(USER, CONFIG)
@@ -173,7 +173,7 @@ async def test_failing_aggregator_fails_the_turn(tmp_path: Path) -> None:
 
 async def test_aggregator_request_is_the_paper_format(tmp_path: Path) -> None:
     server = FakeServer()
-    spec = MixtureSpec("t", ((Agent("fake/a"), Agent("fake/b")),), Agent("fake/agg"))
+    spec = MixtureSpec.paper("t", ((Agent("fake/a"), Agent("fake/b")),), Agent("fake/agg"))
     conversation: list[ChatMessage] = [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "Hi"},

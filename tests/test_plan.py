@@ -16,9 +16,10 @@ from eval.benchmarks.base import Instance
 from eval.cli import dispatch
 from eval.generate import load_instances, task_of
 from eval.judges import alpaca_eval as ae
+from eval.mixture_config import build_mixture
 from eval.plan import PlanResult, endpoint_identity, open_cache, plan, plan_points, sweep_totals
 from eval.rundir import JUDGE_LEDGER, LEDGER
-from eval.settings import CONF_DIR, build_catalogue, build_mixture, to_dict
+from eval.settings import CONF_DIR, build_catalogue, to_dict
 from eval.tasks.alpaca_eval import request_preferences
 from moa.cache import CacheMode, CallCache
 from moa.catalogue import Catalogue
@@ -174,8 +175,8 @@ async def test_the_plan_counts_the_requests_a_real_run_sends(scripted: ModelClie
 async def test_a_ranked_output_is_never_taken_for_the_proposal() -> None:
     # The ranker picks among x/a and x/b; had it picked x/a, its second turn's x/a request would
     # be the single x/a's. The plan cannot know the pick, so it counts that request as new.
-    ranker = MixtureSpec("rank", ((Agent("x/a"), Agent("x/b")),), Agent("x/a"), mode="rank")
-    single = MixtureSpec("single", (), Agent("x/a"))
+    ranker = MixtureSpec.paper("rank", ((Agent("x/a"), Agent("x/b")),), Agent("x/a"), mode="rank")
+    single = MixtureSpec.paper("single", (), Agent("x/a"))
     items = [instance("1", "First.", "Then.")]
     result = await plan([single, ranker], items, lambda _: GenerateConfig(), CATALOGUE)
     assert [(v.calls, v.new_calls) for v in result.variants] == [(2, 2), (6, 5)]
@@ -192,7 +193,7 @@ CATALOGUE = Catalogue(
     },
     ["x"],
 )
-TWO_TO_ONE = MixtureSpec("two_to_one", ((Agent("x/a"), Agent("x/b")),), Agent("x/a"))
+TWO_TO_ONE = MixtureSpec.paper("two_to_one", ((Agent("x/a"), Agent("x/b")),), Agent("x/a"))
 
 
 def asked(*turns: str) -> list[ChatMessage]:
@@ -222,8 +223,11 @@ async def test_cost_of_a_two_proposer_mixture() -> None:
 
 
 async def test_outputs_are_capped_by_max_tokens_and_the_ranker_cap() -> None:
-    ranker = MixtureSpec(
-        "rank", ((Agent("x/a"), Agent("x/b")),), Agent("x/a"), mode="rank", ranker_max_tokens=5
+    ranker = MixtureSpec.paper(
+        "rank",
+        ((Agent("x/a"), Agent("x/b")),),
+        Agent("x/a", decoding=(("max_tokens", 5),)),
+        mode="rank",
     )
     estimate = {"x/a": 100, "x/b": 30}.__getitem__
     config = GenerateConfig(max_tokens=50)
@@ -234,7 +238,7 @@ async def test_outputs_are_capped_by_max_tokens_and_the_ranker_cap() -> None:
 
 
 async def test_the_second_turn_carries_the_first_output() -> None:
-    single = MixtureSpec("single", (), Agent("x/a"))
+    single = MixtureSpec.paper("single", (), Agent("x/a"))
     first, second = "x" * 40, "y" * 80
     items = [instance("1", first, second)]
     (v,) = (
@@ -246,7 +250,7 @@ async def test_the_second_turn_carries_the_first_output() -> None:
 
 
 async def test_a_ranked_output_counts_as_the_mean_proposal() -> None:
-    ranker = MixtureSpec("rank", ((Agent("x/a"), Agent("x/b")),), Agent("x/a"), mode="rank")
+    ranker = MixtureSpec.paper("rank", ((Agent("x/a"), Agent("x/b")),), Agent("x/a"), mode="rank")
     estimate = {"x/a": 100, "x/b": 30}.__getitem__
     items = [instance("1", "x" * 40, "y" * 80)]
     (v,) = (
@@ -259,7 +263,7 @@ async def test_a_ranked_output_counts_as_the_mean_proposal() -> None:
     turn_one = 2 * first + (system + first + 100 + 30)
     turn_two = 2 * history + (system + history + 100 + 30)
     assert v.input_tokens == turn_one + turn_two
-    assert v.output_tokens == 2 * (100 + 30 + 16)  # the ranker's answer: ranker_max_tokens
+    assert v.output_tokens == 2 * (100 + 30 + 16)  # the ranker's answer: RANKER_MAX_TOKENS
 
 
 async def test_tflops_sum_the_largest_call_of_each_layer() -> None:
@@ -288,7 +292,7 @@ def test_the_papers_tflops_rule() -> None:
 
 
 async def test_unpriced_models_are_counted_not_summed() -> None:
-    spec = MixtureSpec("mixed", ((Agent("x/a"), Agent("x/free")),), Agent("x/a"))
+    spec = MixtureSpec.paper("mixed", ((Agent("x/a"), Agent("x/free")),), Agent("x/a"))
     text = "x" * 40
     items = [instance("1", text)]
     result = await plan(
@@ -314,8 +318,8 @@ async def test_unpriced_models_are_counted_not_summed() -> None:
 
 async def test_a_run_over_the_budget_is_warned_of() -> None:
     # The caps hold per run directory: each variant is checked for the calls it adds.
-    single = MixtureSpec("single_a", (), Agent("x/a"))
-    mixed = MixtureSpec("mixed", ((Agent("x/a"), Agent("x/free")),), Agent("x/a"))
+    single = MixtureSpec.paper("single_a", (), Agent("x/a"))
+    mixed = MixtureSpec.paper("mixed", ((Agent("x/a"), Agent("x/free")),), Agent("x/a"))
     items = [instance("1", "x" * 40)]
     result = await plan([TWO_TO_ONE, single, mixed], items, lambda _: GenerateConfig(), CATALOGUE)
     first, alone, _ = result.variants
@@ -340,7 +344,9 @@ async def test_a_run_over_the_budget_is_warned_of() -> None:
 
 
 async def test_a_model_given_by_address_without_a_price_is_named() -> None:
-    spec = MixtureSpec("mine", ((Agent("x/a"), Agent("x/mystery-7b")),), Agent("x/mystery-7b"))
+    spec = MixtureSpec.paper(
+        "mine", ((Agent("x/a"), Agent("x/mystery-7b")),), Agent("x/mystery-7b")
+    )
     result = await plan([spec], questions(3), constant, CATALOGUE)
     assert result.unpriced == 6 and result.unpriced_models == {"x/mystery-7b": 6}
     rendered = result.render()

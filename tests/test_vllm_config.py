@@ -11,7 +11,8 @@ from urllib.parse import urlsplit
 
 from hydra import compose, initialize_config_dir
 
-from eval.settings import CONF_DIR, build_catalogue, build_client, build_mixture
+from eval.mixture_config import build_mixture
+from eval.settings import CONF_DIR, build_catalogue, build_client
 from moa.catalogue import split_address
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "serve_vllm.sh"
@@ -49,4 +50,4 @@ def test_gpt4o_stays_on_openai() -> None:
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", ["endpoints=vllm_paper", "catalogue=paper_vllm", "moa=moa_gpt4o"])
     spec = build_mixture(cfg.moa, build_catalogue(cfg))
-    assert spec.aggregator.model == "openai/gpt-4o-2024-05-13"
+    assert spec.final.model == "openai/gpt-4o-2024-05-13"

@@ -71,7 +71,7 @@ class Demo(Task):
         """Per instance, alpaca_eval's preference: 1 = the model alone wins, 2 = the mixture;
         with the coverage (`eval.judges.common`): an instance whose baseline or verdict call
         failed is not judged."""
-        alone = Mixture(MixtureSpec("alone", (), spec.aggregator), client)
+        alone = Mixture(MixtureSpec.paper("alone", (), spec.final), client)
         config_for = self.generation()
         answered = [(i, r.outputs) for i, r in zip(instances, results, strict=True) if r.outputs]
         traces = await settle_all(
@@ -109,7 +109,7 @@ class Demo(Task):
         outputs: Sequence[Sequence[str] | None],
     ) -> None:
         """`judge`'s calls: the aggregator model alone at every turn, then one verdict."""
-        alone = Mixture(MixtureSpec("alone", (), spec.aggregator), generator)
+        alone = Mixture(MixtureSpec.paper("alone", (), spec.final), generator)
         config_for = self.generation()
         baseline_rows, ours = [], []
         for inst, mine in zip(instances, outputs, strict=True):

@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from moa.prompts import RANK_AND_SELECT
+from moa.prompts import RANK_AND_SELECT, RANK_TOP_K
 from moa.providers.base import register_provider
 from moa.types import ChatMessage, Completion, GenerateConfig
 
@@ -30,6 +30,7 @@ Responder = Callable[
     [Sequence[ChatMessage], GenerateConfig, random.Random, int], str | Completion | None
 ]
 _JUDGES: dict[str, Responder] = {}
+_TOP_K_HEAD = RANK_TOP_K.partition("{k}")[2][:60]  # what every top-k ranker prompt holds
 
 
 def answer_judge(name: str, responder: Responder) -> None:
@@ -85,9 +86,11 @@ class Scripted:
         sample: int,
     ) -> str:
         system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
+        count = len(re.findall(r"^\d+\. ", system, re.MULTILINE))
         if RANK_AND_SELECT in system:
-            count = len(re.findall(r"^\d+\. ", system, re.MULTILINE))
             return str(rng.randint(1, max(count, 1)))
+        if _TOP_K_HEAD in system:  # the best k, in a random order
+            return ", ".join(str(i) for i in rng.sample(range(1, count + 1), count))
         question = messages[-1]["content"].strip().splitlines()[0][:80] if messages else ""
         body = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(15, 160)))
         return f"[{model} #{sample}] On '{question}': {body}."

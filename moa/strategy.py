@@ -1,0 +1,126 @@
+"""User-defined agents: a Python callable named by dotted path, and the built-in ones.
+
+A strategy is `async def name(ctx: StrategyContext) -> list[str] | str`: given the conversation,
+the previous layer's answers and `ctx.generate`, it returns what it passes on (the final agent:
+one answer). Every call it makes goes through the mixture's generator (`ModelClient`: cached,
+budgeted, ledgered) and into the trace, with the context policy applied as for any agent. The
+plan runs a strategy on stand-in answers, so its count is exact unless what the strategy calls
+depends on the answers' text; such a strategy sets `plan_exact = False` and the plan says so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from moa.errors import ConfigError
+from moa.types import ChatMessage, GenerateConfig
+
+if TYPE_CHECKING:
+    from moa.mixture import Agent, Mixture, Sent, _Done
+
+Strategy = Callable[["StrategyContext"], Awaitable[Sequence[str] | str]]
+
+
+def load_strategy(path: str) -> Strategy:
+    """The callable at `package.module.name`, or one clear line saying why not."""
+    module_name, _, name = path.rpartition(".")
+    if not module_name:
+        raise ConfigError(f"strategy {path!r}: give a dotted path, module.name")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(
+            f"strategy {path!r}: cannot import {module_name} ({exc}); is its directory on "
+            "PYTHONPATH?"
+        ) from None
+    found = getattr(module, name, None)
+    if not callable(found):
+        raise ConfigError(f"strategy {path!r}: {module_name} has no callable {name!r}")
+    return found  # type: ignore[no-any-return]
+
+
+def plan_exact(strategy: Strategy) -> bool:
+    return bool(getattr(strategy, "plan_exact", True))
+
+
+@dataclass
+class StrategyContext:
+    """What a strategy sees. `generate` makes one call as this agent (or another model), with
+    `references` injected under `template` (the paper's aggregate prompt by default); `sample`
+    counts from the agent's own, so repeated draws of one request are told apart."""
+
+    messages: Sequence[ChatMessage]
+    references: Sequence[str]
+    agent: Agent
+    config: GenerateConfig
+    options: Mapping[str, Any]
+    _mixture: Mixture
+    _tags: Mapping[str, str]
+    sent: list[Sent] = field(default_factory=list)
+
+    async def generate(
+        self,
+        messages: Sequence[ChatMessage] | None = None,
+        *,
+        references: Sequence[str] = (),
+        template: str | None = None,
+        model: str | None = None,
+        sample: int = 0,
+        config: GenerateConfig | None = None,
+    ) -> str | None:
+        """The answer, stripped; None when the call failed (recorded in the trace)."""
+        agent = dataclasses.replace(
+            self.agent,
+            model=model or self.agent.model,
+            sample=self.agent.sample + sample,
+            template=template if template is not None else self.agent.template,
+            kind="propose",
+        )
+        (sent,) = await self._mixture.send(
+            [agent], messages or self.messages, references, config or self.config, self._tags
+        )
+        self.sent.append(sent)
+        text = sent.call.text
+        return None if text is None or sent.refusal else text.strip()
+
+
+async def run_strategy(
+    strategy: Strategy,
+    mixture: Mixture,
+    agent: Agent,
+    messages: Sequence[ChatMessage],
+    references: Sequence[str],
+    config: GenerateConfig,
+    tags: Mapping[str, str],
+) -> _Done:
+    from moa.mixture import _Done
+
+    ctx = StrategyContext(
+        messages, references, agent, agent.configured(config), dict(agent.options), mixture, tags
+    )
+    made = await strategy(ctx)
+    outputs = [made] if isinstance(made, str) else list(made)
+    failed = next((s.call.error for s in ctx.sent if s.call.text is None), None)
+    error = None if outputs else (failed or f"strategy {agent.strategy} passed nothing on")
+    return _Done(ctx.sent, outputs, error=error)
+
+
+async def sliding_window(ctx: StrategyContext) -> list[str]:
+    """Self-MoA's sequential aggregation (Li et al. 2025, arXiv 2502.00674): the first
+    `window` answers are synthesized into one; each later call synthesizes the current
+    synthesis with the next `window - 1` answers, so the prompt stays bounded however many
+    samples there are. Passes on the last synthesis; nothing, if a call failed."""
+    window = int(ctx.options.get("window", 3))
+    if window < 2:
+        raise ConfigError(f"strategy sliding_window: window={window}, needs at least 2")
+    answers = list(ctx.references)
+    synthesis = await ctx.generate(references=answers[:window])
+    rest = answers[window:]
+    while rest and synthesis is not None:
+        shown, rest = rest[: window - 1], rest[window - 1 :]
+        synthesis = await ctx.generate(references=[synthesis, *shown])
+    return [] if synthesis is None else [synthesis]

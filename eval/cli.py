@@ -280,6 +280,21 @@ async def dispatch(cfg: DictConfig) -> int:
         raise ConfigError(
             f"task={task!r} is not one of run, generate, judge, plan, report, rescore, models"
         )
+    repeats = cfg.get("repeats", 1)
+    if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
+        raise ConfigError(f"repeats={repeats!r}: give the number of runs, at least 1")
+    if repeats == 1:
+        return await run_one(cfg, task)
+    codes = []
+    for repeat in range(1, repeats + 1):  # each its own directory, samples and judgment
+        cfg.repeat = repeat
+        say(f"run {repeat} of {repeats}", "bold")
+        codes.append(await run_one(cfg, task))
+    return max(codes)
+
+
+async def run_one(cfg: DictConfig, task: str) -> int:
+    """One run directory: generate and judge (`task=run`), or one of the two."""
     rundir = RunDir(Path(str(cfg.run_dir)))
     with rundir.locked():
         if task == "judge":

@@ -9,11 +9,11 @@ agent, whose answer is the output:
       - [{model: gpt-4o, kind: aggregate, template_file: prompts/fuse.txt}]
 
 An agent entry names one `model` (or `models`, one agent each), `samples` (draws of it, told
-apart by sample index), a `kind` (propose, aggregate, rank, critique; or a `strategy`, a
-callable's dotted path, with its `options`), `top_k` (rank), its own decoding (`temperature`,
-`max_tokens`, `top_p`, `seed`, `stop`) over the benchmark's, and prompts: `system` and `template`
-(what heads the injected answers), each inline or from a `*_file`. Kinds default to `propose`,
-and `aggregate` for the last layer.
+apart by sample index), a `kind` (propose, aggregate, rank, critique) or a `strategy` (a
+callable's dotted path, `moa.strategy`, with its `options`; it replaces the kind), `top_k`
+(rank), its own decoding (`temperature`, `max_tokens`, `top_p`, `seed`, `stop`) over the
+benchmark's, and prompts: `system` and `template` (what heads the injected answers), each
+inline or from a `*_file`. Kinds default to `propose`, and `aggregate` for the last layer.
 
 The short form, which the paper's sweeps use: `layers: <L>` (counting the aggregator's layer, as
 the paper does) with `proposers`, `samples`, `n_proposers`, `aggregator` and `mode` (aggregate
@@ -121,11 +121,12 @@ def _agents(
     models = [entry["model"]] if "model" in entry else list(entry["models"] or [])
     samples = _positive(where, "samples", entry.get("samples", 1))
     strategy = entry.get("strategy")
-    kind = str(entry.get("kind", "strategy" if strategy else "aggregate" if final else "propose"))
+    # A strategy replaces the agent's kind: `moa.layers.1.0.strategy=...` on a preset's agent.
+    kind = "strategy" if strategy else str(entry.get("kind", "aggregate" if final else "propose"))
     if kind not in KINDS:
         raise ConfigError(f"{where}: kind={kind!r} is not one of {', '.join(KINDS)}")
-    if (kind == "strategy") != bool(strategy):
-        raise ConfigError(f"{where}: a `strategy` agent names its callable, and only it does")
+    if kind == "strategy" and not strategy:
+        raise ConfigError(f"{where}: kind=strategy needs `strategy`, the callable's dotted path")
     if strategy:
         load_strategy(str(strategy))  # importable, now, before any call
     decoding = {k: entry[k] for k in DECODING if entry.get(k) is not None}

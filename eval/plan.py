@@ -39,6 +39,7 @@ demo verdict a tie without a call, the plan counts one call too many, never one 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -47,7 +48,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 from omegaconf import DictConfig
@@ -61,6 +62,7 @@ from eval.tasks import Task
 from moa.budget import check_plan
 from moa.cache import CacheMode, CallCache, call_key
 from moa.catalogue import BILLS, Catalogue, ModelEntry, split_address, unbilled_endpoints
+from moa.client import SUPPORTS_N
 from moa.errors import ConfigError
 from moa.flops import call_tflops, turn_tflops
 from moa.ledger import price_hint
@@ -269,8 +271,10 @@ class _Planner:
         already_cached: frozenset[str],
         cache: CallCache | None = None,
         identities: Mapping[str, str] | None = None,
+        batches: Callable[[str], bool] | None = None,
     ) -> None:
         self.output_tokens = output_tokens
+        self.batches = batches or (lambda _endpoint: False)
         self.already_cached = already_cached
         self.cache = cache
         self.identities = dict(identities or {})
@@ -352,6 +356,31 @@ class _Planner:
             cached=found is not None or not first,
         )
         return self._outcome(completion, record)
+
+    async def generate_batch(
+        self,
+        model: str,
+        messages: Sequence[ChatMessage],
+        config: GenerateConfig,
+        samples: Sequence[int],
+        tags: Mapping[str, str] | None = None,
+    ) -> list[CallOutcome]:
+        """Draws of one request, as `ModelClient.generate_batch` makes them: on an endpoint that
+        `batches`, the draws still to make go as one request, whose prompt is billed once."""
+        outcomes = [
+            await self.generate(model, messages, config, sample=s, tags=tags) for s in samples
+        ]
+        if not self.batches(split_address(model)[0]):
+            return outcomes
+        fresh = [i for i, o in enumerate(outcomes) if not o.record.cached]
+        for i in fresh[1:] if len(fresh) > 1 else ():
+            outcome = outcomes[i]
+            outcome.record.input_tokens = 0
+            outcomes[i] = CallOutcome(
+                dataclasses.replace(cast(Completion, outcome.completion), input_tokens=0),
+                outcome.record,
+            )
+        return outcomes
 
     def _outcome(self, completion: Completion, record: CallRecord) -> CallOutcome:
         if self.recording is not None:
@@ -506,6 +535,7 @@ async def plan(
     cache: CallCache | None = None,
     identities: Mapping[str, str] | None = None,
     bills: Callable[[str], bool] | None = None,
+    batches: Callable[[str], bool] | None = None,
 ) -> PlanResult:
     """Predicts what running `variants` in order over `instances` will call and cost.
 
@@ -517,11 +547,13 @@ async def plan(
     after it, as a run does. `cache` is read as the module's docstring says, its keys computed
     with `identities` (endpoint name -> `endpoint_identity`); without it nothing is cached and
     endpoints may be named by name. `bills(endpoint)` says whether an endpoint's calls cost
-    money (without it, all do). A coroutine, though it waits on nothing: it runs the real
-    mixture, whose layers gather their calls on the running event loop.
+    money (without it, all do); `batches(endpoint)` whether it takes draws of one request as
+    one request (`supports_n`: their prompt is billed once). A coroutine, though it waits on
+    nothing: it runs the real mixture, whose layers gather their calls on the running event
+    loop.
     """
     estimate = output_tokens if callable(output_tokens) else lambda _address: output_tokens
-    planner = _Planner(estimate, frozenset(already_cached), cache, identities)
+    planner = _Planner(estimate, frozenset(already_cached), cache, identities, batches)
     charged = bills or (lambda _endpoint: True)
     configs = [config_for(instance) for instance in instances]
     plans, notes = [], []
@@ -560,7 +592,7 @@ async def endpoint_identity(name: str, spec: Mapping[str, Any]) -> str:
         if spec.get("mode") == "server":
             return object.__new__(local.ManagedServer).identity
         return object.__new__(local.InProcess).identity
-    skip = {"provider", BILLS, "api_key_env", *LIMIT_KEYS}
+    skip = {"provider", BILLS, SUPPORTS_N, "api_key_env", *LIMIT_KEYS}
     api = create_provider(kind, name, {k: v for k, v in spec.items() if k not in skip})
     try:
         return api.identity
@@ -630,6 +662,7 @@ async def plan_points(
                 cache=cache,
                 identities=identities,
                 bills=lambda endpoint: endpoint not in unbilled,
+                batches=lambda endpoint: bool(endpoints[endpoint].get(SUPPORTS_N, False)),
             )
             results.append((name, result))
     finally:

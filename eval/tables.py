@@ -309,7 +309,8 @@ def collapse_repeats(
 ) -> list[dict[str, Any]]:
     """One row per run, but repeats of one configuration (runs with a `repeat` index and the
     same identity) as one row: `repeats` counts them, a number that differs between them is
-    their mean with a `<column>_std` (sample standard deviation) beside it, flags are and-ed and
+    their mean with a `<column>_std` (sample standard deviation) beside it and each run's value
+    in `<column>_runs` (in the CSV; the Markdown leaves it out), flags are and-ed and
     texts joined. Until runs carry a repeat index every run is its own row."""
     groups: dict[str, list[Run]] = {}
     for run in runs:
@@ -332,6 +333,7 @@ def collapse_repeats(
                 numbers = [float(v) for v in present if v is not None]
                 merged[column] = statistics.fmean(numbers)
                 merged[f"{column}_std"] = statistics.stdev(numbers) if len(numbers) > 1 else None
+                merged[f"{column}_runs"] = " ".join(f"{v:.4g}" for v in numbers)  # CSV only
             else:
                 merged[column] = ", ".join(dict.fromkeys(str(v) for v in present))
         merged["repeats"] = len(parts)
@@ -823,13 +825,15 @@ def markdown(frame: pd.DataFrame) -> str:
         high = column.replace("ci_low", "ci_high")
         if column.endswith("_std") and column.removesuffix("_std") in columns:
             continue  # beside its column
+        if column.endswith("_runs") and column.removesuffix("_runs") in columns:
+            continue  # each repeat's value: in the CSV
         if column.endswith("ci_high") and column.replace("ci_high", "ci_low") in columns:
             continue  # with its low end
-        if f"{column}_std" in columns:
-            shown.append((column, _spread(column, f"{column}_std")))
-        elif column.endswith("ci_low") and high in columns:
+        if column.endswith("ci_low") and high in columns:  # over repeats: the mean interval
             prefix = column.removesuffix("ci_low").replace("_", " ")
             shown.append((f"{prefix}95% CI", _range(column, high)))
+        elif f"{column}_std" in columns:
+            shown.append((column, _spread(column, f"{column}_std")))
         else:
             shown.append((column, _plain(column)))
     lines = [

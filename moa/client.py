@@ -43,7 +43,7 @@ import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from aiolimiter import AsyncLimiter
 
@@ -55,9 +55,9 @@ from moa.errors import ConfigError
 from moa.failures import as_model_error, record_failure
 from moa.ledger import Ledger
 from moa.limits import LIMIT_KEYS, EndpointLimits
-from moa.providers.base import ModelAPI, create_provider
+from moa.providers.base import BatchingAPI, ModelAPI, create_provider
 from moa.redact import redacting
-from moa.scheduling import AdaptiveSlots, Slots
+from moa.scheduling import AdaptiveSlots, Slots, settle_all
 from moa.tokens import estimate_prompt
 from moa.types import (
     CallOutcome,
@@ -69,7 +69,8 @@ from moa.types import (
     ModelError,
 )
 
-_CLIENT_KEYS = ("provider", BILLS, *LIMIT_KEYS)  # read here; the rest are provider options
+SUPPORTS_N = "supports_n"  # an endpoint setting: it takes `n` choices per request
+_CLIENT_KEYS = ("provider", BILLS, SUPPORTS_N, *LIMIT_KEYS)  # read here; the rest: the provider's
 # Roles (the `role` tag) whose answers are marked but never failed or retried by a policy: a
 # judge or the LLM ranker asks for a few tokens (a cut answer is expected) and parses them.
 FLAG_ONLY_ROLES = frozenset({"judge", "ranker"})
@@ -135,6 +136,37 @@ def _paid(record: CallRecord, completion: Completion | None) -> Completion | Non
     return Completion("", record.input_tokens + kept_in, record.output_tokens + kept_out)
 
 
+def _total(completions: Sequence[Completion] | None) -> Completion | None:
+    """A batch's answers as one, for the budget: what the request cost."""
+    if completions is None:
+        return None
+    if len(completions) == 1:
+        return completions[0]
+    return Completion(
+        "",
+        sum(c.input_tokens for c in completions),
+        sum(c.output_tokens for c in completions),
+    )
+
+
+@dataclass
+class _Drawn:
+    """One batched request for several samples of one request, shared by their calls: each
+    call (`ModelClient.generate`) awaits it and takes its own answer, records its share of the
+    usage and the request's attempts, and is cached under its own key."""
+
+    samples: list[int]
+    request: asyncio.Future[list[Completion]]
+    record: CallRecord  # the request's attempts, learned by `_call`
+
+    async def share(self, sample: int, record: CallRecord) -> Completion:
+        try:
+            completions = await asyncio.shield(self.request)
+        finally:
+            record.attempts = self.record.attempts
+        return completions[self.samples.index(sample)]
+
+
 @dataclass
 class _Endpoint:
     api: ModelAPI
@@ -147,6 +179,7 @@ class _Endpoint:
     name: str = ""
     on_truncated: str = "keep"
     on_empty: str = "keep"
+    supports_n: bool = False  # draws of one request go as one call with `n` (`generate_batch`)
     refused: str | None = None  # the first 401/403 it answered: no call is sent to it since
 
     def stop_if_refused(self, record: CallRecord, *, counted: bool) -> None:
@@ -219,6 +252,7 @@ class ModelClient:
             name=name,
             on_truncated=limits.on_truncated,
             on_empty=limits.on_empty,
+            supports_n=bool(spec.get(SUPPORTS_N, False)) and hasattr(api, "generate_n"),
         )
         self._endpoints[name] = ep
         return ep
@@ -242,6 +276,7 @@ class ModelClient:
         *,
         sample: int = 0,
         tags: Mapping[str, str] | None = None,
+        drawn: _Drawn | None = None,
     ) -> CallOutcome:
         endpoint_name, model_id = split_address(model)
         ep = self.endpoint(endpoint_name)
@@ -252,7 +287,7 @@ class ModelClient:
         completion: Completion | None = None
         try:
             completion = await self._answer(
-                key, ep, entry, model, model_id, messages, config, sample, record
+                key, ep, entry, model, model_id, messages, config, sample, record, drawn
             )
         except ModelError as exc:
             record_failure(record, exc)
@@ -270,6 +305,51 @@ class ModelClient:
             record.cost_usd = entry.cost(record.input_tokens, record.output_tokens)
         self.ledger.add(record)
         return CallOutcome(completion=completion, record=record)
+
+    async def generate_batch(
+        self,
+        model: str,
+        messages: Sequence[ChatMessage],
+        config: GenerateConfig,
+        samples: Sequence[int],
+        tags: Mapping[str, str] | None = None,
+    ) -> list[CallOutcome]:
+        """Draws of one request, one per sample: where the endpoint `supports_n`, the samples
+        not in the cache go as one request with `n` choices (the prompt sent and billed once),
+        each answer cached under its own sample's key, so a later single draw is a hit and a
+        partly cached batch asks only for the rest. Elsewhere (or under `on_empty=retry`,
+        which retries one answer at a time), one call per sample."""
+        endpoint_name, model_id = split_address(model)
+        ep = self.endpoint(endpoint_name)
+        todo = [
+            s
+            for s in samples
+            if (key := call_key(ep.api.identity, model_id, messages, config, s))
+            not in self._inflight
+            and self.cache.get(key) is None
+        ]
+        if not ep.supports_n or ep.on_empty == "retry" or len(todo) < 2:
+            return await settle_all(
+                self.generate(model, messages, config, sample=s, tags=tags) for s in samples
+            )
+        entry = self.catalogue.by_address(model)
+        carrier = CallRecord(key="", model=model, sample=todo[0], tags=dict(tags or {}))
+        request = asyncio.ensure_future(
+            self._call(ep, entry, model, model_id, messages, config, todo, carrier)
+        )
+        drawn = _Drawn(todo, request, carrier)
+        try:
+            return await settle_all(
+                self.generate(
+                    model, messages, config, sample=s, tags=tags, drawn=drawn if s in todo else None
+                )
+                for s in samples
+            )
+        finally:
+            if not request.done():
+                request.cancel()
+            elif not request.cancelled():
+                request.exception()  # retrieved: each call has recorded it
 
     def _applies(self, record: CallRecord) -> bool:
         """Whether the answer policies apply to this call (not to `flag_only_roles`)."""
@@ -309,9 +389,11 @@ class ModelClient:
         config: GenerateConfig,
         sample: int,
         record: CallRecord,
+        drawn: _Drawn | None = None,
     ) -> Completion:
         """From the cache, from an identical call under way (here or in another process), or
-        else from a new call: the only path that pays."""
+        else from a new call (its own, or its share of a batch: `drawn`): the only path that
+        pays."""
         while True:
             completion = self.cache.get(key)
             if completion is not None:
@@ -334,9 +416,12 @@ class ModelClient:
             completion = await self._claims.claim(key)  # waits out another process's call
             if completion is not None:
                 record.cached = True
+            elif drawn is not None:
+                completion = await drawn.share(sample, record)
+                self._claims.store(key, model, completion)
             else:
-                completion = await self._call(
-                    ep, entry, model, model_id, messages, config, sample, record
+                (completion,) = await self._call(
+                    ep, entry, model, model_id, messages, config, [sample], record
                 )
                 self._claims.store(key, model, completion)
                 if self.cache.found_corrupt(key):  # its stored answer was bad: now replaced
@@ -362,20 +447,27 @@ class ModelClient:
         model_id: str,
         messages: Sequence[ChatMessage],
         config: GenerateConfig,
-        sample: int,
+        samples: Sequence[int],
         record: CallRecord,
-    ) -> Completion:
-        """Attempts until an answer, an error not worth retrying, or `max_attempts` counted
-        failures (see the module's docstring). The budget holds the call's estimate from when
-        it has its slots (`BudgetExceeded` then: nothing was sent) until it ends."""
-        # What the endpoint counts against its tokens-per-minute: the prompt and the whole answer.
-        estimate = estimate_prompt(messages) + (config.max_tokens or 0)
+    ) -> list[Completion]:
+        """Attempts until an answer (one per sample: more than one is one batched request),
+        an error not worth retrying, or `max_attempts` counted failures (see the module's
+        docstring). The budget holds the call's estimate from when it has its slots
+        (`BudgetExceeded` then: nothing was sent) until it ends."""
+        n = len(samples)
+        # What the endpoint counts against its tokens-per-minute: the prompt and every answer.
+        estimate = estimate_prompt(messages) + (config.max_tokens or 0) * n
+        held = (
+            config
+            if n == 1 or not config.max_tokens
+            else config.merged(max_tokens=config.max_tokens * n)
+        )
         limiter = self._limiter(model, ep, entry.max_concurrency)
         hold: Hold | None = None
-        completion: Completion | None = None
+        completions: list[Completion] | None = None
         failures = 0  # the failed attempts that count against max_attempts
         free = FREE_REFUSALS  # refusals left that do not
-        retry_empty = ep.on_empty == "retry" and self._applies(record)
+        retry_empty = ep.on_empty == "retry" and self._applies(record) and n == 1
         try:
             # A plain loop, not tenacity: its per-attempt machinery cost more CPU than the request.
             while True:
@@ -388,9 +480,9 @@ class ModelClient:
                         ep.stop_if_refused(record, counted=True)  # refused while this one waited
                         self.cache.refuse_if_broken()  # the cache failed while it waited
                         if hold is None:
-                            hold = self.budget.hold(entry, messages, config)
-                        completion = await self._attempt(
-                            ep, model_id, messages, config, sample, estimate
+                            hold = self.budget.hold(entry, messages, held)
+                        completions = await self._attempt(
+                            ep, model_id, messages, config, samples, estimate
                         )
                 except ModelError as exc:
                     if limiter.give_back(ticket, refused=_rate_limited(exc)) and free > 0:
@@ -410,17 +502,17 @@ class ModelClient:
                     raise
                 else:
                     limiter.give_back(ticket, ok=True)
-                    if not (retry_empty and completion.empty):
-                        return completion
+                    if not (retry_empty and completions[0].empty):
+                        return completions
                     failures += 1
                     if failures >= ep.retry.max_attempts:
-                        return completion  # cached, then failed by `_refusal`
-                    _mark(record, completion)  # paid for, not kept
-                    completion = None
+                        return completions  # cached, then failed by `_refusal`
+                    _mark(record, completions[0])  # paid for, not kept
+                    completions = None
                     await asyncio.sleep(ep.retry.wait(failures, _EMPTY))
         finally:
             if hold is not None:
-                self.budget.settle(hold, entry, _paid(record, completion))
+                self.budget.settle(hold, entry, _paid(record, _total(completions)))
 
     async def _attempt(
         self,
@@ -428,13 +520,21 @@ class ModelClient:
         model_id: str,
         messages: Sequence[ChatMessage],
         config: GenerateConfig,
-        sample: int,
+        samples: Sequence[int],
         estimate: int,
-    ) -> Completion:
+    ) -> list[Completion]:
         await ep.throttle(estimate)
         try:
             async with asyncio.timeout(ep.timeout_s):
-                return await ep.api.generate(model_id, messages, config, sample)
+                if len(samples) == 1:
+                    return [await ep.api.generate(model_id, messages, config, samples[0])]
+                batching = cast(BatchingAPI, ep.api)
+                drawn = await batching.generate_n(model_id, messages, config, samples)
+                if len(drawn) != len(samples):
+                    raise ModelError(
+                        ErrorKind.TRANSIENT, f"asked for {len(samples)} choices, got {len(drawn)}"
+                    )
+                return drawn
         except TimeoutError:
             raise ModelError(ErrorKind.TRANSIENT, f"timed out after {ep.timeout_s:g}s") from None
         except ModelError:

@@ -18,11 +18,10 @@ is kept in the trace.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TypeVar, cast
+from typing import Any, Literal, Protocol, cast
 
 from moa.context import Policy, event, fit, prompt_limit, tightened
 from moa.prompts import (
@@ -34,11 +33,11 @@ from moa.prompts import (
     inject_references,
     parse_picks,
 )
+from moa.scheduling import settle_all
 from moa.tokens import estimate_prompt
 from moa.trace import CallTrace, ConversationTrace, TurnTrace
 from moa.types import CallOutcome, ChatMessage, ErrorKind, GenerateConfig, Generator
 
-T = TypeVar("T")
 KINDS = ("propose", "aggregate", "rank", "critique", "strategy")
 # The ledger's `role` tag of each kind (the names calls had before kinds existed).
 ROLES = {
@@ -209,16 +208,6 @@ class _Done:
     error: str | None = None  # the agent failed (its calls say why)
 
 
-async def gather_all(calls: Iterable[Awaitable[T]]) -> list[T]:
-    """Every result; an exception is raised only once all siblings have ended, so that no call
-    is left running unowned (a budget stop lets the calls already in flight finish)."""
-    results = await asyncio.gather(*calls, return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
-    return cast(list[T], results)
-
-
 class LayerWatcher(Protocol):
     """Told when each layer of a turn starts and ends (the final agent is the last layer), so
     that an interactive caller can show a mixture's progress."""
@@ -329,7 +318,7 @@ class Mixture:
         ]
         made = {
             a: d
-            for group, done in zip(groups.values(), await gather_all(runs), strict=True)
+            for group, done in zip(groups.values(), await settle_all(runs), strict=True)
             for a, d in zip(group, done, strict=True)
         }
         return [made[a] for a in layer]
@@ -395,7 +384,7 @@ class Mixture:
         """One critique per answer, each answer passed on with its critique; an answer whose
         critique failed is passed on without one (the failure is in the trace)."""
         decoding = agent.configured(config)
-        sent = await gather_all(
+        sent = await settle_all(
             self.send([agent], messages, [ref], decoding, {**tags, "answer": str(i)})
             for i, ref in enumerate(references, start=1)
         )
@@ -471,7 +460,7 @@ class Mixture:
         if batch is not None and len(agents) > 1:
             samples = [a.sample for a in agents]
             return cast(list[CallOutcome], await batch(model, messages, config, samples, tags))
-        return await gather_all(
+        return await settle_all(
             self.generator.generate(model, messages, config, sample=a.sample, tags=tags)
             for a in agents
         )

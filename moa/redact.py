@@ -165,6 +165,23 @@ class Redacting:
         except Exception as exc:  # as ModelClient would record it, but scrubbed first
             raise as_model_error(exc, scrub=lambda text: scrub(text, self.secrets)) from None
 
+    async def generate_n(
+        self,
+        model: str,
+        messages: Sequence[ChatMessage],
+        config: GenerateConfig,
+        samples: Sequence[int],
+    ) -> list[Completion]:
+        """The inner provider's batched draws (`moa.providers.base.BatchingAPI`), scrubbed."""
+        inner = getattr(self.inner, "generate_n", None)
+        if inner is None:
+            raise AttributeError("generate_n")
+        try:
+            drawn: list[Completion] = await inner(model, messages, config, samples)
+        except Exception as exc:
+            raise as_model_error(exc, scrub=lambda text: scrub(text, self.secrets)) from None
+        return drawn
+
     async def list_models(self) -> list[str]:
         """The inner provider's model list, where it has one, its errors scrubbed too."""
         lister = getattr(self.inner, "list_models", None)

@@ -17,8 +17,10 @@ import asyncio
 import heapq
 import itertools
 import math
+from collections.abc import Awaitable, Iterable
 from contextvars import ContextVar
 from types import TracebackType
+from typing import TypeVar, cast
 
 PRIORITY: ContextVar[int | None] = ContextVar("moa_priority", default=None)
 
@@ -160,3 +162,18 @@ class AdaptiveSlots(Slots):
                 learned = True
         self.release()
         return learned
+
+
+T = TypeVar("T")
+
+
+async def settle_all(calls: Iterable[Awaitable[T]]) -> list[T]:
+    """Every call's result, in order, the calls run concurrently. One that raises (a budget stop:
+    `moa.budget.BudgetExceeded`) does not abandon its siblings: its exception is raised once every
+    other call has ended, so the calls already sent finish and are recorded once, while the client
+    is still open, and the calls not yet admitted are refused by the same budget."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return cast(list[T], results)

@@ -13,18 +13,18 @@ the judged part gives is kept under `partial`, never presented as the run's resu
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import json
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from eval.rundir import RunFileError
 from moa.jsonl import JsonLinesError, numbered_lines
+from moa.scheduling import settle_all as settle_all  # the judges' shared gather
 from moa.types import CallOutcome
 
 T = TypeVar("T")
@@ -62,18 +62,6 @@ def judge_error(failures: Iterable[Failure | None]) -> dict[str, str]:
     """`{"judge_error": reason}`, the commonest reason a judge call failed; empty if none did."""
     reasons = Counter(f.reason for f in failures if f is not None and f.kind is FailureKind.CALL)
     return {"judge_error": reasons.most_common(1)[0][0]} if reasons else {}
-
-
-async def settle_all(calls: Iterable[Awaitable[T]]) -> list[T]:
-    """Every call's result, in order, the calls run concurrently. One that raises (a budget stop:
-    `moa.budget.BudgetExceeded`) does not abandon its siblings: its exception is raised once every
-    other call has ended, so the calls already sent finish and are recorded once, while the client
-    is still open, and the calls not yet admitted are refused by the same budget."""
-    results = await asyncio.gather(*calls, return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
-    return cast(list[T], results)
 
 
 def coverage(n_expected: int, n_judged: int) -> dict[str, Any]:

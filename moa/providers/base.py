@@ -32,6 +32,21 @@ class ModelAPI(Protocol):
     async def aclose(self) -> None: ...
 
 
+class BatchingAPI(ModelAPI, Protocol):
+    """A backend that can also draw several samples of one request in one call (`n`), for an
+    endpoint whose config says `supports_n: true`. It returns one completion per sample, in
+    order, with the call's usage split between them: the prompt's tokens all on the first (the
+    prompt was sent and billed once), the answer tokens each on its own."""
+
+    async def generate_n(
+        self,
+        model: str,
+        messages: Sequence[ChatMessage],
+        config: GenerateConfig,
+        samples: Sequence[int],
+    ) -> list[Completion]: ...
+
+
 ProviderFactory = Callable[[str, Mapping[str, Any]], ModelAPI]
 """Builds a provider from an endpoint's name and its config section."""
 

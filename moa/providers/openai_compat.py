@@ -166,48 +166,79 @@ def parse_completion(
 ) -> Completion:
     """A chat.completion body as a `Completion`; a body that is not one is worth another try.
     Missing usage is estimated from `messages` (the request's) and the text (module docstring)."""
+    return parse_completions(data, config, messages, 1)[0]
+
+
+def parse_completions(
+    data: Any, config: GenerateConfig, messages: Sequence[ChatMessage], n: int
+) -> list[Completion]:
+    """The first `n` choices of a body, the usage split as `BatchingAPI` says: the prompt on
+    the first, the answer tokens in proportion to each choice's estimated length."""
     if not isinstance(data, Mapping):
         raise _malformed("not a JSON object")
     choices = data.get("choices")
     if not choices:
         raise ModelError(ErrorKind.TRANSIENT, "response has no choices")
+    if len(choices) < n:
+        raise ModelError(ErrorKind.TRANSIENT, f"asked for {n} choices, got {len(choices)}")
     try:
-        choice = choices[0]
-        text = choice["message"].get("content")
-        if text is None:
-            raise ModelError(ErrorKind.TRANSIENT, "response has no message content")
-        logprobs: tuple[TokenLogprob, ...] | None = None
-        content = (choice.get("logprobs") or {}).get("content") if config.logprobs else None
-        if content is not None:
-            logprobs = tuple(
-                TokenLogprob(
-                    t["token"],
-                    t["logprob"],
-                    tuple((a["token"], a["logprob"]) for a in t.get("top_logprobs") or ()),
-                )
-                for t in content
-            )
-        text = str(text)
+        parsed = [_choice(c, config) for c in choices[:n]]
         usage = data.get("usage")
         if not isinstance(usage, Mapping):
             usage = {}
         input_tokens = _count(usage.get("prompt_tokens"))
         output_tokens = _count(usage.get("completion_tokens"))
-        estimated = False
-        if input_tokens is None or (input_tokens == 0 and messages):
-            input_tokens, estimated = estimate_prompt(messages), True
-        if output_tokens is None or (output_tokens == 0 and text):
-            output_tokens, estimated = estimate_tokens(text), True
-        return Completion(
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
+        raise _malformed(describe_exception(exc)) from None
+    estimated = False
+    if input_tokens is None or (input_tokens == 0 and messages):
+        input_tokens, estimated = estimate_prompt(messages), True
+    lengths = [estimate_tokens(text) for text, _, _ in parsed]
+    if output_tokens is None or (output_tokens == 0 and any(lengths)):
+        shares, estimated = lengths, True
+    else:
+        shares = _split(output_tokens, lengths)
+    return [
+        Completion(
             text=text,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            finish_reason=choice.get("finish_reason"),
+            input_tokens=input_tokens if i == 0 else 0,
+            output_tokens=share,
+            finish_reason=finish,
             logprobs=logprobs,
             tokens_estimated=estimated,
         )
-    except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
-        raise _malformed(describe_exception(exc)) from None
+        for i, ((text, finish, logprobs), share) in enumerate(zip(parsed, shares, strict=True))
+    ]
+
+
+def _choice(
+    choice: Any, config: GenerateConfig
+) -> tuple[str, Any, tuple[TokenLogprob, ...] | None]:
+    text = choice["message"].get("content")
+    if text is None:
+        raise ModelError(ErrorKind.TRANSIENT, "response has no message content")
+    logprobs: tuple[TokenLogprob, ...] | None = None
+    content = (choice.get("logprobs") or {}).get("content") if config.logprobs else None
+    if content is not None:
+        logprobs = tuple(
+            TokenLogprob(
+                t["token"],
+                t["logprob"],
+                tuple((a["token"], a["logprob"]) for a in t.get("top_logprobs") or ()),
+            )
+            for t in content
+        )
+    return str(text), choice.get("finish_reason"), logprobs
+
+
+def _split(total: int, lengths: Sequence[int]) -> list[int]:
+    """`total` in whole shares proportional to `lengths` (equal when all are 0), summing to it."""
+    if len(lengths) == 1:
+        return [total]
+    weights = lengths if any(lengths) else [1] * len(lengths)
+    shares = [total * w // sum(weights) for w in weights]
+    shares[-1] += total - sum(shares)
+    return shares
 
 
 def _count(value: Any) -> int | None:
@@ -241,7 +272,24 @@ class OpenAICompatible:
         sample: int,
     ) -> Completion:
         # `sample` only tells the cache apart; the API draws a fresh sample per request anyway.
+        return (await self._post(model, messages, config, 1))[0]
+
+    async def generate_n(
+        self,
+        model: str,
+        messages: Sequence[ChatMessage],
+        config: GenerateConfig,
+        samples: Sequence[int],
+    ) -> list[Completion]:
+        """One request with `n`, one choice per sample (`BatchingAPI`)."""
+        return await self._post(model, messages, config, len(samples))
+
+    async def _post(
+        self, model: str, messages: Sequence[ChatMessage], config: GenerateConfig, n: int
+    ) -> list[Completion]:
         params = {"model": model, "messages": list(messages), **config.request_params()}
+        if n > 1:
+            params["n"] = n
         try:
             response = await self._client.post(
                 "/chat/completions", body=params, cast_to=httpx2.Response
@@ -256,7 +304,7 @@ class OpenAICompatible:
             data = json.loads(raw)
         except ValueError as exc:
             raise _malformed(exc) from None
-        return parse_completion(data, config, messages)
+        return parse_completions(data, config, messages, n)
 
     async def list_models(self) -> list[str]:
         """The model ids the endpoint serves (`GET /models`), sorted."""

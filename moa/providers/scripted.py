@@ -9,6 +9,7 @@ responder from the judge's own templates, so this module knows no judge's wordin
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import random
@@ -77,6 +78,17 @@ class Scripted:
         if config.max_tokens is not None and _tokens(text) > config.max_tokens:
             text = text[: config.max_tokens * 4]
         return Completion(text, input_tokens, _tokens(text), "stop")
+
+    async def generate_n(
+        self,
+        model: str,
+        messages: Sequence[ChatMessage],
+        config: GenerateConfig,
+        samples: Sequence[int],
+    ) -> list[Completion]:
+        """Each sample's answer as `generate` gives it, the prompt counted once (on the first)."""
+        drawn = [await self.generate(model, messages, config, s) for s in samples]
+        return [drawn[0], *(dataclasses.replace(c, input_tokens=0) for c in drawn[1:])]
 
     def _answer(
         self,

@@ -283,7 +283,8 @@ class FakeServer:
             await asyncio.sleep(profile.ttft_s + n * profile.per_token_s)
         if fault == "malformed":
             return web.Response(text='{"id": "x", "choices": [', content_type="application/json")
-        choices = [] if fault == "empty" else [self._choice(body, n)]
+        count = int(body.get("n") or 1)  # choices asked for (OpenAI's `n`)
+        choices = [] if fault == "empty" else [self._choice(body, n, i) for i in range(count)]
         if fault == "empty_content":
             choices[0]["message"]["content"] = ""
         elif fault == "length":
@@ -296,8 +297,8 @@ class FakeServer:
             "choices": choices,
             "usage": {
                 "prompt_tokens": prompt_tokens(entry.messages),
-                "completion_tokens": 0 if fault == "empty_content" else n,
-                "total_tokens": prompt_tokens(entry.messages) + n,
+                "completion_tokens": 0 if fault == "empty_content" else n * count,
+                "total_tokens": prompt_tokens(entry.messages) + n * count,
             },
         }
         if fault == "no_usage":
@@ -313,11 +314,12 @@ class FakeServer:
             self._sems[model] = asyncio.Semaphore(profile.max_concurrency)
         return self._sems[model]
 
-    def _choice(self, body: Mapping[str, Any], n: int) -> dict[str, Any]:
-        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    def _choice(self, body: Mapping[str, Any], n: int, index: int = 0) -> dict[str, Any]:
+        drawn = json.dumps(body, sort_keys=True) + (f"#{index}" if index else "")
+        digest = hashlib.sha256(drawn.encode()).hexdigest()
         text = f"answer {digest[:12]}: " + " ".join(["word"] * max(n - 3, 0))
         choice: dict[str, Any] = {
-            "index": 0,
+            "index": index,
             "message": {"role": "assistant", "content": text},
             "finish_reason": "stop",
             "logprobs": None,

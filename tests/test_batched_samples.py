@@ -1,0 +1,77 @@
+"""Draws of one request in one call (`supports_n`): each choice cached under its own sample,
+so one-by-one draws find them, and the prompt billed once; on the loopback server and the
+scripted fake, and in the plan."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from eval.plan import plan_points
+from moa.mixture import Agent, Mixture, MixtureSpec
+from moa.types import ChatMessage, GenerateConfig
+from tests.kit.cli import scripted_config as config
+from tests.kit.fakeserver import FakeServer, ModelProfile, serve_in_thread
+
+from .conftest import make_client
+
+CONFIG = GenerateConfig(temperature=0.7, max_tokens=64)
+USER: list[ChatMessage] = [{"role": "user", "content": "Name a colour."}]
+SIX = MixtureSpec.paper("self", (tuple(Agent("fake/p", s) for s in range(6)),), Agent("fake/agg"))
+
+
+async def test_six_draws_go_as_one_request_and_are_cached_one_by_one(tmp_path: Path) -> None:
+    server = FakeServer(default=ModelProfile(min_tokens=5, max_tokens=5))
+    cache = tmp_path / "c.sqlite"
+    with serve_in_thread(server) as url:
+        client = make_client(url, cache, supports_n=True)
+        batched = await Mixture(SIX, client).run_turn(USER, CONFIG)
+        await client.aclose()
+        (draws,) = [r for r in server.log if r.model == "p"]
+        assert draws.params.get("n") == 6 and len(server.log) == 2
+        texts = [c.text for c in batched.layers[0]]
+        assert len(set(texts)) == 6  # six choices, one per sample
+        records = batched.layers[0]
+        assert records[0].input_tokens > 0 and all(c.input_tokens == 0 for c in records[1:])
+        assert all(c.output_tokens == 5 for c in records) and not any(c.cached for c in records)
+        # One by one (no `n`), every draw is found: the same answers, nothing sent.
+        client = make_client(url, cache)
+        single = await Mixture(SIX, client).run_turn(USER, CONFIG)
+        await client.aclose()
+        assert len(server.log) == 2
+        assert [c.text for c in single.layers[0]] == texts and single.output == batched.output
+        assert all(c.cached for c in single.calls())
+
+
+async def test_a_partly_cached_batch_asks_only_for_the_rest(tmp_path: Path) -> None:
+    server = FakeServer(default=ModelProfile(min_tokens=5, max_tokens=5))
+    with serve_in_thread(server) as url:
+        client = make_client(url, tmp_path / "c.sqlite", supports_n=True)
+        for sample in (0, 3):
+            await client.generate("fake/p", USER, CONFIG, sample=sample)
+        outcomes = await client.generate_batch("fake/p", USER, CONFIG, list(range(6)))
+        await client.aclose()
+    assert [r.params.get("n") for r in server.log] == [None, None, 4]
+    assert [o.record.cached for o in outcomes] == [True, False, False, True, False, False]
+    assert all(o.ok for o in outcomes)
+
+
+def test_the_plan_bills_a_batched_prompt_once(tmp_path: Path) -> None:
+    """`single_proposer` (Table 3) and `self_moa` on an endpoint that takes `n`: the draws of
+    each proposer request pay their prompt once; the calls are the same."""
+    for preset in ("single_proposer", "self_moa"):
+        plans = []
+        for batching in ("false", "true"):
+            cfg = config(
+                tmp_path,
+                "benchmark=alpaca_eval",
+                "benchmark.limit=5",
+                f"moa={preset}",
+                f"++endpoints.scripted.supports_n={batching}",
+            )
+            ((_, result),) = asyncio.run(plan_points(cfg, [cfg]))
+            plans.append(result.variants[0])
+        one_by_one, batched = plans
+        assert batched.calls == one_by_one.calls
+        assert batched.input_tokens < one_by_one.input_tokens
+        assert batched.output_tokens == one_by_one.output_tokens

@@ -25,6 +25,7 @@ lint: setup
 
 typecheck: setup
 	$(BIN)/mypy
+	$(BIN)/mypy examples/mylab  # the example of a user's strategy, outside the package
 
 unit: setup
 	$(BIN)/python -m pytest

@@ -35,6 +35,10 @@ fits placeholders, not answers, so the plan also assumes no reference is trimmed
 (but for answers found in the cache, which are fitted as the run fits them). A ranker's pick
 is unknown until cached (`_PlanningMixture`): where it would make two requests equal, or a
 demo verdict a tie without a call, the plan counts one call too many, never one too few.
+Every kind of agent (`moa.mixture`) and a user's strategy run as they do in a run, so their
+calls are counted as made; a strategy whose calls depend on the answers' text says so
+(`moa.strategy.plan_exact`) and the plan notes it. Repeats (`repeats`) are planned as the runs
+they are, and draws of one request on an endpoint that `supports_n` pay their prompt once.
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ from moa.ledger import price_hint
 from moa.limits import LIMIT_KEYS
 from moa.mixture import Mixture, MixtureSpec
 from moa.providers.base import create_provider
+from moa.strategy import load_strategy, plan_exact
 from moa.tokens import MESSAGE_OVERHEAD, estimate_tokens
 from moa.trace import ConversationTrace, TurnTrace
 from moa.types import CallOutcome, CallRecord, ChatMessage, Completion, GenerateConfig
@@ -557,6 +562,13 @@ async def plan(
     charged = bills or (lambda _endpoint: True)
     configs = [config_for(instance) for instance in instances]
     plans, notes = [], []
+    strategies = {a.strategy for v in variants for a in v.agents() if a.strategy}
+    guessed = sorted(s for s in strategies if not plan_exact(load_strategy(s)))
+    if guessed:
+        notes.append(
+            f"the calls of {', '.join(guessed)} depend on the answers (plan_exact = False): "
+            "counted on stand-in answers, an estimate"
+        )
     for spec in variants:
         mixture = _PlanningMixture(spec, planner)
         tally = _Tally(spec.name + repeat_suffix(spec.repeat), catalogue, planner, charged)

@@ -13,7 +13,7 @@ import pytest
 
 from eval.cli import dispatch
 from moa.cache import CacheOnNetworkFilesystem, CallCache
-from moa.cache_merge import merge_caches
+from moa.cache_merge import copy_cache, merge_caches
 from moa.errors import ConfigError
 from moa.ledger import read_ledger
 from moa.mounts import filesystem_type, network_filesystem
@@ -78,6 +78,24 @@ def test_merging_keeps_the_targets_answer_and_leaves_corrupt_rows_out(tmp_path: 
     (tmp_path / "junk.sqlite").write_bytes(b"not a database at all" * 100)
     with pytest.raises(ConfigError, match=r"junk\.sqlite is not a readable"):
         merge_caches(target, [tmp_path / "junk.sqlite"])
+
+
+def test_copies_on_a_network_filesystem_are_merged_without_locks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = CallCache(tmp_path / "node" / "calls.sqlite")
+    job.put("k1", "m", Completion("one", 1, 1))
+    copy = tmp_path / "nfs" / "run" / "calls.sqlite"
+    copy_cache(job.path, copy)  # while the job's cache is still open
+    job.close()
+    fake = tmp_path / "mountinfo"
+    fake.write_text(mountinfo((str(tmp_path / "nfs"), "nfs4")))
+    monkeypatch.setattr("moa.mounts.MOUNTINFO", fake)
+    assert merge_caches(tmp_path / "local" / "calls.sqlite", [copy])[0].added == 1
+    assert not copy.with_name(copy.name + "-shm").exists()  # read immutable: no WAL files
+    copy.with_name(copy.name + "-wal").write_bytes(b"x")
+    with pytest.raises(ConfigError, match="write-ahead log beside it on a network filesystem"):
+        merge_caches(tmp_path / "local" / "calls.sqlite", [copy])
 
 
 def sweep(tmp_path: Path, results: str, *overrides: str) -> list[dict[str, object]]:

@@ -13,8 +13,10 @@ Health. A refused connection means nothing was sent: the replica is drained at o
 goes to another one, at no attempt's cost. `max_failures` other transient failures in a row (5xx,
 a dropped connection, a bad body) drain it too; those calls are the client's to retry, as the
 server may have answered them. A drained replica is re-admitted after `cooldown_s` and drained
-again if it still fails. With every replica drained, a call fails as transient with a
-Retry-After of the wait until the first re-admission, so the client's backoff waits that long.
+again if it still fails. (An attempt the client times out is cancelled here and counts for
+nothing: a replica is judged by what it answers.) With every replica drained, a call fails as
+transient with a Retry-After of the wait until the first re-admission, so the client's backoff
+waits that long.
 
 Identity. The cache key names the endpoint, never the replica that answered (see `_build` in
 `moa.providers.openai_compat` for which URL it is).

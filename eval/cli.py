@@ -2,7 +2,8 @@
 
 Tasks: `run` (generate, then judge), `generate`, `judge` (an existing run), `plan` (predict
 calls and cost, spend nothing), `report` (tables and plots from judged runs), `rescore` (re-parse
-a judge's output file), `models` (what an endpoint still serves, beside the catalogue).
+a judge's output file), `models` (what an endpoint still serves, beside the catalogue),
+`cache_merge` (merge call caches, e.g. those of a sweep's jobs on several hosts, into cache.path).
 `prompt="..."` answers one prompt showing every layer.
 """
 
@@ -254,6 +255,22 @@ def rescore_task(cfg: DictConfig) -> int:
     return 0
 
 
+def cache_merge_task(cfg: DictConfig) -> int:
+    """`task=cache_merge`: the union of `cache_merge.sources` in `cache.path`, a line each."""
+    from moa.cache_merge import expand, merge_caches
+
+    sources = expand([str(s) for s in cfg.cache_merge.sources or []])
+    if not sources:
+        raise ConfigError("task=cache_merge needs cache_merge.sources=[a.sqlite,b.sqlite,...]")
+    target = Path(str(cfg.cache.path)).expanduser()
+    merged = merge_caches(target, sources)
+    for one in merged:
+        say(f"merged {one}")
+    added = sum(m.added for m in merged)
+    say(f"{target}: {added} answers added from {len(merged)} cache(s); checksums verified")
+    return 0
+
+
 async def dispatch(cfg: DictConfig) -> int:
     if cfg.prompt:
         return await answer_prompt(cfg)
@@ -276,9 +293,12 @@ async def dispatch(cfg: DictConfig) -> int:
         from eval.models import list_models
 
         return await list_models(cfg, console)
+    if task == "cache_merge":
+        return cache_merge_task(cfg)
     if task not in ("run", "generate", "judge"):
         raise ConfigError(
-            f"task={task!r} is not one of run, generate, judge, plan, report, rescore, models"
+            f"task={task!r} is not one of run, generate, judge, plan, report, rescore, models, "
+            "cache_merge"
         )
     repeats = cfg.get("repeats", 1)
     if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
@@ -336,10 +356,28 @@ def judged_all(metrics: RunMetrics | None) -> bool:
     return metrics is None or is_complete(metrics.values)
 
 
+def keep_copy(cfg: DictConfig) -> None:
+    """`cache.copy_to`: a copy of the cache after the task, e.g. from a job's local disk to
+    the run directory, for `task=cache_merge` (README: Scale-out)."""
+    if cfg.cache.get("copy_to") and str(cfg.task) != "cache_merge":
+        from moa.cache_merge import copy_cache
+
+        copy_cache(*(Path(str(p)).expanduser() for p in (cfg.cache.path, cfg.cache.copy_to)))
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def hydra_main(cfg: DictConfig) -> None:
     with reported():
-        code = asyncio.run(dispatch(cfg))
+        try:
+            code = asyncio.run(dispatch(cfg))
+        finally:
+            if cfg.cache.get("copy_to") and str(cfg.task) != "cache_merge":
+                from moa.cache_merge import copy_cache
+
+                cache, copy = (
+                    Path(str(p)).expanduser() for p in (cfg.cache.path, cfg.cache.copy_to)
+                )
+                copy_cache(cache, copy)
     if code:
         sys.exit(code)
 

@@ -14,6 +14,8 @@ and that read's commit stores their checksum (a read-only process reads such a f
 A row whose checksum does not match, or that does not parse, is a miss: it is logged and
 counted (`corrupt`), and the call made again replaces it.
 A file that SQLite cannot read is refused at once with `CacheUnreadable`, naming the file.
+A file on a network filesystem (NFS, Lustre...) is refused before it is opened with
+`CacheOnNetworkFilesystem`: WAL's locks and shared memory do not work between hosts there.
 
 Faults. A commit that fails (a full disk, an I/O error) loses nothing: its answers stay pending
 in memory, are appended to a journal beside the file (`journal_paths`; if that cannot be written
@@ -46,6 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from moa.errors import ConfigError
+from moa.mounts import network_filesystem
 from moa.types import ChatMessage, Completion, GenerateConfig
 
 log = logging.getLogger(__name__)
@@ -109,6 +112,18 @@ class CacheUnreadable(ConfigError):
         super().__init__(
             f"{path} is not a readable moa-bench call cache ({reason}): move it aside and run "
             "again; its calls will be made again"
+        )
+
+
+class CacheOnNetworkFilesystem(ConfigError):
+    """The cache's directory is on a network filesystem: refused before any call is made."""
+
+    def __init__(self, path: Path, kind: str) -> None:
+        super().__init__(
+            f"the call cache {path} is on a network filesystem ({kind}), where SQLite's WAL "
+            "mode corrupts it once two hosts use it: put it on a local disk (e.g. "
+            "cache.path=/tmp/moa-bench/calls.sqlite, or under $TMPDIR), one per host or job, "
+            "and merge them afterwards with task=cache_merge (README: Scale-out)"
         )
 
 
@@ -264,6 +279,8 @@ class CallCache:
         self._corrupt: set[str] = set()
         self._checked = True  # whether the file has the checksum column
         if mode is not CacheMode.OFF:
+            if (kind := network_filesystem(self.path.parent)) is not None:
+                raise CacheOnNetworkFilesystem(self.path, kind)
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = self._open()
             if mode.writes:

@@ -70,6 +70,35 @@ class EndpointLimits:
             check_number(f"endpoints.{endpoint}.{key}", value, integer=integer, optional=True)
             if value:  # null or 0: the default
                 values[key] = int(value) if integer else float(value)
+        urls = spec.get("base_urls")
+        if isinstance(urls, list | tuple) and urls and "max_concurrency" not in values:
+            # replicas (`moa.providers.replicas`): the endpoint takes what they all take
+            values["max_concurrency"] = ReplicaSettings.from_spec(endpoint, spec).max_concurrency
+            values["max_concurrency"] *= len(urls)
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class ReplicaSettings:
+    """An endpoint's replica settings (`base_urls`), read by its provider: each replica's
+    concurrency cap (its own limit is learned below it), the transient failures in a row that
+    drain it, and how long it stays drained. With replicas, an endpoint's `max_concurrency`
+    left unset is the sum of theirs."""
+
+    max_concurrency: int = EndpointLimits.max_concurrency
+    max_failures: int = 3
+    cooldown_s: float = 30.0
+
+    @classmethod
+    def from_spec(cls, endpoint: str, spec: Mapping[str, Any]) -> ReplicaSettings:
+        values: dict[str, Any] = {}
+        for field_name in ("max_concurrency", "max_failures", "cooldown_s"):
+            key = f"replica_{field_name}"
+            value = spec.get(key)
+            integer = field_name != "cooldown_s"
+            check_number(f"endpoints.{endpoint}.{key}", value, integer=integer, optional=True)
+            if value:  # null or 0: the default
+                values[field_name] = int(value) if integer else float(value)
         return cls(**values)
 
 

@@ -23,7 +23,11 @@
 # Environment: GPUS (comma-separated ids), HOST (default 0.0.0.0), FP8=1, EXTRA_ARGS (passed to
 # every `vllm serve`), WIZARDLM_REPO (Microsoft withdrew microsoft/WizardLM-2-8x22B after release:
 # point this at a copy you trust; it is still served under the name the catalogue uses),
-# HF_TOKEN (Llama 3 and DBRX are gated), DRY_RUN=1 (print the commands, start nothing).
+# HF_TOKEN (Llama 3 and DBRX are gated), DRY_RUN=1 (print the commands, start nothing),
+# REPLICAS=N (default 1: N servers of each model given, replica i on port <port> + 10 i, each on
+# its own GPUs), URL_HOST (the host name the printed endpoint config uses, default this one's).
+# With REPLICAS > 1 it prints the endpoint config of the model's replicas (base_urls, as in
+# conf/endpoints/vllm_replicas.yaml); replicas on several nodes: join the nodes' base_urls.
 # Each server is served under the model id the catalogue sends, and holds its context window
 # (Llama 3: 8k, so long MoA prompts are fitted by the harness's context policy). Ctrl-C stops all.
 set -euo pipefail
@@ -50,36 +54,51 @@ if [ "${wanted[0]}" = all ]; then
 fi
 
 IFS=, read -r -a gpus <<< "${GPUS:-0,1,2,3,4,5,6,7}"
+replicas=${REPLICAS:-1}
+url_host=${URL_HOST:-$(hostname -f 2>/dev/null || hostname)}
 next_gpu=0
 pids=()
+config=""
 trap 'if [ ${#pids[@]} -gt 0 ]; then kill "${pids[@]}" 2>/dev/null || true; fi' EXIT INT TERM
 
 for name in "${wanted[@]}"; do
     line=$(printf '%s\n' "$MODELS" | grep "^${name}|" || true)
     [ -n "$line" ] || { echo "serve_vllm: unknown model '$name'" >&2; usage; }
-    IFS='|' read -r _ repo served tp tp_fp8 port max_len <<< "$line"
+    IFS='|' read -r _ repo served tp tp_fp8 first_port max_len <<< "$line"
     quant=()
     if [ "${FP8:-0}" = 1 ]; then
         tp=$tp_fp8
         quant=(--quantization fp8 --kv-cache-dtype fp8)
     fi
-    if [ $((next_gpu + tp)) -gt ${#gpus[@]} ]; then
-        echo "serve_vllm: $name needs $tp GPUs, ${#gpus[@]} - $next_gpu left: serve it on another node" >&2
-        exit 1
-    fi
-    devices=$(IFS=,; echo "${gpus[*]:next_gpu:tp}")
-    next_gpu=$((next_gpu + tp))
-    # shellcheck disable=SC2206  # EXTRA_ARGS is split on purpose
-    cmd=(vllm serve "$repo" --served-model-name "$served"
-         --host "${HOST:-0.0.0.0}" --port "$port"
-         --tensor-parallel-size "$tp" --max-model-len "$max_len"
-         --gpu-memory-utilization 0.92 ${quant[@]+"${quant[@]}"} ${EXTRA_ARGS:-})
-    echo "CUDA_VISIBLE_DEVICES=$devices ${cmd[*]}"
-    if [ "${DRY_RUN:-0}" != 1 ]; then
-        CUDA_VISIBLE_DEVICES=$devices "${cmd[@]}" &
-        pids+=($!)
-    fi
+    urls=""
+    for ((replica = 0; replica < replicas; replica++)); do
+        port=$((first_port + 10 * replica))
+        if [ $((next_gpu + tp)) -gt ${#gpus[@]} ]; then
+            echo "serve_vllm: $name needs $tp GPUs, ${#gpus[@]} - $next_gpu left: serve it on another node" >&2
+            exit 1
+        fi
+        devices=$(IFS=,; echo "${gpus[*]:next_gpu:tp}")
+        next_gpu=$((next_gpu + tp))
+        # shellcheck disable=SC2206  # EXTRA_ARGS is split on purpose
+        cmd=(vllm serve "$repo" --served-model-name "$served"
+             --host "${HOST:-0.0.0.0}" --port "$port"
+             --tensor-parallel-size "$tp" --max-model-len "$max_len"
+             --gpu-memory-utilization 0.92 ${quant[@]+"${quant[@]}"} ${EXTRA_ARGS:-})
+        echo "CUDA_VISIBLE_DEVICES=$devices ${cmd[*]}"
+        if [ "${DRY_RUN:-0}" != 1 ]; then
+            CUDA_VISIBLE_DEVICES=$devices "${cmd[@]}" &
+            pids+=($!)
+        fi
+        urls+="    - http://${url_host}:${port}/v1"$'\n'
+    done
+    config+="vllm_${name}:"$'\n'"  provider: openai"$'\n'"  base_urls:"$'\n'"${urls}"
+    config+="  replica_max_concurrency: 128"$'\n'"  timeout_s: 1800"$'\n'"  bills: false"$'\n'
 done
+
+if [ "$replicas" -gt 1 ]; then
+    echo "# endpoint config of these replicas (put it in conf/endpoints/, after 'defaults: [default, _self_]'):"
+    printf '%s' "$config"
+fi
 
 if [ "${DRY_RUN:-0}" != 1 ]; then
     wait

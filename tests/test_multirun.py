@@ -66,7 +66,6 @@ def test_parallel_sweep_pays_once_per_distinct_call(tmp_path: Path, shared_data:
     [
         ("parallel", "hydra_plugins.hydra_joblib_launcher"),
         ("slurm", "hydra_plugins.hydra_submitit_launcher"),
-        ("ray_cluster", "hydra_plugins.hydra_ray_launcher"),
     ],
 )
 def test_launcher_configs_compose(launcher: str, plugin: str) -> None:

@@ -37,7 +37,9 @@ import openai
 
 from moa.errors import ConfigError
 from moa.failures import describe_exception
+from moa.limits import ReplicaSettings
 from moa.providers.base import register_provider
+from moa.providers.replicas import NotSent, Replicas
 from moa.tokens import estimate_prompt, estimate_tokens
 from moa.types import ChatMessage, Completion, ErrorKind, GenerateConfig, ModelError, TokenLogprob
 
@@ -126,7 +128,7 @@ def connection_error(exc: BaseException, base_url: str) -> ModelError:
         if isinstance(cause, ConnectionRefusedError) or (
             isinstance(cause, OSError) and cause.errno == errno.ECONNREFUSED
         ):
-            return ModelError(ErrorKind.TRANSIENT, f"connection refused by {_shown(base_url)}")
+            return NotSent(ErrorKind.TRANSIENT, f"connection refused by {_shown(base_url)}")
         if _named(cause, "ContentLengthError"):
             # its message is aiohttp's own, with byte counts only: safe to show them
             counts = _RECEIVED.search(str(cause))
@@ -246,6 +248,11 @@ def _count(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
+def identity_of(base_url: str) -> str:
+    """What a cache key names for a server at `base_url`."""
+    return f"openai:{base_url.rstrip('/')}"
+
+
 class OpenAICompatible:
     def __init__(self, endpoint: str, base_url: str, api_key: str) -> None:
         self.base_url = base_url.rstrip("/")
@@ -262,7 +269,7 @@ class OpenAICompatible:
 
     @property
     def identity(self) -> str:
-        return f"openai:{self.base_url}"
+        return identity_of(self.base_url)
 
     async def generate(
         self,
@@ -321,9 +328,20 @@ class OpenAICompatible:
 
 
 @register_provider("openai")
-def _build(endpoint: str, options: Mapping[str, Any]) -> OpenAICompatible:
+def _build(endpoint: str, options: Mapping[str, Any]) -> OpenAICompatible | Replicas:
+    """One server at `base_url`, or replicas of one at `base_urls` (`moa.providers.replicas`).
+
+    Replicas' cache keys name `base_url` when it is set beside `base_urls`, else the first of
+    `base_urls`: the keys a single-URL endpoint made stay valid when it gains replicas, and do
+    not depend on which replica answers. (Set `base_url` to the old first URL before replacing
+    the first replica, or its keys change.)"""
+    urls = options.get("base_urls")
     base_url = options.get("base_url")
-    if not base_url:
+    if urls is not None and (
+        isinstance(urls, str) or not urls or not all(isinstance(u, str) and u for u in urls)
+    ):
+        raise ConfigError(f"endpoint {endpoint!r}: base_urls must be a list of URLs")
+    if not base_url and not urls:
         raise ConfigError(f"endpoint {endpoint!r}: base_url is not set")
     key_env = options.get("api_key_env")
     if key_env:
@@ -334,4 +352,16 @@ def _build(endpoint: str, options: Mapping[str, Any]) -> OpenAICompatible:
             )
     else:
         api_key = "none"  # local servers ignore it; some want the header all the same
-    return OpenAICompatible(endpoint, str(base_url), api_key)
+    if not urls:
+        return OpenAICompatible(endpoint, str(base_url), api_key)
+    if len(set(urls)) != len(urls):
+        raise ConfigError(f"endpoint {endpoint!r}: base_urls lists a URL twice")
+    settings = ReplicaSettings.from_spec(endpoint, options)
+    return Replicas(
+        endpoint,
+        identity_of(str(base_url or urls[0])),
+        [(str(u), OpenAICompatible(endpoint, str(u), api_key)) for u in urls],
+        max_concurrency=settings.max_concurrency,
+        max_failures=settings.max_failures,
+        cooldown_s=settings.cooldown_s,
+    )

@@ -1,7 +1,8 @@
 """`moa-bench`: the Hydra entry point. With no arguments it runs the embedded demo.
 
 Tasks: `run` (generate, then judge), `generate`, `judge` (an existing run), `plan` (predict
-calls and cost, spend nothing), `report` (tables and plots from judged runs), `rescore` (re-parse
+calls and cost, spend nothing), `report` (tables and plots from judged runs), `view` (a static
+site to browse every run's instances, layers and verdicts), `rescore` (re-parse
 a judge's output file), `models` (what an endpoint still serves, beside the catalogue).
 `prompt="..."` answers one prompt showing every layer.
 """
@@ -277,6 +278,10 @@ async def dispatch(cfg: DictConfig) -> int:
             console.print(f"[yellow]{escape(str(skipped))}")
         console.print(f"tables and plots: {out_dir} (an index of them all: {report.index})")
         return 0
+    if task == "view":
+        from eval.view.site import main as view_main
+
+        return view_main(cfg, console)
     if task == "rescore":
         return rescore_task(cfg)
     if task == "models":
@@ -285,7 +290,7 @@ async def dispatch(cfg: DictConfig) -> int:
         return await list_models(cfg, console)
     if task not in ("run", "generate", "judge"):
         raise ConfigError(
-            f"task={task!r} is not one of run, generate, judge, plan, report, rescore, models"
+            f"task={task!r} is not one of run, generate, judge, plan, report, view, rescore, models"
         )
     rundir = RunDir(Path(str(cfg.run_dir)))
     with rundir.locked():

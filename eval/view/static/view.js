@@ -112,6 +112,7 @@
     });
     let timer = null;
     search.addEventListener("input", () => {
+      document.body.dataset.ready = "0";
       clearTimeout(timer);
       timer = setTimeout(() => {
         state.query = search.value;

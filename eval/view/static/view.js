@@ -528,7 +528,8 @@
     window.scrollTo(0, 0);
     document.body.dataset.view = view;
     document.body.dataset.ready = "1";
-    window.MOA_TIMES.push({ view, hash: location.hash, ms: performance.now() - started });
+    // How long this view took from its route, and when it was done since the page opened.
+    window.MOA_TIMES.push({ view, hash: location.hash, ms: performance.now() - started, at: performance.now() });
   }
 
   window.addEventListener("hashchange", route);

@@ -440,7 +440,7 @@
       if (state.disagree) keep = keep.filter((i) => la[joined[i][0]].outcome !== lb[joined[i][1]].outcome);
       const by = { "diff-abs": (i) => -Math.abs(diff(i)), "diff+": (i) => -diff(i), "diff-": (i) => diff(i) }[state.sort];
       if (by) keep.sort((x, y) => (isNaN(by(x)) - isNaN(by(y))) || by(x) - by(y));
-      count.textContent = keep.length + " of " + joined.length + " instances both ran";
+      count.textContent = keep.length + " shown, of the " + joined.length + " instances both ran (difference: the second run's score minus the first's)";
       body.replaceChildren(
         ...keep.map((i) => {
           const [ra, rb] = [la[joined[i][0]], lb[joined[i][1]]];

@@ -40,6 +40,9 @@ RUNS = (
     ("benchmark=flask", "moa=moa_lite", "benchmark.limit=30"),
     ("benchmark=alpaca_eval", "moa=moa_lite", "moa.name=lite_drop", "benchmark.limit=3",
      "context_overflow=drop_last", SMALL_WINDOW, "moa.aggregator=tiny"),
+    # no proposer layer at all, and a final call that picks a proposal instead of writing one
+    ("benchmark=mt_bench", "moa=single", "moa.aggregator=qwen1.5-72b", "benchmark.limit=2"),
+    ("benchmark=mt_bench", "moa=llm_ranker", "benchmark.limit=2"),
 )  # fmt: skip
 
 
@@ -108,7 +111,8 @@ def test_index_lists_every_run_with_the_papers_number(root: Path, page: Any) -> 
         "alpaca_eval/moa@scripted", "alpaca_eval/moa_lite@scripted",
         "alpaca_eval/lite_drop@scripted~first3", "mt_bench/moa@scripted",
         "mt_bench/moa_lite@scripted", "flask/moa@scripted~first30",
-        "flask/moa_lite@scripted~first30",
+        "flask/moa_lite@scripted~first30", "mt_bench/single_qwen1.5-72b@scripted~first2",
+        "mt_bench/llm_ranker_l2@scripted~first2",
     }  # fmt: skip
     moa = page.find_element(By.CSS_SELECTOR, 'tr[data-run="alpaca_eval/moa@scripted"]').text
     # the win rate with its interval, and Table 2a's 59.8 beside it (no LC offline)
@@ -255,6 +259,19 @@ def test_a_dropped_reference_is_shown_as_dropped(root: Path, page: Any) -> None:
     n = int(event.split("dropped the last ")[1].split()[0])
     marks = [t for t in texts(page, ".call.proposal .policy") if t.startswith("dropped for")]
     assert len(marks) == n
+
+
+def test_a_model_alone_and_a_ranker_show_as_they_ran(root: Path, page: Any) -> None:
+    alone = finished(root, "mt_bench", "single_qwen1.5-72b@scripted~first2")["81"]
+    browser.open_view(page, url(root, "#mt_bench/single_qwen1.5-72b@scripted~first2/81"))
+    assert texts(page, ".call.proposal") == [] and texts(page, ".answer pre") == alone.outputs
+    assert len(texts(page, ".call.final")) == 2  # one call per turn, the model alone
+    ranked = finished(root, "mt_bench", "llm_ranker_l2@scripted~first2")["81"]
+    browser.go(page, "mt_bench/llm_ranker_l2@scripted~first2/81")
+    picks = texts(page, ".answer h4")
+    assert texts(page, ".answer pre") == ranked.outputs and len(picks) == 2
+    # the ranker's own answer is its pick, and the answer is the proposal it picked
+    assert all(p == "Answer (the proposal picked)" for p in picks)
 
 
 def test_text_is_shown_as_text_never_as_markup(root: Path, page: Any) -> None:

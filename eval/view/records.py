@@ -164,8 +164,9 @@ def _turn(turn: TurnTrace) -> dict[str, Any]:
         for depth, layer in enumerate(turn.layers, start=1)
     ]
     final = None if turn.final is None else _call(turn.final, _own_events(turn, turn.final, None))
+    # Layer d's proposals are read by layer d + 1, the last layer's by the final call.
     consumers = [*layers[1:], [final] if final else []]
-    for proposals, readers in zip(layers, consumers, strict=True):
+    for proposals, readers in zip(layers, consumers, strict=False):
         for proposal in proposals:
             proposal["references"] = []
         answered = [p for p in proposals if p["text"] is not None]

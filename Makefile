@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: setup demo test lint typecheck unit
+.PHONY: setup demo test lint typecheck unit browser
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -27,7 +27,13 @@ typecheck: setup
 	$(BIN)/mypy
 	$(BIN)/mypy examples/mylab  # the example of a user's strategy, outside the package
 
-unit: setup
+# The run browser's tests drive Debian's headless Chromium and its matching chromedriver.
+browser:
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  (apt-get update && apt-get install -y chromium chromium-driver) || \
+	  { echo "cannot install chromium and chromium-driver (the run browser's tests need them)" >&2; exit 1; }
+
+unit: setup browser
 	$(BIN)/python -m pytest
 
 test: lint typecheck unit

@@ -1,9 +1,10 @@
 """`moa-bench`: the Hydra entry point. With no arguments it runs the embedded demo.
 
 Tasks: `run` (generate, then judge), `generate`, `judge` (an existing run), `plan` (predict
-calls and cost, spend nothing), `report` (tables and plots from judged runs), `rescore` (re-parse
-a judge's output file), `models` (what an endpoint still serves, beside the catalogue),
-`cache_merge` (merge call caches, e.g. those of a sweep's jobs on several hosts, into cache.path).
+calls and cost, spend nothing), `report` (tables and plots from judged runs), `view` (a static
+site to browse every run's instances, layers and verdicts), `rescore` (re-parse a judge's output
+file), `models` (what an endpoint still serves, beside the catalogue), `cache_merge` (merge call
+caches, e.g. those of a sweep's jobs on several hosts, into cache.path).
 `prompt="..."` answers one prompt showing every layer.
 """
 
@@ -287,6 +288,10 @@ async def dispatch(cfg: DictConfig) -> int:
             console.print(f"[yellow]{escape(str(skipped))}")
         console.print(f"tables and plots: {out_dir} (an index of them all: {report.index})")
         return 0
+    if task == "view":
+        from eval.view.site import main as view_main
+
+        return view_main(cfg, console)
     if task == "rescore":
         return rescore_task(cfg)
     if task == "models":
@@ -297,8 +302,8 @@ async def dispatch(cfg: DictConfig) -> int:
         return cache_merge_task(cfg)
     if task not in ("run", "generate", "judge"):
         raise ConfigError(
-            f"task={task!r} is not one of run, generate, judge, plan, report, rescore, models, "
-            "cache_merge"
+            f"task={task!r} is not one of run, generate, judge, plan, report, view, rescore, "
+            "models, cache_merge"
         )
     repeats = cfg.get("repeats", 1)
     if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:

@@ -386,6 +386,28 @@ class RunDir:
                 done[result.id] = result
         return done
 
+    def results(self) -> dict[str, InstanceResult]:
+        """The last complete record per instance id, failed ones included (for readers that
+        show failures, as the run browser does)."""
+        if not self.traces.exists():
+            return {}
+        return {
+            result.id: result
+            for n, row in read_lines(self.traces)
+            for result in [InstanceResult.from_json(self.traces, row, f" line {n}")]
+        }
+
+    def fingerprint(self) -> str:
+        """A digest of every file's name, size and modification time (the lock and leftover
+        temporary files aside): it changes whenever the run's records do, so a reader can keep
+        what it derived from an unchanged directory."""
+        stats = sorted(
+            (str(p.relative_to(self.path)), p.stat().st_size, p.stat().st_mtime_ns)
+            for p in self.path.rglob("*")
+            if p.is_file() and p.name != LOCK and not p.name.endswith(".tmp")
+        )
+        return hashlib.sha1(json.dumps(stats).encode()).hexdigest()
+
     def metrics(self) -> RunMetrics | None:
         if not self.metrics_file.exists():
             return None

@@ -239,6 +239,12 @@ def paper_table2a(variant: str, metric: Metric) -> tuple[float | None, str]:
     return _value(table, label, f"leaderboard_{kind}"), "leaderboard"
 
 
+def paper_table2b(variant: str, column: str) -> float | None:
+    """The paper's Table 2b cell (`avg`, `turn_1`, `turn_2`) of a variant, if it has one."""
+    return _value(_paper("table2b_mt_bench.csv").set_index("model"), TABLE2_ROWS.get(variant),
+                  column)  # fmt: skip
+
+
 # --- building frames -------------------------------------------------------------------------
 
 

@@ -27,6 +27,7 @@ POLICIES: tuple[Policy, ...] = ("trim", "drop_last", "error")
 TIGHTEN = 0.75
 _SHRINK = 0.9  # trimming steps down by this factor until the estimate fits
 _EVENT = re.compile(r"^context overflow \((\w+)\)")
+_DROPPED = re.compile(r": dropped the last (\d+) of \d+ references")
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,18 @@ def event(policy: Policy, where: str, what: str) -> str:
 def count_events(events: Iterable[str]) -> Counter[str]:
     """How often each policy applied, from trace events."""
     return Counter(m.group(1) for e in events if (m := _EVENT.match(e)))
+
+
+def policy_of(text: str) -> str | None:
+    """The policy a trace event says applied (`trim`, `drop_last`, `error`); None: not one."""
+    match = _EVENT.match(text)
+    return match.group(1) if match else None
+
+
+def dropped(text: str) -> int:
+    """How many references, the last ones, a `drop_last` event says were left out."""
+    match = _DROPPED.search(text)
+    return int(match.group(1)) if match else 0
 
 
 def prompt_limit(context_length: int | None, max_tokens: int | None) -> int | None:

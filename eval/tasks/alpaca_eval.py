@@ -7,6 +7,7 @@ and 4, Figures 4 and 5) are AlpacaEval numbers, so this task's report writes the
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -31,7 +32,7 @@ from eval.judges.common import (
     judge_error,
 )
 from eval.rundir import InstanceResult, RunDir, RunMetrics, write_atomic
-from eval.tasks.base import Task, check_rows
+from eval.tasks.base import Figure, Reading, Task, Verdict, check_rows
 from moa.providers import scripted
 from moa.types import ChatMessage, Completion, GenerateConfig, TokenLogprob
 
@@ -137,6 +138,53 @@ async def request_preferences(
         await generator.generate(judge, messages, annotator.config, tags=JUDGE_TAGS)
 
 
+def _source(paper: tuple[float | None, str]) -> str:
+    """Says so where the paper has no number and the AlpacaEval leaderboard's is shown."""
+    return "the leaderboard's" if paper[0] is not None and paper[1] != "paper" else ""
+
+
+def outcome_of(preference: float | None) -> str:
+    """alpaca_eval's preference in a word: above 1.5 the model (ours) wins."""
+    if preference is None:
+        return "not judged"
+    return "win" if preference > 1.5 else "loss" if preference < 1.5 else "tie"
+
+
+def _first_token(raw: Mapping[str, Any] | None) -> dict[str, str]:
+    """The judge's first token and its top alternatives' probabilities, the preference's
+    source."""
+    content = ((raw or {}).get("logprobs") or {}).get("content") or []
+    if not content:
+        return {}
+    top = sorted(content[0].get("top_logprobs") or [], key=lambda t: -float(t["logprob"]))[:4]
+    odds = ", ".join(f"{t['token']!r} {math.exp(float(t['logprob'])):.2f}" for t in top)
+    return {"first token": repr(content[0].get("token")), "top probabilities": odds}
+
+
+def verdict_of(annotation: ae.Annotation) -> Verdict:
+    """One annotation as the browser shows it: the preference, which output the judge saw
+    first (alpaca_eval's seeded swap), the judge's first token, and the reference output."""
+    pair, preference = annotation.pair, annotation.preference
+    reference = f"the reference ({pair.generator_1})"
+    first = "ours" if _switched(pair.instruction, ae.SEED) else reference
+    facts = {
+        "preference": "-" if preference is None else f"{preference:.3f} (1: reference, 2: ours)",
+        "shown first": first,
+        **_first_token(annotation.raw_completion),
+        "annotator": annotation.annotator,
+    }
+    if annotation.failure is not None:
+        facts["failure"] = f"{annotation.failure.kind.value}: {annotation.failure.reason}"
+    text = (annotation.raw_completion or {}).get("text")
+    return Verdict(
+        score=None if preference is None else (preference - 1.0) * 100.0,
+        outcome=outcome_of(preference),
+        readings=[Reading("preference", facts, None if text is None else str(text))],
+        tags=[pair.dataset] if pair.dataset else [],
+        reference=(pair.generator_1, pair.output_1),
+    )
+
+
 class AlpacaEval(Task):
     name = "alpaca_eval"
 
@@ -239,6 +287,39 @@ class AlpacaEval(Task):
             for a in annotations
             if a.preference is not None
         }
+
+    def verdicts(
+        self, run: RunDir, metrics: RunMetrics, finished: Mapping[str, InstanceResult]
+    ) -> dict[str, Verdict]:
+        """Annotations are keyed by instruction; the traces' own text finds each one's id."""
+        by_instruction = {r.turns[0]: id_ for id_, r in finished.items() if r.turns}
+        return {
+            by_instruction[a.pair.instruction]: verdict_of(a)
+            for a in ae.read_annotations(run.native(ANNOTATIONS))
+            if a.pair.instruction in by_instruction
+        }
+
+    def figures(
+        self, variant: str, metrics: Mapping[str, Any], scores: Mapping[str, float]
+    ) -> list[Figure]:
+        """LC win rate (interval: alpaca-eval's standard error, times 1.96) and win rate
+        (bootstrap over instructions), each beside the paper's Table 2a; a partial set's win
+        rate is its judged part's."""
+        from eval import tables
+
+        if not is_complete(metrics):
+            partial = metrics.get("partial") or {}
+            rate = partial.get("win_rate")
+            return [Figure("win rate", rate, note="partial")] if rate is not None else []
+        figures = []
+        lc, se = metrics.get("length_controlled_winrate"), metrics.get("lc_standard_error")
+        if lc is not None:
+            low, high = (lc - 1.96 * se, lc + 1.96 * se) if se is not None else (None, None)
+            paper = tables.paper_table2a(variant, tables.Metric(tables.LC_KEY, "LC"))
+            figures.append(Figure("LC win rate", float(lc), low, high, paper[0], _source(paper)))
+        paper = tables.paper_table2a(variant, tables.Metric("win_rate", "win rate"))
+        rate = Figure.over("win rate", metrics.get("win_rate"), scores.values(), paper[0])
+        return [*figures, dataclasses.replace(rate, note=_source(paper))]
 
     def headline(self, metrics: Mapping[str, Any]) -> float:
         """LC win rate where it could be computed, else the win rate; none for a partial set."""

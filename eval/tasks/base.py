@@ -9,14 +9,17 @@ how its judge answers offline.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
 
 from eval.benchmarks import Instance
 from eval.benchmarks.fetch import fetch
 from eval.rundir import InstanceResult, RunDir, RunFileError, RunMetrics
+from eval.stats import bootstrap
 from moa.errors import ConfigError
 from moa.providers import scripted
 from moa.types import GenerateConfig
@@ -37,6 +40,57 @@ class Data:
 
     def path(self, relpath: str) -> Path:
         return fetch(relpath, data_dir=self.data_dir, cache_dir=self.cache_dir)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One judge call's result as the run browser (`eval.view`) shows it: a title, its facts in
+    words (`score: 8`, `shown first: ours`), the judge's own text, and the prompt it was given
+    where the judge file keeps it."""
+
+    title: str
+    facts: dict[str, str] = field(default_factory=dict)
+    text: str | None = None
+    prompt: str | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the judge said of one instance, in terms the browser needs no benchmark to show.
+
+    `score` is the instance's score as `instance_scores` gives it (summed over turns into one
+    number per instance), `outcome` the verdict in a word or number that two runs are said to
+    disagree on when it differs, `tags` the categories or skills to filter by, `reference` the
+    answer the judge compared against, when it is not the instance's own reference."""
+
+    score: float | None
+    outcome: str
+    readings: list[Reading]
+    tags: list[str] = field(default_factory=list)
+    reference: tuple[str, str] | None = None  # (whose, text)
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One metric of a run for the browser's index: ours, its 95% interval, the paper's."""
+
+    name: str
+    value: float | None
+    low: float | None = None
+    high: float | None = None
+    paper: float | None = None
+    note: str = ""  # e.g. `partial`: the judged part of an incomplete run
+
+    @classmethod
+    def over(
+        cls, name: str, value: Any, scores: Iterable[float], paper: float | None = None
+    ) -> Figure:
+        """A figure whose interval is the bootstrap over per-instance `scores` (`eval.stats`)."""
+        values = np.array(list(scores), dtype=float)
+        if value is None or not values.size:
+            return cls(name, None if value is None else float(value), paper=paper)
+        interval = bootstrap(values)
+        return cls(name, float(value), interval.low, interval.high, paper)
 
 
 def check_rows(path: Path, found: int, expected: int, what: str) -> None:
@@ -147,6 +201,20 @@ class Task:
         answered instances, from its traces). A file that does not hold what judging those
         instances writes is a `RunFileError` naming it (`check_rows`)."""
         return {}
+
+    def verdicts(
+        self, run: RunDir, metrics: RunMetrics, finished: Mapping[str, InstanceResult]
+    ) -> dict[str, Verdict]:
+        """Per instance id, its judge's verdict for the run browser (`eval.view`), read from the
+        judge's native file as `instance_scores` reads it."""
+        return {}
+
+    def figures(
+        self, variant: str, metrics: Mapping[str, Any], scores: Mapping[str, float]
+    ) -> list[Figure]:
+        """The run's metrics for the browser's index, with the paper's number beside each
+        where it has one; `scores` are `instance_scores`, for intervals."""
+        return []
 
     def headline(self, metrics: Mapping[str, Any]) -> float:
         """The one number the report ranks a run by; NaN for a run not wholly judged."""

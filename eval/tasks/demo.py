@@ -4,7 +4,7 @@ alone, pairwise the AlpacaEval way (by default the embedded model judges)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,9 +19,9 @@ from eval.judges.common import (
     judge_error,
     settle_all,
 )
-from eval.rundir import InstanceResult, RunDir, write_atomic
-from eval.tasks.alpaca_eval import preference_answer, request_preferences
-from eval.tasks.base import Task
+from eval.rundir import InstanceResult, RunDir, RunMetrics, write_atomic
+from eval.tasks.alpaca_eval import outcome_of, preference_answer, request_preferences
+from eval.tasks.base import Reading, Task, Verdict
 from moa.mixture import Mixture, MixtureSpec
 from moa.providers import scripted
 
@@ -125,6 +125,20 @@ class Demo(Task):
             )
             ours.append({"instruction": instruction, "output": mine[-1], "generator": "moa"})
         await request_preferences(generator, ae.make_pairs(baseline_rows, ours), judge)
+
+    def verdicts(
+        self, run: RunDir, metrics: RunMetrics, finished: Mapping[str, InstanceResult]
+    ) -> dict[str, Verdict]:
+        """The metrics' preference per instance: 1 the model alone, 2 the mixture."""
+        verdicts = {}
+        for id_, preference in (metrics.get("preference") or {}).items():
+            shown = "-" if preference is None else f"{preference:.3f} (1: alone, 2: mixture)"
+            verdicts[str(id_)] = Verdict(
+                score=None if preference is None else (preference - 1.0) * 100.0,
+                outcome=outcome_of(preference),
+                readings=[Reading("preference against the model alone", {"preference": shown})],
+            )
+        return verdicts
 
     def judge_calls(self, instance: Instance) -> int:
         return len(instance.turns) + 1  # the model alone at each turn, then the verdict

@@ -9,6 +9,7 @@ FLASK's own files, read with the validated loaders of `eval.benchmarks.flask`.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import random
 from collections.abc import Mapping, Sequence
@@ -21,7 +22,7 @@ from eval.benchmarks._read import read_jsonl
 from eval.judges import flask as fj
 from eval.judges.common import coverage, judge_error
 from eval.rundir import InstanceResult, RunDir, RunMetrics, write_jsonl
-from eval.tasks.base import Task, check_rows
+from eval.tasks.base import Figure, Reading, Task, Verdict, check_rows
 from moa.providers import scripted
 from moa.types import ChatMessage, GenerateConfig
 
@@ -167,6 +168,44 @@ class Flask(Task):
             if review.failure is None and numbers:
                 scores[str(review.item["idx"])] = sum(numbers) / len(numbers)
         return scores
+
+    def verdicts(
+        self, run: RunDir, metrics: RunMetrics, finished: Mapping[str, InstanceResult]
+    ) -> dict[str, Verdict]:
+        """Per instance, the review with its skill scores; tagged with its skills and domains,
+        scored as `instance_scores` scores it (the mean of its numeric skill scores)."""
+        verdicts = {}
+        for review in fj.read_reviews(run.native(*REVIEWS)):
+            item = review.item
+            numbers = [v for v in map(fj.as_float, review.score.values()) if v is not None]
+            mean = sum(numbers) / len(numbers) if review.failure is None and numbers else None
+            facts = {str(k): str(v) for k, v in review.score.items()}
+            facts |= {k: str(item[k]) for k in ("task", "difficulty") if item.get(k)}
+            if review.failure is not None:
+                facts["failure"] = f"{review.failure.kind.value}: {review.failure.reason}"
+            tags = [*item.get("skill", ()), *item.get("domain", ())]
+            verdicts[str(item["idx"])] = Verdict(
+                score=mean,
+                outcome="-" if mean is None else f"{mean:.2f}",
+                readings=[Reading("review", facts, review.review)],
+                tags=[str(t) for t in tags],
+            )
+        return verdicts
+
+    def figures(
+        self, variant: str, metrics: Mapping[str, Any], scores: Mapping[str, float]
+    ) -> list[Figure]:
+        """The mean skill score per instance (bootstrap), then each skill's average (1-5); the
+        paper draws FLASK (Figure 3) but tabulates no number."""
+        complete = "skills" in metrics
+        skills = metrics.get("skills") or (metrics.get("partial") or {}).get("skills") or {}
+        note = "" if complete else "partial"
+        mean = sum(scores.values()) / len(scores) if scores else None
+        head = Figure.over("mean skill score", mean, scores.values())
+        return [
+            dataclasses.replace(head, note=note),
+            *(Figure(name, float(value), note=note) for name, value in skills.items()),
+        ]
 
     def report(self, runs: list[Run], out_dir: Path, reference: str) -> list[str]:
         from eval import plots, tables

@@ -15,12 +15,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eval.benchmarks import Instance
+from eval.benchmarks import DataError, Instance
 from eval.benchmarks.mt_bench import JUDGE_PROMPTS, TEMPERATURES, load_mt_bench
 from eval.judges import mt_bench as mj
 from eval.judges.common import FailureKind, count_failures, coverage, is_complete, judge_error
 from eval.rundir import InstanceResult, RunDir, RunMetrics, write_jsonl
-from eval.tasks.base import Task, check_rows
+from eval.tasks.base import Figure, Reading, Task, Verdict, check_rows
+from moa.errors import ConfigError
 from moa.providers import scripted
 from moa.types import ChatMessage, GenerateConfig
 
@@ -182,6 +183,68 @@ class MTBench(Task):
         turns = sum(len(r.outputs or ()) for r in finished.values())
         check_rows(path, len(judgments), turns, "judgments")
         return {f"{j.question_id}/{j.turn}": float(j.score) for j in judgments if j.failure is None}
+
+    def _categories(self) -> dict[str, str]:
+        """Each question's category, from the benchmark's question file; none where the file
+        cannot be had (a browser built away from the data)."""
+        try:
+            return {i.id: i.category or "" for i in self.load()}
+        except (DataError, ConfigError, OSError):
+            return {}
+
+    def verdicts(
+        self, run: RunDir, metrics: RunMetrics, finished: Mapping[str, InstanceResult]
+    ) -> dict[str, Verdict]:
+        """Per question, a reading per turn (the judge's judgment text and the prompt it was
+        given); the score is the mean rating of its turns, the outcome their ratings."""
+        by_question: dict[str, list[mj.Judgment]] = {}
+        for j in mj.read_judgments(mj.judgment_path(run.path, metrics.judge)):
+            by_question.setdefault(str(j.question_id), []).append(j)
+        categories = self._categories()
+        verdicts = {}
+        for qid, judgments in by_question.items():
+            judgments.sort(key=lambda j: j.turn)
+            rated = [float(j.score) for j in judgments if j.failure is None]
+            readings = [
+                Reading(
+                    f"turn {j.turn}",
+                    {
+                        "rating": "-" if j.failure else f"{j.score:g} / 10",
+                        "judge": f"{j.judge[0]} ({j.judge[1]})",
+                        **({"failure": j.failure.reason} if j.failure else {}),
+                    },
+                    j.judgment,
+                    j.user_prompt,
+                )
+                for j in judgments
+            ]
+            verdicts[qid] = Verdict(
+                score=sum(rated) / len(rated) if rated else None,
+                outcome=" / ".join("-" if j.failure else f"{j.score:g}" for j in judgments),
+                readings=readings,
+                tags=[categories[qid]] if categories.get(qid) else [],
+            )
+        return verdicts
+
+    def figures(
+        self, variant: str, metrics: Mapping[str, Any], scores: Mapping[str, float]
+    ) -> list[Figure]:
+        """The average (bootstrap over the scored turns) and each turn's, beside Table 2b."""
+        from eval import tables
+
+        if not is_complete(metrics):
+            average = (metrics.get("partial") or {}).get("average")
+            return [Figure("average", average, note="partial")] if average is not None else []
+        turn = {t: [v for k, v in scores.items() if k.endswith(f"/{t}")] for t in (1, 2)}
+        return [
+            Figure.over("average", metrics.get("average"), scores.values(),
+                        tables.paper_table2b(variant, "avg")),
+            *(
+                Figure.over(f"turn {t}", metrics.get(f"turn_{t}"), turn[t],
+                            tables.paper_table2b(variant, f"turn_{t}"))
+                for t in (1, 2)
+            ),
+        ]  # fmt: skip
 
     def headline(self, metrics: Mapping[str, Any]) -> float:
         if not is_complete(metrics):

@@ -12,6 +12,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +141,16 @@ def scripted_config(root: Path, *overrides: str) -> DictConfig:
                 *overrides,
             ],
         )
+
+
+def scripted_runs(root: Path, runs: Sequence[Sequence[str]]) -> Path:
+    """Each run of `runs` (its overrides) generated and judged on the scripted fake, in
+    process, under `root`; returns the results directory."""
+    import asyncio
+
+    from eval.cli import dispatch
+
+    for overrides in runs:
+        if asyncio.run(dispatch(scripted_config(root, *overrides))) != 0:
+            raise RuntimeError(f"the scripted run {' '.join(overrides)} failed")
+    return root / "runs"

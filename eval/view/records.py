@@ -1,0 +1,207 @@
+"""One run directory as the run browser's plain records: the index row, the instance list, each
+instance's full record and its searchable text.
+
+Everything is read through the run directory's typed readers (`eval.rundir`) and the run's task
+(`eval.tasks`), which says what its judge's verdicts are; nothing here knows a benchmark. Layers
+are shown as the trace holds them, a list of layers of calls and a final call, with every field
+a call carries, so that a new kind of layer or call field shows without a change here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eval.rundir import InstanceResult, RunDir, RunFileError, RunIdentity, RunMetrics
+from eval.tables import selection_label
+from eval.tasks import Data, Task, task_class
+from eval.tasks.base import Verdict
+from moa.context import dropped, policy_of
+from moa.trace import CallTrace, TurnTrace
+
+# A call's fields the browser does not show: the cache key is an internal address.
+HIDDEN = ("key",)
+# The search text keeps this much of each text, enough to find an instance by its words.
+SEARCH_CHARS = 4000
+
+
+@dataclass
+class RunView:
+    """A run's records: `entry` for the index, `rows` one per instance (in benchmark order),
+    `instances` the full records, and `search` each instance's text, lower-cased."""
+
+    key: str
+    entry: dict[str, Any]
+    rows: list[dict[str, Any]]
+    instances: list[dict[str, Any]]
+    search: list[str]
+
+
+def run_key(run: RunDir) -> str:
+    """`<benchmark>/<run directory>`, the run's part of a deep link."""
+    return f"{run.path.parent.name}/{run.path.name}"
+
+
+def read_run(run: RunDir, data: Data) -> RunView:
+    """The records of one run directory; damage raises (`eval.report.DAMAGE`)."""
+    identity = run.identity()
+    if identity is None:
+        raise RunFileError(f"{run.run_file}: missing, so not a moa-bench run directory")
+    task = task_class(identity.benchmark)({"name": identity.benchmark}, data)
+    results = run.results()
+    finished = {k: r for k, r in results.items() if r.outputs is not None}
+    metrics = run.metrics()
+    scores: dict[str, float] = {}
+    verdicts: dict[str, Verdict] = {}
+    if metrics is not None:
+        scores = task.instance_scores(run, metrics, finished)
+        verdicts = task.verdicts(run, metrics, finished)
+    ordered = sorted(results.values(), key=lambda r: _order(r.id))
+    instances = [_instance(r, verdicts.get(r.id)) for r in ordered]
+    rows = [_row(r, verdicts.get(r.id)) for r in ordered]
+    search = [_search(r, verdicts.get(r.id)) for r in ordered]
+    entry = _entry(run, identity, task, metrics, results, scores)
+    return RunView(run_key(run), entry, rows, instances, search)
+
+
+def _order(id_: str) -> tuple[int, str]:
+    """Numeric ids in numeric order (every benchmark here numbers its instances)."""
+    return (int(id_), "") if id_.isdigit() else (1 << 62, id_)
+
+
+def _endpoints(identity: RunIdentity) -> list[str]:
+    addresses = [m for layer in identity.layers for m, _ in layer] + [identity.aggregator_model]
+    return sorted({str(a).split("/", 1)[0] for a in addresses})
+
+
+def _entry(
+    run: RunDir,
+    identity: RunIdentity,
+    task: Task,
+    metrics: RunMetrics | None,
+    results: Mapping[str, InstanceResult],
+    scores: Mapping[str, float],
+) -> dict[str, Any]:
+    """The index row: what the run is, how much it did and spent, and what the judge found."""
+    calls = [c for r in results.values() for c in r.trace.calls()]
+    values = metrics.values if metrics else {}
+    return {
+        "key": run_key(run),
+        "benchmark": identity.benchmark,
+        "run": run.path.name,
+        "variant": identity.variant,
+        "provider": ", ".join(_endpoints(identity)),
+        "layers": identity.n_layers,
+        "proposers": identity.proposers,
+        "aggregator": identity.aggregator_model,
+        "mode": identity.mode,
+        "subset": selection_label(identity.selection),
+        "instances": len(results),
+        "failed": sum(r.outputs is None for r in results.values()),
+        "degraded": sum(r.outputs is not None and r.degraded for r in results.values()),
+        "calls": sum(r.calls for r in results.values()),
+        "cached": sum(c.cached for c in calls),
+        "input_tokens": sum(r.input_tokens for r in results.values()),
+        "output_tokens": sum(r.output_tokens for r in results.values()),
+        "cost_usd": sum(c.cost_usd for c in calls),
+        "billed_usd": sum(c.cost_usd for c in calls if c.billed),
+        "judge": metrics.judge if metrics else None,
+        "judge_calls": metrics.judge_calls if metrics else 0,
+        "judge_usd": values.get("judge_usd"),
+        "judge_nominal_usd": values.get("judge_nominal_usd"),
+        "judge_failures": values.get("failures"),
+        "judge_error": values.get("judge_error"),
+        "complete": values.get("complete"),
+        "scored": len(scores),
+        "figures": [dataclasses.asdict(f) for f in task.figures(identity.variant, values, scores)],
+    }
+
+
+def _row(result: InstanceResult, verdict: Verdict | None) -> dict[str, Any]:
+    """The instance list's line: enough to list, filter, sort and compare without its record."""
+    return {
+        "id": result.id,
+        "title": (result.turns[0] if result.turns else "")[:160],
+        "turns": len(result.turns),
+        "error": result.error,
+        "degraded": result.outputs is not None and result.degraded,
+        "score": verdict.score if verdict else None,
+        "outcome": verdict.outcome if verdict else None,
+        "tags": verdict.tags if verdict else [],
+    }
+
+
+def _search(result: InstanceResult, verdict: Verdict | None) -> str:
+    """The instruction, the final answers and the judge's text: what a search looks through."""
+    texts = [*result.turns, *(result.outputs or ())]
+    if verdict:
+        texts += [r.text or "" for r in verdict.readings]
+    return "\n".join(t[:SEARCH_CHARS] for t in texts).lower()
+
+
+def _call(call: CallTrace, notes: Sequence[str]) -> dict[str, Any]:
+    data = {k: v for k, v in dataclasses.asdict(call).items() if k not in HIDDEN}
+    return {**data, "label": call.label, "unsent": not call.key, "notes": list(notes)}
+
+
+def _own_events(turn: TurnTrace, call: CallTrace, depth: int | None) -> list[str]:
+    """The context-policy events of one call: those that name it (and its layer)."""
+    where = f"{call.label} (layer {depth})" if depth else call.label
+    return [
+        e
+        for e in turn.events
+        if where in e and (depth is not None or f"{call.label} (layer " not in e)
+    ]
+
+
+def _turn(turn: TurnTrace) -> dict[str, Any]:
+    """A turn's layers with each call's policy events, and each proposal marked where its
+    consumers saw it trimmed or dropped (or left out because it failed)."""
+    layers = [
+        [_call(c, _own_events(turn, c, depth)) for c in layer]
+        for depth, layer in enumerate(turn.layers, start=1)
+    ]
+    final = None if turn.final is None else _call(turn.final, _own_events(turn, turn.final, None))
+    # Layer d's proposals are read by layer d + 1, the last layer's by the final call.
+    consumers = [*layers[1:], [final] if final else []]
+    for proposals, readers in zip(layers, consumers, strict=False):
+        for proposal in proposals:
+            proposal["references"] = []
+        answered = [p for p in proposals if p["text"] is not None]
+        for p in proposals:
+            if p["text"] is None:
+                p["references"].append("left out of the next layer's references: it failed")
+        for reader in readers:
+            for note in reader["notes"]:
+                if policy_of(note) == "trim":
+                    for p in answered:
+                        p["references"].append(f"trimmed for {reader['label']}")
+                if n := dropped(note):
+                    for p in answered[-n:]:
+                        p["references"].append(f"dropped for {reader['label']}")
+    return {
+        "layers": layers,
+        "final": final,
+        "output": turn.output,
+        "error": turn.error,
+        "events": list(turn.events),
+    }
+
+
+def _instance(result: InstanceResult, verdict: Verdict | None) -> dict[str, Any]:
+    return {
+        "id": result.id,
+        "turns": result.turns,
+        "references": result.references,
+        "outputs": result.outputs,
+        "error": result.error,
+        "calls": result.calls,
+        "input_tokens": result.input_tokens,
+        "output_tokens": result.output_tokens,
+        "seconds": result.seconds,
+        "cost_usd": sum(c.cost_usd for c in result.trace.calls()),
+        "trace": [_turn(t) for t in result.trace.turns],
+        "verdict": dataclasses.asdict(verdict) if verdict else None,
+    }

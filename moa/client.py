@@ -56,7 +56,7 @@ from moa.failures import as_model_error, record_failure
 from moa.ledger import Ledger
 from moa.limits import LIMIT_KEYS, EndpointLimits
 from moa.providers.base import BatchingAPI, ModelAPI, create_provider
-from moa.redact import redacting
+from moa.redact import Redacting, redacting
 from moa.scheduling import AdaptiveSlots, Slots, settle_all
 from moa.tokens import estimate_prompt
 from moa.types import (
@@ -134,6 +134,19 @@ def _paid(record: CallRecord, completion: Completion | None) -> Completion | Non
     kept_in = completion.input_tokens if completion is not None else 0
     kept_out = completion.output_tokens if completion is not None else 0
     return Completion("", record.input_tokens + kept_in, record.output_tokens + kept_out)
+
+
+def _supports_n(name: str, spec: Mapping[str, Any], api: ModelAPI) -> bool:
+    """An endpoint's `supports_n`, refused for a provider that cannot send `n`."""
+    if not spec.get(SUPPORTS_N, False):
+        return False
+    inner = api.inner if isinstance(api, Redacting) else api
+    if not hasattr(inner, "generate_n"):
+        raise ConfigError(
+            f"endpoints.{name}.supports_n: its provider ({spec.get('provider', 'openai')}) "
+            "cannot draw several samples in one request"
+        )
+    return True
 
 
 def _total(completions: Sequence[Completion] | None) -> Completion | None:
@@ -252,7 +265,7 @@ class ModelClient:
             name=name,
             on_truncated=limits.on_truncated,
             on_empty=limits.on_empty,
-            supports_n=bool(spec.get(SUPPORTS_N, False)) and hasattr(api, "generate_n"),
+            supports_n=_supports_n(name, spec, api),
         )
         self._endpoints[name] = ep
         return ep

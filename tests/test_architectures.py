@@ -212,3 +212,18 @@ def test_repeats_are_runs_of_their_own_summarized_as_mean_and_std(tmp_path: Path
     table = (out / "table2b_mt_bench.md").read_text()
     row = next(line for line in table.splitlines() if "MoA-Lite" in line)
     assert "±" in row and "3" in row
+
+
+def test_critics_between_layers_are_planned_as_run(tmp_path: Path) -> None:
+    layers = (
+        "moa.layers=[[{models:[dbrx,qwen1.5-72b]},{model:llama-3-70b,samples:2}],"
+        "[{model:mixtral-8x22b,kind:critique}],[{model:qwen1.5-110b}]]"
+    )
+    planned, calls, run_dir = _plan_then_run(tmp_path, "moa=moa", "moa.name=critics", layers)
+    assert planned == len(calls) == 6 * (4 + 4 + 1)
+    identity = json.loads((run_dir / "run.json").read_text())
+    ((model, sample, settings),) = identity["layers"][1]
+    assert model.endswith("Mixtral-8x22B-Instruct-v0.1") and (sample, settings) == (
+        0,
+        {"kind": "critique"},
+    )

@@ -43,6 +43,9 @@ RUNS = (
     # no proposer layer at all, and a final call that picks a proposal instead of writing one
     ("benchmark=mt_bench", "moa=single", "moa.aggregator=qwen1.5-72b", "benchmark.limit=2"),
     ("benchmark=mt_bench", "moa=llm_ranker", "benchmark.limit=2"),
+    # layers of other kinds: a ranker passing three on, and a final sliding-window strategy
+    ("benchmark=mt_bench", "moa=rank_fuse", "benchmark.limit=2"),
+    ("benchmark=mt_bench", "moa=self_moa_seq", "benchmark.limit=2"),
 )  # fmt: skip
 
 
@@ -112,7 +115,8 @@ def test_index_lists_every_run_with_the_papers_number(root: Path, page: Any) -> 
         "alpaca_eval/lite_drop@scripted~first3", "mt_bench/moa@scripted",
         "mt_bench/moa_lite@scripted", "flask/moa@scripted~first30",
         "flask/moa_lite@scripted~first30", "mt_bench/single_qwen1.5-72b@scripted~first2",
-        "mt_bench/llm_ranker_l2@scripted~first2",
+        "mt_bench/llm_ranker_l2@scripted~first2", "mt_bench/rank_fuse@scripted~first2",
+        "mt_bench/self_moa_seq@scripted~first2",
     }  # fmt: skip
     moa = page.find_element(By.CSS_SELECTOR, 'tr[data-run="alpaca_eval/moa@scripted"]').text
     # the win rate with its interval, and Table 2a's 59.8 beside it (no LC offline)
@@ -272,6 +276,17 @@ def test_a_model_alone_and_a_ranker_show_as_they_ran(root: Path, page: Any) -> N
     assert texts(page, ".answer pre") == ranked.outputs and len(picks) == 2
     # the ranker's own answer is its pick, and the answer is the proposal it picked
     assert all(p == "Answer (the proposal picked)" for p in picks)
+
+
+def test_layers_of_other_kinds_say_what_they_do(root: Path, page: Any) -> None:
+    browser.open_view(page, url(root, "#mt_bench/rank_fuse@scripted~first2/81"))
+    heads = [h.split(" ")[0:3] for h in texts(page, ".layer h4")]
+    assert ["Layer", "2", "(rank)"] in heads
+    fused = finished(root, "mt_bench", "rank_fuse@scripted~first2")["81"]
+    assert texts(page, ".answer pre") == fused.outputs
+    browser.open_view(page, url(root, "#mt_bench/self_moa_seq@scripted~first2/81"))
+    heads = texts(page, ".layer h4")
+    assert any(h.startswith("Layer 2 (strategy)") for h in heads)
 
 
 def test_text_is_shown_as_text_never_as_markup(root: Path, page: Any) -> None:

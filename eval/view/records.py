@@ -72,8 +72,18 @@ def _order(id_: str) -> tuple[int, str]:
 
 
 def _endpoints(identity: RunIdentity) -> list[str]:
-    addresses = [m for layer in identity.layers for m, _ in layer] + [identity.aggregator_model]
+    addresses = [a[0] for layer in identity.layers for a in layer] + [identity.aggregator_model]
     return sorted({str(a).split("/", 1)[0] for a in addresses})
+
+
+def layer_kinds(identity: RunIdentity) -> list[str]:
+    """What each proposer layer's agents do, beyond proposing ("" for a layer of proposers):
+    `rank`, `critique`, a strategy's path (`moa.mixture` kinds, from the identity's settings)."""
+    kinds = []
+    for layer in identity.layers:
+        said = [a[2].get("strategy") or a[2].get("kind", "") for a in layer if len(a) > 2]
+        kinds.append(", ".join(dict.fromkeys(k for k in said if k)))
+    return kinds
 
 
 def _entry(
@@ -97,6 +107,8 @@ def _entry(
         "proposers": identity.proposers,
         "aggregator": identity.aggregator_model,
         "mode": identity.mode,
+        "kinds": layer_kinds(identity),
+        "repeat": identity.repeat,
         "subset": selection_label(identity.selection),
         "instances": len(results),
         "failed": sum(r.outputs is None for r in results.values()),

@@ -34,7 +34,7 @@ from eval.view.records import RunView, read_run, run_key
 from moa.errors import ConfigError
 
 # What the manifest's records mean; a change of the records' layout bumps it (all rebuilt).
-LAYOUT = 1
+LAYOUT = 2
 MANIFEST = "manifest.json"
 DATA = "data"
 ASSETS = ("view.js", "view.css")

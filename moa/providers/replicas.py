@@ -26,12 +26,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar, cast
 
-from moa.providers.base import ModelAPI
+from moa.providers.base import BatchingAPI, ModelAPI
 from moa.scheduling import AdaptiveSlots
 from moa.types import ChatMessage, Completion, ErrorKind, GenerateConfig, ModelError
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +132,22 @@ class Replicas:
         config: GenerateConfig,
         sample: int,
     ) -> Completion:
+        return await self._route(lambda api: api.generate(model, messages, config, sample))
+
+    async def generate_n(
+        self,
+        model: str,
+        messages: Sequence[ChatMessage],
+        config: GenerateConfig,
+        samples: Sequence[int],
+    ) -> list[Completion]:
+        """Batched draws (`moa.providers.base.BatchingAPI`), on one replica as any call."""
+        return await self._route(
+            lambda api: cast(BatchingAPI, api).generate_n(model, messages, config, samples)
+        )
+
+    async def _route(self, send: Callable[[ModelAPI], Awaitable[T]]) -> T:
+        """`send` to the healthy replica with the most room, as the module's docstring says."""
         free = _FREE_REFUSALS
         while True:
             replica = self._pick()
@@ -137,7 +156,7 @@ class Replicas:
                 replica.slots.give_back(ticket)
                 continue
             try:
-                completion = await replica.api.generate(model, messages, config, sample)
+                answer = await send(replica.api)
             except NotSent as exc:
                 replica.slots.give_back(ticket)
                 self._drain(replica, exc)
@@ -159,7 +178,7 @@ class Replicas:
             replica.slots.give_back(ticket, ok=True)
             replica.failures = 0
             replica.answered += 1
-            return completion
+            return answer
 
     async def list_models(self) -> list[str]:
         """The model list of the first healthy replica (they serve the same models)."""

@@ -287,14 +287,16 @@
     );
   }
 
-  function turnView(item, t, compact) {
+  function turnView(run, item, t, compact) {
     const turn = item.trace[t];
     const depth = turn.layers.length + 1;
+    // A layer past the run's own (a final strategy's earlier calls) is the final agent's.
+    const kind = (d) => (d < (run.kinds || []).length ? run.kinds[d] : run.mode);
     const layers = turn.layers.map((layer, d) =>
       h(
         "section",
         { class: "layer" },
-        h("h4", null, "Layer " + (d + 1) + " ", h("span", { class: "dim" }, layer.length + " calls")),
+        h("h4", null, "Layer " + (d + 1) + (kind(d) ? " (" + kind(d) + ")" : "") + " ", h("span", { class: "dim" }, layer.length + " calls")),
         h("div", { class: "calls" }, layer.map((c) => callCard(c, "proposal")))
       )
     );
@@ -361,7 +363,7 @@
         item.verdict ? item.verdict.tags.map((t) => chip(t)) : null
       ),
       compact ? verdictView(item.verdict) : null,
-      item.trace.length ? item.trace.map((_, t) => turnView(item, t, compact)) : item.turns.map((text) => h("pre", { class: "text instruction" }, text)),
+      item.trace.length ? item.trace.map((_, t) => turnView(run, item, t, compact)) : item.turns.map((text) => h("pre", { class: "text instruction" }, text)),
       references,
       compared,
       compact ? null : verdictView(item.verdict)

@@ -63,7 +63,8 @@ class _ShowLayers:
     def finished(self, depth: int, calls: Sequence[CallTrace]) -> None:
         for call in calls:
             body = escape(call.text) if call.text is not None else f"[red]error: {call.error}"
-            if depth == self.layers and self.final_is_output:
+            # the final layer's last call is the output (a strategy's earlier calls are not)
+            if depth == self.layers and self.final_is_output and call is calls[-1]:
                 title, border = f"output: {call.model}", "red" if call.error else "green"
             else:
                 title, border = f"layer {depth}: {call.model} #{call.sample}", "blue"
@@ -81,7 +82,7 @@ async def answer_prompt(cfg: DictConfig) -> int:
     config = GenerateConfig(temperature=float(gen.temperature), max_tokens=int(gen.max_tokens))
     try:
         client.preflight(spec.models())
-        watcher = _ShowLayers(len(spec.proposer_layers) + 1, spec.mode != "rank")
+        watcher = _ShowLayers(len(spec.layers), spec.mode != "rank")
         turn = await Mixture(spec, client, watcher).run_turn(
             [{"role": "user", "content": str(cfg.prompt)}], config
         )

@@ -51,7 +51,8 @@ def plan_exact(strategy: Strategy) -> bool:
 class StrategyContext:
     """What a strategy sees. `generate` makes one call as this agent (or another model), with
     `references` injected under `template` (the paper's aggregate prompt by default); `sample`
-    counts from the agent's own, so repeated draws of one request are told apart."""
+    counts from the agent's own, so repeated draws of one request are told apart. A call to
+    another `model` is not fitted to a context window (the agent knows only its own)."""
 
     messages: Sequence[ChatMessage]
     references: Sequence[str]
@@ -76,6 +77,7 @@ class StrategyContext:
         agent = dataclasses.replace(
             self.agent,
             model=model or self.agent.model,
+            context_length=self.agent.context_length if model is None else None,
             sample=self.agent.sample + sample,
             template=template if template is not None else self.agent.template,
             kind="propose",

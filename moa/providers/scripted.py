@@ -87,7 +87,7 @@ class Scripted:
         samples: Sequence[int],
     ) -> list[Completion]:
         """Each sample's answer as `generate` gives it, the prompt counted once (on the first)."""
-        drawn = [await self.generate(model, messages, config, s) for s in samples]
+        drawn = await asyncio.gather(*(self.generate(model, messages, config, s) for s in samples))
         return [drawn[0], *(dataclasses.replace(c, input_tokens=0) for c in drawn[1:])]
 
     def _answer(

@@ -418,35 +418,47 @@ class Mixture:
         preamble = agent.preamble()
         policy = self.spec.context_overflow
         layer = tags.get("layer", "0")
-        where = f"{agent.role} {agent.label}" + (f" (layer {layer})" if layer != "0" else "")
+
+        def where(a: Agent) -> str:
+            return f"{a.role} {a.label}" + (f" (layer {layer})" if layer != "0" else "")
+
         limit = prompt_limit(agent.context_length, config.max_tokens)
         fitted = fit(conversation, references, preamble, limit, policy)
         said = ""  # set once the endpoint has refused a prompt as too long
-        while True:
+        sent: dict[Agent, Sent] = {}
+        pending = list(agents)  # an agent is sent again only if its own prompt was refused
+        while pending:
             what = fitted.error or fitted.change
-            events = [event(policy, where, said + what)] if what else []
+            events = {a: [event(policy, where(a), said + what)] if what else [] for a in pending}
             if fitted.error is not None:
-                return [
-                    Sent(CallTrace.unsent(a.model, a.sample, events[0]), (), events, events[0])
-                    for a in agents
-                ]
+                for a in pending:
+                    refusal = events[a][0]
+                    sent[a] = Sent(
+                        CallTrace.unsent(a.model, a.sample, refusal), (), [refusal], refusal
+                    )
+                break
             prompt = inject_references(conversation, fitted.references, preamble)
-            outcomes = await self._call(agents, prompt, config, tags)
-            sent = [
-                Sent(CallTrace.of(a.model, a.sample, o), fitted.references, list(events))
-                for a, o in zip(agents, outcomes, strict=True)
+            outcomes = await self._call(pending, prompt, config, tags)
+            for a, o in zip(pending, outcomes, strict=True):
+                sent[a] = Sent(CallTrace.of(a.model, a.sample, o), fitted.references, events[a])
+            refused = [
+                a
+                for a, o in zip(pending, outcomes, strict=True)
+                if o.record.error_kind == ErrorKind.CONTEXT_OVERFLOW
             ]
-            overflowed = [o.record.error_kind == ErrorKind.CONTEXT_OVERFLOW for o in outcomes]
-            if said or not any(overflowed):
-                return sent
+            if said or not refused:
+                break
             said = f"the endpoint refused ~{estimate_prompt(prompt)} tokens as too long; "
             if policy == "error":
-                for s in sent:
-                    s.refusal = event(policy, where, said + str(s.call.error))
+                for a in refused:
+                    s = sent[a]
+                    s.refusal = event(policy, where(a), said + str(s.call.error))
                     s.events = [s.refusal]
-                return sent
+                break
+            pending = refused
             limit = tightened(estimate_prompt(prompt), limit)
             fitted = fit(conversation, references, preamble, limit, policy)
+        return [sent[a] for a in agents]
 
     async def _call(
         self,

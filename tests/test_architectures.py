@@ -17,9 +17,9 @@ from eval.plan import plan_points
 from eval.rundir import LEDGER, TRACES
 from eval.settings import build_catalogue, build_client
 from moa.errors import ConfigError
-from moa.mixture import REPEAT_STRIDE, Mixture
+from moa.mixture import REPEAT_STRIDE, Agent, Mixture, MixtureSpec
 from moa.prompts import CRITIQUE, RANK_TOP_K
-from moa.types import CallOutcome, ChatMessage, GenerateConfig
+from moa.types import CallOutcome, CallRecord, ChatMessage, Completion, GenerateConfig
 from tests.kit.cli import ROOT, read_jsonl
 from tests.kit.cli import scripted_config as config
 
@@ -227,3 +227,31 @@ def test_critics_between_layers_are_planned_as_run(tmp_path: Path) -> None:
         0,
         {"kind": "critique"},
     )
+
+
+class Long:
+    """A generator whose every answer is ~500 tokens, to overflow a small window."""
+
+    async def generate(
+        self,
+        model: str,
+        messages: Sequence[ChatMessage],
+        config: GenerateConfig,
+        *,
+        sample: int = 0,
+        tags: Mapping[str, str] | None = None,
+    ) -> CallOutcome:
+        record = CallRecord(key=f"{model}#{sample}:{len(messages)}", model=model, sample=sample)
+        return CallOutcome(Completion("word " * 400, 10, 500), record)
+
+
+def test_draws_of_one_request_are_fitted_and_reported_each_under_its_own_name() -> None:
+    layer = tuple(Agent("x/a", s, context_length=1500) for s in range(3))
+    spec = MixtureSpec.paper("t", (layer, layer), Agent("x/b", context_length=1500))
+    turn = asyncio.run(
+        Mixture(spec, Long()).run_turn(
+            [{"role": "user", "content": "Hi?"}], CONFIG.merged(max_tokens=100)
+        )
+    )
+    named = [e for e in turn.events if "(layer 2)" in e]
+    assert len(named) == 3 and all(f"x/a#{s} (layer 2)" in e for s, e in enumerate(named))

@@ -71,7 +71,7 @@ from moa.errors import ConfigError
 from moa.flops import call_tflops, turn_tflops
 from moa.ledger import price_hint
 from moa.limits import LIMIT_KEYS
-from moa.mixture import Mixture, MixtureSpec
+from moa.mixture import Agent, AgentOutput, Mixture, MixtureSpec
 from moa.providers.base import create_provider
 from moa.strategy import load_strategy, plan_exact
 from moa.tokens import MESSAGE_OVERHEAD, estimate_tokens
@@ -80,7 +80,7 @@ from moa.types import CallOutcome, CallRecord, ChatMessage, Completion, Generate
 
 # What a planned call "answers": the name of its request. `pick` stands for the proposal a ranker
 # picks, which only the model knows (see `_PlanningMixture`).
-_PLACEHOLDER = re.compile("⟦(?:call|pick):[0-9a-f]{64}⟧")
+_PLACEHOLDER = re.compile("⟦(?:call|pick):[0-9a-f]{64}(?::[0-9]+)?⟧")
 # What a planned ranker answers: a valid pick, so the mixture records no fallback.
 _RANKER_ANSWER = "1"
 _JUDGE_ROLE = "judge"  # `eval.judges.common.JUDGE_TAGS`
@@ -403,6 +403,10 @@ class _Planner:
         self._configs[id(config)] = config, number, canonical
         return number, canonical
 
+    def tokens_of(self, text: str) -> int:
+        """An answer's estimated tokens, each placeholder in it counted as what it names."""
+        return self._estimate(text) - MESSAGE_OVERHEAD
+
     def _estimate(self, content: str) -> int:
         """One message's share of `moa.tokens.estimate_prompt`, each placeholder counted as the
         answer it names."""
@@ -437,6 +441,27 @@ class _PlanningMixture(Mixture):
             trace.output = f"⟦pick:{final.key}⟧"
             self.generator.stands_for[trace.output] = sum(lengths) // max(len(lengths), 1)
         return trace
+
+    async def _rank(
+        self,
+        agent: Agent,
+        messages: Sequence[ChatMessage],
+        references: list[str],
+        config: GenerateConfig,
+        tags: dict[str, str],
+    ) -> AgentOutput:
+        """A ranker within the mixture passes on picks only the model knows: each gets a name
+        of its own (standing for the answer in its place), so that two variants whose rankers
+        differ never share the next layer's requests in the plan unless they would in a run."""
+        done = await super()._rank(agent, messages, references, config, tags)
+        call = done.sent[0].call
+        if tags.get("layer") == "0" or not done.outputs or call.key in self.generator.stored:
+            return done
+        names = [f"⟦pick:{call.key}:{i}⟧" for i in range(len(done.outputs))]
+        for name, answer in zip(names, done.outputs, strict=True):
+            self.generator.stands_for[name] = self.generator.tokens_of(answer)
+        done.outputs = names
+        return done
 
 
 class _Tally:

@@ -39,6 +39,7 @@ class BudgetExceeded(Exception):
 @dataclass(frozen=True)
 class Hold:
     usd: float
+    calls: int = 1  # a request of n draws (`supports_n`) counts as the n calls it answers
 
 
 @dataclass
@@ -70,19 +71,24 @@ class Budget:
             )
 
     def hold(
-        self, entry: ModelEntry, messages: Sequence[ChatMessage], config: GenerateConfig
+        self,
+        entry: ModelEntry,
+        messages: Sequence[ChatMessage],
+        config: GenerateConfig,
+        n: int = 1,
     ) -> Hold:
-        """Reserves a call's estimated cost, or raises `BudgetExceeded`."""
+        """Reserves a call's estimated cost (of `n` draws in one request), or raises
+        `BudgetExceeded`."""
         if not self.capped:
-            return Hold(0.0)
-        usd = estimate_usd(entry, messages, config) if self.bills(entry) else 0.0
+            return Hold(0.0, n)
+        usd = estimate_usd(entry, messages, config, n) if self.bills(entry) else 0.0
         if self.refused is None:
-            self.refused = self._refusal(usd)
+            self.refused = self._refusal(usd, n)
         if self.refused is not None:
             raise BudgetExceeded(self.refused)
         self.held_usd += usd
-        self.held_calls += 1
-        return Hold(usd)
+        self.held_calls += n
+        return Hold(usd, n)
 
     def settle(self, hold: Hold, entry: ModelEntry, completion: Completion | None) -> None:
         """The call ended: its real cost (none for a failed or unbilled call) replaces its
@@ -90,8 +96,8 @@ class Budget:
         if not self.capped:
             return
         self.held_usd -= hold.usd
-        self.held_calls -= 1
-        self.calls += 1
+        self.held_calls -= hold.calls
+        self.calls += hold.calls
         if completion is not None and self.bills(entry):
             cost = entry.cost(completion.input_tokens, completion.output_tokens)
             self.spent_usd += 0.0 if math.isnan(cost) else cost
@@ -102,8 +108,8 @@ class Budget:
         caps += [f"budget.max_calls={self.max_calls}"] if self.max_calls is not None else []
         return f"{self.calls} calls made, ${self.spent_usd:.4f} spent ({', '.join(caps)})"
 
-    def _refusal(self, usd: float) -> str | None:
-        if self.max_calls is not None and self.calls + self.held_calls + 1 > self.max_calls:
+    def _refusal(self, usd: float, n: int) -> str | None:
+        if self.max_calls is not None and self.calls + self.held_calls + n > self.max_calls:
             return f"budget.max_calls={self.max_calls} reached: {self.calls} calls made" + (
                 f", {self.held_calls} in flight" if self.held_calls else ""
             )
@@ -134,9 +140,10 @@ class Budget:
 
 
 def estimate_usd(
-    entry: ModelEntry, messages: Sequence[ChatMessage], config: GenerateConfig
+    entry: ModelEntry, messages: Sequence[ChatMessage], config: GenerateConfig, n: int = 1
 ) -> float:
-    """An upper estimate of one call's cost at catalogue prices (0 for an unpriced model)."""
+    """An upper estimate of one call's cost at catalogue prices (0 for an unpriced model); of
+    `n` draws in one request, the prompt counted once."""
     prompt = estimate_prompt(messages)
     output = config.max_tokens
     if output is None:
@@ -144,7 +151,7 @@ def estimate_usd(
         output = (
             window - prompt if window is not None and window > prompt else DEFAULT_OUTPUT_TOKENS
         )
-    cost = entry.cost(prompt, output)
+    cost = entry.cost(prompt, output * n)
     return 0.0 if math.isnan(cost) else cost
 
 

@@ -41,7 +41,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -164,20 +164,47 @@ def _total(completions: Sequence[Completion] | None) -> Completion | None:
 
 @dataclass
 class _Drawn:
-    """One batched request for several samples of one request, shared by their calls: each
-    call (`ModelClient.generate`) awaits it and takes its own answer, records its share of the
-    usage and the request's attempts, and is cached under its own key."""
+    """One batched request for the draws of one request (`ModelClient.generate_batch`), sent
+    once every draw has either claimed its key and found no answer (`share`: it takes part) or
+    left (`leave`: answered by the cache, by an identical call under way, or ended), so that no
+    draw another call or process is making is asked for again. Each taker gets its own answer,
+    records the request's attempts, and is cached under its own key by its call."""
 
-    samples: list[int]
-    request: asyncio.Future[list[Completion]]
+    expected: set[int]  # draws that may still take part
+    send: Callable[[list[int]], Awaitable[list[Completion]]]
     record: CallRecord  # the request's attempts, learned by `_call`
+    takers: list[int] = field(default_factory=list)
+    request: asyncio.Future[list[Completion]] | None = None
+    _ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def leave(self, sample: int) -> None:
+        self.expected.discard(sample)
+        self._start_if_complete()
 
     async def share(self, sample: int, record: CallRecord) -> Completion:
+        self.takers.append(sample)
+        self._start_if_complete()
+        await self._ready.wait()
+        assert self.request is not None  # set with `_ready`
         try:
             completions = await asyncio.shield(self.request)
         finally:
             record.attempts = self.record.attempts
-        return completions[self.samples.index(sample)]
+        return completions[self.takers.index(sample)]
+
+    def _start_if_complete(self) -> None:
+        if self.request is None and self.takers and set(self.takers) >= self.expected:
+            self.request = asyncio.ensure_future(self.send(list(self.takers)))
+            self._ready.set()
+
+    def close(self) -> None:
+        """Once every draw has ended: the request's outcome is its takers' (each recorded it)."""
+        if self.request is None:
+            return
+        if not self.request.done():
+            self.request.cancel()
+        elif not self.request.cancelled():
+            self.request.exception()  # retrieved: each taker has recorded it
 
 
 @dataclass
@@ -304,6 +331,9 @@ class ModelClient:
             )
         except ModelError as exc:
             record_failure(record, exc)
+        finally:
+            if drawn is not None:
+                drawn.leave(sample)  # answered, failed or cancelled: the batch need not wait
         record.latency_s = time.perf_counter() - started
         record.billed = (
             not record.cached and not record.unsent and endpoint_name not in self.budget.unbilled
@@ -334,35 +364,24 @@ class ModelClient:
         which retries one answer at a time), one call per sample."""
         endpoint_name, model_id = split_address(model)
         ep = self.endpoint(endpoint_name)
-        todo = [
-            s
-            for s in samples
-            if (key := call_key(ep.api.identity, model_id, messages, config, s))
-            not in self._inflight
-            and self.cache.get(key) is None
-        ]
-        if not ep.supports_n or ep.on_empty == "retry" or len(todo) < 2:
+        if not ep.supports_n or ep.on_empty == "retry" or len(samples) < 2:
             return await settle_all(
                 self.generate(model, messages, config, sample=s, tags=tags) for s in samples
             )
         entry = self.catalogue.by_address(model)
-        carrier = CallRecord(key="", model=model, sample=todo[0], tags=dict(tags or {}))
-        request = asyncio.ensure_future(
-            self._call(ep, entry, model, model_id, messages, config, todo, carrier)
-        )
-        drawn = _Drawn(todo, request, carrier)
+        carrier = CallRecord(key="", model=model, sample=samples[0], tags=dict(tags or {}))
+
+        async def send(takers: list[int]) -> list[Completion]:
+            return await self._call(ep, entry, model, model_id, messages, config, takers, carrier)
+
+        drawn = _Drawn(set(samples), send, carrier)
         try:
             return await settle_all(
-                self.generate(
-                    model, messages, config, sample=s, tags=tags, drawn=drawn if s in todo else None
-                )
+                self.generate(model, messages, config, sample=s, tags=tags, drawn=drawn)
                 for s in samples
             )
         finally:
-            if not request.done():
-                request.cancel()
-            elif not request.cancelled():
-                request.exception()  # retrieved: each call has recorded it
+            drawn.close()
 
     def _applies(self, record: CallRecord) -> bool:
         """Whether the answer policies apply to this call (not to `flag_only_roles`)."""
@@ -429,13 +448,13 @@ class ModelClient:
             completion = await self._claims.claim(key)  # waits out another process's call
             if completion is not None:
                 record.cached = True
-            elif drawn is not None:
-                completion = await drawn.share(sample, record)
-                self._claims.store(key, model, completion)
             else:
-                (completion,) = await self._call(
-                    ep, entry, model, model_id, messages, config, [sample], record
-                )
+                if drawn is not None:
+                    completion = await drawn.share(sample, record)
+                else:
+                    (completion,) = await self._call(
+                        ep, entry, model, model_id, messages, config, [sample], record
+                    )
                 self._claims.store(key, model, completion)
                 if self.cache.found_corrupt(key):  # its stored answer was bad: now replaced
                     record.tags["cache"] = "corrupt entry, called again"
@@ -470,11 +489,6 @@ class ModelClient:
         n = len(samples)
         # What the endpoint counts against its tokens-per-minute: the prompt and every answer.
         estimate = estimate_prompt(messages) + (config.max_tokens or 0) * n
-        held = (
-            config
-            if n == 1 or not config.max_tokens
-            else config.merged(max_tokens=config.max_tokens * n)
-        )
         limiter = self._limiter(model, ep, entry.max_concurrency)
         hold: Hold | None = None
         completions: list[Completion] | None = None
@@ -493,7 +507,7 @@ class ModelClient:
                         ep.stop_if_refused(record, counted=True)  # refused while this one waited
                         self.cache.refuse_if_broken()  # the cache failed while it waited
                         if hold is None:
-                            hold = self.budget.hold(entry, messages, held)
+                            hold = self.budget.hold(entry, messages, config, n)
                         completions = await self._attempt(
                             ep, model_id, messages, config, samples, estimate
                         )

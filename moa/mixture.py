@@ -199,7 +199,7 @@ class Sent:
 
 
 @dataclass
-class _Done:
+class AgentOutput:
     """What one agent of a layer made: its calls (in order) and the answers it passes on."""
 
     sent: list[Sent]
@@ -279,7 +279,7 @@ class Mixture:
                 )
         return trace
 
-    def _finish(self, trace: TurnTrace, done: _Done, calls: list[CallTrace]) -> None:
+    def _finish(self, trace: TurnTrace, done: AgentOutput, calls: list[CallTrace]) -> None:
         """The final agent's answer is the turn's output; its earlier calls (a strategy's) are
         kept as a layer of their own."""
         if len(calls) > 1:
@@ -303,7 +303,7 @@ class Mixture:
         tags: Mapping[str, str] | None,
         depth: int,
         final: bool,
-    ) -> list[_Done]:
+    ) -> list[AgentOutput]:
         """Every agent of a layer, concurrently; draws of one request (same model, settings but
         the sample) as one batch."""
         groups: dict[Agent, list[Agent]] = {}
@@ -330,7 +330,7 @@ class Mixture:
         references: list[str],
         config: GenerateConfig,
         tags: dict[str, str],
-    ) -> list[_Done]:
+    ) -> list[AgentOutput]:
         agent = agents[0]
         tags = {**tags, "role": agent.role}
         if agent.kind in ("propose", "aggregate"):
@@ -352,9 +352,9 @@ class Mixture:
         references: list[str],
         config: GenerateConfig,
         tags: dict[str, str],
-    ) -> _Done:
+    ) -> AgentOutput:
         (sent,) = await self.send([agent], messages, references, agent.configured(config), tags)
-        done = _Done([sent], [])
+        done = AgentOutput([sent], [])
         if sent.call.text is None or sent.refusal:
             done.error = sent.call.error
             return done
@@ -380,7 +380,7 @@ class Mixture:
         references: list[str],
         config: GenerateConfig,
         tags: dict[str, str],
-    ) -> _Done:
+    ) -> AgentOutput:
         """One critique per answer, each answer passed on with its critique; an answer whose
         critique failed is passed on without one (the failure is in the trace)."""
         decoding = agent.configured(config)
@@ -388,7 +388,7 @@ class Mixture:
             self.send([agent], messages, [ref], decoding, {**tags, "answer": str(i)})
             for i, ref in enumerate(references, start=1)
         )
-        done = _Done([s for (s,) in sent], [])
+        done = AgentOutput([s for (s,) in sent], [])
         for ref, (s,) in zip(references, sent, strict=True):
             if s.call.text is None:
                 done.outputs.append(ref)
@@ -497,8 +497,8 @@ class Mixture:
         return trace
 
 
-def _answered(sent: Sent) -> _Done:
+def _answered(sent: Sent) -> AgentOutput:
     """A proposer's or aggregator's call: its answer, stripped as the official implementation
     strips every answer before reusing it."""
     text = sent.call.text
-    return _Done([sent], [] if text is None or sent.refusal else [text.strip()])
+    return AgentOutput([sent], [] if text is None or sent.refusal else [text.strip()])

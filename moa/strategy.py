@@ -20,7 +20,7 @@ from moa.errors import ConfigError
 from moa.types import ChatMessage, GenerateConfig
 
 if TYPE_CHECKING:
-    from moa.mixture import Agent, Mixture, Sent, _Done
+    from moa.mixture import Agent, AgentOutput, Mixture, Sent
 
 Strategy = Callable[["StrategyContext"], Awaitable[Sequence[str] | str]]
 
@@ -98,8 +98,8 @@ async def run_strategy(
     references: Sequence[str],
     config: GenerateConfig,
     tags: Mapping[str, str],
-) -> _Done:
-    from moa.mixture import _Done
+) -> AgentOutput:
+    from moa.mixture import AgentOutput
 
     ctx = StrategyContext(
         messages, references, agent, agent.configured(config), dict(agent.options), mixture, tags
@@ -108,7 +108,7 @@ async def run_strategy(
     outputs = [made] if isinstance(made, str) else list(made)
     failed = next((s.call.error for s in ctx.sent if s.call.text is None), None)
     error = None if outputs else (failed or f"strategy {agent.strategy} passed nothing on")
-    return _Done(ctx.sent, outputs, error=error)
+    return AgentOutput(ctx.sent, outputs, error=error)
 
 
 async def sliding_window(ctx: StrategyContext) -> list[str]:

@@ -255,3 +255,21 @@ def test_draws_of_one_request_are_fitted_and_reported_each_under_its_own_name() 
     )
     named = [e for e in turn.events if "(layer 2)" in e]
     assert len(named) == 3 and all(f"x/a#{s} (layer 2)" in e for s, e in enumerate(named))
+
+
+def test_a_sweep_of_rankers_within_the_mixture_is_planned_as_run(tmp_path: Path) -> None:
+    """Two `rank_fuse` variants with different rankers share the proposals, never the fusion:
+    the plan must not take the picks (which only the models know) for the same."""
+    base = ("benchmark=mt_bench", "benchmark.limit=3", "task=generate", "moa=rank_fuse")
+    points = [
+        config(tmp_path, *base, "moa.name=rank_110b"),
+        config(tmp_path, *base, "moa.name=rank_72b", "moa.ranker=qwen1.5-72b"),
+    ]
+    ((_, planned),) = asyncio.run(plan_points(points[0], points))
+    sent = 0
+    for point in points:
+        assert asyncio.run(dispatch(point)) == 0
+        sent += sum(not c["cached"] for c in _calls(Path(str(point.run_dir))))
+    # 3 questions x 2 turns of 8 calls; the second variant shares its first turns' proposals,
+    # and no more: its second turns follow its own first answers
+    assert planned.unique_calls == sent == 6 * 8 + 3 * 2 + 3 * 8

@@ -7,7 +7,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from eval.plan import plan_points
+from moa.budget import Budget, BudgetExceeded
 from moa.mixture import Agent, Mixture, MixtureSpec
 from moa.types import ChatMessage, GenerateConfig
 from tests.kit.cli import scripted_config as config
@@ -75,3 +78,44 @@ def test_the_plan_bills_a_batched_prompt_once(tmp_path: Path) -> None:
         assert batched.calls == one_by_one.calls
         assert batched.input_tokens < one_by_one.input_tokens
         assert batched.output_tokens == one_by_one.output_tokens
+
+
+async def test_a_draw_another_process_is_making_is_not_asked_for_again(tmp_path: Path) -> None:
+    server = FakeServer(default=ModelProfile(ttft_s=0.5, min_tokens=5, max_tokens=5))
+    with serve_in_thread(server) as url:
+        other = make_client(url, tmp_path / "c.sqlite")
+        me = make_client(url, tmp_path / "c.sqlite", supports_n=True)
+        first = asyncio.ensure_future(other.generate("fake/p", USER, CONFIG, sample=1))
+        await asyncio.sleep(0.1)  # its claim taken, its request in flight
+        outcomes = await me.generate_batch("fake/p", USER, CONFIG, [0, 1, 2])
+        theirs = await first
+        await other.aclose()
+        await me.aclose()
+    assert [r.params.get("n") for r in server.log] == [None, 2]
+    assert [o.record.cached for o in outcomes] == [False, True, False]
+    assert outcomes[1].text == theirs.text
+
+
+async def test_two_batches_of_the_same_draws_at_once_send_one_request(tmp_path: Path) -> None:
+    server = FakeServer(default=ModelProfile(ttft_s=0.2, min_tokens=5, max_tokens=5))
+    with serve_in_thread(server) as url:
+        client = make_client(url, tmp_path / "c.sqlite", supports_n=True)
+        a, b = await asyncio.gather(
+            *(client.generate_batch("fake/p", USER, CONFIG, [0, 1, 2]) for _ in range(2))
+        )
+        await client.aclose()
+    assert [r.params.get("n") for r in server.log] == [3]
+    assert [o.text for o in a] == [o.text for o in b] and all(o.record.cached for o in b)
+
+
+async def test_a_batch_counts_as_its_draws_against_max_calls(tmp_path: Path) -> None:
+    server = FakeServer(default=ModelProfile(min_tokens=5, max_tokens=5))
+    with serve_in_thread(server) as url:
+        client = make_client(url, tmp_path / "c.sqlite", supports_n=True)
+        client.budget = Budget(max_calls=2)
+        with pytest.raises(BudgetExceeded, match="max_calls=2"):
+            await client.generate_batch("fake/p", USER, CONFIG, list(range(6)))
+        client.budget = Budget(max_calls=6)
+        await client.generate_batch("fake/p", USER, CONFIG, list(range(6)))
+        await client.aclose()
+    assert client.budget.calls == 6 and [r.params.get("n") for r in server.log] == [6]

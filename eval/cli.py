@@ -314,9 +314,21 @@ async def dispatch(cfg: DictConfig) -> int:
     codes = []
     for repeat in range(1, repeats + 1):  # each its own directory, samples and judgment
         cfg.repeat = repeat
+        log_to(Path(str(cfg.run_dir)))
         say(f"run {repeat} of {repeats}", "bold")
         codes.append(await run_one(cfg, task))
     return max(codes)
+
+
+def log_to(run_dir: Path) -> None:
+    """Points the run log (`cli.log`, `conf/hydra/job_logging/moa.yaml`) at `run_dir`: Hydra
+    opened it in the first repeat's directory."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            name = Path(handler.baseFilename).name
+            handler.close()
+            run_dir.mkdir(parents=True, exist_ok=True)
+            handler.baseFilename = str((run_dir / name).resolve())
 
 
 async def run_one(cfg: DictConfig, task: str) -> int:
@@ -377,13 +389,7 @@ def hydra_main(cfg: DictConfig) -> None:
         try:
             code = asyncio.run(dispatch(cfg))
         finally:
-            if cfg.cache.get("copy_to") and str(cfg.task) != "cache_merge":
-                from moa.cache_merge import copy_cache
-
-                cache, copy = (
-                    Path(str(p)).expanduser() for p in (cfg.cache.path, cfg.cache.copy_to)
-                )
-                copy_cache(cache, copy)
+            keep_copy(cfg)
     if code:
         sys.exit(code)
 

@@ -120,6 +120,8 @@ def _agents(
         raise ConfigError(f"{where}: an agent names one `model` or a list of `models`")
     models = [entry["model"]] if "model" in entry else list(entry["models"] or [])
     samples = _positive(where, "samples", entry.get("samples", 1))
+    if samples > REPEAT_STRIDE:  # run 2 of a repeated variant draws from REPEAT_STRIDE on
+        raise ConfigError(f"{where}: samples={samples}, at most {REPEAT_STRIDE}")
     strategy = entry.get("strategy")
     # A strategy replaces the agent's kind: `moa.layers.1.0.strategy=...` on a preset's agent.
     kind = "strategy" if strategy else str(entry.get("kind", "aggregate" if final else "propose"))
@@ -127,8 +129,11 @@ def _agents(
         raise ConfigError(f"{where}: kind={kind!r} is not one of {', '.join(KINDS)}")
     if kind == "strategy" and not strategy:
         raise ConfigError(f"{where}: kind=strategy needs `strategy`, the callable's dotted path")
+    options = entry.get("options") or {}
     if strategy:
-        load_strategy(str(strategy))  # importable, now, before any call
+        loaded = load_strategy(str(strategy))  # importable, now, before any call
+        if (validate := getattr(loaded, "validate", None)) is not None:
+            validate(dict(options))
     decoding = {k: entry[k] for k in DECODING if entry.get(k) is not None}
     try:
         GenerateConfig(**decoding)
@@ -136,7 +141,6 @@ def _agents(
         raise ConfigError(f"{where}: {exc}") from None
     if "stop" in decoding:
         decoding["stop"] = tuple(str(s) for s in decoding["stop"])
-    options = entry.get("options") or {}
     base = Agent(
         model="",
         kind=kind,

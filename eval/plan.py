@@ -637,6 +637,11 @@ async def endpoint_identity(name: str, spec: Mapping[str, Any]) -> str:
         await api.aclose()
 
 
+def batches(spec: Mapping[str, Any]) -> bool:
+    """Whether an endpoint's draws of one request go as one (`ModelClient.generate_batch`)."""
+    return bool(spec.get(SUPPORTS_N, False)) and spec.get("on_empty", "keep") != "retry"
+
+
 def repeats(cfg: DictConfig, catalogue: Catalogue) -> list[MixtureSpec]:
     """Each run a point makes: its `repeats` (run 1 first), or its one `repeat`."""
     spec = build_spec(cfg, catalogue)
@@ -699,7 +704,7 @@ async def plan_points(
                 cache=cache,
                 identities=identities,
                 bills=lambda endpoint: endpoint not in unbilled,
-                batches=lambda endpoint: bool(endpoints[endpoint].get(SUPPORTS_N, False)),
+                batches=lambda endpoint: batches(endpoints[endpoint]),
             )
             results.append((name, result))
     finally:

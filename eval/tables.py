@@ -97,9 +97,9 @@ class Run:
     tflops_per_instance: float = math.nan
     # alpaca-eval's leaderboard `avg_length`: mean characters of the run's outputs.
     avg_length: float = math.nan
-    # The repeat index of a run repeated with everything else equal (None: not a repeat); the
-    # tables show repeats of one configuration as one row, mean ± std (`collapse_repeats`).
-    repeat: int | None = None
+    # Which run of a repeated variant (`repeats`; 1 for a run made once): the tables show the
+    # repeats of one configuration as one row, mean ± std (`collapse_repeats`).
+    repeat: int = 1
 
     @property
     def variant(self) -> str:
@@ -305,23 +305,27 @@ def _float(value: Any) -> float | None:
 
 
 def _repeat_group(run: Run) -> str:
-    """What repeats of one configuration share: the whole identity (the repeat index apart)."""
+    """What repeats of one configuration share: the folder they are in and the whole identity
+    (the repeat index apart)."""
     identity = {k: v for k, v in dataclasses.asdict(run.identity).items() if k != "repeat"}
-    return json.dumps([run.benchmark, identity], sort_keys=True)
+    return json.dumps([str(run.path.parent), run.benchmark, identity], sort_keys=True)
 
 
 def collapse_repeats(
     runs: Sequence[Run], row: Callable[[Run], dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """One row per run, but repeats of one configuration (runs with a `repeat` index and the
-    same identity) as one row: `repeats` counts them, a number that differs between them is
-    their mean with a `<column>_std` (sample standard deviation) beside it and each run's value
-    in `<column>_runs` (in the CSV; the Markdown leaves it out), flags are and-ed and
-    texts joined. Until runs carry a repeat index every run is its own row."""
+    """One row per run, but repeats of one configuration (`_repeat_group`, each repeat index
+    once) as one row: `repeats` counts them, a number that differs between them is their mean
+    with a `<column>_std` (sample standard deviation) beside it and each run's value in
+    `<column>_runs` (in the CSV; the Markdown leaves it out), flags are and-ed and texts
+    joined."""
     groups: dict[str, list[Run]] = {}
     for run in runs:
-        key = _repeat_group(run) if run.repeat is not None else f"{run.path}\0{run.name}"
-        groups.setdefault(key, []).append(run)
+        members = groups.setdefault(_repeat_group(run), [])
+        if any(m.repeat == run.repeat for m in members):  # the same run twice: not a repeat
+            groups[f"{run.path}\0{run.name}"] = [run]
+        else:
+            members.append(run)
     if all(len(members) == 1 for members in groups.values()):
         return [row(run) for run in runs]
     rows = []

@@ -171,7 +171,7 @@ class MixtureSpec:
                     return None
                 made = answers if agent.kind == "critique" else 1
                 calls += made
-                passed += agent.top_k if agent.kind == "rank" else made
+                passed += min(agent.top_k, answers) if agent.kind == "rank" else made
             answers = passed
         return calls
 
@@ -182,8 +182,9 @@ class MixtureSpec:
         return list(dict.fromkeys(a.model for a in self.agents()))
 
     def repeated(self, repeat: int) -> MixtureSpec:
-        """Run `repeat` of this variant: every sample shifted by (repeat - 1) * REPEAT_STRIDE."""
-        by = (repeat - 1) * REPEAT_STRIDE
+        """Run `repeat` of this variant: every sample shifted by (repeat - 1) * REPEAT_STRIDE
+        from run 1's (whichever run this spec is)."""
+        by = (repeat - self.repeat) * REPEAT_STRIDE
         layers = tuple(tuple(a.shifted(by) for a in layer) for layer in self.layers)
         return dataclasses.replace(self, layers=layers, repeat=repeat)
 
@@ -206,6 +207,7 @@ class AgentOutput:
     outputs: list[str]
     events: list[str] = field(default_factory=list)
     error: str | None = None  # the agent failed (its calls say why)
+    dropped: int = 0  # answers lost to failed calls (a proposer's; not a critic's)
 
 
 class LayerWatcher(Protocol):
@@ -270,12 +272,16 @@ class Mixture:
                 return trace
             failed = [c for c in calls if c.text is None]
             references = [o for d in done for o in d.outputs]
+            what = "proposals" if all(a.kind == "propose" for a in layer) else "calls"
             if failed and (self.spec.on_proposer_error == "fail" or not references):
-                trace.error = f"layer {depth}: {len(failed)} of {len(calls)} proposals failed"
+                trace.error = f"layer {depth}: {len(failed)} of {len(calls)} {what} failed"
                 return trace
-            if failed:
+            if not references:  # a strategy (or a ranker) that passed nothing on
+                trace.error = f"layer {depth}: no answer was passed on to layer {depth + 1}"
+                return trace
+            if dropped := sum(d.dropped for d in done):
                 trace.events.append(
-                    f"layer {depth}: dropped {len(failed)} failed proposal(s) from the references"
+                    f"layer {depth}: dropped {dropped} failed proposal(s) from the references"
                 )
         return trace
 
@@ -389,9 +395,12 @@ class Mixture:
             for i, ref in enumerate(references, start=1)
         )
         done = AgentOutput([s for (s,) in sent], [])
-        for ref, (s,) in zip(references, sent, strict=True):
+        for i, (ref, (s,)) in enumerate(zip(references, sent, strict=True), start=1):
             if s.call.text is None:
                 done.outputs.append(ref)
+                done.events.append(
+                    f"critique of answer {i} by {agent.label} failed: the answer went on alone"
+                )
             else:
                 done.outputs.append(CRITIQUED.format(answer=ref, critique=s.call.text.strip()))
         return done
@@ -501,4 +510,6 @@ def _answered(sent: Sent) -> AgentOutput:
     """A proposer's or aggregator's call: its answer, stripped as the official implementation
     strips every answer before reusing it."""
     text = sent.call.text
-    return AgentOutput([sent], [] if text is None or sent.refusal else [text.strip()])
+    if text is None or sent.refusal:
+        return AgentOutput([sent], [], dropped=1)
+    return AgentOutput([sent], [text.strip()])

@@ -5,7 +5,9 @@ the previous layer's answers and `ctx.generate`, it returns what it passes on (t
 one answer). Every call it makes goes through the mixture's generator (`ModelClient`: cached,
 budgeted, ledgered) and into the trace, with the context policy applied as for any agent. The
 plan runs a strategy on stand-in answers, so its count is exact unless what the strategy calls
-depends on the answers' text; such a strategy sets `plan_exact = False` and the plan says so.
+depends on the answers' text; such a strategy sets `plan_exact = False` and the plan says so. A
+strategy may also have `validate(options)`, called when the config is read (before any call),
+raising `ConfigError` for options it cannot use.
 """
 
 from __future__ import annotations
@@ -61,7 +63,12 @@ class StrategyContext:
     options: Mapping[str, Any]
     _mixture: Mixture
     _tags: Mapping[str, str]
-    sent: list[Sent] = field(default_factory=list)
+    _calls: list[Sent | None] = field(default_factory=list)  # in the order they were made
+
+    @property
+    def sent(self) -> list[Sent]:
+        """Every call made, in the order made (not ended): the last made is the output's."""
+        return [s for s in self._calls if s is not None]
 
     async def generate(
         self,
@@ -80,12 +87,13 @@ class StrategyContext:
             context_length=self.agent.context_length if model is None else None,
             sample=self.agent.sample + sample,
             template=template if template is not None else self.agent.template,
-            kind="propose",
         )
+        slot = len(self._calls)
+        self._calls.append(None)
         (sent,) = await self._mixture.send(
             [agent], messages or self.messages, references, config or self.config, self._tags
         )
-        self.sent.append(sent)
+        self._calls[slot] = sent
         text = sent.call.text
         return None if text is None or sent.refusal else text.strip()
 
@@ -105,24 +113,35 @@ async def run_strategy(
         messages, references, agent, agent.configured(config), dict(agent.options), mixture, tags
     )
     made = await strategy(ctx)
-    outputs = [made] if isinstance(made, str) else list(made)
+    outputs = [made] if isinstance(made, str) else list(made or ())
+    if not all(isinstance(o, str) for o in outputs):
+        kinds = ", ".join(sorted({type(o).__name__ for o in outputs}))
+        return AgentOutput(ctx.sent, [], error=f"strategy {agent.strategy} returned {kinds}")
     failed = next((s.call.error for s in ctx.sent if s.call.text is None), None)
     error = None if outputs else (failed or f"strategy {agent.strategy} passed nothing on")
     return AgentOutput(ctx.sent, outputs, error=error)
 
 
-async def sliding_window(ctx: StrategyContext) -> list[str]:
+class SlidingWindow:
     """Self-MoA's sequential aggregation (Li et al. 2025, arXiv 2502.00674): the first
     `window` answers are synthesized into one; each later call synthesizes the current
     synthesis with the next `window - 1` answers, so the prompt stays bounded however many
     samples there are. Passes on the last synthesis; nothing, if a call failed."""
-    window = int(ctx.options.get("window", 3))
-    if window < 2:
-        raise ConfigError(f"strategy sliding_window: window={window}, needs at least 2")
-    answers = list(ctx.references)
-    synthesis = await ctx.generate(references=answers[:window])
-    rest = answers[window:]
-    while rest and synthesis is not None:
-        shown, rest = rest[: window - 1], rest[window - 1 :]
-        synthesis = await ctx.generate(references=[synthesis, *shown])
-    return [] if synthesis is None else [synthesis]
+
+    def validate(self, options: Mapping[str, Any]) -> None:
+        window = options.get("window", 3)
+        if not isinstance(window, int) or isinstance(window, bool) or window < 2:
+            raise ConfigError(f"strategy sliding_window: options.window={window!r}, needs >= 2")
+
+    async def __call__(self, ctx: StrategyContext) -> list[str]:
+        window = int(ctx.options.get("window", 3))
+        answers = list(ctx.references)
+        synthesis = await ctx.generate(references=answers[:window])
+        rest = answers[window:]
+        while rest and synthesis is not None:
+            shown, rest = rest[: window - 1], rest[window - 1 :]
+            synthesis = await ctx.generate(references=[synthesis, *shown])
+        return [] if synthesis is None else [synthesis]
+
+
+sliding_window = SlidingWindow()

@@ -19,8 +19,9 @@ from eval.settings import build_catalogue, build_client
 from moa.errors import ConfigError
 from moa.mixture import REPEAT_STRIDE, Agent, Mixture, MixtureSpec
 from moa.prompts import CRITIQUE, RANK_TOP_K
+from moa.strategy import StrategyContext
 from moa.types import CallOutcome, CallRecord, ChatMessage, Completion, GenerateConfig
-from tests.kit.cli import ROOT, read_jsonl
+from tests.kit.cli import MOA_BENCH, ROOT, SHARED_DATA, read_jsonl, run
 from tests.kit.cli import scripted_config as config
 
 EXAMPLES = ROOT / "examples"
@@ -273,3 +274,105 @@ def test_a_sweep_of_rankers_within_the_mixture_is_planned_as_run(tmp_path: Path)
     # 3 questions x 2 turns of 8 calls; the second variant shares its first turns' proposals,
     # and no more: its second turns follow its own first answers
     assert planned.unique_calls == sent == 6 * 8 + 3 * 2 + 3 * 8
+
+
+class Failing:
+    """Answers every call but those of `role`, which fail as a server error would."""
+
+    def __init__(self, role: str) -> None:
+        self.role = role
+
+    async def generate(
+        self,
+        model: str,
+        messages: Sequence[ChatMessage],
+        config: GenerateConfig,
+        *,
+        sample: int = 0,
+        tags: Mapping[str, str] | None = None,
+    ) -> CallOutcome:
+        record = CallRecord(key=f"{model}#{sample}:{messages}", model=model, sample=sample)
+        if (tags or {}).get("role") == self.role:
+            record.error = "transient 500: boom"
+            return CallOutcome(None, record)
+        return CallOutcome(Completion(f"answer of {model}#{sample}", 10, 5), record)
+
+
+async def nothing(ctx: StrategyContext) -> list[str]:
+    """A strategy that passes nothing on, and makes no call."""
+    return []
+
+
+def test_failures_of_other_kinds_are_errors_not_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    catalogue = build_catalogue(config(tmp_path))
+    user: list[ChatMessage] = [{"role": "user", "content": "Hi?"}]
+
+    def turn(layers: list[Any], role: str) -> Any:
+        spec = build_mixture({"name": "t", "layers": layers}, catalogue)
+        return asyncio.run(Mixture(spec, Failing(role)).run_turn(user, CONFIG))
+
+    # a final strategy whose last call failed: no output, the call's error
+    fused = turn(
+        [
+            [{"models": ["dbrx", "qwen1.5-72b"]}],
+            [{"model": "dbrx", "strategy": "mylab.fusers.vote_then_fuse"}],
+        ],
+        "strategy",
+    )
+    assert fused.output is None and "boom" in (fused.error or "")
+    # critiques that failed: the answers go on alone, and the trace says so
+    critiqued = turn(
+        [
+            [{"models": ["dbrx", "qwen1.5-72b"]}],
+            [{"model": "dbrx", "kind": "critique"}],
+            [{"model": "dbrx"}],
+        ],
+        "critic",
+    )
+    assert critiqued.output and not critiqued.error
+    assert sum("went on alone" in e for e in critiqued.events) == 2
+    assert not any("dropped" in e for e in critiqued.events)
+    # a layer that passes nothing on fails the turn, rather than running the next as layer 1
+    silent = turn(
+        [
+            [{"model": "dbrx"}],
+            [{"model": "dbrx", "strategy": f"{__name__}.nothing"}],
+            [{"model": "dbrx"}],
+        ],
+        "none",
+    )
+    assert silent.output is None and "no answer was passed on" in (silent.error or "")
+
+
+def test_a_repeat_of_a_repeat_is_counted_from_run_one(tmp_path: Path) -> None:
+    spec = build_mixture(
+        {"name": "t", "layers": 2, "proposers": ["dbrx"], "samples": 2, "aggregator": "dbrx"},
+        build_catalogue(config(tmp_path)),
+    )
+    assert spec.repeated(2).repeated(3) == spec.repeated(3)
+    assert [a.sample for a in spec.repeated(3).agents()] == [2000, 2001, 2000]
+    assert spec.repeated(3).repeated(1) == spec
+
+
+def test_a_strategys_options_are_checked_before_any_call(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="window"):
+        config_ = config(tmp_path, "moa=self_moa_seq", "moa.window=1")
+        build_mixture(config_.moa, build_catalogue(config_))
+
+
+def test_each_repeat_logs_to_its_own_directory(tmp_path: Path) -> None:
+    args = [
+        MOA_BENCH, "provider_override=scripted", f"data_dir={SHARED_DATA}",
+        f"results_dir={tmp_path / 'runs'}", f"cache.path={tmp_path / 'c.sqlite'}",
+        "benchmark=mt_bench", "benchmark.limit=1", "moa=moa_lite", "repeats=2", "judge=none",
+    ]  # fmt: skip
+    done = run(args)
+    assert done.returncode == 0, done.stderr
+    base = tmp_path / "runs" / "mt_bench"
+    first, second = base / "moa_lite@scripted~first1", base / "moa_lite@scripted~first1~run2"
+    assert "run 1 of 2" in (first / "cli.log").read_text()
+    log = (second / "cli.log").read_text()
+    assert "run 2 of 2" in log and "run 1 of 2" not in log

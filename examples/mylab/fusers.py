@@ -20,9 +20,10 @@ VOTERS = 3  # draws of the ranker's request, told apart by sample index
 KEEP = 2  # answers with the most votes, fused
 
 
-async def vote_then_fuse(ctx: StrategyContext) -> str:
+async def vote_then_fuse(ctx: StrategyContext) -> list[str]:
     """`VOTERS` draws of a pick among the answers (at the agent's temperature), then one fusion
-    of the `KEEP` most voted answers under the paper's aggregate prompt."""
+    of the `KEEP` most voted answers under the paper's aggregate prompt; nothing, if the
+    fusion failed (the mixture then records the turn as failed, with the call's error)."""
     answers = list(ctx.references)
     ballots = await asyncio.gather(
         *(
@@ -34,4 +35,4 @@ async def vote_then_fuse(ctx: StrategyContext) -> str:
     votes.pop(None, None)
     ranked = sorted(range(len(answers)), key=lambda i: (-votes[i], i))
     fused = await ctx.generate(references=[answers[i] for i in ranked[:KEEP]])
-    return fused or ""
+    return [] if fused is None else [fused]

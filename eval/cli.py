@@ -38,9 +38,10 @@ from eval.mixture_config import describe_spec
 from eval.progress import following, progress
 from eval.rundir import RunDir, RunMetrics
 from eval.settings import CONF_DIR, build_catalogue, build_client, build_spec
+from moa.agents import Agent
 from moa.errors import ConfigError
 from moa.ledger import usd
-from moa.mixture import Agent, Mixture
+from moa.mixture import Mixture
 from moa.trace import CallTrace
 from moa.types import GenerateConfig
 

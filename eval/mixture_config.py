@@ -32,9 +32,10 @@ from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
+from moa.agents import KINDS, REPEAT_STRIDE, Agent
 from moa.catalogue import Catalogue
 from moa.errors import ConfigError
-from moa.mixture import KINDS, REPEAT_STRIDE, Agent, MixtureSpec
+from moa.mixture import MixtureSpec
 from moa.strategy import load_strategy
 from moa.types import GenerateConfig
 

@@ -63,6 +63,7 @@ from eval.generate import judge_address, load_instances, task_of
 from eval.rundir import repeat_suffix
 from eval.settings import build_catalogue, build_spec, to_dict
 from eval.tasks import Task
+from moa.agents import Agent
 from moa.budget import check_plan
 from moa.cache import CacheMode, CallCache, call_key
 from moa.catalogue import BILLS, Catalogue, ModelEntry, split_address, unbilled_endpoints
@@ -71,7 +72,7 @@ from moa.errors import ConfigError
 from moa.flops import call_tflops, turn_tflops
 from moa.ledger import price_hint
 from moa.limits import LIMIT_KEYS
-from moa.mixture import Agent, AgentOutput, Mixture, MixtureSpec
+from moa.mixture import AgentOutput, Mixture, MixtureSpec
 from moa.providers.base import create_provider
 from moa.strategy import load_strategy, plan_exact
 from moa.tokens import MESSAGE_OVERHEAD, estimate_tokens

@@ -23,97 +23,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, cast
 
+from moa.agents import REPEAT_STRIDE, Agent, Layer, Sent
 from moa.context import Policy, event, fit, prompt_limit, tightened
 from moa.prompts import (
-    AGGREGATE_AND_SYNTHESIZE,
-    CRITIQUE,
     CRITIQUED,
-    RANK_AND_SELECT,
-    RANK_TOP_K,
     inject_references,
     parse_picks,
 )
 from moa.scheduling import settle_all
+from moa.strategy import Strategy, StrategyContext, load_strategy
 from moa.tokens import estimate_prompt
 from moa.trace import CallTrace, ConversationTrace, TurnTrace
 from moa.types import CallOutcome, ChatMessage, ErrorKind, GenerateConfig, Generator
-
-KINDS = ("propose", "aggregate", "rank", "critique", "strategy")
-# The ledger's `role` tag of each kind (the names calls had before kinds existed).
-ROLES = {
-    "propose": "proposer",
-    "aggregate": "aggregator",
-    "rank": "ranker",
-    "critique": "critic",
-    "strategy": "strategy",
-}
-# A run repeated (`repeats=k`) draws run r's samples from (r - 1) * REPEAT_STRIDE on, so that
-# run 2 is no cache hit of run 1, and run 1 is the run made before repeats existed.
-REPEAT_STRIDE = 1000
-RANKER_MAX_TOKENS = 16  # a ranker writes a number or a few: the paper's baseline needs no more
-
-
-@dataclass(frozen=True)
-class Agent:
-    """One agent of a layer. Every field but `model`, `sample` and `context_length` is a setting
-    that changes what is sent; `settings()` lists those that differ from the defaults."""
-
-    model: str  # endpoint/model address
-    sample: int = 0  # tells apart draws of one request (and, shifted, the repeats of a run)
-    context_length: int | None = None  # tokens, from the catalogue; None: never fitted
-    kind: str = "propose"  # one of KINDS
-    decoding: tuple[tuple[str, Any], ...] = ()  # `GenerateConfig` fields over the instance's
-    system: str | None = None  # the agent's own system prompt, before the benchmark's
-    template: str | None = None  # what heads the injected answers; None: the kind's default
-    top_k: int = 1  # `rank`: how many answers it passes on
-    strategy: str | None = None  # `strategy`: the callable's dotted path
-    options: tuple[tuple[str, Any], ...] = ()  # `strategy`: its own settings
-
-    @property
-    def label(self) -> str:
-        return f"{self.model}#{self.sample}"
-
-    @property
-    def role(self) -> str:
-        return ROLES[self.kind]
-
-    def preamble(self) -> str:
-        """The template that heads the injected answers (`{k}` replaced for a ranker)."""
-        if self.template is not None:
-            return self.template.replace("{k}", str(self.top_k))
-        if self.kind == "rank":
-            return (
-                RANK_AND_SELECT if self.top_k == 1 else RANK_TOP_K.replace("{k}", str(self.top_k))
-            )
-        return CRITIQUE if self.kind == "critique" else AGGREGATE_AND_SYNTHESIZE
-
-    def configured(self, config: GenerateConfig) -> GenerateConfig:
-        """The instance's decoding with the agent's own over it (a ranker's answer is short)."""
-        if self.kind == "rank" and "max_tokens" not in dict(self.decoding):
-            config = config.merged(max_tokens=RANKER_MAX_TOKENS)
-        return config.merged(**dict(self.decoding)) if self.decoding else config
-
-    def settings(self, default_kind: str) -> dict[str, Any]:
-        """What the run identity records beyond model and sample: the non-default settings."""
-        out: dict[str, Any] = {}
-        if self.kind != default_kind:
-            out["kind"] = self.kind
-        for name in ("system", "template", "strategy"):
-            if (value := getattr(self, name)) is not None:
-                out[name] = value
-        if self.top_k != 1:
-            out["top_k"] = self.top_k
-        if self.decoding:
-            out["decoding"] = dict(self.decoding)
-        if self.options:
-            out["options"] = dict(self.options)
-        return out
-
-    def shifted(self, by: int) -> Agent:
-        return dataclasses.replace(self, sample=self.sample + by)
-
-
-Layer = tuple[Agent, ...]
 
 
 @dataclass(frozen=True)
@@ -190,16 +111,6 @@ class MixtureSpec:
 
 
 @dataclass
-class Sent:
-    """One call, with the references it saw and the context events it caused."""
-
-    call: CallTrace
-    references: tuple[str, ...] = ()
-    events: list[str] = field(default_factory=list)
-    refusal: str | None = None  # the context policy failed the turn
-
-
-@dataclass
 class AgentOutput:
     """What one agent of a layer made: its calls (in order) and the answers it passes on."""
 
@@ -235,8 +146,6 @@ class Mixture:
     def __init__(
         self, spec: MixtureSpec, generator: Generator, watcher: LayerWatcher | None = None
     ) -> None:
-        from moa.strategy import load_strategy
-
         self.spec = spec
         self.generator = generator
         self.watcher = watcher
@@ -346,10 +255,8 @@ class Mixture:
             return [await self._rank(agent, messages, references, config, tags)]
         if agent.kind == "critique":
             return [await self._critique(agent, messages, references, config, tags)]
-        from moa.strategy import run_strategy
-
         strategy = self._strategies[str(agent.strategy)]
-        return [await run_strategy(strategy, self, agent, messages, references, config, tags)]
+        return [await _run_strategy(strategy, self, agent, messages, references, config, tags)]
 
     async def _rank(
         self,
@@ -513,3 +420,31 @@ def _answered(sent: Sent) -> AgentOutput:
     if text is None or sent.refusal:
         return AgentOutput([sent], [], dropped=1)
     return AgentOutput([sent], [text.strip()])
+
+
+async def _run_strategy(
+    strategy: Strategy,
+    mixture: Mixture,
+    agent: Agent,
+    messages: Sequence[ChatMessage],
+    references: Sequence[str],
+    config: GenerateConfig,
+    tags: Mapping[str, str],
+) -> AgentOutput:
+    ctx = StrategyContext(
+        messages,
+        references,
+        agent,
+        agent.configured(config),
+        dict(agent.options),
+        mixture.send,
+        tags,
+    )
+    made = await strategy(ctx)
+    outputs = [made] if isinstance(made, str) else list(made or ())
+    if not all(isinstance(o, str) for o in outputs):
+        kinds = ", ".join(sorted({type(o).__name__ for o in outputs}))
+        return AgentOutput(ctx.sent, [], error=f"strategy {agent.strategy} returned {kinds}")
+    failed = next((s.call.error for s in ctx.sent if s.call.text is None), None)
+    error = None if outputs else (failed or f"strategy {agent.strategy} passed nothing on")
+    return AgentOutput(ctx.sent, outputs, error=error)

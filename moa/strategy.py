@@ -16,15 +16,18 @@ import dataclasses
 import importlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from moa.agents import Agent, Sent
 from moa.errors import ConfigError
 from moa.types import ChatMessage, GenerateConfig
 
-if TYPE_CHECKING:
-    from moa.mixture import Agent, AgentOutput, Mixture, Sent
-
 Strategy = Callable[["StrategyContext"], Awaitable[Sequence[str] | str]]
+# How a strategy's call is sent: agents, conversation, references, decoding, ledger tags.
+Send = Callable[
+    [Sequence[Agent], Sequence[ChatMessage], Sequence[str], GenerateConfig, Mapping[str, str]],
+    Awaitable[list[Sent]],
+]
 
 
 def load_strategy(path: str) -> Strategy:
@@ -61,7 +64,7 @@ class StrategyContext:
     agent: Agent
     config: GenerateConfig
     options: Mapping[str, Any]
-    _mixture: Mixture
+    _send: Send  # the mixture's (`moa.mixture.Mixture.send`)
     _tags: Mapping[str, str]
     _calls: list[Sent | None] = field(default_factory=list)  # in the order they were made
 
@@ -90,36 +93,12 @@ class StrategyContext:
         )
         slot = len(self._calls)
         self._calls.append(None)
-        (sent,) = await self._mixture.send(
+        (sent,) = await self._send(
             [agent], messages or self.messages, references, config or self.config, self._tags
         )
         self._calls[slot] = sent
         text = sent.call.text
         return None if text is None or sent.refusal else text.strip()
-
-
-async def run_strategy(
-    strategy: Strategy,
-    mixture: Mixture,
-    agent: Agent,
-    messages: Sequence[ChatMessage],
-    references: Sequence[str],
-    config: GenerateConfig,
-    tags: Mapping[str, str],
-) -> AgentOutput:
-    from moa.mixture import AgentOutput
-
-    ctx = StrategyContext(
-        messages, references, agent, agent.configured(config), dict(agent.options), mixture, tags
-    )
-    made = await strategy(ctx)
-    outputs = [made] if isinstance(made, str) else list(made or ())
-    if not all(isinstance(o, str) for o in outputs):
-        kinds = ", ".join(sorted({type(o).__name__ for o in outputs}))
-        return AgentOutput(ctx.sent, [], error=f"strategy {agent.strategy} returned {kinds}")
-    failed = next((s.call.error for s in ctx.sent if s.call.text is None), None)
-    error = None if outputs else (failed or f"strategy {agent.strategy} passed nothing on")
-    return AgentOutput(ctx.sent, outputs, error=error)
 
 
 class SlidingWindow:

@@ -16,8 +16,9 @@ from eval.mixture_config import build_mixture
 from eval.plan import plan_points
 from eval.rundir import LEDGER, TRACES
 from eval.settings import build_catalogue, build_client
+from moa.agents import REPEAT_STRIDE, Agent
 from moa.errors import ConfigError
-from moa.mixture import REPEAT_STRIDE, Agent, Mixture, MixtureSpec
+from moa.mixture import Mixture, MixtureSpec
 from moa.prompts import CRITIQUE, RANK_TOP_K
 from moa.strategy import StrategyContext
 from moa.types import CallOutcome, CallRecord, ChatMessage, Completion, GenerateConfig

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from eval.plan import plan_points
+from moa.agents import Agent
 from moa.budget import Budget, BudgetExceeded
-from moa.mixture import Agent, Mixture, MixtureSpec
+from moa.mixture import Mixture, MixtureSpec
 from moa.types import ChatMessage, GenerateConfig
 from tests.kit.cli import scripted_config as config
 from tests.kit.fakeserver import FakeServer, ModelProfile, serve_in_thread

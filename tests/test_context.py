@@ -10,8 +10,9 @@ from hydra import compose, initialize_config_dir
 from eval.generate import run_notes
 from eval.rundir import InstanceResult
 from eval.settings import CONF_DIR, build_catalogue, build_spec
+from moa.agents import Agent
 from moa.context import Policy, count_events, fit, prompt_limit
-from moa.mixture import Agent, Mixture, MixtureSpec
+from moa.mixture import Mixture, MixtureSpec
 from moa.prompts import AGGREGATE_AND_SYNTHESIZE, inject_references
 from moa.tokens import estimate_prompt, estimate_tokens
 from moa.trace import ConversationTrace, TurnTrace

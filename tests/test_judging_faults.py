@@ -27,12 +27,13 @@ from eval.tasks import alpaca_eval as alpaca_task
 from eval.tasks import flask as flask_task
 from eval.tasks import mt_bench as mt_task
 from eval.tasks.demo import Demo
+from moa.agents import Agent
 from moa.budget import Budget, BudgetExceeded
 from moa.cache import CallCache
 from moa.catalogue import Catalogue
 from moa.client import ModelClient
 from moa.ledger import Ledger, read_ledger
-from moa.mixture import Agent, MixtureSpec
+from moa.mixture import MixtureSpec
 from moa.types import Completion, GenerateConfig, TokenLogprob
 from tests.kit.cli import SHARED_DATA, command, read_jsonl, run, run_dir
 from tests.kit.fakeserver import FakeServer, ModelProfile, serve_in_thread

@@ -10,11 +10,12 @@ from hydra import compose, initialize_config_dir
 
 from eval.mixture_config import build_mixture
 from eval.settings import CONF_DIR, build_catalogue
+from moa.agents import Agent
 from moa.cache import CallCache
 from moa.catalogue import Catalogue
 from moa.client import ModelClient
 from moa.errors import ConfigError
-from moa.mixture import Agent, Mixture, MixtureSpec
+from moa.mixture import Mixture, MixtureSpec
 from moa.prompts import RANK_AND_SELECT
 from moa.types import ChatMessage, GenerateConfig
 

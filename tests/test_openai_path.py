@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from moa.agents import Agent
 from moa.cache import CacheMode
 from moa.client import ModelClient
-from moa.mixture import Agent, Mixture, MixtureSpec
+from moa.mixture import Mixture, MixtureSpec
 from moa.prompts import AGGREGATE_AND_SYNTHESIZE
 from moa.types import ChatMessage, GenerateConfig
 from tests.kit.fakeserver import FakeServer, FaultPlan, ModelProfile, serve_in_thread

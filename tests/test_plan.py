@@ -21,12 +21,13 @@ from eval.plan import PlanResult, endpoint_identity, open_cache, plan, plan_poin
 from eval.rundir import JUDGE_LEDGER, LEDGER
 from eval.settings import CONF_DIR, build_catalogue, to_dict
 from eval.tasks.alpaca_eval import request_preferences
+from moa.agents import Agent
 from moa.cache import CacheMode, CallCache
 from moa.catalogue import Catalogue
 from moa.client import ModelClient
 from moa.flops import call_tflops, turn_tflops
 from moa.ledger import read_ledger
-from moa.mixture import Agent, Mixture, MixtureSpec
+from moa.mixture import Mixture, MixtureSpec
 from moa.prompts import AGGREGATE_AND_SYNTHESIZE, RANK_AND_SELECT, inject_references
 from moa.tokens import MESSAGE_OVERHEAD, estimate_prompt
 from moa.types import CallOutcome, CallRecord, ChatMessage, Completion, GenerateConfig

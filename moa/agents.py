@@ -1,0 +1,103 @@
+"""An agent of a mixture (`moa.mixture`): its model, sample, kind and settings, and what one
+of its calls sent.
+
+Every field of `Agent` but `model`, `sample` and `context_length` is a setting that changes what
+is sent; `settings()` lists those that differ from the defaults, which the run identity records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from moa.prompts import AGGREGATE_AND_SYNTHESIZE, CRITIQUE, RANK_AND_SELECT, RANK_TOP_K
+from moa.trace import CallTrace
+from moa.types import GenerateConfig
+
+KINDS = ("propose", "aggregate", "rank", "critique", "strategy")
+# The ledger's `role` tag of each kind (the names calls had before kinds existed).
+ROLES = {
+    "propose": "proposer",
+    "aggregate": "aggregator",
+    "rank": "ranker",
+    "critique": "critic",
+    "strategy": "strategy",
+}
+# A run repeated (`repeats=k`) draws run r's samples from (r - 1) * REPEAT_STRIDE on, so that
+# run 2 is no cache hit of run 1, and run 1 is the run made before repeats existed.
+REPEAT_STRIDE = 1000
+RANKER_MAX_TOKENS = 16  # a ranker writes a number or a few: the paper's baseline needs no more
+
+
+@dataclass(frozen=True)
+class Agent:
+    """One agent of a layer. Every field but `model`, `sample` and `context_length` is a setting
+    that changes what is sent; `settings()` lists those that differ from the defaults."""
+
+    model: str  # endpoint/model address
+    sample: int = 0  # tells apart draws of one request (and, shifted, the repeats of a run)
+    context_length: int | None = None  # tokens, from the catalogue; None: never fitted
+    kind: str = "propose"  # one of KINDS
+    decoding: tuple[tuple[str, Any], ...] = ()  # `GenerateConfig` fields over the instance's
+    system: str | None = None  # the agent's own system prompt, before the benchmark's
+    template: str | None = None  # what heads the injected answers; None: the kind's default
+    top_k: int = 1  # `rank`: how many answers it passes on
+    strategy: str | None = None  # `strategy`: the callable's dotted path
+    options: tuple[tuple[str, Any], ...] = ()  # `strategy`: its own settings
+
+    @property
+    def label(self) -> str:
+        return f"{self.model}#{self.sample}"
+
+    @property
+    def role(self) -> str:
+        return ROLES[self.kind]
+
+    def preamble(self) -> str:
+        """The template that heads the injected answers (`{k}` replaced for a ranker)."""
+        if self.template is not None:
+            return self.template.replace("{k}", str(self.top_k))
+        if self.kind == "rank":
+            return (
+                RANK_AND_SELECT if self.top_k == 1 else RANK_TOP_K.replace("{k}", str(self.top_k))
+            )
+        return CRITIQUE if self.kind == "critique" else AGGREGATE_AND_SYNTHESIZE
+
+    def configured(self, config: GenerateConfig) -> GenerateConfig:
+        """The instance's decoding with the agent's own over it (a ranker's answer is short)."""
+        if self.kind == "rank" and "max_tokens" not in dict(self.decoding):
+            config = config.merged(max_tokens=RANKER_MAX_TOKENS)
+        return config.merged(**dict(self.decoding)) if self.decoding else config
+
+    def settings(self, default_kind: str) -> dict[str, Any]:
+        """What the run identity records beyond model and sample: the non-default settings."""
+        out: dict[str, Any] = {}
+        if self.kind != default_kind:
+            out["kind"] = self.kind
+        for name in ("system", "template", "strategy"):
+            if (value := getattr(self, name)) is not None:
+                out[name] = value
+        if self.top_k != 1:
+            out["top_k"] = self.top_k
+        if self.decoding:
+            out["decoding"] = dict(self.decoding)
+        if self.options:
+            out["options"] = dict(self.options)
+        return out
+
+    def shifted(self, by: int) -> Agent:
+        return dataclasses.replace(self, sample=self.sample + by)
+
+
+Layer = tuple[Agent, ...]
+
+
+@dataclass
+class Sent:
+    """One call, with the references it saw and the context events it caused."""
+
+    call: CallTrace
+    references: tuple[str, ...] = ()
+    events: list[str] = field(default_factory=list)
+    refusal: str | None = None  # the context policy failed the turn

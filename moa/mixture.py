@@ -129,12 +129,12 @@ class LayerWatcher(Protocol):
     def finished(self, depth: int, calls: Sequence[CallTrace]) -> None: ...
 
 
-def with_system(messages: Sequence[ChatMessage], system: str | None) -> list[ChatMessage]:
+def with_system(messages: Sequence[ChatMessage], system: str | None) -> Sequence[ChatMessage]:
     """The conversation with an agent's own system prompt first (before the benchmark's own,
-    joined by a blank line)."""
-    out: list[ChatMessage] = [{"role": m["role"], "content": m["content"]} for m in messages]
+    joined by a blank line); the conversation itself when the agent has none."""
     if system is None:
-        return out
+        return messages
+    out: list[ChatMessage] = [{"role": m["role"], "content": m["content"]} for m in messages]
     if out and out[0]["role"] == "system":
         out[0]["content"] = system + "\n\n" + out[0]["content"]
     else:
@@ -152,6 +152,7 @@ class Mixture:
         self._strategies = {
             a.strategy: load_strategy(a.strategy) for a in spec.agents() if a.strategy
         }
+        self._groups = [_groups(layer) for layer in spec.layers]  # once, not at every turn
 
     async def run_turn(
         self,
@@ -221,22 +222,13 @@ class Mixture:
     ) -> list[AgentOutput]:
         """Every agent of a layer, concurrently; draws of one request (same model, settings but
         the sample) as one batch."""
-        groups: dict[Agent, list[Agent]] = {}
-        for agent in layer:
-            plain = agent.kind in ("propose", "aggregate")
-            groups.setdefault(dataclasses.replace(agent, sample=0) if plain else agent, []).append(
-                agent
-            )
+        groups, order = self._groups[depth - 1]
         tagged = {**(tags or {}), "layer": "0" if final else str(depth)}
-        runs = [
-            self._agents(group, messages, references, config, tagged) for group in groups.values()
-        ]
-        made = {
-            a: d
-            for group, done in zip(groups.values(), await settle_all(runs), strict=True)
-            for a, d in zip(group, done, strict=True)
-        }
-        return [made[a] for a in layer]
+        done = await settle_all(
+            self._agents(group, messages, references, config, tagged) for group in groups
+        )
+        made = [d for ds in done for d in ds]
+        return [made[i] for i in order]
 
     async def _agents(
         self,
@@ -341,40 +333,40 @@ class Mixture:
         limit = prompt_limit(agent.context_length, config.max_tokens)
         fitted = fit(conversation, references, preamble, limit, policy)
         said = ""  # set once the endpoint has refused a prompt as too long
-        sent: dict[Agent, Sent] = {}
-        pending = list(agents)  # an agent is sent again only if its own prompt was refused
+        sent: list[Sent | None] = [None] * len(agents)
+        pending = list(range(len(agents)))  # sent again only if its own prompt was refused
         while pending:
             what = fitted.error or fitted.change
-            events = {a: [event(policy, where(a), said + what)] if what else [] for a in pending}
             if fitted.error is not None:
-                for a in pending:
-                    refusal = events[a][0]
-                    sent[a] = Sent(
+                for i in pending:
+                    a = agents[i]
+                    refusal = event(policy, where(a), said + fitted.error)
+                    sent[i] = Sent(
                         CallTrace.unsent(a.model, a.sample, refusal), (), [refusal], refusal
                     )
                 break
             prompt = inject_references(conversation, fitted.references, preamble)
-            outcomes = await self._call(pending, prompt, config, tags)
-            for a, o in zip(pending, outcomes, strict=True):
-                sent[a] = Sent(CallTrace.of(a.model, a.sample, o), fitted.references, events[a])
-            refused = [
-                a
-                for a, o in zip(pending, outcomes, strict=True)
-                if o.record.error_kind == ErrorKind.CONTEXT_OVERFLOW
-            ]
+            outcomes = await self._call([agents[i] for i in pending], prompt, config, tags)
+            refused = []
+            for i, o in zip(pending, outcomes, strict=True):
+                a = agents[i]
+                events = [event(policy, where(a), said + what)] if what else []
+                sent[i] = Sent(CallTrace.of(a.model, a.sample, o), fitted.references, events)
+                if o.record.error_kind == ErrorKind.CONTEXT_OVERFLOW:
+                    refused.append(i)
             if said or not refused:
                 break
             said = f"the endpoint refused ~{estimate_prompt(prompt)} tokens as too long; "
             if policy == "error":
-                for a in refused:
-                    s = sent[a]
-                    s.refusal = event(policy, where(a), said + str(s.call.error))
+                for i in refused:
+                    s = cast(Sent, sent[i])
+                    s.refusal = event(policy, where(agents[i]), said + str(s.call.error))
                     s.events = [s.refusal]
                 break
             pending = refused
             limit = tightened(estimate_prompt(prompt), limit)
             fitted = fit(conversation, references, preamble, limit, policy)
-        return [sent[a] for a in agents]
+        return cast(list[Sent], sent)
 
     async def _call(
         self,
@@ -384,8 +376,11 @@ class Mixture:
         tags: Mapping[str, str],
     ) -> list[CallOutcome]:
         model = agents[0].model
+        if len(agents) == 1:  # most calls: no task of their own (a gather would make one)
+            one = agents[0].sample
+            return [await self.generator.generate(model, messages, config, sample=one, tags=tags)]
         batch = getattr(self.generator, "generate_batch", None)
-        if batch is not None and len(agents) > 1:
+        if batch is not None:
             samples = [a.sample for a in agents]
             return cast(list[CallOutcome], await batch(model, messages, config, samples, tags))
         return await settle_all(
@@ -411,6 +406,18 @@ class Mixture:
                 break
             messages.append({"role": "assistant", "content": turn.output})
         return trace
+
+
+def _groups(layer: Layer) -> tuple[list[list[Agent]], list[int]]:
+    """A layer's agents grouped into draws of one request (proposers and aggregators that differ
+    only by sample), and where each agent's output is in the groups' outputs, in layer order."""
+    keyed: dict[Agent, list[int]] = {}
+    for i, agent in enumerate(layer):
+        plain = agent.kind in ("propose", "aggregate")
+        keyed.setdefault(dataclasses.replace(agent, sample=0) if plain else agent, []).append(i)
+    flat = [i for members in keyed.values() for i in members]
+    groups = [[layer[i] for i in members] for members in keyed.values()]
+    return groups, [flat.index(i) for i in range(len(layer))]
 
 
 def _answered(sent: Sent) -> AgentOutput:

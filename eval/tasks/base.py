@@ -14,12 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
-
 from eval.benchmarks import Instance
 from eval.benchmarks.fetch import fetch
 from eval.rundir import InstanceResult, RunDir, RunFileError, RunMetrics
-from eval.stats import bootstrap
 from moa.errors import ConfigError
 from moa.providers import scripted
 from moa.types import GenerateConfig
@@ -86,6 +83,10 @@ class Figure:
         cls, name: str, value: Any, scores: Iterable[float], paper: float | None = None
     ) -> Figure:
         """A figure whose interval is the bootstrap over per-instance `scores` (`eval.stats`)."""
+        import numpy as np  # for the browser and the report only: not on a run's start-up path
+
+        from eval.stats import bootstrap
+
         values = np.array(list(scores), dtype=float)
         if value is None or not values.size:
             return cls(name, None if value is None else float(value), paper=paper)

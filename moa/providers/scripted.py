@@ -44,6 +44,11 @@ def _rng(model: str, messages: Sequence[ChatMessage], sample: int) -> random.Ran
     return random.Random(hashlib.sha256(blob.encode()).digest())
 
 
+def _count(system: str) -> int:
+    """How many numbered responses a ranker's prompt shows."""
+    return len(re.findall(r"^\d+\. ", system, re.MULTILINE))
+
+
 def _tokens(text: str) -> int:
     return max(1, len(text) // 4)
 
@@ -98,10 +103,10 @@ class Scripted:
         sample: int,
     ) -> str:
         system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
-        count = len(re.findall(r"^\d+\. ", system, re.MULTILINE))
         if RANK_AND_SELECT in system:
-            return str(rng.randint(1, max(count, 1)))
+            return str(rng.randint(1, max(_count(system), 1)))
         if _TOP_K_HEAD in system:  # the best k, in a random order
+            count = _count(system)
             return ", ".join(str(i) for i in rng.sample(range(1, count + 1), count))
         question = messages[-1]["content"].strip().splitlines()[0][:80] if messages else ""
         body = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(15, 160)))

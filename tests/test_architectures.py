@@ -231,8 +231,12 @@ def test_critics_between_layers_are_planned_as_run(tmp_path: Path) -> None:
     )
 
 
-class Long:
-    """A generator whose every answer is ~500 tokens, to overflow a small window."""
+class Canned:
+    """Answers every call with `text` (by default, naming the model and sample), but those of
+    `failing` (a ledger role), which fail as a server error would."""
+
+    def __init__(self, text: str | None = None, failing: str | None = None) -> None:
+        self.text, self.failing = text, failing
 
     async def generate(
         self,
@@ -243,15 +247,19 @@ class Long:
         sample: int = 0,
         tags: Mapping[str, str] | None = None,
     ) -> CallOutcome:
-        record = CallRecord(key=f"{model}#{sample}:{len(messages)}", model=model, sample=sample)
-        return CallOutcome(Completion("word " * 400, 10, 500), record)
+        record = CallRecord(key=f"{model}#{sample}:{messages}", model=model, sample=sample)
+        if self.failing is not None and (tags or {}).get("role") == self.failing:
+            record.error = "transient 500: boom"
+            return CallOutcome(None, record)
+        text = self.text or f"answer of {model}#{sample}"
+        return CallOutcome(Completion(text, 10, len(text) // 4), record)
 
 
 def test_draws_of_one_request_are_fitted_and_reported_each_under_its_own_name() -> None:
     layer = tuple(Agent("x/a", s, context_length=1500) for s in range(3))
     spec = MixtureSpec.paper("t", (layer, layer), Agent("x/b", context_length=1500))
     turn = asyncio.run(
-        Mixture(spec, Long()).run_turn(
+        Mixture(spec, Canned("word " * 400)).run_turn(
             [{"role": "user", "content": "Hi?"}], CONFIG.merged(max_tokens=100)
         )
     )
@@ -277,28 +285,6 @@ def test_a_sweep_of_rankers_within_the_mixture_is_planned_as_run(tmp_path: Path)
     assert planned.unique_calls == sent == 6 * 8 + 3 * 2 + 3 * 8
 
 
-class Failing:
-    """Answers every call but those of `role`, which fail as a server error would."""
-
-    def __init__(self, role: str) -> None:
-        self.role = role
-
-    async def generate(
-        self,
-        model: str,
-        messages: Sequence[ChatMessage],
-        config: GenerateConfig,
-        *,
-        sample: int = 0,
-        tags: Mapping[str, str] | None = None,
-    ) -> CallOutcome:
-        record = CallRecord(key=f"{model}#{sample}:{messages}", model=model, sample=sample)
-        if (tags or {}).get("role") == self.role:
-            record.error = "transient 500: boom"
-            return CallOutcome(None, record)
-        return CallOutcome(Completion(f"answer of {model}#{sample}", 10, 5), record)
-
-
 async def nothing(ctx: StrategyContext) -> list[str]:
     """A strategy that passes nothing on, and makes no call."""
     return []
@@ -313,7 +299,7 @@ def test_failures_of_other_kinds_are_errors_not_answers(
 
     def turn(layers: list[Any], role: str) -> Any:
         spec = build_mixture({"name": "t", "layers": layers}, catalogue)
-        return asyncio.run(Mixture(spec, Failing(role)).run_turn(user, CONFIG))
+        return asyncio.run(Mixture(spec, Canned(failing=role)).run_turn(user, CONFIG))
 
     # a final strategy whose last call failed: no output, the call's error
     fused = turn(

@@ -24,10 +24,10 @@ from omegaconf.errors import OmegaConfBaseException
 
 from eval.benchmarks import DataError
 from eval.errors import describe
-from eval.rundir import METRICS, InstanceResult, RunDir, RunFileError, write_atomic
+from eval.rundir import METRICS, InstanceResult, RunDir, RunFileError, RunIdentity, write_atomic
 from eval.settings import build_catalogue
 from eval.tables import PAPER_DIR, Run
-from eval.tasks import Data, task_class
+from eval.tasks import Data, Task, task_class
 from moa.catalogue import Catalogue
 from moa.errors import ConfigError
 from moa.flops import call_tflops, turn_tflops
@@ -39,8 +39,8 @@ DAMAGE = (ValueError, DataError, OSError)
 INDEX = "index.md"
 # What a report writes into its folder, so what rebuilding it removes first (and nothing else).
 REPORT_FILES = ("*.csv", "*.md", "*.png", "*.html", ".*.tmp")
-# A folder holding one of these is not a report folder: clearing it would lose files.
-NOT_A_REPORT = ("pyproject.toml", ".git", "run.json", "metrics.json")
+# A folder holding one of these is not an output folder: rewriting it would lose files.
+NOT_OURS = ("pyproject.toml", ".git", "run.json", "metrics.json")
 
 
 @dataclass(frozen=True)
@@ -82,13 +82,10 @@ def load_runs(results_dir: Path) -> tuple[list[Run], list[Skipped]]:
 
 def load_run(rundir: RunDir) -> Run:
     """One judged run directory, each file read and checked; damage raises (see `DAMAGE`)."""
-    identity = rundir.identity()
-    if identity is None:
-        raise RunFileError(f"{rundir.run_file}: missing, so not a moa-bench run directory")
+    identity, task = open_run(rundir, Data())
     metrics = rundir.metrics()
     if metrics is None:
         raise RunFileError(f"{rundir.metrics_file}: missing")
-    task = task_class(identity.benchmark)({"name": identity.benchmark}, Data())
     try:
         cfg = OmegaConf.load(rundir.config_file)
         if not isinstance(cfg, DictConfig):
@@ -137,6 +134,26 @@ def _budget(finished: Mapping[str, InstanceResult], catalogue: Catalogue) -> tup
     return (float(np.mean(costs)), float(np.mean(flops))) if costs else (math.nan, math.nan)
 
 
+def refuse_foreign(out_dir: Path, setting: str, what: str, why: str) -> None:
+    """A folder that is plainly something else (the paper's numbers, a project or a run
+    directory) is refused as a `what` folder (a report's, the browser's), in one line."""
+    if out_dir.resolve() == PAPER_DIR.resolve() or any(
+        (out_dir / name).exists() for name in NOT_OURS
+    ):
+        raise ConfigError(
+            f"{setting}={out_dir} is not a {what} folder (it holds the paper's numbers, a "
+            f"project or a run), and {why}: choose another"
+        )
+
+
+def open_run(rundir: RunDir, data: Data) -> tuple[RunIdentity, Task]:
+    """A run directory's identity and its benchmark's task; no identity raises."""
+    identity = rundir.identity()
+    if identity is None:
+        raise RunFileError(f"{rundir.run_file}: missing, so not a moa-bench run directory")
+    return identity, task_class(identity.benchmark)({"name": identity.benchmark}, data)
+
+
 def clear_report_dir(out_dir: Path) -> None:
     """Removes what an earlier report wrote in `out_dir` (its top-level `REPORT_FILES`), so
     that no table or plot of an earlier run set or reference stays beside the new ones; other
@@ -144,13 +161,7 @@ def clear_report_dir(out_dir: Path) -> None:
     paper's numbers, a project or a run directory) is refused."""
     if not out_dir.is_dir():
         return
-    if out_dir.resolve() == PAPER_DIR.resolve() or any(
-        (out_dir / name).exists() for name in NOT_A_REPORT
-    ):
-        raise ConfigError(
-            f"report.out_dir={out_dir} is not a report folder (it holds the paper's numbers, a "
-            "project or a run), and the report rebuilds its folder: choose another"
-        )
+    refuse_foreign(out_dir, "report.out_dir", "report", "the report rebuilds its folder")
     for pattern in REPORT_FILES:
         for path in out_dir.glob(pattern):
             if path.is_file() or path.is_symlink():

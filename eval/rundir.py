@@ -377,25 +377,21 @@ class RunDir:
 
     def finished(self) -> dict[str, InstanceResult]:
         """The last complete record per instance id that has outputs."""
-        done: dict[str, InstanceResult] = {}
-        if not self.traces.exists():
-            return done
-        for n, row in read_lines(self.traces):
-            if row.get("outputs") is not None:
-                result = InstanceResult.from_json(self.traces, row, f" line {n}")
-                done[result.id] = result
-        return done
+        return {k: r for k, r in self.results().items() if r.outputs is not None}
 
     def results(self) -> dict[str, InstanceResult]:
         """The last complete record per instance id, failed ones included (for readers that
-        show failures, as the run browser does)."""
+        show failures, as the run browser does), but a failure never hides an answer recorded
+        before it (a re-run that failed to repair a degraded answer keeps the answer)."""
+        found: dict[str, InstanceResult] = {}
         if not self.traces.exists():
-            return {}
-        return {
-            result.id: result
-            for n, row in read_lines(self.traces)
-            for result in [InstanceResult.from_json(self.traces, row, f" line {n}")]
-        }
+            return found
+        for n, row in read_lines(self.traces):
+            result = InstanceResult.from_json(self.traces, row, f" line {n}")
+            kept = found.get(result.id)
+            if result.outputs is not None or kept is None or kept.outputs is None:
+                found[result.id] = result
+        return found
 
     def fingerprint(self) -> str:
         """A digest of every file's name, size and modification time (the lock and leftover

@@ -150,6 +150,15 @@ def checksum(stored: bytes) -> str:
     return hashlib.sha256(stored).hexdigest()
 
 
+def stored_answer(stored: bytes | str) -> Completion | None:
+    """A stored row's answer; None when it does not parse as one (a corrupt row)."""
+    try:
+        text = stored.decode() if isinstance(stored, bytes) else stored
+        return Completion.from_json(json.loads(text))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
 @dataclass
 class _Answer:
     model: str
@@ -240,9 +249,8 @@ def _journal_lines(data: bytes) -> list[tuple[str, str, str, float, str]]:
         try:
             entry = json.loads(line)
             stored = str(entry["completion"])
-            if checksum(stored.encode()) != entry["sha256"]:
+            if checksum(stored.encode()) != entry["sha256"] or stored_answer(stored) is None:
                 continue
-            Completion.from_json(json.loads(stored))
             key, model, created = str(entry["key"]), str(entry["model"]), float(entry["created"])
             rows.append((key, model, stored, created, str(entry["sha256"])))
         except (ValueError, KeyError, TypeError, AttributeError):
@@ -456,14 +464,12 @@ class CallCache:
     def _verified(self, key: str, stored: bytes, expected: str | None) -> Completion | None:
         """A stored row's answer, or None (a miss) when it is corrupt."""
         digest = checksum(stored)
-        try:
-            if expected is not None and digest != expected:
-                raise ValueError("its checksum does not match")
-            completion = Completion.from_json(json.loads(stored.decode()))
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        mismatch = expected is not None and digest != expected
+        completion = None if mismatch else stored_answer(stored)
+        if completion is None:
             if key not in self._corrupt:
                 self._corrupt.add(key)
-                why = str(exc) if expected is not None and digest != expected else "unreadable"
+                why = "its checksum does not match" if mismatch else "unreadable"
                 log.warning(
                     "call cache %s: the stored answer of call %s is corrupt (%s); it is not "
                     "used, and the call is made again",

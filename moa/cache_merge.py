@@ -15,7 +15,6 @@ are counted as differing, so the runs already made on the target stay as they we
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 from collections.abc import Sequence
@@ -23,10 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from moa.cache import CacheUnreadable, CallCache, checksum, journal_paths
+from moa.cache import CacheUnreadable, CallCache, checksum, journal_paths, stored_answer
 from moa.errors import ConfigError
 from moa.mounts import network_filesystem
-from moa.types import Completion
 
 _COLUMNS = {"key", "model", "completion", "created"}
 
@@ -59,14 +57,6 @@ def copy_cache(source: Path, destination: Path) -> None:
         db.execute("VACUUM INTO ?", (str(partial),))
     db.close()
     os.replace(partial, destination)
-
-
-def _answer(stored: bytes) -> bool:
-    try:
-        Completion.from_json(json.loads(stored.decode()))
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return False
-    return True
 
 
 def _uri(source: Path) -> str:
@@ -108,7 +98,9 @@ def merge_caches(target: Path, sources: Sequence[Path]) -> list[Merged]:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA busy_timeout=60000")
         db.create_function("digest", 1, lambda b: checksum(bytes(b)), deterministic=True)
-        db.create_function("answer", 1, lambda b: _answer(bytes(b)), deterministic=True)
+        db.create_function(
+            "answer", 1, lambda b: stored_answer(bytes(b)) is not None, deterministic=True
+        )
         merged = [_merge_one(db, source) for source in sources]
         (bad,) = db.execute(
             "SELECT COUNT(*) FROM calls WHERE sha256 IS NOT NULL"

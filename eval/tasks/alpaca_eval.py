@@ -143,6 +143,12 @@ def _source(paper: tuple[float | None, str]) -> str:
     return "the leaderboard's" if paper[0] is not None and paper[1] != "paper" else ""
 
 
+def preference_score(preference: float | None) -> float | None:
+    """A preference (1: the reference, 2: ours) as a win (100), tie (50) or loss (0),
+    fractional: the scale of the win rate."""
+    return None if preference is None else (preference - 1.0) * 100.0
+
+
 def outcome_of(preference: float | None) -> str:
     """alpaca_eval's preference in a word: above 1.5 the model (ours) wins."""
     if preference is None:
@@ -177,7 +183,7 @@ def verdict_of(annotation: ae.Annotation) -> Verdict:
         facts["failure"] = f"{annotation.failure.kind.value}: {annotation.failure.reason}"
     text = (annotation.raw_completion or {}).get("text")
     return Verdict(
-        score=None if preference is None else (preference - 1.0) * 100.0,
+        score=preference_score(preference),
         outcome=outcome_of(preference),
         readings=[Reading("preference", facts, None if text is None else str(text))],
         tags=[pair.dataset] if pair.dataset else [],
@@ -224,21 +230,8 @@ class AlpacaEval(Task):
         instances: Sequence[Instance],
         results: Sequence[InstanceResult],
     ) -> dict[str, Any]:
-        baseline = [
-            {
-                "instruction": i.turns[0],
-                "output": i.meta["reference_output"],
-                "generator": i.meta["reference_generator"],
-                "dataset": i.meta.get("dataset"),
-            }
-            for i in instances
-        ]
-        ours = [
-            {"instruction": i.turns[0], "output": r.outputs[0], "generator": spec.name}
-            for i, r in zip(instances, results, strict=True)
-            if r.outputs
-        ]
-        annotations = await ae.annotate(client, ae.make_pairs(baseline, ours), judge=judge)
+        pairs = _pairs(instances, [r.outputs for r in results], spec.name)
+        annotations = await ae.annotate(client, pairs, judge=judge)
         ae.write_annotations(run.native(ANNOTATIONS), annotations)
         return metrics_of(annotations, expected=len(instances))
 
@@ -251,21 +244,7 @@ class AlpacaEval(Task):
         outputs: Sequence[Sequence[str] | None],
     ) -> None:
         """`judge`'s calls: one per instance against its reference output, unless identical."""
-        baseline = [
-            {
-                "instruction": i.turns[0],
-                "output": i.meta["reference_output"],
-                "generator": i.meta["reference_generator"],
-                "dataset": i.meta.get("dataset"),
-            }
-            for i in instances
-        ]
-        ours = [
-            {"instruction": i.turns[0], "output": o[0], "generator": spec.name}
-            for i, o in zip(instances, outputs, strict=True)
-            if o
-        ]
-        await request_preferences(generator, ae.make_pairs(baseline, ours), judge)
+        await request_preferences(generator, _pairs(instances, outputs, spec.name), judge)
 
     @classmethod
     def reads(cls, path: Path) -> bool:
@@ -277,15 +256,11 @@ class AlpacaEval(Task):
     def instance_scores(
         self, run: RunDir, metrics: RunMetrics, finished: Mapping[str, InstanceResult]
     ) -> dict[str, float]:
-        """Per instruction, the preference as a win (100), tie (50) or loss (0), fractional; the
-        file must hold one annotation per answered instance."""
-        path = run.native(ANNOTATIONS)
-        annotations = ae.read_annotations(path)
-        check_rows(path, len(annotations), len(finished), "annotations")
+        """Per instruction, the preference as a win (100), tie (50) or loss (0), fractional."""
         return {
-            a.pair.instruction: (a.preference - 1.0) * 100.0
-            for a in annotations
-            if a.preference is not None
+            a.pair.instruction: score
+            for a in _annotations(run, finished)
+            if (score := preference_score(a.preference)) is not None
         }
 
     def verdicts(
@@ -295,7 +270,7 @@ class AlpacaEval(Task):
         by_instruction = {r.turns[0]: id_ for id_, r in finished.items() if r.turns}
         return {
             by_instruction[a.pair.instruction]: verdict_of(a)
-            for a in ae.read_annotations(run.native(ANNOTATIONS))
+            for a in _annotations(run, finished)
             if a.pair.instruction in by_instruction
         }
 
@@ -439,3 +414,33 @@ class AlpacaEval(Task):
 
 
 TASK = AlpacaEval
+
+
+def _pairs(
+    instances: Sequence[Instance], outputs: Sequence[Sequence[str] | None], name: str
+) -> list[ae.Pair]:
+    """What the judge compares: each answered instruction's reference output (the baseline, as
+    alpaca-eval reads it) against ours, as alpaca-eval pairs them."""
+    baseline = [
+        {
+            "instruction": i.turns[0],
+            "output": i.meta["reference_output"],
+            "generator": i.meta["reference_generator"],
+            "dataset": i.meta.get("dataset"),
+        }
+        for i in instances
+    ]
+    ours = [
+        {"instruction": i.turns[0], "output": o[0], "generator": name}
+        for i, o in zip(instances, outputs, strict=True)
+        if o
+    ]
+    return ae.make_pairs(baseline, ours)
+
+
+def _annotations(run: RunDir, finished: Mapping[str, InstanceResult]) -> list[ae.Annotation]:
+    """The run's annotations, which must be one per answered instance (`check_rows`)."""
+    path = run.native(ANNOTATIONS)
+    annotations = ae.read_annotations(path)
+    check_rows(path, len(annotations), len(finished), "annotations")
+    return annotations

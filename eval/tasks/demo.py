@@ -20,7 +20,12 @@ from eval.judges.common import (
     settle_all,
 )
 from eval.rundir import InstanceResult, RunDir, RunMetrics, write_atomic
-from eval.tasks.alpaca_eval import outcome_of, preference_answer, request_preferences
+from eval.tasks.alpaca_eval import (
+    outcome_of,
+    preference_answer,
+    preference_score,
+    request_preferences,
+)
 from eval.tasks.base import Reading, Task, Verdict
 from moa.mixture import Mixture, MixtureSpec
 from moa.providers import scripted
@@ -134,7 +139,7 @@ class Demo(Task):
         for id_, preference in (metrics.get("preference") or {}).items():
             shown = "-" if preference is None else f"{preference:.3f} (1: alone, 2: mixture)"
             verdicts[str(id_)] = Verdict(
-                score=None if preference is None else (preference - 1.0) * 100.0,
+                score=preference_score(preference),
                 outcome=outcome_of(preference),
                 readings=[Reading("preference against the model alone", {"preference": shown})],
             )

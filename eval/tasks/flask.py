@@ -157,17 +157,11 @@ class Flask(Task):
     ) -> dict[str, float]:
         """Each review's mean over its numeric skill scores. FLASK's file holds a review per
         answered instance but those whose judge call failed (counted in the metrics)."""
-        path = run.native(*REVIEWS)
-        reviews = fj.read_reviews(path)
-        failures = metrics.get("failures")
-        failed = failures.get("call", 0) if isinstance(failures, Mapping) else 0
-        check_rows(path, len(reviews), len(finished) - int(failed), "reviews")
-        scores = {}
-        for review in reviews:
-            numbers = [v for v in map(fj.as_float, review.score.values()) if v is not None]
-            if review.failure is None and numbers:
-                scores[str(review.item["idx"])] = sum(numbers) / len(numbers)
-        return scores
+        return {
+            str(review.item["idx"]): mean
+            for review in _reviews(run, metrics, finished)
+            if (mean := _mean(review)) is not None
+        }
 
     def verdicts(
         self, run: RunDir, metrics: RunMetrics, finished: Mapping[str, InstanceResult]
@@ -175,10 +169,9 @@ class Flask(Task):
         """Per instance, the review with its skill scores; tagged with its skills and domains,
         scored as `instance_scores` scores it (the mean of its numeric skill scores)."""
         verdicts = {}
-        for review in fj.read_reviews(run.native(*REVIEWS)):
+        for review in _reviews(run, metrics, finished):
             item = review.item
-            numbers = [v for v in map(fj.as_float, review.score.values()) if v is not None]
-            mean = sum(numbers) / len(numbers) if review.failure is None and numbers else None
+            mean = _mean(review)
             facts = {str(k): str(v) for k, v in review.score.items()}
             facts |= {k: str(item[k]) for k in ("task", "difficulty") if item.get(k)}
             if review.failure is not None:
@@ -255,6 +248,25 @@ class Flask(Task):
             return f"Feedback for each skill.\n{scores}"
 
         return answer
+
+
+def _reviews(
+    run: RunDir, metrics: RunMetrics, finished: Mapping[str, InstanceResult]
+) -> list[fj.Review]:
+    """The run's reviews: one per answered instance but those whose judge call failed
+    (counted in the metrics), as `check_rows` checks."""
+    path = run.native(*REVIEWS)
+    reviews = fj.read_reviews(path)
+    failures = metrics.get("failures")
+    failed = failures.get("call", 0) if isinstance(failures, Mapping) else 0
+    check_rows(path, len(reviews), len(finished) - int(failed), "reviews")
+    return reviews
+
+
+def _mean(review: fj.Review) -> float | None:
+    """A review's score: the mean of its numeric skill scores; none for a failed review."""
+    numbers = [v for v in map(fj.as_float, review.score.values()) if v is not None]
+    return sum(numbers) / len(numbers) if review.failure is None and numbers else None
 
 
 TASK = Flask

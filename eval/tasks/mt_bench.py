@@ -178,10 +178,7 @@ class MTBench(Task):
     ) -> dict[str, float]:
         """Per question and turn, the rating of the run's judge, whose file must hold one
         judgment per answered turn."""
-        path = mj.judgment_path(run.path, metrics.judge)
-        judgments = mj.read_judgments(path)
-        turns = sum(len(r.outputs or ()) for r in finished.values())
-        check_rows(path, len(judgments), turns, "judgments")
+        judgments = _judgments(run, metrics, finished)
         return {f"{j.question_id}/{j.turn}": float(j.score) for j in judgments if j.failure is None}
 
     def _categories(self) -> dict[str, str]:
@@ -198,7 +195,7 @@ class MTBench(Task):
         """Per question, a reading per turn (the judge's judgment text and the prompt it was
         given); the score is the mean rating of its turns, the outcome their ratings."""
         by_question: dict[str, list[mj.Judgment]] = {}
-        for j in mj.read_judgments(mj.judgment_path(run.path, metrics.judge)):
+        for j in _judgments(run, metrics, finished):
             by_question.setdefault(str(j.question_id), []).append(j)
         categories = self._categories()
         verdicts = {}
@@ -296,6 +293,17 @@ class MTBench(Task):
             return f"The response is adequate. Rating: [[{rng.randint(1, 10)}]]"
 
         return answer
+
+
+def _judgments(
+    run: RunDir, metrics: RunMetrics, finished: Mapping[str, InstanceResult]
+) -> list[mj.Judgment]:
+    """The run's judgments by its judge, which must be one per answered turn (`check_rows`)."""
+    path = mj.judgment_path(run.path, metrics.judge)
+    judgments = mj.read_judgments(path)
+    turns = sum(len(r.outputs or ()) for r in finished.values())
+    check_rows(path, len(judgments), turns, "judgments")
+    return judgments
 
 
 TASK = MTBench

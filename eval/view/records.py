@@ -14,9 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from eval.rundir import InstanceResult, RunDir, RunFileError, RunIdentity, RunMetrics
+from eval.report import open_run
+from eval.rundir import InstanceResult, RunDir, RunIdentity, RunMetrics
 from eval.tables import selection_label
-from eval.tasks import Data, Task, task_class
+from eval.tasks import Data, Task
 from eval.tasks.base import Verdict
 from moa.context import dropped, policy_of
 from moa.trace import CallTrace, TurnTrace
@@ -46,12 +47,9 @@ def run_key(run: RunDir) -> str:
 
 def read_run(run: RunDir, data: Data) -> RunView:
     """The records of one run directory; damage raises (`eval.report.DAMAGE`)."""
-    identity = run.identity()
-    if identity is None:
-        raise RunFileError(f"{run.run_file}: missing, so not a moa-bench run directory")
-    task = task_class(identity.benchmark)({"name": identity.benchmark}, data)
+    identity, task = open_run(run, data)
     results = run.results()
-    finished = {k: r for k, r in results.items() if r.outputs is not None}
+    finished = {k: r for k, r in results.items() if r.outputs is not None}  # `run.finished()`
     metrics = run.metrics()
     scores: dict[str, float] = {}
     verdicts: dict[str, Verdict] = {}
@@ -108,7 +106,6 @@ def _entry(
         "aggregator": identity.aggregator_model,
         "mode": identity.mode,
         "kinds": layer_kinds(identity),
-        "repeat": identity.repeat,
         "subset": selection_label(identity.selection),
         "instances": len(results),
         "failed": sum(r.outputs is None for r in results.values()),
@@ -125,7 +122,6 @@ def _entry(
         "judge_nominal_usd": values.get("judge_nominal_usd"),
         "judge_failures": values.get("failures"),
         "judge_error": values.get("judge_error"),
-        "complete": values.get("complete"),
         "scored": len(scores),
         "figures": [dataclasses.asdict(f) for f in task.figures(identity.variant, values, scores)],
     }
@@ -159,13 +155,11 @@ def _call(call: CallTrace, notes: Sequence[str]) -> dict[str, Any]:
 
 
 def _own_events(turn: TurnTrace, call: CallTrace, depth: int | None) -> list[str]:
-    """The context-policy events of one call: those that name it (and its layer)."""
-    where = f"{call.label} (layer {depth})" if depth else call.label
-    return [
-        e
-        for e in turn.events
-        if where in e and (depth is not None or f"{call.label} (layer " not in e)
-    ]
+    """The context-policy events of one call: those at it, as `moa.context.event` names the
+    place (` <model>#<sample> (layer <d>): `, or without the layer for the final call), so that
+    `agg#1` is never taken for `agg#10`."""
+    at = f" {call.label} (layer {depth}): " if depth else f" {call.label}: "
+    return [e for e in turn.events if at in e]
 
 
 def _turn(turn: TurnTrace) -> dict[str, Any]:

@@ -27,19 +27,16 @@ from rich.console import Console
 from rich.markup import escape
 
 from eval.errors import describe
-from eval.report import DAMAGE, Skipped
+from eval.report import DAMAGE, Skipped, refuse_foreign
 from eval.rundir import RUN_FILE, RunDir, write_atomic
 from eval.tasks import Data
 from eval.view.records import RunView, read_run, run_key
-from moa.errors import ConfigError
 
 # What the manifest's records mean; a change of the records' layout bumps it (all rebuilt).
 LAYOUT = 2
 MANIFEST = "manifest.json"
 DATA = "data"
 ASSETS = ("view.js", "view.css")
-# A folder holding one of these is not the browser's: writing there could lose files.
-NOT_A_SITE = ("pyproject.toml", ".git", RUN_FILE, "metrics.json")
 
 
 @dataclass
@@ -90,14 +87,6 @@ def _manifest(out_dir: Path) -> dict[str, Any]:
     return data["runs"] if isinstance(data, dict) and data.get("layout") == LAYOUT else {}
 
 
-def _check_out_dir(out_dir: Path) -> None:
-    if any((out_dir / name).exists() for name in NOT_A_SITE):
-        raise ConfigError(
-            f"view.out_dir={out_dir} holds a project or a run, and the browser rewrites its "
-            "folder: choose another"
-        )
-
-
 def _render(entries: list[dict[str, Any]], skipped: list[Skipped], results_dir: Path) -> str:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("eval.view", "templates"),
@@ -120,7 +109,7 @@ def _render(entries: list[dict[str, Any]], skipped: list[Skipped], results_dir: 
 def build_site(results_dir: Path, out_dir: Path, data: Data, chunk: int = 25) -> Site:
     """Writes the browser of every run under `results_dir` into `out_dir`, rebuilding only
     the runs whose directories changed since the last build there."""
-    _check_out_dir(out_dir)
+    refuse_foreign(out_dir, "view.out_dir", "site", "the browser rewrites its folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     previous = _manifest(out_dir)
     site = Site(out_dir / "index.html")

@@ -61,7 +61,6 @@ class Replica:
     failures: int = 0  # transient failures in a row
     drained_until: float | None = None  # when it is re-admitted, while it is drained
     why: str = ""  # what drained it last
-    answered: int = 0
 
     @property
     def room(self) -> int:
@@ -177,7 +176,6 @@ class Replicas:
                 raise
             replica.slots.give_back(ticket, ok=True)
             replica.failures = 0
-            replica.answered += 1
             return answer
 
     async def list_models(self) -> list[str]:

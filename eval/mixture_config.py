@@ -84,12 +84,6 @@ def short_form(name: str, moa: Mapping[str, Any], layers: int) -> list[list[dict
         raise ConfigError(f"moa preset {name!r}: mode must be aggregate or rank")
     if mode == "rank" and layers < 2:
         raise ConfigError(f"moa preset {name!r}: the ranker needs proposals to rank")
-    if repeated := sorted({p for p in proposers if proposers.count(p) > 1}):
-        raise ConfigError(
-            f"moa preset {name!r}: proposers name {', '.join(repeated)} more than "
-            "once; identical requests would be one call injected twice: to draw a model n "
-            "times, name it once with moa.samples=n"
-        )
     layer = [{"models": proposers, "samples": samples}]
     final = [{"model": str(moa["aggregator"]), "kind": mode}]
     return [layer for _ in range(layers - 1)] + [final]

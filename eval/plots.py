@@ -12,8 +12,6 @@ returns the figure's section of the report's index.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +25,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import Bbox
+
+from eval.rundir import atomic_file
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -48,18 +48,10 @@ UNKNOWN = {
 
 
 def save(fig: Figure, path: Path) -> None:
-    """`fig` as `path` (its format from the suffix), written whole, then closed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """`fig` as `path` (its format from the suffix), written whole (`atomic_file`), then closed."""
     try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_file(path) as f:
             fig.savefig(f, format=path.suffix.lstrip(".") or "png", bbox_inches="tight", dpi=120)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     finally:
         plt.close(fig)
 

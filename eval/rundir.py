@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from moa.errors import ConfigError
 from moa.jsonl import JsonLinesError, numbered_lines
@@ -66,22 +66,30 @@ class RunFileError(ConfigError):
     """A run-directory file that is damaged, foreign or of a newer format."""
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename: readers never see half a file.
-    The temporary file's name carries this process's id, so that only a dead writer's
-    leftovers are ever cleaned up (`RunDir.claim`)."""
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A binary file that becomes `path` when the block ends well: written to a temporary file
+    beside it, synced, then renamed, so readers never see half a file. The temporary file's
+    name carries this process's id, so that only a dead writer's leftovers are ever cleaned up
+    (`RunDir.claim`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     prefix = f".{path.name}.{os.getpid()}."
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """`text` as `path`, in UTF-8, through `atomic_file`."""
+    with atomic_file(path) as f:
+        f.write(text.encode("utf-8"))
 
 
 def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]], *, ascii_only: bool = True) -> None:

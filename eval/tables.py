@@ -330,7 +330,7 @@ def collapse_repeats(
         return [row(run) for run in runs]
     rows = []
     for members in groups.values():
-        parts = [row(run) for run in sorted(members, key=lambda r: (r.repeat or 0, r.name))]
+        parts = [row(run) for run in sorted(members, key=lambda r: (r.repeat, r.name))]
         merged: dict[str, Any] = {}
         for column in parts[0]:
             values = [p.get(column) for p in parts]

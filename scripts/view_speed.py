@@ -64,7 +64,8 @@ def main() -> None:
         print(f"making the scripted runs: {time.perf_counter() - started:.0f} s")
     out, data = work / "site", Data(str(SHARED_DATA))
     runs = sorted(p.parent for p in results.glob("*/*/run.json"))
-    calls = sum(r.calls for run in runs for r in RunDir(run).results().values())
+    read = {f"{run.parent.name}/{run.name}": RunDir(run).results() for run in runs}  # once
+    calls = sum(r.calls for found in read.values() for r in found.values())
     print(f"{len(runs)} runs, {calls:,} calls")
     timed("build from scratch", lambda: len(build_site(results, out, data).built))
     timed("rebuild, nothing changed", lambda: len(build_site(results, out, data).kept))
@@ -76,8 +77,8 @@ def main() -> None:
 
     index = (out / "index.html").as_uri()
     rng = random.Random(0)
-    keys = [f"{p.parent.name}/{p.name}" for p in runs]
-    ids = {k: sorted(RunDir(results / k).results()) for k in keys}
+    keys = list(read)
+    ids = {k: sorted(found) for k, found in read.items()}
     picks = [(k, rng.choice(ids[k])) for k in (rng.choice(keys) for _ in range(args.samples))]
     with browser.chromium() as page:
         interactive, deep, within = [], [], []

@@ -14,6 +14,8 @@ from moa.client import ModelClient
 from tests.kit.cli import SHARED_DATA
 from tests.kit.fakeserver import FakeServer, ModelProfile, serve_in_thread
 
+pytest_plugins = ["tests.kit.ci"]  # under CI=true a skip is a failure
+
 # Tests never touch the network: the Hugging Face client fails at once instead of retrying.
 # (It reads this when imported, so it is set here, before any test module imports it.)
 os.environ["HF_HUB_OFFLINE"] = "1"

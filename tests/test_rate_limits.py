@@ -9,6 +9,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import openai
 import pytest
 
@@ -174,12 +175,16 @@ async def test_an_unresolvable_host_is_a_dns_failure_naming_it(
 
 
 def test_connection_errors_are_told_apart_by_what_they_wrap() -> None:
+    """The SDK's `APIConnectionError` built as the SDK builds it: with the request that failed,
+    raised from the transport's error."""
+    request = httpx2.Request("POST", "http://h/v1/chat/completions")
+
     def wrapped(cause: BaseException) -> BaseException:
         try:
             try:
                 raise cause
             except BaseException as inner:
-                raise openai.APIConnectionError(request=None) from inner  # type: ignore[arg-type]
+                raise openai.APIConnectionError(request=request) from inner
         except openai.APIConnectionError as outer:
             return outer
 

@@ -3,14 +3,19 @@ grader whose scores follow length; the estimators recover what was injected."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import math
 from pathlib import Path
 
 import numpy as np
+import pytest
 from scipy.special import expit
 
 from eval.plots import save
 from eval.stats.bias import (
     PairVerdict,
+    Position,
     length_curve,
     longer_share,
     position,
@@ -18,6 +23,7 @@ from eval.stats.bias import (
 )
 from eval.stats.plots import length_figure
 
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 INTERCEPT, LENGTH, FIRST = 0.2, 0.8, 0.6  # log-odds: a's edge, per doubling, for first place
 
 
@@ -53,6 +59,7 @@ def test_a_judge_with_position_and_length_bias_is_caught_within_the_intervals() 
     assert curve.position.low <= FIRST <= curve.position.high and curve.position.low > 0
     assert curve.intercept.low <= INTERCEPT <= curve.intercept.high
     biases = position(verdicts)
+    assert biases.first is not None
     assert biases.first.low <= truth["first"] <= biases.first.high and biases.first.low > 0.5
     assert biases.consistency is not None and biases.consistency.n == 800
     assert biases.consistency.low <= truth["consistency"] <= biases.consistency.high
@@ -76,7 +83,7 @@ def test_the_bias_intervals_cover_in_95_of_100_judges() -> None:
         curve = length_curve(verdicts)
         biases = position(verdicts, resamples=1000)
         longer = longer_share(verdicts, resamples=1000)
-        assert curve.position is not None and biases.consistency is not None
+        assert curve.position and biases.first and biases.consistency
         hits["slope"] += curve.slope.low <= LENGTH <= curve.slope.high
         hits["position"] += curve.position.low <= FIRST <= curve.position.high
         hits["first"] += biases.first.low <= truth["first"] <= biases.first.high
@@ -91,7 +98,22 @@ def test_one_order_only_fits_no_position_and_no_consistency() -> None:
     verdicts, _ = _judge(np.random.default_rng(32), 200)
     shown_first = [v for v in verdicts if v.a_first]
     assert length_curve(shown_first).position is None
-    assert position(shown_first).consistency is None
+    assert position(shown_first) == Position(None, None)
+
+
+def test_the_first_place_edge_holds_whatever_the_share_of_each_order() -> None:
+    """No position bias, a loses 95% of the time, a shown first 70% of the time: the plain
+    share of wins for the first answer is 0.5 + (1 - 2 * 0.7) (0.5 - 0.05) = 0.32; weighing
+    the two orders alike gives back 0.5."""
+    rng = np.random.default_rng(36)
+    pairs = 1000
+    shown = rng.random(pairs) < 0.7
+    won = (rng.random(pairs) < 0.05).astype(float)
+    verdicts = [PairVerdict(f"p{i}", won[i], bool(shown[i]), 100, 100) for i in range(pairs)]
+    first = position(verdicts).first
+    assert first is not None and first.low <= 0.5 <= first.high
+    plain = np.mean(np.where(shown, won, 1 - won))
+    assert plain < 0.36
 
 
 def test_a_graders_score_against_length_is_a_correlation_with_its_interval() -> None:
@@ -121,3 +143,24 @@ def test_the_length_curve_is_drawn_as_fitted(tmp_path: Path) -> None:
     assert "moa" in ax.get_title() and "per doubling" in ax.get_title()
     save(figure, tmp_path / "length.png")
     assert (tmp_path / "length.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_published_verdicts_are_read_in_the_order_the_judge_saw(shared_data: Path) -> None:
+    """scripts/judge_bias.py on alpaca-eval's published GPT-4 Turbo annotations: the chance it
+    gives the answer shown first is the judge's own chance of its first token "m" (the first
+    output's name in the prompt, whichever output that was), read from the raw logprobs."""
+    spec = importlib.util.spec_from_file_location("judge_bias", SCRIPTS / "judge_bias.py")
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    path = shared_data / "alpaca_eval/annotations/claude-2.weighted_alpaca_eval_gpt4_turbo.json"
+    found = script.verdicts(path)
+    raw = {row["instruction"]: row["raw_completion"] for row in json.loads(path.read_text())}
+    assert len(found) == 805 and 300 < sum(v.a_first for v in found) < 505
+    checked = [v for v in found if raw[v.pair]]  # a few were published without it
+    assert len(checked) > 700
+    for v in checked:
+        tokens = raw[v.pair]["logprobs"]["content"][0]["top_logprobs"]
+        p = {t["token"]: math.exp(t["logprob"]) for t in tokens if t["token"] in ("m", "M")}
+        shown_first_wins = v.a_wins if v.a_first else 1 - v.a_wins
+        assert shown_first_wins == pytest.approx(p.get("m", 0) / sum(p.values()), abs=1e-6)

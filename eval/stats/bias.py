@@ -19,7 +19,13 @@ import scipy.stats
 import statsmodels.api as sm
 from statsmodels.stats.proportion import proportion_confint
 
-from eval.stats.intervals import RESAMPLES, SEED, Interval, cluster_bootstrap
+from eval.stats.intervals import (
+    RESAMPLES,
+    SEED,
+    cluster_bootstrap,
+    expanded_percentiles,
+    resampled_totals,
+)
 from eval.stats.repeats import cluster_sums
 
 GRID = 41  # points of the fitted curve
@@ -52,11 +58,11 @@ class Share:
 
 @dataclass(frozen=True)
 class Position:
-    """`first`: the share of the verdicts won by the answer shown first (0.5: no bias), over
-    every verdict; `consistency`: the share of pairs judged in both orders whose winner (or tie)
-    is the same both ways (None: no pair was)."""
+    """`first`: the chance that the answer shown first wins, the two orders weighed alike (0.5:
+    no bias; None: every verdict has one order); `consistency`: the share of pairs judged in
+    both orders whose winner (or tie) is the same both ways (None: no pair was)."""
 
-    first: Share
+    first: Share | None
     consistency: Share | None
 
 
@@ -114,28 +120,46 @@ class Correlation:
     method: str
 
 
-def _first_wins(verdicts: Sequence[PairVerdict]) -> np.ndarray:
-    return np.array([v.a_wins if v.a_first else 1 - v.a_wins for v in verdicts], dtype=float)
+def _first(verdicts: Sequence[PairVerdict], resamples: int, seed: int) -> Share | None:
+    """The mean of P(a wins | a first) and P(b wins | b first): 0.5 plus the first place's
+    edge, whichever share of the verdicts has a first (the plain share of wins for the first
+    answer mixes in the win rate when the orders are not half and half)."""
+    a_first = np.array([v.a_first for v in verdicts])
+    if a_first.all() or not a_first.any():
+        return None
+    wins = np.array([v.a_wins for v in verdicts], dtype=float)
+    _, index = np.unique(np.array([v.pair for v in verdicts], dtype=str), return_inverse=True)
+    columns = np.column_stack(
+        [
+            np.bincount(index, weights=np.where(a_first, wins, 0.0)),
+            np.bincount(index, weights=a_first.astype(float)),
+            np.bincount(index, weights=np.where(a_first, 0.0, 1 - wins)),
+            np.bincount(index, weights=(~a_first).astype(float)),
+        ]
+    )
 
+    def statistic(totals: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share: np.ndarray = (
+                totals[..., 0] / totals[..., 1] + totals[..., 2] / totals[..., 3]
+            ) / 2
+        return share
 
-def _share(values: np.ndarray, pairs: Sequence[str], what: str, resamples: int, seed: int) -> Share:
-    sums, counts = cluster_sums(values, np.asarray(pairs, dtype=str))
-    found: Interval = cluster_bootstrap(sums, counts, resamples=resamples, seed=seed)
-    method = f"{what}; 95% interval: percentile bootstrap over {found.n} pairs"
-    return Share(found.mean, found.low, found.high, int(values.size), method)
+    low, high = expanded_percentiles(
+        statistic(resampled_totals(columns, resamples=resamples, seed=seed)), columns.shape[0]
+    )
+    method = (
+        "mean of the first answer's win rate with a first and with b first; 95% interval: "
+        f"expanded percentile bootstrap over {columns.shape[0]} pairs"
+    )
+    return Share(float(statistic(columns.sum(axis=0))), low, high, len(verdicts), method)
 
 
 def position(
     verdicts: Sequence[PairVerdict], *, resamples: int = RESAMPLES, seed: int = SEED
 ) -> Position:
     """The first place's share of the wins, and the consistency of the pairs judged both ways."""
-    first = _share(
-        _first_wins(verdicts),
-        [v.pair for v in verdicts],
-        "share of verdicts for the answer shown first",
-        resamples,
-        seed,
-    )
+    first = _first(verdicts, resamples, seed)
     orders: dict[str, dict[bool, float]] = {}
     for v in verdicts:
         orders.setdefault(v.pair, {}).setdefault(v.a_first, v.a_wins)
@@ -156,8 +180,13 @@ def longer_share(
     length (a tie counts a half, a weighted preference its weight)."""
     unequal = [v for v in verdicts if v.a_length != v.b_length]
     wins = np.array([v.a_wins if v.a_length > v.b_length else 1 - v.a_wins for v in unequal])
-    what = "share of verdicts for the longer answer"
-    return _share(wins, [v.pair for v in unequal], what, resamples, seed)
+    sums, counts = cluster_sums(wins, np.array([v.pair for v in unequal], dtype=str))
+    found = cluster_bootstrap(sums, counts, resamples=resamples, seed=seed)
+    method = (
+        "share of verdicts for the longer answer; 95% interval: expanded percentile bootstrap "
+        f"over {found.n} pairs"
+    )
+    return Share(found.mean, found.low, found.high, len(unequal), method)
 
 
 def _log_ratio(verdicts: Sequence[PairVerdict]) -> np.ndarray:

@@ -62,32 +62,44 @@ def _multiplicities(clusters: int, resamples: int, seed: int) -> np.ndarray:
     return weights
 
 
+def resampled_totals(
+    columns: np.ndarray, *, resamples: int = RESAMPLES, seed: int = SEED
+) -> np.ndarray:
+    """Each column's total in each cluster bootstrap resample (`columns`: one row per cluster),
+    resamples x columns: the statistics of several sums (a ratio, a mean of two) are computed
+    from it."""
+    columns = np.asarray(columns, dtype=float)
+    weights = _multiplicities(columns.shape[0], resamples, seed)
+    # einsum, a column at a time: one thread, where BLAS's threads contend for a shared
+    # machine's cores and take several times as long on these small products
+    return np.stack([np.einsum("rc,c->r", weights, column) for column in columns.T], axis=1)
+
+
+def expanded_percentiles(resampled: np.ndarray, clusters: int) -> tuple[float, float]:
+    """The expanded percentile 95% interval (Hesterberg 2015) of a statistic's resampled values:
+    the percentile bootstrap is too narrow with few clusters (its spread is the plug-in one,
+    its tails normal), so its levels are widened to those of a t interval with the unbiased
+    variance, for C clusters 2.5% -> Phi(-sqrt(C / (C - 1)) t(C - 1, 0.975)); at MT-Bench's 80
+    questions that turns 94.5% coverage into 95%, at AlpacaEval's 805 it changes the third
+    digit. Resamples where the statistic is undefined (NaN) are left out."""
+    from scipy.special import ndtr, stdtrit  # the report's, not a run's start-up
+
+    tail = float(ndtr(-np.sqrt(clusters / (clusters - 1)) * stdtrit(clusters - 1, 0.975)))
+    low, high = np.nanpercentile(resampled, [100 * tail, 100 * (1 - tail)])
+    return float(low), float(high)
+
+
 def cluster_bootstrap(
     sums: np.ndarray, counts: np.ndarray, *, resamples: int = RESAMPLES, seed: int = SEED
 ) -> Interval:
-    """The ratio sum(sums) / sum(counts) with a 95% interval that resamples clusters
-    (`sums[c]`: the sum of cluster c's instance values, `counts[c]`: its instances).
-
-    The interval is the expanded percentile one (Hesterberg 2015): the percentile bootstrap is
-    too narrow with few clusters (its spread is the plug-in one, its tails normal), so its
-    levels are widened to those of a t interval with the unbiased variance, for C clusters
-    2.5% -> Phi(-sqrt(C / (C - 1)) t(C - 1, 0.975)); at MT-Bench's 80 questions that turns 94.5%
-    coverage into 95%, at AlpacaEval's 805 it changes the third digit."""
-    from scipy.special import ndtr, stdtrit  # the report's, not a run's start-up
-
+    """The ratio sum(sums) / sum(counts) with its expanded percentile 95% interval, resampling
+    clusters (`sums[c]`: the sum of cluster c's instance values, `counts[c]`: its instances)."""
     sums = np.asarray(sums, dtype=float)
     counts = np.asarray(counts, dtype=float)
     c = sums.size
     if c < 2:
         mean = float(sums.sum() / counts.sum()) if c else float("nan")
         return Interval(mean, float("nan"), float("nan"), c)
-    weights = _multiplicities(c, resamples, seed)
-    totals = np.einsum("rc,c->r", weights, sums)  # einsum: one thread, where BLAS's threads
-    # contend for a shared machine's cores and take ten times as long on this small product
-    if (counts == counts[0]).all():
-        ratios = totals / (counts[0] * c)  # each resample draws c clusters
-    else:
-        ratios = totals / np.einsum("rc,c->r", weights, counts)
-    tail = float(ndtr(-np.sqrt(c / (c - 1)) * stdtrit(c - 1, 0.975)))
-    low, high = np.percentile(ratios, [100 * tail, 100 * (1 - tail)])
-    return Interval(float(sums.sum() / counts.sum()), float(low), float(high), c)
+    totals = resampled_totals(np.column_stack([sums, counts]), resamples=resamples, seed=seed)
+    low, high = expanded_percentiles(totals[:, 0] / totals[:, 1], c)
+    return Interval(float(sums.sum() / counts.sum()), low, high, c)

@@ -44,8 +44,10 @@ def main() -> None:
     files = sorted((args.data / "alpaca_eval" / "annotations").glob("*.json"))
     if not files:
         raise SystemExit(f"no annotations under {args.data / 'alpaca_eval' / 'annotations'}")
-    print(f"{'model':38} {'n':>4} {'win':>5} {'shown first wins':>19} "
-          f"{'longer wins':>19} {'slope per doubling':>22}")  # fmt: skip
+    print(
+        f"{'model':38} {'n':>4} {'win':>5} {'shown first wins':>18} {'longer wins':>18} "
+        f"{'slope per doubling':>21}"
+    )
     for path in files:
         found = verdicts(path)
         first = position(found).first

@@ -10,10 +10,10 @@ the repeats' correlation within a cluster, so neither needs a model.
 
 The split needs one: a nested random-effects model, score = mean + instance + generation within
 instance + judgment within generation, whose two inner variances are estimated by the method of
-moments (the within-cell mean squares of a nested ANOVA, exact for unbalanced repeats). That is
-closed form, unbiased and instant on 805 x 3 x 3 scores, where a REML fit iterates and stalls at
-a zero variance; and it only apportions the total, it never sets the interval. What the
-generation and judge parts leave of the total is the part between instances (clusters).
+moments (the within-cell mean squares of a nested ANOVA, exact for unbalanced repeats): closed
+form and unbiased, with no iterative fit to converge (as REML's would have to), and it only
+apportions the total, it never sets the interval. What the generation and judge parts leave of
+the total is the part between instances (clusters).
 """
 
 from __future__ import annotations

@@ -99,6 +99,8 @@ def test_one_order_only_fits_no_position_and_no_consistency() -> None:
     shown_first = [v for v in verdicts if v.a_first]
     assert length_curve(shown_first).position is None
     assert position(shown_first) == Position(None, None)
+    one_pair = position(verdicts[:2]).first  # both orders of one pair: a share, no interval
+    assert one_pair is not None and np.isnan(one_pair.low) and np.isnan(one_pair.high)
 
 
 def test_the_first_place_edge_holds_whatever_the_share_of_each_order() -> None:

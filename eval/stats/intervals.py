@@ -81,9 +81,11 @@ def expanded_percentiles(resampled: np.ndarray, clusters: int) -> tuple[float, f
     its tails normal), so its levels are widened to those of a t interval with the unbiased
     variance, for C clusters 2.5% -> Phi(-sqrt(C / (C - 1)) t(C - 1, 0.975)): it matters at
     MT-Bench's 80 questions, hardly at AlpacaEval's 805. Resamples where the statistic is
-    undefined (NaN) are left out."""
+    undefined (NaN) are left out; one cluster has no interval."""
     from scipy.special import ndtr, stdtrit  # the report's, not a run's start-up
 
+    if clusters < 2:
+        return float("nan"), float("nan")
     tail = float(ndtr(-np.sqrt(clusters / (clusters - 1)) * stdtrit(clusters - 1, 0.975)))
     low, high = np.nanpercentile(resampled, [100 * tail, 100 * (1 - tail)])
     return float(low), float(high)

@@ -323,7 +323,8 @@ async def dispatch(cfg: DictConfig) -> int:
 
 def log_to(run_dir: Path) -> None:
     """Points the run log (`cli.log`, `conf/hydra/job_logging/moa.yaml`) at `run_dir`: Hydra
-    opened it in the first repeat's directory."""
+    opened it in the first repeat's directory (a folder that is not a run's is refused first)."""
+    RunDir(run_dir).refuse_foreign()
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.FileHandler):
             name = Path(handler.baseFilename).name

@@ -39,7 +39,10 @@ def same_command() -> str:
 
 def one_line(exc: BaseException) -> str:
     """Hydra's and OmegaConf's multi-line messages as one: an indented line joins the one above,
-    and the config search path and OmegaConf's key dumps are left out."""
+    and the config search path and OmegaConf's key dumps are left out. A resolver's own refusal
+    (a `ConfigError`: the variant's name, the run directory) is said as it is."""
+    if isinstance(exc, OmegaConfBaseException) and (refusal := _refusal(exc)) is not None:
+        return one_line(refusal)
     text = str(exc)
     if isinstance(exc.__cause__, OmegaConfBaseException):
         text += "\n" + str(exc.__cause__)
@@ -55,6 +58,18 @@ def one_line(exc: BaseException) -> str:
         else:
             parts.append(line.rstrip("."))
     return "; ".join(parts)
+
+
+def _refusal(exc: BaseException) -> ConfigError | None:
+    """The `ConfigError` a resolver raised, under the errors OmegaConf raised about it."""
+    seen: set[int] = set()
+    inner = exc.__cause__ or exc.__context__
+    while inner is not None and id(inner) not in seen:
+        if isinstance(inner, ConfigError):
+            return inner
+        seen.add(id(inner))
+        inner = inner.__cause__ or inner.__context__
+    return None
 
 
 def describe(exc: BaseException) -> str:
@@ -110,7 +125,9 @@ def _scrubbed() -> Iterator[None]:
 def fail(message: str, code: int) -> NoReturn:
     line = scrub(message, secrets())
     print(f"moa-bench: {line}", file=sys.stderr)
-    if logging.getLogger().handlers:  # into the run's cli.log, where there is one
+    # Into the run's cli.log, where there is one; not to Hydra's console log, which would say
+    # the line a second time.
+    if any(isinstance(h, logging.FileHandler) for h in logging.getLogger().handlers):
         logging.getLogger("moa_bench").error(line)
     sys.exit(code)
 

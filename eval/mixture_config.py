@@ -45,6 +45,29 @@ _AGENT_KEYS = (
     "model", "models", "samples", "kind", "strategy", "options", "top_k",
     *_PROMPTS, *(f"{p}_file" for p in _PROMPTS), *DECODING,
 )  # fmt: skip
+# What stands for '/' where a preset names itself after a model (`${segment:${.aggregator}}`):
+# no model address or catalogue name holds it, so two models never share a variant name.
+SLASH = "+"
+
+
+def segment(text: Any) -> str:
+    """A model (`replay/Together-MoA`) as part of a variant's name (`replay+Together-MoA`);
+    text without '/' is returned as it is, so names already made stay the same."""
+    return str(text).replace("/", SLASH)
+
+
+def check_name(name: Any) -> str:
+    """A variant's name, if it can name a run directory: one folder under
+    `<results_dir>/<benchmark>/`, where the report and the browser look for runs (a name with
+    '/' or '..' would put the run elsewhere, or outside `results_dir`). Else one line."""
+    text = str(name)
+    if text and not text.startswith(".") and text.isprintable() and not set(text) & {"/", "\\"}:
+        return text
+    hint = f" (a model's address is written with {SLASH!r} for '/')" if "/" in text else ""
+    raise ConfigError(
+        f"moa.name={text!r} cannot name a run directory: a variant's name is one folder name, "
+        f"not empty, not starting with '.', without '/', '\\' or control characters{hint}"
+    )
 
 
 def build_mixture(moa: Mapping[str, Any], catalogue: Catalogue, **settings: Any) -> MixtureSpec:
@@ -52,7 +75,7 @@ def build_mixture(moa: Mapping[str, Any], catalogue: Catalogue, **settings: Any)
     run's failure policies (`MixtureSpec` fields)."""
     if isinstance(moa, DictConfig):
         moa = cast(dict[str, Any], OmegaConf.to_container(moa, resolve=True))
-    name = str(moa.get("name"))
+    name = check_name(moa.get("name"))
     layers = moa.get("layers", 1)
     if isinstance(layers, Sequence) and not isinstance(layers, str):
         entries = [_layer_entries(name, depth, layer) for depth, layer in enumerate(layers, 1)]

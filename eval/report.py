@@ -3,16 +3,18 @@
 Reads each run under a results directory (`<benchmark>/<run>/metrics.json`, `run.json`, the
 traces and the judge's native file) and lets its benchmark's task write its tables
 (`eval.tables`) and plots (`eval.plots`) as Markdown, CSV and PNG, each written whole, and one
-page, `index.md`, that shows and links every one of them. The report folder is rebuilt from
-scratch: the files an earlier report wrote there (`*.csv`, `*.md`, `*.png`, `*.html` and
-leftover `.*.tmp`) are removed first, nothing else. A run directory whose files are damaged (a
-torn metrics.json, a 0-byte annotations.json, a judge file that does not match the traces) is
-skipped with a one-line reason; the others are reported.
+page, `index.md`, that shows and links every one of them. The report writes only into an empty
+folder or one it wrote before, and rebuilds it from scratch: the files an earlier report wrote
+there (its marker, `.moa-bench-report.json`, lists them) are removed first, nothing else. A run
+directory whose files are damaged (a torn metrics.json, a 0-byte annotations.json, a judge file
+that does not match the traces) is skipped with a one-line reason; the others are reported.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +26,17 @@ from omegaconf.errors import OmegaConfBaseException
 
 from eval.benchmarks import DataError
 from eval.errors import describe
-from eval.rundir import METRICS, InstanceResult, RunDir, RunFileError, RunIdentity, write_atomic
+from eval.rundir import (
+    METRICS,
+    InstanceResult,
+    RunDir,
+    RunFileError,
+    RunIdentity,
+    leftover,
+    write_atomic,
+)
 from eval.settings import build_catalogue
-from eval.tables import PAPER_DIR, Run
+from eval.tables import Run
 from eval.tasks import Data, Task, task_class
 from moa.catalogue import Catalogue
 from moa.errors import ConfigError
@@ -37,10 +47,10 @@ from moa.flops import call_tflops, turn_tflops
 DAMAGE = (ValueError, DataError, OSError)
 
 INDEX = "index.md"
-# What a report writes into its folder, so what rebuilding it removes first (and nothing else).
-REPORT_FILES = ("*.csv", "*.md", "*.png", "*.html", ".*.tmp")
-# A folder holding one of these is not an output folder: rewriting it would lose files.
-NOT_OURS = ("pyproject.toml", ".git", "run.json", "metrics.json")
+HEAD = "# moa-bench report\n"
+# The report's mark in its folder: the files it wrote there, which a rebuild removes first.
+MARKER = ".moa-bench-report.json"
+WRITER = "moa-bench task=report"
 
 
 @dataclass(frozen=True)
@@ -134,16 +144,16 @@ def _budget(finished: Mapping[str, InstanceResult], catalogue: Catalogue) -> tup
     return (float(np.mean(costs)), float(np.mean(flops))) if costs else (math.nan, math.nan)
 
 
-def refuse_foreign(out_dir: Path, setting: str, what: str, why: str) -> None:
-    """A folder that is plainly something else (the paper's numbers, a project or a run
-    directory) is refused as a `what` folder (a report's, the browser's), in one line."""
-    if out_dir.resolve() == PAPER_DIR.resolve() or any(
-        (out_dir / name).exists() for name in NOT_OURS
-    ):
-        raise ConfigError(
-            f"{setting}={out_dir} is not a {what} folder (it holds the paper's numbers, a "
-            f"project or a run), and {why}: choose another"
-        )
+def refuse_unless_ours(out_dir: Path, setting: str, what: str, ours: bool) -> None:
+    """Refuses, in one line, to write a `what` (the report, the browser) into a folder that
+    holds files but none of an earlier `what` (`ours`): rebuilding it would overwrite or delete
+    files it did not write."""
+    if ours or not out_dir.is_dir() or not any(out_dir.iterdir()):
+        return
+    raise ConfigError(
+        f"{setting}={out_dir} is not a {what} folder: it holds files the {what} did not write, "
+        f"and the {what} writes only into an empty folder or its own: choose another"
+    )
 
 
 def open_run(rundir: RunDir, data: Data) -> tuple[RunIdentity, Task]:
@@ -154,18 +164,52 @@ def open_run(rundir: RunDir, data: Data) -> tuple[RunIdentity, Task]:
     return identity, task_class(identity.benchmark)({"name": identity.benchmark}, data)
 
 
+def _plain(name: str) -> bool:
+    """A file name of the folder itself, not a path that leads out of it."""
+    return bool(name) and name not in (".", "..") and not set(name) & {"/", "\\"}
+
+
+def _report_files(out_dir: Path) -> list[str] | None:
+    """The files an earlier report wrote in `out_dir`, as its marker lists them (a report
+    made before the marker: `index.md` and what it linked above its other files); None if
+    `out_dir` holds no report."""
+    try:
+        data = json.loads((out_dir / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        data = None
+    if isinstance(data, dict) and data.get("written_by") == WRITER:
+        return [str(n) for n in data.get("files") or [] if _plain(str(n))]
+    try:
+        index = (out_dir / INDEX).read_text(encoding="utf-8")
+    except (OSError, ValueError):
+        return None
+    if not index.startswith(HEAD):
+        return None
+    linked = index.split("\n## other files\n")[0]
+    return [INDEX, *(n for n in re.findall(r"\]\(([^()]+)\)", linked) if _plain(n))]
+
+
 def clear_report_dir(out_dir: Path) -> None:
-    """Removes what an earlier report wrote in `out_dir` (its top-level `REPORT_FILES`), so
-    that no table or plot of an earlier run set or reference stays beside the new ones; other
-    files and every subfolder are left alone. A folder that is plainly something else (the
-    paper's numbers, a project or a run directory) is refused."""
+    """Removes what an earlier report wrote in `out_dir` (`_report_files`, and its cut writes'
+    leftovers), so that no table or plot of an earlier run set or reference stays beside the
+    new ones; other files and every subfolder are left alone. A folder that holds files but
+    no report is refused."""
     if not out_dir.is_dir():
         return
-    refuse_foreign(out_dir, "report.out_dir", "report", "the report rebuilds its folder")
-    for pattern in REPORT_FILES:
-        for path in out_dir.glob(pattern):
-            if path.is_file() or path.is_symlink():
-                path.unlink(missing_ok=True)
+    files = _report_files(out_dir)
+    refuse_unless_ours(out_dir, "report.out_dir", "report", files is not None)
+    for name in files or []:
+        path = out_dir / name
+        if path.is_file() or path.is_symlink():
+            path.unlink(missing_ok=True)
+    for path in out_dir.glob(".*.tmp"):
+        if leftover(path):
+            path.unlink(missing_ok=True)
+
+
+def _inodes(out_dir: Path) -> dict[str, int]:
+    """The folder's files by name, each with its inode, which an atomic rewrite changes."""
+    return {p.name: p.stat().st_ino for p in out_dir.iterdir() if p.is_file() and p.name != MARKER}
 
 
 def _index(results_dir: Path, out_dir: Path, runs: list[Run], reference: str,
@@ -173,7 +217,7 @@ def _index(results_dir: Path, out_dir: Path, runs: list[Run], reference: str,
     """The report's one page: every table and plot in order, then any file written but not
     yet linked, then the runs skipped as damaged."""
     head = (
-        f"# moa-bench report\n\n{len(runs)} judged run(s) from `{results_dir}`; paired "
+        f"{HEAD}\n{len(runs)} judged run(s) from `{results_dir}`; paired "
         f"comparisons against `{reference}`. Each table is here and as CSV and Markdown beside "
         "this page; `n` is the instances scored, `subset` the selection of a run that covers "
         "part of its benchmark (empty: the whole benchmark), `complete` whether the judge "
@@ -203,10 +247,14 @@ def write_report(results_dir: Path, out_dir: Path, reference: str = "moa") -> Re
         by_bench.setdefault(run.benchmark, []).append(run)
     clear_report_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    before = _inodes(out_dir)
     parts = []
     for bench, bench_runs in by_bench.items():
         task = task_class(bench)({"name": bench}, Data())
         parts += task.report(bench_runs, out_dir, reference)
     text = _index(results_dir, out_dir, runs, reference, parts, skipped)
     write_atomic(out_dir / INDEX, text)
+    written = sorted(name for name, inode in _inodes(out_dir).items() if before.get(name) != inode)
+    marker = {"written_by": WRITER, "files": written}
+    write_atomic(out_dir / MARKER, json.dumps(marker, indent=1) + "\n")
     return Report(text, skipped, out_dir / INDEX)

@@ -40,6 +40,8 @@ LEDGER = "calls.jsonl"
 JUDGE_LEDGER = "judge_calls.jsonl"
 METRICS = "metrics.json"
 LOCK = ".lock"
+# The log Hydra opens in the run directory before the run starts (`conf/hydra/job_logging/`).
+RUN_LOG = "cli.log"
 
 
 def subset_suffix(categories: Any, ids: Any, limit: Any) -> str:
@@ -270,6 +272,16 @@ def _writer_pid(name: str) -> int | None:
     return int(parts[-3]) if len(parts) >= 4 and parts[-3].isdigit() else None
 
 
+def leftover(path: Path) -> bool:
+    """Whether `path` is a temporary file of `atomic_file` whose writer is dead: a write that a
+    kill cut short, which no one will finish."""
+    return (
+        path.name.startswith(".")
+        and path.name.endswith(".tmp")
+        and not _alive(_writer_pid(path.name))
+    )
+
+
 def _alive(pid: int | None) -> bool:
     if pid is None:
         return False  # written before names carried a process id: nobody's now
@@ -361,8 +373,28 @@ class RunDir:
         data = _object(self.run_file, self.run_file.read_text(encoding="utf-8"), "a run.json")
         return RunIdentity.from_json(self.run_file, data)
 
+    def refuse_foreign(self) -> None:
+        """Refuses, in one line, a directory that holds files but no run: a run directory is
+        made by the harness, which records its run (`run.json`) before anything else, so only
+        the log and lock a run starts with, or a cut write's leftovers, may precede it."""
+        if self.run_file.exists() or not self.path.is_dir():
+            return
+        ours = (RUN_LOG, LOCK)
+        foreign = sorted(
+            p.name for p in self.path.iterdir() if p.name not in ours and not leftover(p)
+        )
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+            raise ConfigError(
+                f"{self.path} holds files that are not a moa-bench run ({shown}) and no "
+                f"{RUN_FILE}: a run directory is made by moa-bench; "
+                "choose another moa.name or run_dir"
+            )
+
     def claim(self, identity: RunIdentity) -> None:
-        """Refuses a directory that holds a different run; else makes it and records the run."""
+        """Refuses a directory that holds a different run, or files but no run; else makes it
+        and records the run."""
+        self.refuse_foreign()
         previous = self.identity()
         if previous is not None and previous != identity:
             raise ConfigError(
@@ -374,7 +406,7 @@ class RunDir:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             for stale in self.path.rglob(".*.tmp"):  # from a write that a kill cut short
-                if not _alive(_writer_pid(stale.name)):
+                if leftover(stale):
                     stale.unlink(missing_ok=True)
             text = json.dumps(identity.to_json(), indent=2, sort_keys=True) + "\n"
             write_atomic(self.run_file, text)
@@ -420,3 +452,10 @@ class RunDir:
 
     def write_metrics(self, metrics: RunMetrics) -> None:
         write_atomic(self.metrics_file, json.dumps(metrics.to_json(), indent=2, default=str) + "\n")
+
+
+def run_folder(path: str) -> str:
+    """`path`, unless it holds files but no run (`RunDir.refuse_foreign`): Hydra's run
+    directory, checked before Hydra makes it and opens its log there."""
+    RunDir(Path(path)).refuse_foreign()
+    return path

@@ -13,8 +13,8 @@ from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
-from eval.mixture_config import build_mixture
-from eval.rundir import repeat_suffix, subset_suffix
+from eval.mixture_config import build_mixture, check_name, segment
+from eval.rundir import repeat_suffix, run_folder, subset_suffix
 from moa.budget import Budget
 from moa.cache import CacheMode, CallCache
 from moa.catalogue import Catalogue, endpoint_bills
@@ -29,12 +29,17 @@ from moa.redact import holds_secret
 
 # The Hydra configs live at the repository root, beside the packages (an editable install).
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-# What `run_dir` is made of: `@<provider_override>` and the subset's mark (`eval.rundir`).
+# What `run_dir` is made of: the variant's name (checked: one folder), `@<provider_override>`
+# and the subset's mark (`eval.rundir`); Hydra's run directory is refused if it is not ours.
+OmegaConf.register_new_resolver("variant", check_name, replace=True)
+OmegaConf.register_new_resolver("run_folder", run_folder, replace=True)
 OmegaConf.register_new_resolver("suffix", lambda v: f"@{v}" if v else "", replace=True)
 OmegaConf.register_new_resolver("subset", subset_suffix, replace=True)
 OmegaConf.register_new_resolver("repeat", repeat_suffix, replace=True)
-# What presets written as layers of agents are made of (`conf/moa/`): the first n proposers, and
-# how many layers a preset has, in either form (`eval.mixture_config`).
+# What presets written as layers of agents are made of (`conf/moa/`): a model as part of a name,
+# the first n proposers, and how many layers a preset has, in either form
+# (`eval.mixture_config`).
+OmegaConf.register_new_resolver("segment", segment, replace=True)
 OmegaConf.register_new_resolver("first", lambda items, n: list(items)[: int(n)], replace=True)
 OmegaConf.register_new_resolver(
     "depth", lambda layers: layers if isinstance(layers, int) else len(layers), replace=True

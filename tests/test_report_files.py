@@ -180,7 +180,7 @@ def test_an_intact_report_skips_nothing(results: Path, tmp_path: Path) -> None:
     skills = pd.read_csv(tmp_path / "report" / "flask_skills.csv")
     assert skills["n"].tolist() == [2] and skills["complete"].all()
     assert (tmp_path / "report" / "flask_radar.png").read_bytes().startswith(PNG)
-    assert not list((tmp_path / "report").glob(".*"))  # no temporary left behind
+    assert not list((tmp_path / "report").glob(".*.tmp"))  # no temporary left behind
 
 
 @needs_data

@@ -22,7 +22,7 @@ import pytest
 from eval import plots, tables
 from eval.cli import dispatch
 from eval.judges.flask import SKILL_ORDER
-from eval.report import load_runs, write_report
+from eval.report import MARKER, load_runs, write_report
 from eval.rundir import RunIdentity
 from moa.errors import ConfigError
 from tests.kit.cli import scripted_config as config
@@ -369,7 +369,7 @@ def test_the_flask_radar_is_figure_3_with_all_12_skills(results: Path) -> None:
 def test_the_index_links_every_file(report: Path) -> None:
     index = (report / "index.md").read_text(encoding="utf-8")
     linked = set(re.findall(r"\]\(([^)\s]+)\)", index))
-    files = {p.name for p in report.iterdir() if p.name != "index.md"}
+    files = {p.name for p in report.iterdir() if p.name not in ("index.md", MARKER)}
     assert files and linked == files
     assert {"figure5_cost.png", "figure5_tflops.png", "figure4_ranker.png",
             "flask_radar.png"} <= files  # fmt: skip
@@ -378,24 +378,23 @@ def test_the_index_links_every_file(report: Path) -> None:
 
 def test_a_rebuild_removes_stale_files_and_nothing_else(results: Path, tmp_path: Path) -> None:
     out = tmp_path / "report"
-    out.mkdir()
-    (out / "sub").mkdir()
-    stale = ["paired_alpaca_eval_old.csv", "old.md", "old.png", "old.html",
-             ".table2a_alpaca_eval.csv.123.abc.tmp"]  # fmt: skip
-    kept = ["notes.txt", "sub/paired.csv"]
-    for name in [*stale, *kept]:
-        (out / name).write_text("x", encoding="utf-8")
     write_report(results, out)
-    assert not any((out / name).exists() for name in stale)
-    assert all((out / name).read_text() == "x" for name in kept)
     first = {p.name for p in out.iterdir()}
+    # files put beside the report afterwards are not its own, whatever their names
+    (out / "sub").mkdir()
+    kept = ["notes.txt", "mine.md", "plot.png", "sub/paired.csv"]
+    for name in kept:
+        (out / name).write_text("x", encoding="utf-8")
+    (out / ".table2a_alpaca_eval.csv.999999999.abc.tmp").write_text("x")  # a killed write's
 
     # an earlier report against another reference leaves nothing of its own behind: no run of
     # moa_lite on MT-Bench or FLASK, so no paired table of theirs, old or new
     write_report(results, out, reference="moa_lite")
     gone = {"paired_mt_bench.csv", "paired_mt_bench.md", "paired_flask.csv", "paired_flask.md"}
     assert gone <= first
-    assert {p.name for p in out.iterdir()} == first - gone
+    assert all((out / name).read_text() == "x" for name in kept)
+    assert {p.name for p in out.iterdir()} == (first - gone) | {"notes.txt", "mine.md",
+                                                                "plot.png", "sub"}  # fmt: skip
     paired = csv_of(out, "paired_alpaca_eval")
     assert set(paired["minus"]) == {"moa_lite@scripted~first3"}
     assert not list(out.glob(".*.tmp"))

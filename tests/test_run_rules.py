@@ -66,7 +66,7 @@ def test_a_second_run_on_a_directory_is_refused(tmp_path: Path) -> None:
 
 def test_only_a_dead_writers_temporary_files_are_cleaned(tmp_path: Path) -> None:
     folder = RunDir(tmp_path / "moa")
-    folder.path.mkdir()
+    folder.claim(identity())  # a run that is resumed: its directory holds the run already
     sleeper = subprocess.Popen(["sleep", "30"])
     try:
         live = folder.path / f".model_outputs.json.{sleeper.pid}.abc.tmp"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from eval.benchmarks import Instance
-from eval.benchmarks.fetch import fetch
+from eval.benchmarks.fetch import default_cache_dir, fetch
 from eval.rundir import InstanceResult, RunDir, RunFileError, RunMetrics
 from moa.errors import ConfigError
 from moa.providers import scripted
@@ -37,6 +37,18 @@ class Data:
 
     def path(self, relpath: str) -> Path:
         return fetch(relpath, data_dir=self.data_dir, cache_dir=self.cache_dir)
+
+    @property
+    def root(self) -> Path:
+        """The folder the files are in, laid out alike either way: the data_dir, else the cache."""
+        if self.data_dir is not None:
+            return Path(self.data_dir).expanduser()
+        return Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir()
+
+    def local(self, relpath: str) -> Path | None:
+        """`relpath` where it is on this machine, or None: nothing is downloaded."""
+        path = self.root / relpath
+        return path if path.is_file() else None
 
 
 @dataclass(frozen=True)
@@ -113,6 +125,9 @@ class Task:
     table_per_instance: ClassVar[bool] = False
     # The judge compares the mixture with its final model alone (the demo's verdict).
     versus_alone: ClassVar[bool] = False
+    # The benchmark files the browser's verdicts read, each with what it shows from them. The
+    # browser reads them where they are on this machine (`Data.local`) and never downloads.
+    view_data: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, settings: Mapping[str, Any], data: Data) -> None:
         self.settings = settings

@@ -13,15 +13,20 @@ import hashlib
 import random
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from eval.benchmarks import DataError, Instance
-from eval.benchmarks.mt_bench import JUDGE_PROMPTS, TEMPERATURES, load_mt_bench
+from eval.benchmarks import Instance
+from eval.benchmarks.mt_bench import (
+    JUDGE_PROMPTS,
+    QUESTIONS,
+    REFERENCES,
+    TEMPERATURES,
+    load_mt_bench,
+)
 from eval.judges import mt_bench as mj
 from eval.judges.common import FailureKind, count_failures, coverage, is_complete, judge_error
 from eval.rundir import InstanceResult, RunDir, RunMetrics, write_jsonl
 from eval.tasks.base import Figure, Reading, Task, Verdict, check_rows
-from moa.errors import ConfigError
 from moa.providers import scripted
 from moa.types import ChatMessage, GenerateConfig
 
@@ -82,6 +87,10 @@ def answer_id(variant: str, question_id: str) -> str:
 
 class MTBench(Task):
     name = "mt_bench"
+    view_data: ClassVar[Mapping[str, str]] = {
+        QUESTIONS: "its categories",
+        REFERENCES: "its categories",  # read with the questions (`load_mt_bench`)
+    }
 
     def load(self) -> list[Instance]:
         return load_mt_bench(data_dir=self.data.data_dir, cache_dir=self.data.cache_dir)
@@ -182,12 +191,11 @@ class MTBench(Task):
         return {f"{j.question_id}/{j.turn}": float(j.score) for j in judgments if j.failure is None}
 
     def _categories(self) -> dict[str, str]:
-        """Each question's category, from the benchmark's question file; none where the file
-        cannot be had (a browser built away from the data)."""
-        try:
-            return {i.id: i.category or "" for i in self.load()}
-        except (DataError, ConfigError, OSError):
+        """Each question's category, from the benchmark's files where they are on this
+        machine; none without them (the browser says so, `view_data`, and downloads nothing)."""
+        if any(self.data.local(relpath) is None for relpath in self.view_data):
             return {}
+        return {i.id: i.category or "" for i in load_mt_bench(data_dir=self.data.root)}
 
     def verdicts(
         self, run: RunDir, metrics: RunMetrics, finished: Mapping[str, InstanceResult]

@@ -10,10 +10,11 @@ agent, whose answer is the output:
 
 An agent entry names one `model` (or `models`, one agent each), `samples` (draws of it, told
 apart by sample index), a `kind` (propose, aggregate, rank, critique) or a `strategy` (a
-callable's dotted path, `moa.strategy`, with its `options`; it replaces the kind), `top_k`
-(rank), its own decoding (`temperature`, `max_tokens`, `top_p`, `seed`, `stop`) over the
-benchmark's, and prompts: `system` and `template` (what heads the injected answers), each
-inline or from a `*_file`. Kinds default to `propose`, and `aggregate` for the last layer.
+callable's dotted path, `moa.strategy`, with its `options` and `strategy_timeout_s`, its bound
+on one turn; it replaces the kind), `top_k` (rank), its own decoding (`temperature`,
+`max_tokens`, `top_p`, `seed`, `stop`) over the benchmark's, and prompts: `system` and
+`template` (what heads the injected answers), each inline or from a `*_file`. Kinds default to
+`propose`, and `aggregate` for the last layer.
 
 The short form, which the paper's sweeps use: `layers: <L>` (counting the aggregator's layer, as
 the paper does) with `proposers`, `samples`, `n_proposers`, `aggregator` and `mode` (aggregate
@@ -26,13 +27,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
-from moa.agents import KINDS, REPEAT_STRIDE, Agent
+from moa.agents import KINDS, REPEAT_STRIDE, STRATEGY_TIMEOUT_S, Agent
 from moa.catalogue import Catalogue
 from moa.errors import ConfigError
 from moa.mixture import MixtureSpec
@@ -42,7 +44,7 @@ from moa.types import GenerateConfig
 DECODING = ("temperature", "max_tokens", "top_p", "seed", "stop")
 _PROMPTS = ("system", "template")
 _AGENT_KEYS = (
-    "model", "models", "samples", "kind", "strategy", "options", "top_k",
+    "model", "models", "samples", "kind", "strategy", "options", "strategy_timeout_s", "top_k",
     *_PROMPTS, *(f"{p}_file" for p in _PROMPTS), *DECODING,
 )  # fmt: skip
 
@@ -129,6 +131,7 @@ def _agents(
         loaded = load_strategy(str(strategy))  # importable, now, before any call
         if (validate := getattr(loaded, "validate", None)) is not None:
             validate(dict(options))
+    timeout = _strategy_timeout(where, kind, entry.get("strategy_timeout_s"))
     decoding = {k: entry[k] for k in DECODING if entry.get(k) is not None}
     try:
         GenerateConfig(**decoding)
@@ -145,6 +148,7 @@ def _agents(
         top_k=_positive(where, "top_k", entry.get("top_k", 1)),
         strategy=None if strategy is None else str(strategy),
         options=tuple(sorted(dict(options).items())),
+        strategy_timeout_s=timeout,
     )
     agents = []
     for model in models:
@@ -172,6 +176,16 @@ def _prompt(where: str, entry: Mapping[str, Any], name: str) -> str | None:
         return Path(str(path)).expanduser().read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{where}: {name}_file={path}: {exc.strerror or exc}") from None
+
+
+def _strategy_timeout(where: str, kind: str, value: Any) -> float:
+    if value is None:
+        return STRATEGY_TIMEOUT_S
+    if kind != "strategy":
+        raise ConfigError(f"{where}: strategy_timeout_s is for a strategy (this agent: {kind})")
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value < math.inf:
+        raise ConfigError(f"{where}: strategy_timeout_s={value!r}, must be seconds > 0")
+    return float(value)
 
 
 def _positive(where: str, name: str, value: Any) -> int:

@@ -8,6 +8,12 @@ plan runs a strategy on stand-in answers, so its count is exact unless what the 
 depends on the answers' text; such a strategy sets `plan_exact = False` and the plan says so. A
 strategy may also have `validate(options)`, called when the config is read (before any call),
 raising `ConfigError` for options it cannot use.
+
+A strategy that raises, takes longer than its agent's `strategy_timeout_s`, or returns anything
+but a str or a list of str fails that turn of that instance (`moa.mixture`), as a failed call
+does: recorded in the trace, counted, and tried again by the next run. What the harness itself
+raises through `ctx.generate` (a budget stop, a cache that cannot be written) still stops the
+run, whatever the strategy does with it.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any
 
 from moa.agents import Agent, Sent
 from moa.errors import ConfigError
+from moa.failures import describe_exception
 from moa.types import ChatMessage, GenerateConfig
 
 Strategy = Callable[["StrategyContext"], Awaitable[Sequence[str] | str]]
@@ -41,6 +48,10 @@ def load_strategy(path: str) -> Strategy:
         raise ConfigError(
             f"strategy {path!r}: cannot import {module_name} ({exc}); is its directory on "
             "PYTHONPATH?"
+        ) from None
+    except (Exception, SystemExit) as exc:  # the module's own code failed: a user's error
+        raise ConfigError(
+            f"strategy {path!r}: importing {module_name} raised {describe_exception(exc)}"
         ) from None
     found = getattr(module, name, None)
     if not callable(found):
@@ -67,6 +78,8 @@ class StrategyContext:
     _send: Send  # the mixture's (`moa.mixture.Mixture.send`)
     _tags: Mapping[str, str]
     _calls: list[Sent | None] = field(default_factory=list)  # in the order they were made
+    # What the harness raised through `generate` (a budget stop...): re-raised after the strategy.
+    stopped_by: Exception | None = None
 
     @property
     def sent(self) -> list[Sent]:
@@ -93,9 +106,13 @@ class StrategyContext:
         )
         slot = len(self._calls)
         self._calls.append(None)
-        (sent,) = await self._send(
-            [agent], messages or self.messages, references, config or self.config, self._tags
-        )
+        try:
+            (sent,) = await self._send(
+                [agent], messages or self.messages, references, config or self.config, self._tags
+            )
+        except Exception as exc:
+            self.stopped_by = self.stopped_by or exc
+            raise
         self._calls[slot] = sent
         text = sent.call.text
         return None if text is None or sent.refusal else text.strip()

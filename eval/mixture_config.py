@@ -38,7 +38,7 @@ from moa.agents import KINDS, REPEAT_STRIDE, STRATEGY_TIMEOUT_S, Agent
 from moa.catalogue import Catalogue
 from moa.errors import ConfigError
 from moa.mixture import MixtureSpec
-from moa.strategy import load_strategy
+from moa.strategy import load_strategy, source_fingerprint
 from moa.types import GenerateConfig
 
 DECODING = ("temperature", "max_tokens", "top_p", "seed", "stop")
@@ -127,10 +127,12 @@ def _agents(
     if kind == "strategy" and not strategy:
         raise ConfigError(f"{where}: kind=strategy needs `strategy`, the callable's dotted path")
     options = entry.get("options") or {}
+    source = None
     if strategy:
         loaded = load_strategy(str(strategy))  # importable, now, before any call
         if (validate := getattr(loaded, "validate", None)) is not None:
             validate(dict(options))
+        source = source_fingerprint(str(strategy), loaded)
     timeout = _strategy_timeout(where, kind, entry.get("strategy_timeout_s"))
     decoding = {k: entry[k] for k in DECODING if entry.get(k) is not None}
     try:
@@ -147,6 +149,7 @@ def _agents(
         template=_prompt(where, entry, "template"),
         top_k=_positive(where, "top_k", entry.get("top_k", 1)),
         strategy=None if strategy is None else str(strategy),
+        source_sha256=source,
         options=tuple(sorted(dict(options).items())),
         strategy_timeout_s=timeout,
     )
@@ -214,8 +217,9 @@ def _check_layer(name: str, depth: int, final: bool, agents: list[Agent]) -> Non
 def identity_layers(spec: MixtureSpec) -> tuple[list[list[list[Any]]], list[Any]]:
     """The run identity's `layers` and `aggregator`: `[address, sample]` per agent, with a
     third item, the agent's non-default settings, only when it has any (so a preset's identity
-    is what it was before agents had settings, and a changed prompt is a different run), with
-    the samples of run 1 (the repeat is a field of its own)."""
+    is what it was before agents had settings, and a changed prompt or a user strategy's
+    changed source, `source_sha256`, is a different run), with the samples of run 1 (the repeat
+    is a field of its own)."""
 
     shift = (spec.repeat - 1) * REPEAT_STRIDE  # the identity holds run 1's samples
 

@@ -49,6 +49,7 @@ class Agent:
     template: str | None = None  # what heads the injected answers; None: the kind's default
     top_k: int = 1  # `rank`: how many answers it passes on
     strategy: str | None = None  # `strategy`: the callable's dotted path
+    source_sha256: str | None = None  # `strategy`: its module's, `moa.strategy.source_fingerprint`
     options: tuple[tuple[str, Any], ...] = ()  # `strategy`: its own settings
     strategy_timeout_s: float = STRATEGY_TIMEOUT_S  # `strategy`: its bound on one turn
 
@@ -81,7 +82,7 @@ class Agent:
         out: dict[str, Any] = {}
         if self.kind != default_kind:
             out["kind"] = self.kind
-        for name in ("system", "template", "strategy"):
+        for name in ("system", "template", "strategy", "source_sha256"):
             if (value := getattr(self, name)) is not None:
                 out[name] = value
         if self.top_k != 1:

@@ -19,9 +19,12 @@ run, whatever the strategy does with it.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
+import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from moa.agents import Agent, Sent
@@ -57,6 +60,29 @@ def load_strategy(path: str) -> Strategy:
     if not callable(found):
         raise ConfigError(f"strategy {path!r}: {module_name} has no callable {name!r}")
     return found  # type: ignore[no-any-return]
+
+
+def source_fingerprint(path: str, strategy: Strategy) -> str | None:
+    """sha256 of the source of the module `path` names (and of the one defining the callable,
+    if another), for the run identity: an edited strategy is another run, as an edited prompt
+    is. Modules they import are not covered. None for moa's own strategies, which change with
+    the harness, as the built-in kinds do."""
+    names = {path.rpartition(".")[0], str(getattr(strategy, "__module__", "") or "")}
+    own = sorted(n for n in names if n and n != "moa" and not n.startswith("moa."))
+    if not own:
+        return None
+    digest = hashlib.sha256()
+    for name in own:
+        file = getattr(sys.modules.get(name), "__file__", None)
+        try:
+            source = Path(str(file)).read_bytes()
+        except OSError as exc:
+            why = "it has no file" if file is None else exc.strerror or str(exc)
+            raise ConfigError(
+                f"strategy {path!r}: cannot read the source of {name} to fingerprint it ({why})"
+            ) from None
+        digest.update(f"{name}\0{len(source)}\0".encode() + source)
+    return digest.hexdigest()
 
 
 def plan_exact(strategy: Strategy) -> bool:

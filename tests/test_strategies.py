@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -207,3 +208,35 @@ def test_a_strategy_module_that_fails_to_import_is_one_line(tmp_path: Path, lab:
         "moa-bench: error: strategy 'broken_lab.fuse': importing broken_lab raised "
         "ZeroDivisionError: division by zero"
     )
+
+
+def test_an_edited_strategy_is_another_run(tmp_path: Path, lab: Path) -> None:
+    overrides = (
+        "benchmark=alpaca_eval",
+        "benchmark.limit=1",
+        "task=generate",
+        "moa=moa_lite",
+        "moa.layers.1.0.strategy=lab_strategies.flaky",
+    )
+    cfg = config(tmp_path, *overrides)
+    assert asyncio.run(dispatch(cfg)) == 0
+    identity = json.loads((Path(str(cfg.run_dir)) / "run.json").read_text())
+    settings = identity["aggregator"][2]
+    assert set(settings) == {"strategy", "source_sha256"}
+    assert re.fullmatch("[0-9a-f]{64}", settings["source_sha256"])
+
+    module = lab / "lab_strategies.py"
+    module.write_text(module.read_text().replace("a bug", "another bug"), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"holds a different run .*aggregator"):
+        asyncio.run(dispatch(config(tmp_path, *overrides)))
+
+
+def test_moas_own_strategies_are_not_fingerprinted(tmp_path: Path) -> None:
+    """They change with the harness, as the built-in kinds do: their runs' identities are as
+    they were before fingerprints."""
+    cfg = config(tmp_path, "moa=self_moa_seq")
+    spec = build_mixture(cfg.moa, build_catalogue(cfg))
+    assert spec.final.settings("strategy") == {
+        "strategy": "moa.strategy.sliding_window",
+        "options": {"window": 4},
+    }

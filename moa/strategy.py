@@ -75,12 +75,14 @@ def source_fingerprint(path: str, strategy: Strategy) -> str | None:
     for name in own:
         file = getattr(sys.modules.get(name), "__file__", None)
         try:
-            source = Path(str(file)).read_bytes()
+            source = Path(file).read_bytes() if file else None
         except OSError as exc:
-            why = "it has no file" if file is None else exc.strerror or str(exc)
+            source, file = None, f"{file}: {exc.strerror or exc}"
+        if source is None:
             raise ConfigError(
-                f"strategy {path!r}: cannot read the source of {name} to fingerprint it ({why})"
-            ) from None
+                f"strategy {path!r}: cannot read the source of {name} to fingerprint it "
+                f"({file or 'it has no file'})"
+            )
         digest.update(f"{name}\0{len(source)}\0".encode() + source)
     return digest.hexdigest()
 

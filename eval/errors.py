@@ -1,10 +1,11 @@
 """How the command line ends: a refusal or a stop is one line on stderr and an exit code.
 
-Bad input (a `ConfigError`, an override or preset Hydra cannot compose, a run directory that
-cannot be created) exits 2 before any call is made; a budget stop exits 3 and Ctrl-C 130, each
-saying how to carry on. Only a bug shows a traceback. Nothing printed here carries a secret:
-not a refusal, not a bug's traceback, not the line Hydra writes itself before re-raising a job's
-error ("Error executing job with overrides: [...]", which lists every override as typed).
+Bad input (a `ConfigError`, an override or preset Hydra cannot compose, one nested too deeply to
+be read at all, a run directory that cannot be created) exits 2 before any call is made; a
+budget stop exits 3 and Ctrl-C 130, each saying how to carry on. Only a bug shows a traceback.
+Nothing printed here carries a secret: not a refusal, not a bug's traceback, not the line Hydra
+writes itself before re-raising a job's error ("Error executing job with overrides: [...]",
+which lists every override as typed).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import shlex
 import sys
 import traceback
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, NoReturn
 
 from hydra.errors import HydraException
@@ -31,6 +33,14 @@ from moa.redact import environment_secrets, holds_secret, scrub
 
 EXIT_CONFIG = 2
 _DETAIL = ("full_key:", "object_type=", "reference_type=")  # OmegaConf's debugging lines
+# The packages that read and build a config, and what they read: each recurses once per level
+# of nesting, so a value nested some hundreds deep exhausts Python's stack there.
+_CONFIG_READERS = {
+    "yaml": "a config file",
+    "antlr4": "an override",  # Hydra's override grammar
+    "omegaconf": "a config file or override",
+    "hydra": "a config file or override",
+}
 
 
 def same_command() -> str:
@@ -69,6 +79,25 @@ def _refusal(exc: BaseException) -> ConfigError | None:
             return inner
         seen.add(id(inner))
         inner = inner.__cause__ or inner.__context__
+    return None
+
+
+def nested_too_deeply(exc: BaseException) -> str | None:
+    """For a `RecursionError` raised in a config reader (`_CONFIG_READERS`), the one line that
+    says so; None for any other error (a recursion of our own is a bug)."""
+    if not isinstance(exc, RecursionError):
+        return None
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<")]
+    if not frames:
+        return None
+    innermost = Path(frames[-1].filename)
+    for name, what in _CONFIG_READERS.items():
+        home = getattr(sys.modules.get(name), "__file__", None)
+        if home is not None and innermost.is_relative_to(Path(home).parent):
+            return (
+                f"{what} nests its values too deeply to be read (Python's recursion limit): "
+                "flatten it"
+            )
     return None
 
 
@@ -174,6 +203,10 @@ def _run_hydra(hydra_main: Callable[[], None]) -> None:
         fail(f"error: {misspelt_key(exc) or one_line(exc)}", EXIT_CONFIG)
     except OSError as exc:  # Hydra makes the run directory before the app starts
         fail(f"error: cannot create the run directory: {describe(exc)}", EXIT_CONFIG)
+    except RecursionError as exc:  # in composing the config: what Hydra builds, the app reads
+        if (line := nested_too_deeply(exc)) is None:
+            raise
+        fail(f"error: {line}", EXIT_CONFIG)
 
 
 _NOT_IN_STRUCT = re.compile(r"Could not override '([\w.\-]+)'")

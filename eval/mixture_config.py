@@ -10,10 +10,11 @@ agent, whose answer is the output:
 
 An agent entry names one `model` (or `models`, one agent each), `samples` (draws of it, told
 apart by sample index), a `kind` (propose, aggregate, rank, critique) or a `strategy` (a
-callable's dotted path, `moa.strategy`, with its `options`; it replaces the kind), `top_k`
-(rank), its own decoding (`temperature`, `max_tokens`, `top_p`, `seed`, `stop`) over the
-benchmark's, and prompts: `system` and `template` (what heads the injected answers), each
-inline or from a `*_file`. Kinds default to `propose`, and `aggregate` for the last layer.
+callable's dotted path, `moa.strategy`, with its `options` and `strategy_timeout_s`, its bound
+on one turn; it replaces the kind), `top_k` (rank), its own decoding (`temperature`,
+`max_tokens`, `top_p`, `seed`, `stop`) over the benchmark's, and prompts: `system` and
+`template` (what heads the injected answers), each inline or from a `*_file`. Kinds default to
+`propose`, and `aggregate` for the last layer.
 
 The short form, which the paper's sweeps use: `layers: <L>` (counting the aggregator's layer, as
 the paper does) with `proposers`, `samples`, `n_proposers`, `aggregator` and `mode` (aggregate
@@ -26,23 +27,24 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
-from moa.agents import KINDS, REPEAT_STRIDE, Agent
+from moa.agents import KINDS, REPEAT_STRIDE, STRATEGY_TIMEOUT_S, Agent
 from moa.catalogue import Catalogue
 from moa.errors import ConfigError
 from moa.mixture import MixtureSpec
-from moa.strategy import load_strategy
+from moa.strategy import load_strategy, source_fingerprint
 from moa.types import GenerateConfig
 
 DECODING = ("temperature", "max_tokens", "top_p", "seed", "stop")
 _PROMPTS = ("system", "template")
 _AGENT_KEYS = (
-    "model", "models", "samples", "kind", "strategy", "options", "top_k",
+    "model", "models", "samples", "kind", "strategy", "options", "strategy_timeout_s", "top_k",
     *_PROMPTS, *(f"{p}_file" for p in _PROMPTS), *DECODING,
 )  # fmt: skip
 # What stands for '/' where a preset names itself after a model (`${segment:${.aggregator}}`):
@@ -148,10 +150,13 @@ def _agents(
     if kind == "strategy" and not strategy:
         raise ConfigError(f"{where}: kind=strategy needs `strategy`, the callable's dotted path")
     options = entry.get("options") or {}
+    source = None
     if strategy:
         loaded = load_strategy(str(strategy))  # importable, now, before any call
         if (validate := getattr(loaded, "validate", None)) is not None:
             validate(dict(options))
+        source = source_fingerprint(str(strategy), loaded)
+    timeout = _strategy_timeout(where, kind, entry.get("strategy_timeout_s"))
     decoding = {k: entry[k] for k in DECODING if entry.get(k) is not None}
     try:
         GenerateConfig(**decoding)
@@ -167,7 +172,9 @@ def _agents(
         template=_prompt(where, entry, "template"),
         top_k=_positive(where, "top_k", entry.get("top_k", 1)),
         strategy=None if strategy is None else str(strategy),
+        source_sha256=source,
         options=tuple(sorted(dict(options).items())),
+        strategy_timeout_s=timeout,
     )
     agents = []
     for model in models:
@@ -197,6 +204,16 @@ def _prompt(where: str, entry: Mapping[str, Any], name: str) -> str | None:
         raise ConfigError(f"{where}: {name}_file={path}: {exc.strerror or exc}") from None
 
 
+def _strategy_timeout(where: str, kind: str, value: Any) -> float:
+    if value is None:
+        return STRATEGY_TIMEOUT_S
+    if kind != "strategy":
+        raise ConfigError(f"{where}: strategy_timeout_s is for a strategy (this agent: {kind})")
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value < math.inf:
+        raise ConfigError(f"{where}: strategy_timeout_s={value!r}, must be seconds > 0")
+    return float(value)
+
+
 def _positive(where: str, name: str, value: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ConfigError(f"{where}: {name}={value!r}, must be a whole number >= 1")
@@ -223,8 +240,9 @@ def _check_layer(name: str, depth: int, final: bool, agents: list[Agent]) -> Non
 def identity_layers(spec: MixtureSpec) -> tuple[list[list[list[Any]]], list[Any]]:
     """The run identity's `layers` and `aggregator`: `[address, sample]` per agent, with a
     third item, the agent's non-default settings, only when it has any (so a preset's identity
-    is what it was before agents had settings, and a changed prompt is a different run), with
-    the samples of run 1 (the repeat is a field of its own)."""
+    is what it was before agents had settings, and a changed prompt or a user strategy's
+    changed source, `source_sha256`, is a different run), with the samples of run 1 (the repeat
+    is a field of its own)."""
 
     shift = (spec.repeat - 1) * REPEAT_STRIDE  # the identity holds run 1's samples
 

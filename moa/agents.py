@@ -1,8 +1,9 @@
 """An agent of a mixture (`moa.mixture`): its model, sample, kind and settings, and what one
 of its calls sent.
 
-Every field of `Agent` but `model`, `sample` and `context_length` is a setting that changes what
-is sent; `settings()` lists those that differ from the defaults, which the run identity records.
+Every field of `Agent` but `model`, `sample`, `context_length` and `strategy_timeout_s` is a
+setting that changes what is sent; `settings()` lists those that differ from the defaults, which
+the run identity records.
 """
 
 from __future__ import annotations
@@ -28,12 +29,16 @@ ROLES = {
 # run 2 is no cache hit of run 1, and run 1 is the run made before repeats existed.
 REPEAT_STRIDE = 1000
 RANKER_MAX_TOKENS = 16  # a ranker writes a number or a few: the paper's baseline needs no more
+# How long a strategy may take on one turn, its calls included (waits for slots too): far more
+# than a healthy run's calls need, and an end to one that hangs.
+STRATEGY_TIMEOUT_S = 3600.0
 
 
 @dataclass(frozen=True)
 class Agent:
-    """One agent of a layer. Every field but `model`, `sample` and `context_length` is a setting
-    that changes what is sent; `settings()` lists those that differ from the defaults."""
+    """One agent of a layer. Every field but `model`, `sample`, `context_length` and
+    `strategy_timeout_s` is a setting that changes what is sent; `settings()` lists those that
+    differ from the defaults."""
 
     model: str  # endpoint/model address
     sample: int = 0  # tells apart draws of one request (and, shifted, the repeats of a run)
@@ -44,7 +49,9 @@ class Agent:
     template: str | None = None  # what heads the injected answers; None: the kind's default
     top_k: int = 1  # `rank`: how many answers it passes on
     strategy: str | None = None  # `strategy`: the callable's dotted path
+    source_sha256: str | None = None  # `strategy`: its module's, `moa.strategy.source_fingerprint`
     options: tuple[tuple[str, Any], ...] = ()  # `strategy`: its own settings
+    strategy_timeout_s: float = STRATEGY_TIMEOUT_S  # `strategy`: its bound on one turn
 
     @property
     def label(self) -> str:
@@ -75,7 +82,7 @@ class Agent:
         out: dict[str, Any] = {}
         if self.kind != default_kind:
             out["kind"] = self.kind
-        for name in ("system", "template", "strategy"):
+        for name in ("system", "template", "strategy", "source_sha256"):
             if (value := getattr(self, name)) is not None:
                 out[name] = value
         if self.top_k != 1:

@@ -151,10 +151,11 @@ def checksum(stored: bytes) -> str:
 
 
 def stored_answer(stored: bytes | str) -> Completion | None:
-    """A stored row's answer; None when it does not parse as one (a corrupt row)."""
+    """A stored row's answer; None when it does not parse as one (a corrupt row). One stored
+    with a lone surrogate (before answers were checked when received) comes mended."""
     try:
         text = stored.decode() if isinstance(stored, bytes) else stored
-        return Completion.from_json(json.loads(text))
+        return Completion.from_json(json.loads(text)).mended()
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
@@ -175,15 +176,6 @@ class _ClaimRequest:
     expires: float
     dead: Dead
     future: asyncio.Future[Completion | str | None]
-
-
-def _stored_form(completion: Completion) -> str:
-    text = json.dumps(completion.to_json(), ensure_ascii=False)
-    try:
-        text.encode()
-    except UnicodeEncodeError:  # a lone surrogate has no UTF-8 form: escape it, and only then
-        text = json.dumps(completion.to_json())
-    return text
 
 
 def _kind(exc: BaseException) -> str:
@@ -356,11 +348,14 @@ class CallCache:
     ) -> None:
         """Stores an answer; `claim_owner`'s claim on it goes in the same commit. After a failed
         commit it is still kept (see the module's docstring); outside an event loop, where each
-        put commits, that failure is raised here."""
+        put commits, that failure is raised here. An answer with no UTF-8 form is stored mended
+        (`Completion.mended`)."""
         self._raise_deferred()
         if self._db is None or not self.mode.writes:
             return
-        answer = _Answer(model, _stored_form(completion), completion, time.time(), claim_owner)
+        completion = completion.mended()
+        stored = json.dumps(completion.to_json(), ensure_ascii=False)
+        answer = _Answer(model, stored, completion, time.time(), claim_owner)
         with self._lock:
             self._answers[key] = answer
             self._journaled.pop(key, None)  # a journal holds an older answer, if any

@@ -7,10 +7,11 @@ beside its destination, then renamed, so it can go to a network filesystem and b
 by a merge with no lock at all (`immutable=1`).
 
 The merge is ATTACH and INSERT OR IGNORE, in one transaction per source. Every row of a source
-is checked first (its checksum, and that it parses as an answer); a corrupt one is left out and
-counted. A key the target has already is kept as it is; if the answers differ (the same request
-sampled in two jobs that did not share a cache: two valid draws), the target's is kept and they
-are counted as differing, so the runs already made on the target stay as they were.
+is checked first (a key, a model, a time, its checksum, and that it parses as an answer); a
+corrupt one is left out and counted. A key the target has already is kept as it is; if the
+answers differ (the same request sampled in two jobs that did not share a cache: two valid
+draws), the target's is kept and they are counted as differing, so the runs already made on the
+target stay as they were.
 """
 
 from __future__ import annotations
@@ -97,10 +98,8 @@ def merge_caches(target: Path, sources: Sequence[Path]) -> list[Merged]:
     try:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA busy_timeout=60000")
-        db.create_function("digest", 1, lambda b: checksum(bytes(b)), deterministic=True)
-        db.create_function(
-            "answer", 1, lambda b: stored_answer(bytes(b)) is not None, deterministic=True
-        )
+        db.create_function("digest", 1, _digest, deterministic=True)
+        db.create_function("answer", 1, _answer, deterministic=True)
         merged = [_merge_one(db, source) for source in sources]
         (bad,) = db.execute(
             "SELECT COUNT(*) FROM calls WHERE sha256 IS NOT NULL"
@@ -111,6 +110,16 @@ def merge_caches(target: Path, sources: Sequence[Path]) -> list[Merged]:
     finally:
         db.close()
     return merged
+
+
+def _digest(stored: bytes | None) -> str | None:
+    """A row's checksum, for SQL; NULL for a NULL completion (a foreign file may hold one)."""
+    return None if stored is None else checksum(bytes(stored))
+
+
+def _answer(stored: bytes | None) -> bool:
+    """Whether a row's completion parses as an answer, for SQL."""
+    return stored is not None and stored_answer(bytes(stored)) is not None
 
 
 def _merge_one(db: sqlite3.Connection, source: Path) -> Merged:
@@ -134,7 +143,8 @@ def _merge_one(db: sqlite3.Connection, source: Path) -> Merged:
                 " FROM src.calls"
             )
             corrupt = db.execute(
-                "DELETE FROM incoming WHERE (claimed IS NOT NULL AND claimed != sha256)"
+                "DELETE FROM incoming WHERE key IS NULL OR model IS NULL OR created IS NULL"
+                " OR (claimed IS NOT NULL AND claimed IS NOT sha256)"
                 " OR NOT answer(CAST(completion AS BLOB))"
             ).rowcount
             present, differing = db.execute(
@@ -151,6 +161,10 @@ def _merge_one(db: sqlite3.Connection, source: Path) -> Merged:
                 raise CacheUnreadable(source, "its rows could not be accounted for")
             db.execute("DROP TABLE temp.incoming")
             db.commit()
+        except sqlite3.Error as exc:  # a page of the source that cannot be read, most likely
+            raise ConfigError(
+                f"cache_merge: {source} could not be merged ({exc}); nothing of it was stored"
+            ) from None
         finally:
             if db.in_transaction:
                 db.rollback()

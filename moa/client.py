@@ -125,6 +125,7 @@ def _mark(record: CallRecord, completion: Completion) -> None:
     record.truncated = completion.truncated
     record.empty = completion.empty
     record.tokens_estimated = record.tokens_estimated or completion.tokens_estimated
+    record.repaired = completion.repaired
 
 
 def _paid(record: CallRecord, completion: Completion | None) -> Completion | None:
@@ -455,6 +456,7 @@ class ModelClient:
                     (completion,) = await self._call(
                         ep, entry, model, model_id, messages, config, [sample], record
                     )
+                completion = completion.mended()  # stored and passed on only with a UTF-8 form
                 self._claims.store(key, model, completion)
                 if self.cache.found_corrupt(key):  # its stored answer was bad: now replaced
                     record.tags["cache"] = "corrupt entry, called again"

@@ -48,6 +48,7 @@ class Totals:
     empty: int = 0  # no text
     tokens_estimated: int = 0  # the endpoint sent no usage: tokens and cost are estimates
     unsent: int = 0  # failed without a request: their endpoint had refused the key
+    repaired: int = 0  # lone surrogates replaced by U+FFFD
 
     @property
     def requests(self) -> int:
@@ -62,6 +63,7 @@ class Totals:
                 (self.truncated, "cut at max_tokens"),
                 (self.empty, "empty"),
                 (self.tokens_estimated, "with tokens estimated (no usage)"),
+                (self.repaired, "with lone surrogates replaced by U+FFFD"),
                 (self.unsent, "not sent (endpoint stopped)"),
             )
             if n
@@ -122,6 +124,8 @@ class Ledger:
             t.tokens_estimated += 1
         if record.unsent:
             t.unsent += 1
+        if record.repaired:
+            t.repaired += 1
         cost = record.cost_usd
         if math.isnan(cost):
             t.unpriced += 1

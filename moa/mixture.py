@@ -18,13 +18,16 @@ is kept in the trace.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, cast
 
 from moa.agents import REPEAT_STRIDE, Agent, Layer, Sent
 from moa.context import Policy, event, fit, prompt_limit, tightened
+from moa.failures import describe_exception
 from moa.prompts import (
     CRITIQUED,
     inject_references,
@@ -35,6 +38,8 @@ from moa.strategy import Strategy, StrategyContext, load_strategy
 from moa.tokens import estimate_prompt
 from moa.trace import CallTrace, ConversationTrace, TurnTrace
 from moa.types import CallOutcome, ChatMessage, ErrorKind, GenerateConfig, Generator
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -117,7 +122,8 @@ class AgentOutput:
     sent: list[Sent]
     outputs: list[str]
     events: list[str] = field(default_factory=list)
-    error: str | None = None  # the agent failed (its calls say why)
+    error: str | None = None  # the agent failed (its calls say why, unless `fatal`)
+    fatal: bool = False  # a strategy's own failure (`moa.strategy`): the turn fails with `error`
     dropped: int = 0  # answers lost to failed calls (a proposer's; not a critic's)
 
 
@@ -180,6 +186,9 @@ class Mixture:
             if refusal := next((s.refusal for d in done for s in d.sent if s.refusal), None):
                 trace.error = refusal
                 return trace
+            if fatal := next((d.error for d in done if d.fatal), None):
+                trace.error = f"layer {depth}: {fatal}"
+                return trace
             failed = [c for c in calls if c.text is None]
             references = [o for d in done for o in d.outputs]
             what = "proposals" if all(a.kind == "propose" for a in layer) else "calls"
@@ -203,6 +212,8 @@ class Mixture:
         trace.final = calls[-1] if calls else None
         if refusal := next((s.refusal for s in done.sent if s.refusal), None):
             trace.error = refusal
+        elif done.fatal:
+            trace.error = done.error
         elif done.error is not None or not done.outputs:
             agent = self.spec.final
             why = done.error or (calls[-1].error if calls else "no answer")
@@ -447,11 +458,38 @@ async def _run_strategy(
         mixture.send,
         tags,
     )
-    made = await strategy(ctx)
-    outputs = [made] if isinstance(made, str) else list(made or ())
-    if not all(isinstance(o, str) for o in outputs):
-        kinds = ", ".join(sorted({type(o).__name__ for o in outputs}))
-        return AgentOutput(ctx.sent, [], error=f"strategy {agent.strategy} returned {kinds}")
+    bound = asyncio.timeout(agent.strategy_timeout_s)
+    made: object = None
+    raised: Exception | None = None
+    try:
+        async with bound:
+            made = await strategy(ctx)
+    except Exception as exc:
+        raised = exc
+    if ctx.stopped_by is not None:  # whatever the strategy made of it, the run stops
+        raise ctx.stopped_by
+    fault = None
+    if bound.expired():
+        fault = f"took longer than strategy_timeout_s={agent.strategy_timeout_s:g} s"
+    elif raised is not None:
+        fault = f"raised {describe_exception(raised)}"
+        where = ", ".join(f"{k} {tags[k]}" for k in ("instance", "turn") if k in tags)
+        log.warning(
+            "strategy %s raised (%s); that turn failed", agent.strategy, where, exc_info=raised
+        )
+    outputs = None if fault else _passed_on(made)
+    if outputs is None:
+        fault = fault or f"returned {type(made).__name__}, not a str or a list of str"
+        return AgentOutput(ctx.sent, [], error=f"strategy {agent.strategy} {fault}", fatal=True)
     failed = next((s.call.error for s in ctx.sent if s.call.text is None), None)
     error = None if outputs else (failed or f"strategy {agent.strategy} passed nothing on")
     return AgentOutput(ctx.sent, outputs, error=error)
+
+
+def _passed_on(made: object) -> list[str] | None:
+    """A strategy's answers: a str, or a list (or tuple) of str; None for anything else."""
+    if isinstance(made, str):
+        return [made]
+    if isinstance(made, list | tuple) and all(isinstance(o, str) for o in made):
+        return list(made)
+    return None

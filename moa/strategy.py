@@ -8,18 +8,28 @@ plan runs a strategy on stand-in answers, so its count is exact unless what the 
 depends on the answers' text; such a strategy sets `plan_exact = False` and the plan says so. A
 strategy may also have `validate(options)`, called when the config is read (before any call),
 raising `ConfigError` for options it cannot use.
+
+A strategy that raises, takes longer than its agent's `strategy_timeout_s`, or returns anything
+but a str or a list of str fails that turn of that instance (`moa.mixture`), as a failed call
+does: recorded in the trace, counted, and tried again by the next run. What the harness itself
+raises through `ctx.generate` (a budget stop, a cache that cannot be written) still stops the
+run, whatever the strategy does with it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
+import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from moa.agents import Agent, Sent
 from moa.errors import ConfigError
+from moa.failures import describe_exception
 from moa.types import ChatMessage, GenerateConfig
 
 Strategy = Callable[["StrategyContext"], Awaitable[Sequence[str] | str]]
@@ -42,10 +52,39 @@ def load_strategy(path: str) -> Strategy:
             f"strategy {path!r}: cannot import {module_name} ({exc}); is its directory on "
             "PYTHONPATH?"
         ) from None
+    except (Exception, SystemExit) as exc:  # the module's own code failed: a user's error
+        raise ConfigError(
+            f"strategy {path!r}: importing {module_name} raised {describe_exception(exc)}"
+        ) from None
     found = getattr(module, name, None)
     if not callable(found):
         raise ConfigError(f"strategy {path!r}: {module_name} has no callable {name!r}")
     return found  # type: ignore[no-any-return]
+
+
+def source_fingerprint(path: str, strategy: Strategy) -> str | None:
+    """sha256 of the source of the module `path` names (and of the one defining the callable,
+    if another), for the run identity: an edited strategy is another run, as an edited prompt
+    is. Modules they import are not covered. None for moa's own strategies, which change with
+    the harness, as the built-in kinds do."""
+    names = {path.rpartition(".")[0], str(getattr(strategy, "__module__", "") or "")}
+    own = sorted(n for n in names if n and n != "moa" and not n.startswith("moa."))
+    if not own:
+        return None
+    digest = hashlib.sha256()
+    for name in own:
+        file = getattr(sys.modules.get(name), "__file__", None)
+        try:
+            source = Path(file).read_bytes() if file else None
+        except OSError as exc:
+            source, file = None, f"{file}: {exc.strerror or exc}"
+        if source is None:
+            raise ConfigError(
+                f"strategy {path!r}: cannot read the source of {name} to fingerprint it "
+                f"({file or 'it has no file'})"
+            )
+        digest.update(f"{name}\0{len(source)}\0".encode() + source)
+    return digest.hexdigest()
 
 
 def plan_exact(strategy: Strategy) -> bool:
@@ -67,6 +106,8 @@ class StrategyContext:
     _send: Send  # the mixture's (`moa.mixture.Mixture.send`)
     _tags: Mapping[str, str]
     _calls: list[Sent | None] = field(default_factory=list)  # in the order they were made
+    # What the harness raised through `generate` (a budget stop...): re-raised after the strategy.
+    stopped_by: Exception | None = None
 
     @property
     def sent(self) -> list[Sent]:
@@ -93,9 +134,13 @@ class StrategyContext:
         )
         slot = len(self._calls)
         self._calls.append(None)
-        (sent,) = await self._send(
-            [agent], messages or self.messages, references, config or self.config, self._tags
-        )
+        try:
+            (sent,) = await self._send(
+                [agent], messages or self.messages, references, config or self.config, self._tags
+            )
+        except Exception as exc:
+            self.stopped_by = self.stopped_by or exc
+            raise
         self._calls[slot] = sent
         text = sent.call.text
         return None if text is None or sent.refusal else text.strip()

@@ -36,6 +36,7 @@ class CallTrace:
     truncated: bool = False  # the answer was cut off at max_tokens
     empty: bool = False  # the answer had no text
     tokens_estimated: bool = False  # the endpoint sent no usage: the tokens are estimates
+    repaired: bool = False  # lone surrogates in the answer were replaced by U+FFFD
     # What the call costs at catalogue prices, and whether an endpoint billed it (not cached,
     # an endpoint that bills): the ledger's figures, kept with the call for readers of traces.
     cost_usd: float = 0.0
@@ -63,6 +64,7 @@ class CallTrace:
             truncated=r.truncated,
             empty=r.empty,
             tokens_estimated=r.tokens_estimated,
+            repaired=r.repaired,
             cost_usd=r.cost_usd,
             billed=r.billed,
         )

@@ -70,10 +70,28 @@ class TokenLogprob:
 TRUNCATED = "length"
 
 
+def encodable(text: str) -> bool:
+    """Whether `text` has a UTF-8 form: no UTF-16 surrogate code point in it."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def mend(text: str) -> str:
+    """`text` with split surrogate pairs joined and each lone surrogate (which valid JSON can
+    hold, as `"\\ud83d"`, but UTF-8 cannot) replaced by U+FFFD."""
+    if encodable(text):
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
 @dataclass(frozen=True)
 class Completion:
     """An answer. `tokens_estimated`: the endpoint sent no usage (or one that cannot be right),
-    so the token counts are `moa.tokens` estimates, which err high."""
+    so the token counts are `moa.tokens` estimates, which err high. `repaired`: its text or
+    logprob tokens held lone surrogates, replaced by U+FFFD (`mended`)."""
 
     text: str
     input_tokens: int = 0
@@ -81,6 +99,7 @@ class Completion:
     finish_reason: str | None = None
     logprobs: tuple[TokenLogprob, ...] | None = None
     tokens_estimated: bool = False
+    repaired: bool = False
 
     @property
     def truncated(self) -> bool:
@@ -92,6 +111,18 @@ class Completion:
         """No text at all, or only white space (every answer is stripped before it is used)."""
         return not self.text.strip()
 
+    def mended(self) -> Completion:
+        """This answer, its text and logprob tokens mended (`mend`) and marked `repaired` if any
+        had no UTF-8 form: as received, it could be neither sent on nor written to a file."""
+        tokens = [s for t in self.logprobs or () for s in (t.token, *(a for a, _ in t.top))]
+        if all(encodable(s) for s in (self.text, *tokens)):
+            return self
+        logprobs = self.logprobs and tuple(
+            TokenLogprob(mend(t.token), t.logprob, tuple((mend(a), b) for a, b in t.top))
+            for t in self.logprobs
+        )
+        return dataclasses.replace(self, text=mend(self.text), logprobs=logprobs, repaired=True)
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "text": self.text,
@@ -101,6 +132,8 @@ class Completion:
         }
         if self.tokens_estimated:  # only then: a cached answer's stored form stays as it was
             out["tokens_estimated"] = True
+        if self.repaired:  # likewise
+            out["repaired"] = True
         if self.logprobs is not None:
             out["logprobs"] = [
                 {"token": t.token, "logprob": t.logprob, "top": [list(p) for p in t.top]}
@@ -117,6 +150,7 @@ class Completion:
             output_tokens=data.get("output_tokens", 0),
             finish_reason=data.get("finish_reason"),
             tokens_estimated=bool(data.get("tokens_estimated", False)),
+            repaired=bool(data.get("repaired", False)),
             logprobs=None
             if logprobs is None
             else tuple(
@@ -169,7 +203,8 @@ class CallRecord:
     The answer's marks (kept whatever the policies did with it, so a call that failed because
     its answer was cut still says so): `finish_reason` as the endpoint said it, `truncated` (cut
     off at max_tokens), `empty` (no text but white space), `tokens_estimated` (the endpoint sent
-    no usage: the tokens, so the cost, are `moa.tokens` estimates, which err high). `unsent`: the
+    no usage: the tokens, so the cost, are `moa.tokens` estimates, which err high), `repaired`
+    (lone surrogates in it replaced by U+FFFD: `Completion.mended`). `unsent`: the
     call failed without a request, because its endpoint had refused the key (`ModelClient` sends
     it nothing more). The tokens and cost include those of answers a policy discarded (an empty
     one retried): they were paid all the same. Older ledgers lack these fields: read them as
@@ -194,6 +229,7 @@ class CallRecord:
     empty: bool = False
     tokens_estimated: bool = False
     unsent: bool = False
+    repaired: bool = False
 
     def to_json(self) -> dict[str, Any]:
         # Every field is flat but `tags`: much cheaper than `dataclasses.asdict`, once per call.

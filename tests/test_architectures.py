@@ -182,7 +182,9 @@ def test_a_strategy_from_outside_the_package(
     assert [c["sample"] for c in turn["layers"][1]] == [0, 1, 2]
     identity = json.loads((run_dir / "run.json").read_text())
     assert identity["mode"] == "strategy"
-    assert identity["aggregator"][2] == {"strategy": "mylab.fusers.vote_then_fuse"}
+    settings = identity["aggregator"][2]
+    assert settings["strategy"] == "mylab.fusers.vote_then_fuse"
+    assert set(settings) == {"strategy", "source_sha256"}  # its module's source, fingerprinted
 
 
 def test_repeats_are_runs_of_their_own_summarized_as_mean_and_std(tmp_path: Path) -> None:

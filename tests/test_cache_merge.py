@@ -5,6 +5,7 @@ any call, each job keeps its own on local disk and leaves a copy (`cache.copy_to
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from eval.cli import dispatch
+from eval.errors import nested_too_deeply
 from moa.cache import CacheOnNetworkFilesystem, CallCache
 from moa.cache_merge import copy_cache, merge_caches
 from moa.errors import ConfigError
@@ -136,3 +138,84 @@ def test_two_jobs_caches_merged_then_the_sweep_is_all_cache_hits(
     assert sum("0 differing" in line and "0 corrupt" in line for line in lines) == 2
     again = sweep(tmp_path, "again", f"cache.path={merged}")
     assert len(again) == len(first) and all(row["cached"] for row in again)
+
+
+def _foreign(path: Path, rows: list[tuple[object, ...]]) -> None:
+    """A calls table as another tool might have left it: no checksums, no NOT NULL."""
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE calls (key TEXT, model TEXT, completion TEXT, created REAL)")
+        db.executemany("INSERT INTO calls VALUES (?, ?, ?, ?)", rows)
+    db.close()
+
+
+def test_rows_with_nulls_in_a_foreign_cache_are_left_out_as_corrupt(tmp_path: Path) -> None:
+    good = Completion("fine", 1, 1).to_json()
+    source, target = tmp_path / "foreign.sqlite", tmp_path / "t.sqlite"
+    _foreign(
+        source,
+        [
+            ("k1", "m", None, 0.0),  # the audit's: a NULL completion
+            (None, "m", '{"text": "no key"}', 0.0),
+            ("k3", None, '{"text": "no model"}', 0.0),
+            ("k4", "m", json.dumps(good), 0.0),
+        ],
+    )
+    (merged,) = merge_caches(target, [source])
+    assert (merged.added, merged.present, merged.differing, merged.corrupt) == (1, 0, 0, 3)
+    cache = CallCache(target)
+    assert len(cache) == 1 and cache.get("k4") == Completion("fine", 1, 1)
+    cache.close()
+
+
+def test_a_source_that_breaks_in_mid_merge_is_one_line_and_stores_nothing(
+    tmp_path: Path,
+) -> None:
+    source, target = tmp_path / "torn.sqlite", tmp_path / "t.sqlite"
+    answer = json.dumps(Completion("x" * 200, 1, 1).to_json())
+    _foreign(source, [(f"k{i}", "m", answer, 0.0) for i in range(3000)])
+    data = bytearray(source.read_bytes())
+    data[40960 : 40960 + 4096] = b"\xff" * 4096  # a page in the middle of the table
+    source.write_bytes(bytes(data))
+    with pytest.raises(ConfigError) as caught:
+        merge_caches(target, [source])
+    assert str(caught.value) == (
+        f"cache_merge: {source} could not be merged (database disk image is malformed); "
+        "nothing of it was stored"
+    )
+    cache = CallCache(target)
+    assert len(cache) == 0
+    cache.close()
+
+
+def test_a_config_nested_too_deeply_to_read_is_one_line(tmp_path: Path) -> None:
+    """Python's recursion limit stops the config readers (PyYAML, Hydra's override grammar,
+    OmegaConf) somewhere between 100 and 1,000 levels deep; the audit's were 5,000 deep."""
+    deep = "[" * 5000 + "]" * 5000
+    (tmp_path / "deep.yaml").write_text(f"cache_merge:\n  sources: {deep}\n", encoding="utf-8")
+    shallower = "[" * 150 + "]" * 150  # read by PyYAML, too deep for OmegaConf's nodes
+    (tmp_path / "less.yaml").write_text(f"cache_merge:\n  sources: {shallower}\n")
+    merge = ["task=cache_merge", f"cache.path={tmp_path / 'c.sqlite'}"]
+    cases = {
+        "an override": [*merge, f"cache_merge.sources={deep}"],
+        "a config file": ["-cd", str(tmp_path), "-cn", "deep", *merge],
+        "a config file or override": ["-cd", str(tmp_path), "-cn", "less", *merge],
+    }
+    for what, args in cases.items():
+        done = subprocess.run(
+            [MOA_BENCH, *args], env=environment(), capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert done.stderr == (
+            f"moa-bench: error: {what} nests its values too deeply to be read (Python's "
+            "recursion limit): flatten it\n"
+        )
+    assert not (tmp_path / "c.sqlite").exists()
+
+
+def test_a_recursion_of_our_own_is_not_taken_for_deep_input() -> None:
+    def down(n: int) -> int:
+        return down(n + 1)
+
+    with pytest.raises(RecursionError) as caught:
+        down(0)
+    assert nested_too_deeply(caught.value) is None

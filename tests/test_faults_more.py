@@ -5,8 +5,11 @@ echoed in part, a Retry-After of a day, and Hydra's own line on a crash."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import math
+import shutil
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -23,8 +26,17 @@ from moa.providers.openai_compat import parse_completion, retry_after_seconds
 from moa.redact import MASK, fragment_length, scrub
 from moa.tokens import estimate_prompt, estimate_tokens
 from moa.trace import CallTrace, TraceError
-from moa.types import ChatMessage, Completion, GenerateConfig
-from tests.kit.cli import SHARED_DATA, command, environment, ledger, read_jsonl, run, run_dir
+from moa.types import ChatMessage, Completion, GenerateConfig, TokenLogprob, mend
+from tests.kit.cli import (
+    SHARED_DATA,
+    cache_file,
+    command,
+    environment,
+    ledger,
+    read_jsonl,
+    run,
+    run_dir,
+)
 from tests.kit.fakeserver import FakeServer, FaultPlan, ModelProfile, serve_in_thread
 
 from .conftest import make_client
@@ -381,6 +393,63 @@ def test_a_run_marks_its_cut_empty_and_estimated_answers_in_its_files(tmp_path: 
     calls = [c for turn in row["trace"]["turns"] for layer in turn["layers"] for c in layer]
     assert sum(c["truncated"] for c in calls) == 1 and sum(c["empty"] for c in calls) == 1
     assert sum(c["tokens_estimated"] for c in calls) == 1
+
+
+def test_mending_joins_split_pairs_replaces_lone_halves_and_marks_the_answer() -> None:
+    assert mend("a\ud83d\ude00b") == "a\U0001f600b" and mend("\ude00 \ud83d") == "\ufffd \ufffd"
+    token = TokenLogprob("\ud83d", -0.1, (("\ud83d", -0.1), ("m", -2.0)))
+    mended = Completion("m", logprobs=(token,)).mended()
+    assert mended.repaired and mended.logprobs == (
+        TokenLogprob("\ufffd", -0.1, (("\ufffd", -0.1), ("m", -2.0))),
+    )
+    assert Completion.from_json(mended.to_json()) == mended
+    clean = Completion("fine", logprobs=(TokenLogprob("m", math.nan),))
+    assert clean.mended() is clean and "repaired" not in clean.to_json()
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")
+def test_a_lone_surrogate_in_an_answer_is_mended_and_marked_and_never_wedges_a_run(
+    tmp_path: Path,
+) -> None:
+    """`"\\ud83d"` is valid JSON but has no UTF-8 form: the answer is kept with U+FFFD in its
+    place, marked, and the next layer is sent; so is one a cache stored before answers were
+    checked, without a request."""
+    server = FakeServer(default=ModelProfile(min_tokens=5, max_tokens=30))
+    server.faults = FaultPlan(script=["surrogate"])
+    with serve_in_thread(server) as url:
+        done = run(command(tmp_path, url, "benchmark.limit=1"))
+        assert done.returncode == 0, done.stderr
+        assert "answers: 1 with lone surrogates replaced by U+FFFD" in done.stdout
+        (mended,) = [r for r in ledger(tmp_path) if r["repaired"]]
+        (row,) = read_jsonl(run_dir(tmp_path) / "traces.jsonl")
+        calls = [c for turn in row["trace"]["turns"] for layer in turn["layers"] for c in layer]
+        (traced,) = [c for c in calls if c["repaired"]]
+        assert traced["key"] == mended["key"] and traced["text"].endswith(" \ufffd")
+        again = run(command(tmp_path, url, "benchmark.limit=1"))
+        assert again.returncode == 0 and "0 calls" in again.stdout, again.stderr
+
+        # The answer as an earlier version stored it: the surrogate escaped, its checksum right.
+        with sqlite3.connect(cache_file(tmp_path)) as db:
+            (stored,) = db.execute(
+                "SELECT completion FROM calls WHERE key = ?", (mended["key"],)
+            ).fetchone()
+            assert json.loads(stored)["repaired"] is True
+            old = json.loads(stored)
+            del old["repaired"]
+            old["text"] = old["text"].replace("\ufffd", "\ud83d")
+            old_form = json.dumps(old)
+            db.execute(
+                "UPDATE calls SET completion = ?, sha256 = ? WHERE key = ?",
+                (old_form, hashlib.sha256(old_form.encode()).hexdigest(), mended["key"]),
+            )
+        shutil.rmtree(run_dir(tmp_path))
+        sent = len(server.log)
+        third = run(command(tmp_path, url, "benchmark.limit=1"))
+    assert third.returncode == 0, third.stderr
+    assert len(server.log) == sent  # every call from the cache
+    records = ledger(tmp_path)
+    assert all(r["cached"] for r in records)
+    assert [r["key"] for r in records if r["repaired"]] == [mended["key"]]
 
 
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")

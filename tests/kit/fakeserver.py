@@ -52,6 +52,7 @@ FAULT_KINDS = (
     "empty_content",  # `content: ""`
     "length",  # `finish_reason: "length"`: an answer cut at max_tokens
     "no_usage",  # the body has no `usage`
+    "surrogate",  # the content holds a lone surrogate, `"\\ud83d"` (valid JSON, no UTF-8 form)
 )
 # The kinds a client must retry, and that a retried call must survive unchanged.
 TRANSIENT = (
@@ -66,7 +67,7 @@ TRANSIENT = (
     "short_body",
 )
 # The kinds that are served as an answer, with something in it a client must notice.
-ANSWER_FAULTS = ("empty_content", "length", "no_usage")
+ANSWER_FAULTS = ("empty_content", "length", "no_usage", "surrogate")
 _BODY_FAULTS = ("timeout", "malformed", "empty", "short_body", *ANSWER_FAULTS)
 _TIMING_FIELDS = ("model", "started", "ended", "status", "fault", "tokens", "seen_in_flight")
 CLIENT_LAG_S = 0.2  # an answer the server sent this long before a kill may still be unsaved
@@ -289,6 +290,8 @@ class FakeServer:
             choices[0]["message"]["content"] = ""
         elif fault == "length":
             choices[0]["finish_reason"] = "length"
+        elif fault == "surrogate":  # half of an emoji's pair: json.dumps writes it as an escape
+            choices[0]["message"]["content"] += " \ud83d"
         answer: dict[str, Any] = {
             "id": "chatcmpl-fake",
             "object": "chat.completion",

@@ -17,6 +17,7 @@ import pytest
 
 from eval.verify.math import MathGrader, boxed_answer
 from eval.verify.verdict import accuracy, accuracy_by
+from moa.errors import ConfigError
 
 # the hard cases the issue names, each a rewriting of a gold answer that some kinds keep equal
 # and others make wrong; every pair is graded by both graders
@@ -206,3 +207,10 @@ async def test_a_grader_process_that_dies_is_an_error_not_a_wrong_answer() -> No
             "correct",
             "equal after the MATH normalisation",
         )
+
+
+def test_a_grader_without_workers_or_time_is_refused_in_one_line() -> None:
+    with pytest.raises(ConfigError, match="`workers` must be 1 or more and `timeout_s` above 0"):
+        MathGrader(workers=0)
+    with pytest.raises(ConfigError, match="got 2 and 0"):
+        MathGrader(timeout_s=0)

@@ -4,6 +4,7 @@ its reason, and leaves the host and the run as they were (the next program still
 from __future__ import annotations
 
 import os
+import re
 import socket
 import tempfile
 import time
@@ -14,6 +15,7 @@ import pytest
 
 from eval.verify.cruxeval import CruxEvalScorer
 from eval.verify.sandbox import CHILD, Limits, Outcome, Sandbox
+from moa.errors import ConfigError
 
 HARMLESS = "def f(x):\n    return x\nassert f(1) == 1"
 
@@ -152,3 +154,33 @@ async def test_harm_is_scored_wrong_with_its_reason(scratch: Path) -> None:
     verdict = await inputs.score("assert f(1) == 0", code=code, input="0", output="0")
     assert (verdict.verdict, verdict.extracted) == ("wrong", "f(1)")
     assert verdict.why == "timed out: timed out after 1 s"
+
+
+async def test_a_sandbox_that_cannot_be_built_is_an_error_not_a_wrong_answer(scratch: Path) -> None:
+    sandbox = Sandbox(Limits(open_files=2**31))  # more than the kernel allows
+    outcome = await sandbox.run(HARMLESS)
+    assert outcome.status == "error"
+    assert outcome.reason == (
+        "the sandbox could not be built: ValueError: not allowed to raise maximum limit"
+    )
+    scorer = CruxEvalScorer("output", sandbox=sandbox)
+    verdict = await scorer.score(
+        "assert f(1) == 1", code="def f(x):\n    return x", input="1", output="1"
+    )
+    assert (verdict.verdict, verdict.why) == ("error", outcome.reason)
+
+
+@pytest.mark.parametrize(
+    ("limits", "message"),
+    [
+        ({"seconds": 0}, "sandbox: `seconds` must be above 0, got 0"),
+        ({"memory_bytes": 2**20}, "sandbox: `memory_bytes` must be at least 67108864 (64 MiB)"),
+        ({"open_files": 3}, "sandbox: `file_bytes` must be 0 or more and `open_files` at least 16"),
+    ],
+)
+def test_limits_out_of_range_are_refused_in_one_line(
+    limits: dict[str, float], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)) as refused:
+        Limits(**limits)  # type: ignore[arg-type]
+    assert "\n" not in str(refused.value)

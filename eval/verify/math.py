@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from eval.verify.verdict import Decision, Verdict
 from eval.verify.workers import Overran, WorkerError, WorkerPool
+from moa.errors import ConfigError
 
 COMMANDS = ("\\boxed", "\\fbox")
 TIMEOUT_S = 5.0
@@ -47,6 +48,11 @@ class MathGrader:
     def __init__(
         self, *, workers: int = 2, timeout_s: float = TIMEOUT_S, memory_bytes: int = MEMORY_BYTES
     ) -> None:
+        if workers < 1 or not timeout_s > 0:
+            raise ConfigError(
+                f"MATH grader: `workers` must be 1 or more and `timeout_s` above 0, "
+                f"got {workers} and {timeout_s}"
+            )
         self.timeout_s = timeout_s
         self._pool = WorkerPool("eval.verify.math_grader", [str(memory_bytes)], workers)
 

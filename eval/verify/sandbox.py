@@ -21,12 +21,16 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, cast, get_args
+
+from moa.errors import ConfigError
 
 CHILD = Path(__file__).with_name("sandbox_child.py")
 GRACE_S = 1.0  # past the child's own timer, as the reference joins its process
-REPORT_BYTES = 8192  # a report is one short line; the rest of a flood is read and dropped
+REPORT_BYTES = 8192  # a report is three short lines; the rest of a flood is read and dropped
 STDERR_BYTES = 2048
+MIN_MEMORY_BYTES = 64 * 2**20
+MIN_OPEN_FILES = 16  # the child's own descriptors, opened before its limit applies
 
 Status = Literal["passed", "failed", "timed out", "crashed", "error"]
 
@@ -39,6 +43,20 @@ class Limits:
     memory_bytes: int = 512 * 2**20
     file_bytes: int = 16 * 2**20
     open_files: int = 64
+
+    def __post_init__(self) -> None:
+        if not self.seconds > 0:
+            raise ConfigError(f"sandbox: `seconds` must be above 0, got {self.seconds}")
+        if self.memory_bytes < MIN_MEMORY_BYTES:
+            raise ConfigError(
+                f"sandbox: `memory_bytes` must be at least {MIN_MEMORY_BYTES} (64 MiB), the least "
+                f"an interpreter runs in, got {self.memory_bytes}"
+            )
+        if self.file_bytes < 0 or self.open_files < MIN_OPEN_FILES:
+            raise ConfigError(
+                f"sandbox: `file_bytes` must be 0 or more and `open_files` at least "
+                f"{MIN_OPEN_FILES}, got {self.file_bytes} and {self.open_files}"
+            )
 
 
 @dataclass(frozen=True)
@@ -122,11 +140,15 @@ async def _read_capped(stream: asyncio.StreamReader, limit: int) -> bytes:
 def _outcome(report: bytes, err: bytes, returncode: int | None) -> Outcome:
     lines = report.decode(errors="replace").split("\n")
     if len(lines) > 3 and lines[0] in get_args(Status):
-        return Outcome(lines[0], lines[2], tuple(filter(None, lines[1].split(";"))))  # type: ignore[arg-type]
+        walls = tuple(filter(None, lines[1].split(";")))
+        return Outcome(cast(Status, lines[0]), lines[2], walls)
     last = err.decode(errors="replace").strip().splitlines()[-1:] or [""]
     detail = f": {last[0][:200]}" if last[0] else ""
     if returncode is not None and returncode < 0:
-        name = signal.Signals(-returncode).name
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
         if name == "SIGXCPU":
             return Outcome("timed out", "stopped at its CPU-time limit", ())
         return Outcome("crashed", f"killed by {name}{detail}", ())

@@ -189,7 +189,7 @@ def refuse(event: str, args: tuple[object, ...]) -> None:
 
 
 def build_walls(seconds: float, memory_bytes: int, file_bytes: int, open_files: int) -> list[str]:
-    """Every wall, in order; raises OSError when one that must hold cannot be built."""
+    """Every wall, in order; raises when one that must hold cannot be built."""
     workdir = os.getcwd()
     # opened while every path can still be walked: for Landlock's rules and, as root, for the
     # imports (a zip on the path would not be readable)
@@ -245,7 +245,7 @@ def main() -> None:
     os.close(null)
     try:
         walls = build_walls(seconds, *limits)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a limit the kernel will not set
         status, reason, walls = "error", f"the sandbox could not be built: {describe(exc)}", []
     else:
         status, reason = run(program, seconds)

@@ -54,11 +54,14 @@ class WorkerPool:
             if proc is None or proc.returncode is not None:
                 proc = await self._start()
             assert proc.stdin is not None and proc.stdout is not None
-            proc.stdin.write(json.dumps(request).encode() + b"\n")
             try:
+                proc.stdin.write(json.dumps(request).encode() + b"\n")
+                await proc.stdin.drain()
                 line = await asyncio.wait_for(proc.stdout.readline(), timeout_s)
             except TimeoutError:
                 raise Overran(f"no answer within {timeout_s:g} s") from None
+            except ConnectionError:  # its end of the pipe closed: it has died
+                line = b""
             if not line:
                 raise WorkerError(f"a worker process ({self._argv[2]}) died mid-request")
             return json.loads(line)

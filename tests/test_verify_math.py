@@ -214,3 +214,19 @@ def test_a_grader_without_workers_or_time_is_refused_in_one_line() -> None:
         MathGrader(workers=0)
     with pytest.raises(ConfigError, match="got 2 and 0"):
         MathGrader(timeout_s=0)
+
+
+async def test_a_grader_process_that_cannot_start_is_an_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def out_of_processes(*args: object, **kwargs: object) -> None:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", out_of_processes)
+    async with MathGrader() as grader:
+        verdict = await grader.score("\\boxed{5}", "5")
+    assert (verdict.verdict, verdict.why) == (
+        "error",
+        "a worker process (eval.verify.math_grader) could not start: "
+        "[Errno 11] Resource temporarily unavailable",
+    )

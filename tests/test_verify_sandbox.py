@@ -3,6 +3,7 @@ its reason, and leaves the host and the run as they were (the next program still
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import socket
@@ -30,17 +31,28 @@ def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     assert list(root.iterdir()) == []  # every throwaway directory removed
 
 
-def sandbox_processes() -> list[str]:
-    """Processes still running our child script (none may outlive a run)."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
+def sandbox_processes() -> list[int]:
+    """Our descendants still running the child script (none may outlive its run)."""
+    parents: dict[int, int] = {}
+    running: set[int] = set()
+    for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
         try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
+        parents[pid] = int(stat.rsplit(")", 1)[1].split()[1])
         if str(CHILD).encode() in cmdline:
-            found.append(pid)
-    return found
+            running.add(pid)
+
+    def ours(pid: int) -> bool:
+        while pid > 1:
+            pid = parents.get(pid, 0)
+            if pid == os.getpid():
+                return True
+        return False
+
+    return sorted(pid for pid in running if ours(pid))
 
 
 async def run_and_recover(sandbox: Sandbox, program: str) -> Outcome:
@@ -126,7 +138,10 @@ async def test_looping_forever_times_out_and_a_loop_that_swallows_the_timeout_is
 ) -> None:
     sandbox = Sandbox(Limits(seconds=1))
     started = time.monotonic()
-    plain = await run_and_recover(sandbox, "while True:\n    pass")
+    looping = asyncio.create_task(run_and_recover(sandbox, "while True:\n    pass"))
+    while not sandbox_processes():  # seen while it runs: the check after it is not vacuous
+        await asyncio.sleep(0.05)
+    plain = await looping
     assert (plain.status, plain.reason) == ("timed out", "timed out after 1 s")
     stubborn = (  # it catches the timer's exception and goes on
         "while True:\n    try:\n        while True:\n            x = 1\n"
@@ -184,3 +199,17 @@ def test_limits_out_of_range_are_refused_in_one_line(
     with pytest.raises(ConfigError, match=re.escape(message)) as refused:
         Limits(**limits)  # type: ignore[arg-type]
     assert "\n" not in str(refused.value)
+
+
+async def test_a_sandbox_process_that_cannot_start_is_an_error(
+    scratch: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def out_of_processes(*args: object, **kwargs: object) -> None:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", out_of_processes)
+    assert await Sandbox().run(HARMLESS) == Outcome(
+        "error",
+        "the sandbox process could not start: [Errno 11] Resource temporarily unavailable",
+        (),
+    )

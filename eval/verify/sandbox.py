@@ -96,19 +96,22 @@ async def run_python(program: str, limits: Limits) -> Outcome:
 
 
 async def _supervise(workdir: str, request: bytes, seconds: float) -> Outcome:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-I",
-        "-S",
-        "-B",
-        str(CHILD),
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=workdir,
-        env={},
-        start_new_session=True,  # its own process group, killed as one
-    )
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-I",
+            "-S",
+            "-B",
+            str(CHILD),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=workdir,
+            env={},
+            start_new_session=True,  # its own process group, killed as one
+        )
+    except OSError as exc:  # out of processes or descriptors: the host's state, not the answer's
+        return Outcome("error", f"the sandbox process could not start: {exc}", ())
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     proc.stdin.write(request)
     proc.stdin.close()

@@ -76,14 +76,17 @@ class WorkerPool:
     async def _start(self) -> asyncio.subprocess.Process:
         path = os.environ.get("PYTHONPATH")
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [PROJECT_ROOT, path]))}
-        proc = await asyncio.create_subprocess_exec(
-            *self._argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-            env=env,
-            limit=LINE_BYTES,
-        )
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *self._argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
+                env=env,
+                limit=LINE_BYTES,
+            )
+        except OSError as exc:
+            raise WorkerError(f"a worker process ({self._argv[2]}) could not start: {exc}") from exc
         self._live.add(proc)
         assert proc.stdout is not None
         try:

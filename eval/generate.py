@@ -207,7 +207,7 @@ async def generate(cfg: DictConfig, *, show_progress: bool = True) -> Generation
             concurrency=int(cfg.concurrency),
             show_progress=show_progress,
             redo_degraded=str(cfg.get("on_degraded", "retry")) == "retry",
-            finish_started_first=client.budget.capped,
+            budget=client.budget,
         )
         results = await runner.run(instances, task.generation(), {"variant": spec.name})
     finally:
@@ -217,7 +217,7 @@ async def generate(cfg: DictConfig, *, show_progress: bool = True) -> Generation
     if runner.stopped is not None:
         done = sum(r.outputs is not None for r in results)
         saved = f"{done}/{len(results)} instances are saved ({output})"
-        raise RunStopped(stop_message(runner.stopped, saved, client), runner.stopped.exit_code)
+        raise RunStopped(stop_message(runner.stopped, saved), runner.stopped.exit_code)
     totals, stopped = client.ledger.totals, client.stopped()
     return Generation(task, run, spec, instances, results, output, totals, stopped)
 
@@ -258,12 +258,12 @@ async def _close(client: ModelClient) -> Stop | None:
     return None
 
 
-def stop_message(stop: Stop, saved: str, client: ModelClient) -> str:
+def stop_message(stop: Stop, saved: str) -> str:
     if stop.exit_code == EXIT_INTERRUPTED:
         return f"interrupted; {saved}; run the same command to resume"
     if stop.exit_code == EXIT_CACHE:
         return stop.reason  # says what was kept where, and what to do
     return (
-        f"budget cap reached: {client.budget.status()}; {saved}; raise the cap and run the "
-        "same command to carry on (the calls already made come from the cache, free)"
+        f"stopped: {stop.reason}; {saved}; raise the cap and run the same command to carry on "
+        "(the calls already made come from the cache, free)"
     )

@@ -178,12 +178,11 @@ def _check_inputs(cfg: DictConfig, spec: MixtureSpec, instances: Sequence[Instan
 
 
 async def generate(cfg: DictConfig, *, show_progress: bool = True) -> Generation:
-    """Validates everything first (models, keys, data, run directory), then runs."""
+    """Validates everything first, the cheap checks (config, run directory, keys) before the
+    data, which may have to be downloaded; then runs."""
     catalogue = build_catalogue(cfg)
     spec = build_spec(cfg, catalogue)
     task = task_of(cfg)
-    instances = load_instances(cfg, task)
-    _check_inputs(cfg, spec, instances)
     run = RunDir(Path(str(cfg.run_dir)))
     run.claim(identity_of(cfg, spec))
     resolved = OmegaConf.to_yaml(
@@ -191,15 +190,17 @@ async def generate(cfg: DictConfig, *, show_progress: bool = True) -> Generation
     )
     write_atomic(run.config_file, scrub(resolved, environment_secrets()))
     client = build_client(cfg, catalogue, ledger_path=run.ledger)
-    endpoints = sorted({m.split("/", 1)[0] for m in spec.models()})
-    log.info(
-        "run %s on %s (%d of its instances): %s, %d layer(s), models %s via endpoints %s; "
-        "run directory %s",
-        spec.name, task.name, len(instances), spec.mode, len(spec.proposer_layers) + 1,
-        ", ".join(spec.models()), ", ".join(endpoints), run.path,
-    )  # fmt: skip
     try:
         client.preflight(spec.models())
+        instances = load_instances(cfg, task)
+        _check_inputs(cfg, spec, instances)
+        endpoints = sorted({m.split("/", 1)[0] for m in spec.models()})
+        log.info(
+            "run %s on %s (%d of its instances): %s, %d layer(s), models %s via endpoints %s; "
+            "run directory %s",
+            spec.name, task.name, len(instances), spec.mode, len(spec.proposer_layers) + 1,
+            ", ".join(spec.models()), ", ".join(endpoints), run.path,
+        )  # fmt: skip
         runner: Runner[Instance] = Runner(
             Mixture(spec, client),
             client.ledger,
@@ -228,7 +229,6 @@ def generated(cfg: DictConfig) -> Generation:
     catalogue = build_catalogue(cfg)
     spec = build_spec(cfg, catalogue)
     task = task_of(cfg)
-    instances = load_instances(cfg, task)
     run = RunDir(Path(str(cfg.run_dir)))
     identity = run.identity()
     if identity is None:
@@ -241,6 +241,7 @@ def generated(cfg: DictConfig) -> Generation:
             f"({identity.differences(identity_of(cfg, spec))}): judge it with the settings "
             "it was generated with"
         )
+    instances = load_instances(cfg, task)
     finished = run.finished()
     results = [finished.get(i.id) or not_generated(i.id) for i in instances]
     return Generation(

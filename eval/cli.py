@@ -37,7 +37,7 @@ from eval.judges.common import incomplete_reason, is_complete
 from eval.mixture_config import describe_spec
 from eval.progress import following, progress
 from eval.rundir import RunDir, RunMetrics
-from eval.settings import CONF_DIR, build_catalogue, build_client, build_spec
+from eval.settings import CONF_DIR, build_catalogue, build_client, build_spec, check_endpoints
 from moa.agents import Agent
 from moa.errors import ConfigError
 from moa.ledger import usd
@@ -340,6 +340,9 @@ async def run_one(cfg: DictConfig, task: str) -> int:
         if task == "judge":
             return await judge_existing(cfg)
         say(describe(cfg), "bold")
+        if task == "run" and cfg.judge.enabled:  # its key too, before anything is paid for
+            catalogue = build_catalogue(cfg)
+            await check_endpoints(cfg, catalogue, [judge_address(cfg, catalogue)])
         run = await generate(cfg)
         metrics = None
         if task == "run" and cfg.judge.enabled and not run.failed:
@@ -353,9 +356,11 @@ async def run_one(cfg: DictConfig, task: str) -> int:
 async def judge_existing(cfg: DictConfig) -> int:
     """`task=judge`: the finished instances of an existing run, as they are; the unfinished
     ones are named, and the run exits 1 while there are any."""
-    run = generated(cfg)
     if not cfg.judge.enabled:
         raise ConfigError("task=judge with judge=none: choose a judge (judge=paper, judge=local)")
+    catalogue = build_catalogue(cfg)
+    await check_endpoints(cfg, catalogue, [judge_address(cfg, catalogue)])  # before any download
+    run = generated(cfg)
     done = len(run.results) - len(run.failed)
     if not done:
         raise ConfigError(f"{run.run.path}: no finished instance to judge; run task=generate")

@@ -178,12 +178,11 @@ def _check_inputs(cfg: DictConfig, spec: MixtureSpec, instances: Sequence[Instan
 
 
 async def generate(cfg: DictConfig, *, show_progress: bool = True) -> Generation:
-    """Validates everything first (models, keys, data, run directory), then runs."""
+    """Validates everything first, the cheap checks (config, run directory, keys) before the
+    data, which may have to be downloaded; then runs."""
     catalogue = build_catalogue(cfg)
     spec = build_spec(cfg, catalogue)
     task = task_of(cfg)
-    instances = load_instances(cfg, task)
-    _check_inputs(cfg, spec, instances)
     run = RunDir(Path(str(cfg.run_dir)))
     run.claim(identity_of(cfg, spec))
     resolved = OmegaConf.to_yaml(
@@ -191,15 +190,17 @@ async def generate(cfg: DictConfig, *, show_progress: bool = True) -> Generation
     )
     write_atomic(run.config_file, scrub(resolved, environment_secrets()))
     client = build_client(cfg, catalogue, ledger_path=run.ledger)
-    endpoints = sorted({m.split("/", 1)[0] for m in spec.models()})
-    log.info(
-        "run %s on %s (%d of its instances): %s, %d layer(s), models %s via endpoints %s; "
-        "run directory %s",
-        spec.name, task.name, len(instances), spec.mode, len(spec.proposer_layers) + 1,
-        ", ".join(spec.models()), ", ".join(endpoints), run.path,
-    )  # fmt: skip
     try:
         client.preflight(spec.models())
+        instances = load_instances(cfg, task)
+        _check_inputs(cfg, spec, instances)
+        endpoints = sorted({m.split("/", 1)[0] for m in spec.models()})
+        log.info(
+            "run %s on %s (%d of its instances): %s, %d layer(s), models %s via endpoints %s; "
+            "run directory %s",
+            spec.name, task.name, len(instances), spec.mode, len(spec.proposer_layers) + 1,
+            ", ".join(spec.models()), ", ".join(endpoints), run.path,
+        )  # fmt: skip
         runner: Runner[Instance] = Runner(
             Mixture(spec, client),
             client.ledger,
@@ -207,7 +208,7 @@ async def generate(cfg: DictConfig, *, show_progress: bool = True) -> Generation
             concurrency=int(cfg.concurrency),
             show_progress=show_progress,
             redo_degraded=str(cfg.get("on_degraded", "retry")) == "retry",
-            finish_started_first=client.budget.capped,
+            budget=client.budget,
         )
         results = await runner.run(instances, task.generation(), {"variant": spec.name})
     finally:
@@ -217,7 +218,7 @@ async def generate(cfg: DictConfig, *, show_progress: bool = True) -> Generation
     if runner.stopped is not None:
         done = sum(r.outputs is not None for r in results)
         saved = f"{done}/{len(results)} instances are saved ({output})"
-        raise RunStopped(stop_message(runner.stopped, saved, client), runner.stopped.exit_code)
+        raise RunStopped(stop_message(runner.stopped, saved), runner.stopped.exit_code)
     totals, stopped = client.ledger.totals, client.stopped()
     return Generation(task, run, spec, instances, results, output, totals, stopped)
 
@@ -228,7 +229,6 @@ def generated(cfg: DictConfig) -> Generation:
     catalogue = build_catalogue(cfg)
     spec = build_spec(cfg, catalogue)
     task = task_of(cfg)
-    instances = load_instances(cfg, task)
     run = RunDir(Path(str(cfg.run_dir)))
     identity = run.identity()
     if identity is None:
@@ -241,6 +241,7 @@ def generated(cfg: DictConfig) -> Generation:
             f"({identity.differences(identity_of(cfg, spec))}): judge it with the settings "
             "it was generated with"
         )
+    instances = load_instances(cfg, task)
     finished = run.finished()
     results = [finished.get(i.id) or not_generated(i.id) for i in instances]
     return Generation(
@@ -258,12 +259,12 @@ async def _close(client: ModelClient) -> Stop | None:
     return None
 
 
-def stop_message(stop: Stop, saved: str, client: ModelClient) -> str:
+def stop_message(stop: Stop, saved: str) -> str:
     if stop.exit_code == EXIT_INTERRUPTED:
         return f"interrupted; {saved}; run the same command to resume"
     if stop.exit_code == EXIT_CACHE:
         return stop.reason  # says what was kept where, and what to do
     return (
-        f"budget cap reached: {client.budget.status()}; {saved}; raise the cap and run the "
-        "same command to carry on (the calls already made come from the cache, free)"
+        f"stopped: {stop.reason}; {saved}; raise the cap and run the same command to carry on "
+        "(the calls already made come from the cache, free)"
     )

@@ -6,8 +6,9 @@ already have outputs; the call cache makes any half-finished instance free to re
 
 A run can be killed at any moment: each trace line is written whole and flushed, a torn last line
 is cut before the next run appends, and other files are replaced atomically. It can also stop on
-purpose, keeping all it finished: at a budget cap (the calls in flight finish, no new instance
-starts) or on Ctrl-C (the instances in flight are abandoned; their finished calls are cached).
+purpose, keeping all it finished: at a budget cap (under a cap instances start as `eval.pacing`
+allows; at the stop the calls in flight finish and no new instance starts) or on Ctrl-C (the
+instances in flight are abandoned; their finished calls are cached).
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
+from eval.pacing import Pacer
 from eval.progress import progress
 from eval.rundir import InstanceResult, RunDir
-from moa.budget import BudgetExceeded
+from moa.budget import Budget, BudgetExceeded
 from moa.cache import CacheWriteError
 from moa.ledger import Ledger, open_append
 from moa.mixture import Mixture
@@ -111,7 +113,7 @@ class Runner(Generic[ItemT]):
         concurrency: int = 256,
         show_progress: bool = True,
         redo_degraded: bool = True,
-        finish_started_first: bool = False,
+        budget: Budget | None = None,
     ) -> None:
         self.mixture = mixture
         self.ledger = ledger
@@ -121,11 +123,12 @@ class Runner(Generic[ItemT]):
         # An instance answered without a proposal that failed runs again on resume: its cached
         # calls are free, its failed ones are retried, and what depends on them is redone.
         self.redo_degraded = redo_degraded
-        # Under a budget cap, calls of instances started earlier are served first, so that a
-        # stop leaves whole instances; without one, arrival order keeps every endpoint busier
+        # Under a budget cap, instances start as the budget likely pays for them whole
+        # (`eval.pacing`) and calls of instances started earlier are served first, so that a stop
+        # leaves whole instances; without one, arrival order keeps every endpoint busier
         # (earliest-first starts the last instances' chains late: MT-Bench lost a fifth of its
         # throughput to that tail).
-        self.finish_started_first = finish_started_first
+        self.pacer = Pacer(budget) if budget is not None and budget.capped else None
         self.stopped: Stop | None = None
         self._workers: list[asyncio.Task[None]] = []
 
@@ -152,6 +155,9 @@ class Runner(Generic[ItemT]):
             if i in wanted and not (self.redo_degraded and r.degraded)
         }
         todo = [item for item in items if item.id not in finished]
+        if self.pacer is not None:
+            for result in finished.values():
+                self.pacer.learn(result)
         queue: asyncio.Queue[tuple[int, ItemT]] = asyncio.Queue()
         for order, item in enumerate(todo):
             queue.put_nowait((order, item))
@@ -168,18 +174,29 @@ class Runner(Generic[ItemT]):
             task_id = bar.add_task("instances", total=len(items), completed=len(finished))
 
             async def worker() -> None:
+                pacer = self.pacer
                 while self.stopped is None and not queue.empty():
                     order, item = queue.get_nowait()
-                    if self.finish_started_first:
+                    config = config_for(item)
+                    if pacer is not None:
+                        refusal = await pacer.admit(config)
+                        if refusal is not None:
+                            self.stopped = self.stopped or Stop(refusal, EXIT_BUDGET)
+                        if self.stopped is not None:
+                            return
                         PRIORITY.set(order)
+                    result: InstanceResult | None = None
                     try:
-                        result = await self._one(item, config_for(item), tags)
+                        result = await self._one(item, config, tags)
                     except BudgetExceeded as exc:
                         self.stopped = self.stopped or Stop(str(exc), EXIT_BUDGET)
                         return
                     except CacheWriteError as exc:  # no new call: it could not be kept
                         self.stopped = self.stopped or Stop(str(exc), EXIT_CACHE)
                         return
+                    finally:
+                        if pacer is not None:
+                            pacer.ended(result)
                     results[item.id] = result
                     sink.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
                     sink.flush()

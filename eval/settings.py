@@ -7,7 +7,7 @@ the config instead of the environment all end as one `ConfigError` line.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -152,3 +152,14 @@ def build_client(cfg: DictConfig, catalogue: Catalogue, ledger_path: Path | None
         ledger=Ledger(ledger_path),
         budget=build_budget(cfg, None if ledger_path is None else ledger_path.parent),
     )
+
+
+async def check_endpoints(cfg: DictConfig, catalogue: Catalogue, addresses: Sequence[str]) -> None:
+    """The endpoints of models a later step will call (the judge's, after generation) built and
+    closed again, and their prices checked against the caps: a missing key or a bad endpoint is
+    refused before the run's first call or download, not once generation has been paid for."""
+    client = build_client(cfg, catalogue, ledger_path=None)
+    try:
+        client.preflight(addresses)
+    finally:
+        await client.aclose()

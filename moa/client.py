@@ -8,8 +8,9 @@ Concurrency (`moa.scheduling`): a call first waits for a slot of its model, whos
 learned from the server's rate-limit refusals (HTTP 429, or 503 with Retry-After) between 1 and
 the configured cap (the endpoint's `max_concurrency`, and the catalogue's per-model one), then
 for one of its endpoint's `max_concurrency`. Both serve waiters in `moa.scheduling.PRIORITY`
-order, and the budget is held only once both are taken, so calls of instances started earlier go
-first and a run stopped at a cap leaves whole instances.
+order, and the budget is held only once both are taken; a call the caps have no room for yet gives
+them back and waits in the budget's line, in the same order (`moa.budget.NoRoom`). So calls of
+instances started earlier go first, and a call waiting for money never holds a slot.
 
 Retries: `max_attempts` counts every failed attempt but a refusal the model's limiter learned from
 (it lowered the limit, or answered a request sent before the limit was last lowered): that
@@ -47,7 +48,7 @@ from typing import Any, cast
 
 from aiolimiter import AsyncLimiter
 
-from moa.budget import Budget, Hold
+from moa.budget import Budget, Hold, NoRoom
 from moa.cache import CallCache, call_key
 from moa.catalogue import BILLS, Catalogue, ModelEntry, split_address, unbilled_endpoints
 from moa.claims import Claims
@@ -302,7 +303,7 @@ class ModelClient:
         """Builds every provider the run will use, so bad endpoints or keys fail before any call."""
         for address in addresses:
             self.endpoint(split_address(address)[0])
-            self.budget.require_price(self.catalogue.by_address(address))
+            self.budget.expect(self.catalogue.by_address(address))
 
     def stopped(self) -> dict[str, str]:
         """The endpoints that refused the key, with the refusal (`status: message`): the client
@@ -486,8 +487,8 @@ class ModelClient:
     ) -> list[Completion]:
         """Attempts until an answer (one per sample: more than one is one batched request),
         an error not worth retrying, or `max_attempts` counted failures (see the module's
-        docstring). The budget holds the call's estimate from when it has its slots
-        (`BudgetExceeded` then: nothing was sent) until it ends."""
+        docstring). The budget holds the call's cost from when it has its slots (`NoRoom`: it
+        waits for room without them; `BudgetExceeded`: nothing was sent) until it ends."""
         n = len(samples)
         # What the endpoint counts against its tokens-per-minute: the prompt and every answer.
         estimate = estimate_prompt(messages) + (config.max_tokens or 0) * n
@@ -526,6 +527,10 @@ class ModelClient:
                     if exc.retry_after is not None and exc.retry_after > ep.retry.retry_after_max_s:
                         raise _too_long_to_wait(exc, ep.retry.retry_after_max_s) from None
                     await asyncio.sleep(ep.retry.wait(max(failures, 1), exc))
+                except NoRoom as full:  # wait for room without the slots, keeping its place
+                    limiter.give_back(ticket)
+                    record.attempts -= 1
+                    hold = await full.admitted()
                 except BaseException:  # cancelled, or refused by the budget
                     limiter.give_back(ticket)
                     raise
@@ -541,7 +546,8 @@ class ModelClient:
                     await asyncio.sleep(ep.retry.wait(failures, _EMPTY))
         finally:
             if hold is not None:
-                self.budget.settle(hold, entry, _paid(record, _total(completions)))
+                paid = _paid(record, _total(completions))
+                self.budget.settle(hold, entry, paid, sent=record.attempts > 0)
 
     async def _attempt(
         self,

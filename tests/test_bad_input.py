@@ -160,3 +160,33 @@ def test_a_judge_answer_that_never_parses_is_counted_not_fatal(tmp_path: Path) -
     assert "judge verdicts missing: 4 parse" in done.stdout
     judged = [r for r in server.log if r.model == "gpt-4"]  # as FastChat sends it
     assert len(judged) == 4  # asked once each: an unparseable verdict is not retried
+
+
+def test_every_key_is_checked_before_the_first_call_or_download(tmp_path: Path) -> None:
+    """Issue 20, item 10: with OPENAI_API_KEY unset, `task=run` paid for the generation before
+    the judge's endpoint was built and refused; and a missing key was said only once the data
+    had been downloaded (offline: after the download's retries, and that error instead)."""
+    server = FakeServer()
+    cache = tmp_path / "empty-download-cache"
+    offline = environment(MOA_BENCH_CACHE=str(cache))
+    no_openai = {k: v for k, v in offline.items() if k != "OPENAI_API_KEY"}
+    no_together = {k: v for k, v in offline.items() if k != "TOGETHER_API_KEY"}
+
+    def needs(endpoint: str, variable: str) -> str:
+        return (
+            f"moa-bench: error: endpoint {endpoint!r} needs an API key: set the environment "
+            f"variable {variable}"
+        )
+
+    cases = {
+        "run": (["task=run", "moa=moa_lite"], no_openai, needs("openai", "OPENAI_API_KEY")),
+        "generate": (["data_dir=null"], no_together, needs("together", "TOGETHER_API_KEY")),
+        "judge": (["task=judge", "data_dir=null"], no_openai, needs("openai", "OPENAI_API_KEY")),
+    }
+    with serve_in_thread(server) as url:
+        for case, (overrides, env, line) in cases.items():
+            done = run(command(tmp_path / case, url, "benchmark.limit=3", *overrides), env)
+            assert done.returncode == 2, (case, done.stderr)
+            assert done.stderr.splitlines() == [line], case
+            assert not server.log, case  # nothing paid for
+            assert not cache.exists(), case  # nothing downloaded, nor tried

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import requests
+from huggingface_hub.errors import LocalEntryNotFoundError
 
 from eval.benchmarks import (
     DataError,
@@ -535,6 +536,28 @@ def test_fetch_hub_failure_leaves_no_partial_file(
     assert "connection reset" in str(error.value)
     assert "pass data_dir=... or connect once to download" in str(error.value)
     assert _leftovers(tmp_path / "alpaca_eval") == []
+
+
+@pytest.mark.parametrize("words", [40, 80])
+def test_a_download_error_is_never_cut_mid_word(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, words: int
+) -> None:
+    """Issue 20, item 10: offline, the Hub's error (its first line, 207 characters) was cut at
+    160, "...and try aga". A first line is kept whole, or shortened at a word, with "..."."""
+    said = " ".join(f"word{i}" for i in range(words)) + " end."
+
+    def hub(**kwargs: Any) -> str:
+        raise LocalEntryNotFoundError(said + "\nA second line.")
+
+    monkeypatch.setattr(fetch_mod, "hf_hub_download", hub)
+    with pytest.raises(DataError) as error:
+        fetch(ALPACA, data_dir=None, cache_dir=tmp_path)
+    detail = str(error.value).split("(LocalEntryNotFoundError: ", 1)[1].split(");", 1)[0]
+    if len(said) <= 300:
+        assert detail == said
+    else:
+        assert detail.endswith(" ...") and said.startswith(detail[:-4] + " ")
+        assert len(detail) <= 304
 
 
 def test_every_source_is_pinned() -> None:

@@ -1,5 +1,6 @@
 """Waiting for a slot: calls of instances started earlier go first (`moa.scheduling.PRIORITY`),
-first come first served within one priority, and a cancelled waiter never keeps a slot."""
+first come first served within one priority, a cancelled waiter never keeps a slot, and a call
+waiting for budget room holds none."""
 
 from __future__ import annotations
 
@@ -7,17 +8,19 @@ import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
-from moa.budget import Budget, BudgetExceeded
+from moa.budget import Budget, BudgetExceeded, estimate_usd
 from moa.cache import CallCache
-from moa.catalogue import Catalogue
+from moa.catalogue import Catalogue, ModelEntry
 from moa.client import ModelClient
 from moa.scheduling import PRIORITY, AdaptiveSlots, Slots
 from moa.types import ChatMessage, GenerateConfig
-from tests.kit.fakeserver import FakeServer, ModelProfile, serve_in_thread
+from tests.kit.fakeserver import FakeServer, FaultPlan, ModelProfile, serve_in_thread
 
 from .conftest import make_client
 
 CONFIG = GenerateConfig(temperature=0.7, max_tokens=8)
+PRICED = ModelEntry("m", "fake/m", price_in=10.0, price_out=20.0)
+ASK: ChatMessage = {"role": "user", "content": "Name a colour."}
 
 
 async def settle() -> None:
@@ -188,3 +191,32 @@ async def test_a_budget_cap_leaves_whole_instances(tmp_path: Path) -> None:
     fifo, fifo_finished = await run_instances(tmp_path, False, Budget(max_calls=12))
     assert fifo == [f"i{i}c{step}" for step in range(2) for i in range(6)]
     assert not any(fifo_finished)
+
+
+async def test_a_call_waiting_for_money_holds_no_slot(tmp_path: Path) -> None:
+    """One slot and room for one call at its worst: the first call fails once and must take the
+    slot again for its retry, while the second waits for the money the first holds. The second
+    gives the slot back while it waits (holding it, the two would wait for each other for good;
+    before, it was refused and so was every later call)."""
+    server = FakeServer(
+        default=ModelProfile(ttft_s=0.05, min_tokens=2, max_tokens=4),
+        faults=FaultPlan(script=["500"]),
+    )
+    worst = estimate_usd(PRICED, [ASK], CONFIG)
+    with serve_in_thread(server) as url:
+        spec = {"provider": "openai", "base_url": url, "max_concurrency": 1,
+                "backoff_initial_s": 0.05, "backoff_max_s": 0.05}  # fmt: skip
+        client = ModelClient(
+            {"fake": spec},
+            Catalogue({"m": {"address": "fake/m", "price_in": 10.0, "price_out": 20.0}}, ["fake"]),
+            CallCache(tmp_path / "c.sqlite"),
+            budget=Budget(max_usd=worst * 1.5),
+        )
+        first, second = await asyncio.wait_for(
+            asyncio.gather(*(client.generate("fake/m", [ASK], CONFIG, sample=s) for s in (0, 1))),
+            timeout=30,
+        )
+        await client.aclose()
+    assert first.ok and second.ok and first.record.attempts == 2
+    assert [r.status for r in server.log] == [500, 200, 200]
+    assert client.budget.spent_usd <= worst * 1.5

@@ -20,6 +20,7 @@ from huggingface_hub import hf_hub_download
 from eval.benchmarks.base import DataError
 
 CACHE_ENV = "MOA_BENCH_CACHE"
+_DETAIL_CHARS = 300  # of a download error's first line in the one-line refusal
 # pooch's HTTP transport, named here so that tests can put a fake network in its place.
 HTTP = pooch.HTTPDownloader(progressbar=False)
 
@@ -198,6 +199,10 @@ def _origin(source: Source) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
+    """An error's kind and first line, shortened at a word (with "...") if past
+    `_DETAIL_CHARS`: a line cut mid-word reads as a different word."""
     lines = str(exc).strip().splitlines()
     detail = lines[0] if lines else ""
-    return f"{type(exc).__name__}: {detail[:160]}" if detail else type(exc).__name__
+    if len(detail) > _DETAIL_CHARS:
+        detail = detail[: _DETAIL_CHARS + 1].rsplit(maxsplit=1)[0].rstrip(",;:") + " ..."
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__

@@ -11,6 +11,7 @@ caches, e.g. those of a sweep's jobs on several hosts, into cache.path).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -38,6 +39,7 @@ from eval.mixture_config import describe_spec
 from eval.progress import following, progress
 from eval.rundir import RunDir, RunMetrics
 from eval.settings import CONF_DIR, build_catalogue, build_client, build_spec
+from eval.variant_name import name_variant
 from moa.agents import Agent
 from moa.errors import ConfigError
 from moa.ledger import usd
@@ -310,6 +312,7 @@ async def dispatch(cfg: DictConfig) -> int:
     repeats = cfg.get("repeats", 1)
     if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
         raise ConfigError(f"repeats={repeats!r}: give the number of runs, at least 1")
+    name_changed_preset(cfg)
     if repeats == 1:
         return await run_one(cfg, task)
     codes = []
@@ -321,15 +324,37 @@ async def dispatch(cfg: DictConfig) -> int:
     return max(codes)
 
 
-def log_to(run_dir: Path) -> None:
+def name_changed_preset(cfg: DictConfig) -> None:
+    """A changed preset runs under its own name (`eval.variant_name`), its log with it; the
+    folder Hydra made for the preset's name goes again if it holds only that log, empty."""
+    before = Path(str(cfg.run_dir))
+    name = name_variant(cfg)
+    if name is None:
+        return
+    for log_file in log_to(Path(str(cfg.run_dir))):
+        if log_file.parent == before.resolve() and log_file.is_file():
+            if not log_file.stat().st_size:
+                log_file.unlink()
+            with contextlib.suppress(OSError):  # not empty: someone's files, left alone
+                before.rmdir()
+    say(
+        f"{name}: the preset's settings were changed, so this is not the preset's run: it has "
+        "its own name and directory (moa.name=<name> chooses another)",
+        "yellow",
+    )
+
+
+def log_to(run_dir: Path) -> list[Path]:
     """Points the run log (`cli.log`, `conf/hydra/job_logging/moa.yaml`) at `run_dir`: Hydra
-    opened it in the first repeat's directory."""
+    opened it in the first repeat's directory. Returns where it was."""
+    moved = []
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.FileHandler):
-            name = Path(handler.baseFilename).name
+            moved.append(Path(handler.baseFilename))
             handler.close()
             run_dir.mkdir(parents=True, exist_ok=True)
-            handler.baseFilename = str((run_dir / name).resolve())
+            handler.baseFilename = str((run_dir / moved[-1].name).resolve())
+    return moved
 
 
 async def run_one(cfg: DictConfig, task: str) -> int:

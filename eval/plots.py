@@ -291,7 +291,7 @@ def pareto_figure(
     notes = [f"Not drawn: {'; '.join(left)}."] if left else []
     papers: list[tuple[Run, float, float, str]] = []
     for run, x, _ in shown:
-        theirs, source = paper_table2a(run.variant, metric)
+        theirs, source = paper_table2a(run.variant, metric) if run.row else (None, "")
         if theirs is not None:
             papers.append((run, x, theirs, source))
 

@@ -86,13 +86,7 @@ def load_run(rundir: RunDir) -> Run:
     metrics = rundir.metrics()
     if metrics is None:
         raise RunFileError(f"{rundir.metrics_file}: missing")
-    try:
-        cfg = OmegaConf.load(rundir.config_file)
-        if not isinstance(cfg, DictConfig):
-            raise RunFileError(f"{rundir.config_file}: not a config mapping")
-        catalogue = build_catalogue(cfg)
-    except (yaml.YAMLError, OmegaConfBaseException) as exc:
-        raise RunFileError(f"{rundir.config_file}: {describe(exc)}") from None
+    catalogue = catalogue_of(rundir)
     values = {"judge": metrics.judge, **metrics.values}
     finished = rundir.finished()
     run = Run(
@@ -112,6 +106,17 @@ def load_run(rundir: RunDir) -> Run:
     )
     run.cost_per_instance, run.tflops_per_instance = _budget(finished, catalogue)
     return run
+
+
+def catalogue_of(rundir: RunDir) -> Catalogue:
+    """The catalogue a run was made with, from its saved config: its models' names and prices."""
+    try:
+        cfg = OmegaConf.load(rundir.config_file)
+        if not isinstance(cfg, DictConfig):
+            raise RunFileError(f"{rundir.config_file}: not a config mapping")
+        return build_catalogue(cfg)
+    except (yaml.YAMLError, OmegaConfBaseException) as exc:
+        raise RunFileError(f"{rundir.config_file}: {describe(exc)}") from None
 
 
 def _budget(finished: Mapping[str, InstanceResult], catalogue: Catalogue) -> tuple[float, float]:

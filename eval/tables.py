@@ -28,24 +28,16 @@ import numpy as np
 import pandas as pd
 
 from eval.judges.common import is_complete
+from eval.paper_rows import FIGURE3 as FIGURE3
+from eval.paper_rows import PAPER_AGGREGATOR as PAPER_AGGREGATOR
+from eval.paper_rows import PAPER_PROPOSERS as PAPER_PROPOSERS
+from eval.paper_rows import TABLE2_ROWS as TABLE2_ROWS
+from eval.paper_rows import departure
 from eval.rundir import RunIdentity, subset_suffix, write_atomic
 from eval.stats import Interval, bootstrap, paired
 
 PAPER_DIR = Path(__file__).resolve().parents[1] / "results" / "paper"
 
-# Our variant names -> the paper's row labels (Table 2a and 2b), in the paper's order.
-TABLE2_ROWS = {
-    "moa_gpt4o": "MoA w/ GPT-4o",
-    "moa": "MoA",
-    "moa_lite": "MoA-Lite",
-    "single_gpt-4o": "GPT-4 Omni (05/13)",
-    "single_wizardlm-2-8x22b": "WizardLM 8x22B",
-    "single_qwen1.5-110b": "Qwen1.5 110B Chat",
-    "single_qwen1.5-72b": "Qwen1.5 72B Chat",
-    "single_llama-3-70b": "Llama 3 70B Instruct",
-    "single_mixtral-8x22b": "Mixtral 8x22B v0.1",
-    "single_dbrx": "dbrx-instruct",
-}
 TABLE4_ROWS = {
     "qwen1.5-110b": "Qwen1.5-110B-Chat",
     "qwen1.5-72b": "Qwen1.5-72B-Chat",
@@ -54,16 +46,7 @@ TABLE4_ROWS = {
     "mixtral-8x22b": "Mixtral-8x22B",
     "dbrx": "dbrx-instruct",
 }
-# Figure 3 (FLASK): MoA against Qwen1.5-110B-Chat and GPT-4o alone (`conf/experiment/figure3`).
-FIGURE3 = {"moa": "MoA", "single_qwen1.5-110b": "Qwen1.5-110B-Chat", "single_gpt-4o": "GPT-4o"}
 
-
-# The paper's six proposers as catalogue names, in the order of its MoA (`conf/moa/moa.yaml`):
-# Table 3's "multiple proposers" are the first n of them.
-PAPER_PROPOSERS = (
-    "qwen1.5-110b", "qwen1.5-72b", "wizardlm-2-8x22b", "llama-3-70b", "mixtral-8x22b", "dbrx",
-)  # fmt: skip
-PAPER_AGGREGATOR = "qwen1.5-110b"  # the aggregator of every ablation
 REPLAY = "replay/"  # the endpoint of the published, replayed proposals
 
 
@@ -136,6 +119,19 @@ class Run:
     @property
     def judge(self) -> str:
         return str(self.metrics.get("judge") or "")
+
+    @property
+    def departure(self) -> str:
+        """How this run of one of the paper's variants differs from the paper's configuration
+        of it (`eval.paper_rows`); empty for the paper's configuration and for other variants."""
+        return departure(self.variant, self.layer_models, self.aggregator, self.mode,
+                         self.identity.customized)  # fmt: skip
+
+    @property
+    def row(self) -> str | None:
+        """The paper's Table 2 row this run is: its variant's, when its layers are the paper's."""
+        label = TABLE2_ROWS.get(self.variant)
+        return label if label and not self.departure else None
 
     @property
     def published(self) -> bool:
@@ -366,7 +362,7 @@ def table2a(runs: Iterable[Run]) -> pd.DataFrame:
     the paper's values (its MoA rows: mean and std of 3 runs) and the AlpacaEval leaderboard's,
     which are the only reference for a model the paper leaves out (dbrx-instruct)."""
     paper = _paper("table2a_alpaca_eval.csv").set_index("model")
-    chosen = _ordered((r for r in runs if r.variant in TABLE2_ROWS), list(TABLE2_ROWS))
+    chosen = _ordered((r for r in runs if r.row), list(TABLE2_ROWS))
 
     def row(run: Run) -> dict[str, Any]:
         label = TABLE2_ROWS[run.variant]
@@ -398,7 +394,7 @@ def table2b(runs: Iterable[Run]) -> pd.DataFrame:
     """Table 2(b), MT-Bench: the paper's variants and single models only. `n` counts scored
     turns (two per question); the interval is over them."""
     paper = _paper("table2b_mt_bench.csv").set_index("model")
-    chosen = _ordered((r for r in runs if r.variant in TABLE2_ROWS), list(TABLE2_ROWS))
+    chosen = _ordered((r for r in runs if r.row), list(TABLE2_ROWS))
 
     def row(run: Run) -> dict[str, Any]:
         label = TABLE2_ROWS[run.variant]
@@ -435,7 +431,7 @@ def flask_table(runs: Iterable[Run]) -> pd.DataFrame:
         skills = run.metrics.get("skills", {}) if run.complete else {}
         return {
             "run": run.name,
-            "model": FIGURE3.get(run.variant, ""),
+            "model": FIGURE3.get(run.variant, "") if not run.departure else "",
             **_coverage(run),
             **{s: _float(skills.get(s)) for s in SKILL_ORDER},
         }
@@ -454,7 +450,7 @@ def figure3_skills(runs: Sequence[Run]) -> tuple[pd.DataFrame, list[Run], list[s
     figure3 = [
         preferred(mine)[0]
         for variant in FIGURE3
-        if (mine := [r for r in judged if r.variant == variant])
+        if (mine := [r for r in judged if r.variant == variant and not r.departure])
     ]
     drawn = figure3 or preferred(judged)
     notes = []
@@ -468,7 +464,7 @@ def figure3_skills(runs: Sequence[Run]) -> tuple[pd.DataFrame, list[Run], list[s
     if left:
         notes.append(f"Not drawn: {'; '.join(left)}.")
     rows = {
-        (f"{FIGURE3[r.variant]} ({r.name})" if r.variant in FIGURE3 else r.name): [
+        (f"{FIGURE3[r.variant]} ({r.name})" if r in figure3 else r.name): [
             _float(r.metrics["skills"].get(skill)) for skill in SKILL_ORDER
         ]
         for r in drawn
@@ -757,9 +753,10 @@ def other_runs(
     value: str,
     score: Callable[[Run], float | None] | None = None,
 ) -> pd.DataFrame:
-    """The runs no table of the paper takes (another variant or sweep), with their sweep axes
-    and their score (`value` names it; by default the task's headline), so that none is left
-    out of the report."""
+    """The runs no table of the paper takes (another variant or sweep, or a paper's variant
+    whose configuration was changed: `note` says how), with their sweep axes and their score
+    (`value` names it; by default the task's headline), so that none is left out of the
+    report."""
     rows = [
         {
             "run": run.name,
@@ -770,6 +767,7 @@ def other_runs(
             "mode": run.mode,
             **_coverage(run),
             value: score(run) if score else _float(run.headline),
+            "note": run.departure or None,
         }
         for run in sorted(runs, key=lambda r: r.name)
         if run.name not in placed

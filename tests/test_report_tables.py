@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eval import plots, tables
+from eval import paper_rows, plots, tables
 from eval.cli import dispatch
 from eval.judges.flask import SKILL_ORDER
 from eval.report import load_runs, write_report
@@ -178,7 +178,9 @@ def _run(name: str, selection: dict[str, object] | None, n: int, **metrics: obje
     identity = RunIdentity("alpaca_eval", variant, [], ["scripted/m", 0], "aggregate", {},
                            selection)  # fmt: skip
     values = {"judge": "openai/gpt-4-1106-preview", "complete": True, **metrics}
+    layers, aggregator = paper_rows.configuration(variant) or ([], "m")
     run = tables.Run("alpaca_eval", name, identity, Path("/nonexistent"), values,
+                     layer_models=layers, aggregator=aggregator,
                      scores={str(i): 100.0 * (i % 2) for i in range(n)})  # fmt: skip
     run.headline = float(str(metrics.get("win_rate", math.nan)))
     return run

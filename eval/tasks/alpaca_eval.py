@@ -322,7 +322,7 @@ class AlpacaEval(Task):
         in_cells = {
             name: list({id(r): r for r in c.values()}.values()) for name, c in cells.items()
         }
-        placed = {r.name for r in runs if r.variant in tables.TABLE2_ROWS or r.published}
+        placed = {r.name for r in runs if r.row or r.published}
         placed |= tables.in_ablations(runs)
         published = [r for r in runs if r.published]
         base = tables.published_reference(published, reference)

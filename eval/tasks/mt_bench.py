@@ -252,7 +252,7 @@ class MTBench(Task):
     def report(self, runs: list[Run], out_dir: Path, reference: str) -> list[str]:
         from eval import plots, tables
 
-        placed = {r.name for r in runs if r.variant in tables.TABLE2_ROWS}
+        placed = {r.name for r in runs if r.row}
         return [
             tables.write_table(
                 tables.table2b(runs), out_dir, "table2b_mt_bench",

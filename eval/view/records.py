@@ -14,7 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from eval.report import open_run
+from eval.paper_rows import identity_departure
+from eval.report import catalogue_of, open_run
 from eval.rundir import InstanceResult, RunDir, RunIdentity, RunMetrics
 from eval.tables import selection_label
 from eval.tasks import Data, Task
@@ -95,6 +96,10 @@ def _entry(
     """The index row: what the run is, how much it did and spent, and what the judge found."""
     calls = [c for r in results.values() for c in r.trace.calls()]
     values = metrics.values if metrics else {}
+    catalogue = catalogue_of(run)
+    departure = identity_departure(identity, lambda address: catalogue.by_address(address).name)
+    # a changed preset is not the paper's row: no paper number beside it
+    variant = "" if departure else identity.variant
     return {
         "key": run_key(run),
         "benchmark": identity.benchmark,
@@ -123,7 +128,8 @@ def _entry(
         "judge_failures": values.get("failures"),
         "judge_error": values.get("judge_error"),
         "scored": len(scores),
-        "figures": [dataclasses.asdict(f) for f in task.figures(identity.variant, values, scores)],
+        "departure": departure,
+        "figures": [dataclasses.asdict(f) for f in task.figures(variant, values, scores)],
     }
 
 

@@ -38,7 +38,7 @@ from eval.judges.common import incomplete_reason, is_complete
 from eval.mixture_config import describe_spec
 from eval.progress import following, progress
 from eval.rundir import RunDir, RunMetrics
-from eval.settings import CONF_DIR, build_catalogue, build_client, build_spec
+from eval.settings import CONF_DIR, build_catalogue, build_client, build_spec, to_dict
 from eval.variant_name import name_variant
 from moa.agents import Agent
 from moa.errors import ConfigError
@@ -284,9 +284,13 @@ async def dispatch(cfg: DictConfig) -> int:
         return await plan_task(cfg)
     if task == "report":
         from eval.report import write_report  # matplotlib and pandas: only for the report
+        from eval.run_filter import RunFilter
 
         out_dir = Path(str(cfg.report.out_dir))
-        report = write_report(Path(str(cfg.results_dir)), out_dir, str(cfg.report.reference))
+        chosen = RunFilter.from_settings(to_dict(cfg.report))
+        report = write_report(
+            Path(str(cfg.results_dir)), out_dir, str(cfg.report.reference), chosen
+        )
         print(report)
         for skipped in report.skipped:
             console.print(f"[yellow]{escape(str(skipped))}")

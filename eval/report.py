@@ -24,6 +24,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from eval.benchmarks import DataError
 from eval.errors import describe
+from eval.report_section import Section
+from eval.run_filter import RunFilter
 from eval.rundir import METRICS, InstanceResult, RunDir, RunFileError, RunIdentity, write_atomic
 from eval.settings import build_catalogue
 from eval.tables import PAPER_DIR, Run
@@ -174,15 +176,21 @@ def clear_report_dir(out_dir: Path) -> None:
 
 
 def _index(results_dir: Path, out_dir: Path, runs: list[Run], reference: str,
-           parts: list[str], skipped: list[Skipped]) -> str:  # fmt: skip
+           parts: list[str], skipped: list[Skipped], chosen: RunFilter,
+           left_out: list[str]) -> str:  # fmt: skip
     """The report's one page: every table and plot in order, then any file written but not
-    yet linked, then the runs skipped as damaged."""
+    yet linked, then the runs the filter left out and those skipped as damaged."""
+    judges = sorted({r.judge for r in runs})
     head = (
-        f"# moa-bench report\n\n{len(runs)} judged run(s) from `{results_dir}`; paired "
-        f"comparisons against `{reference}`. Each table is here and as CSV and Markdown beside "
-        "this page; `n` is the instances scored, `subset` the selection of a run that covers "
-        "part of its benchmark (empty: the whole benchmark), `complete` whether the judge "
-        "judged every instance.\n"
+        f"# moa-bench report\n\n{len(runs)} judged run(s) from `{results_dir}`"
+        + (f" ({chosen}: {len(left_out)} left out)" if str(chosen) else "")
+        + f", by {len(judges)} judge(s): {', '.join(judges) or 'none'}; paired comparisons "
+        f"against `{reference}`. Each table is here and as CSV and Markdown beside this page; "
+        "every row names its `judge` and its `provider` (the endpoints that generated the "
+        "answers), and a benchmark judged by several judges has a table per judge, never two "
+        "judges' numbers in one column; `n` is the instances scored, `subset` the selection "
+        "of a run that covers part of its benchmark (empty: the whole benchmark), `complete` "
+        "whether the judge judged every instance.\n"
     )
     text = "\n".join([head, *(p for p in parts if p)])
     unlinked = sorted(
@@ -193,16 +201,24 @@ def _index(results_dir: Path, out_dir: Path, runs: list[Run], reference: str,
     )  # fmt: skip
     if unlinked:
         text += "\n## other files\n\n" + "".join(f"- [{n}]({n})\n" for n in unlinked)
+    if left_out:
+        text += f"\n## runs left out ({chosen})\n\n" + "".join(f"- {n}\n" for n in left_out)
     if skipped:
         text += "\n## skipped runs\n\n" + "".join(f"- {s}\n" for s in skipped)
     return text
 
 
-def write_report(results_dir: Path, out_dir: Path, reference: str = "moa") -> Report:
-    """Rebuilds `out_dir` with every table and plot that the judged runs allow and `index.md`
-    linking them; returns the index's Markdown, which ends with a line per run directory
-    skipped as damaged, and those runs."""
-    runs, skipped = load_runs(results_dir)
+def write_report(
+    results_dir: Path, out_dir: Path, reference: str = "moa", chosen: RunFilter | None = None
+) -> Report:
+    """Rebuilds `out_dir` with every table and plot that the judged runs `chosen` (by default
+    all) allow, a part per benchmark and judge (`eval.report_section`), and `index.md` linking
+    them; returns the index's Markdown, which ends with a line per run left out by the filter
+    and per run directory skipped as damaged, and those runs."""
+    chosen = chosen or RunFilter()
+    found, skipped = load_runs(results_dir)
+    runs = [r for r in found if chosen.admits(r.benchmark, r.name, r.judge, r.endpoints)]
+    left_out = [f"{r.benchmark}/{r.name} (judge {r.judge})" for r in found if r not in runs]
     by_bench: dict[str, list[Run]] = {}
     for run in runs:
         by_bench.setdefault(run.benchmark, []).append(run)
@@ -211,7 +227,10 @@ def write_report(results_dir: Path, out_dir: Path, reference: str = "moa") -> Re
     parts = []
     for bench, bench_runs in by_bench.items():
         task = task_class(bench)({"name": bench}, Data())
-        parts += task.report(bench_runs, out_dir, reference)
-    text = _index(results_dir, out_dir, runs, reference, parts, skipped)
+        judges = sorted({r.judge for r in bench_runs})
+        for judge in judges:
+            section = Section(out_dir, reference, judge, bench_runs, split=len(judges) > 1)
+            parts += task.report([r for r in bench_runs if r.judge == judge], section)
+    text = _index(results_dir, out_dir, runs, reference, parts, skipped, chosen, left_out)
     write_atomic(out_dir / INDEX, text)
     return Report(text, skipped, out_dir / INDEX)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from eval import pairing, run_labels
 from eval.judges.common import is_complete
 from eval.paper_rows import FIGURE3 as FIGURE3
 from eval.paper_rows import PAPER_AGGREGATOR as PAPER_AGGREGATOR
@@ -119,6 +120,16 @@ class Run:
     @property
     def judge(self) -> str:
         return str(self.metrics.get("judge") or "")
+
+    @property
+    def endpoints(self) -> list[str]:
+        """The endpoints its answers were generated on (`eval.run_labels.endpoints`)."""
+        return run_labels.endpoints(self.identity)
+
+    @property
+    def provider(self) -> str:
+        """Where its answers were generated, in words (`eval.run_labels.provider`)."""
+        return run_labels.provider(self.identity)
 
     @property
     def departure(self) -> str:
@@ -279,9 +290,11 @@ def _interval(run: Run) -> Interval | None:
 
 
 def _coverage(run: Run) -> dict[str, Any]:
-    """`subset` (empty: the whole benchmark), `n` (instances scored) and `complete` (every
-    instance judged)."""
-    return {"subset": run.subset, "n": run.n, "complete": run.complete}
+    """What made the row's numbers, `judge` and `provider` (where the answers were generated),
+    and over what: `subset` (empty: the whole benchmark), `n` (instances scored) and `complete`
+    (every instance judged)."""
+    return {"judge": run.judge, "provider": run.provider, "subset": run.subset, "n": run.n,
+            "complete": run.complete}  # fmt: skip
 
 
 def _ci(run: Run) -> dict[str, Any]:
@@ -559,17 +572,24 @@ def in_ablations(runs: Sequence[Run]) -> set[str]:
     return {run.name for cells in found for members in cells.values() for run in members}
 
 
-def _row_runs(cells: Mapping[str, Run]) -> dict[str, Any]:
-    """A row whose cells come from different runs: which runs, and the subsets among them."""
-    labels = {cell: run.subset for cell, run in cells.items()}
+def _per_cell(cells: Mapping[str, Run], labels: Mapping[str, str], whole: str = "") -> str:
+    """One value the cells' runs share, or each cell's (`cell: value; ...`)."""
     distinct = set(labels.values())
-    if distinct == {""}:
-        subset = ""
-    elif len(distinct) == 1:
-        (subset,) = distinct
-    else:
-        subset = "; ".join(f"{cell}: {label or 'whole'}" for cell, label in labels.items())
-    return {"subset": subset, "runs": "; ".join(f"{c}: {r.name}" for c, r in cells.items())}
+    if len(distinct) == 1:
+        (value,) = distinct
+        return value
+    return "; ".join(f"{cell}: {label or whole}" for cell, label in labels.items())
+
+
+def _row_runs(cells: Mapping[str, Run]) -> dict[str, Any]:
+    """A row whose cells come from different runs: their judge and provider, the subsets among
+    them, and which runs."""
+    return {
+        "judge": _per_cell(cells, {c: r.judge for c, r in cells.items()}),
+        "provider": _per_cell(cells, {c: r.provider for c, r in cells.items()}),
+        "subset": _per_cell(cells, {c: r.subset for c, r in cells.items()}, "whole"),
+        "runs": "; ".join(f"{c}: {r.name}" for c, r in cells.items()),
+    }
 
 
 def _cell_columns(
@@ -660,43 +680,53 @@ def ranker_gaps(table: pd.DataFrame) -> list[str]:
 
 
 def _difference(run: Run, base: Run) -> dict[str, Any]:
-    diff: Interval = paired(run.scores, base.scores)
-    empty = diff.n == 0
+    """`run` minus `base` per instance with its interval, or why they may not be paired."""
+    refused = pairing.refusal(run, base)
+    diff: Interval | None = None if refused else paired(run.scores, base.scores)
+    empty = diff is None or diff.n == 0
     return {
         "minus": base.name,
-        "difference": None if empty else diff.mean,
-        "diff_ci_low": None if empty else diff.low,
-        "diff_ci_high": None if empty else diff.high,
-        "n_paired": diff.n,
+        "minus_judge": base.judge,
+        "difference": None if empty or diff is None else diff.mean,
+        "diff_ci_low": None if empty or diff is None else diff.low,
+        "diff_ci_high": None if empty or diff is None else diff.high,
+        "n_paired": None if diff is None else diff.n,
+        "refused": refused or None,
     }
 
 
-def comparisons(runs: list[Run], reference: str) -> pd.DataFrame:
-    """Each run minus the reference variant's run (the whole benchmark's, wholly judged, if
-    there are several), paired on the instances both were judged on."""
-    candidates = preferred(r for r in runs if r.variant == reference)
-    if not candidates:
+PAIRING = pairing.RULE
+
+
+def comparisons(
+    runs: Sequence[Run], reference: str, everyone: Sequence[Run] | None = None
+) -> pd.DataFrame:
+    """Each run minus a run of the reference variant judged by the same judge on the same
+    instances (the whole benchmark's, wholly judged, if there are several), paired on the
+    instances both were judged on. A run with no such run to pair with, and each such run
+    beside the first of the reference variant's, is refused (`eval.pairing`): `refused` says
+    why and `minus` names the first. `everyone` are the runs the reference's are looked for
+    in (by default `runs`), so that a run is refused against another judge's."""
+    references = preferred(r for r in (everyone or runs) if r.variant == reference)
+    if not references:
         return pd.DataFrame()
-    base = candidates[0]
-    rows = []
-    for run in runs:
-        if run is base:
-            continue
-        diff: Interval = paired(run.scores, base.scores)
-        empty = diff.n == 0
-        rows.append(
-            {
-                "run": run.name,
-                "minus": base.name,
-                "subset": run.subset,
-                "n": run.n,
-                "mean_difference": None if empty else diff.mean,
-                "ci_low": None if empty else diff.low,
-                "ci_high": None if empty else diff.high,
-                "n_paired": diff.n,
-                "complete": run.complete and base.complete,  # both runs wholly judged
-            }
-        )
+    first, by_kind = references[0], pairing.bases(references, references)
+
+    def row(run: Run) -> dict[str, Any]:
+        base = by_kind.get((run.judge, run.subset))
+        against = base if base is not None and base is not run else first
+        return {
+            "run": run.name,
+            "judge": run.judge,
+            "provider": run.provider,
+            "subset": run.subset,
+            "n": run.n,
+            "avg_length": _int(run.avg_length),
+            **_difference(run, against),
+            "complete": run.complete and against.complete,  # both runs wholly judged
+        }
+
+    rows = [row(run) for run in runs if run is not first]
     return frame_of(rows) if rows else pd.DataFrame()
 
 
@@ -740,8 +770,9 @@ def published_table(runs: Sequence[Run], reference: str, metric: Metric) -> pd.D
             "avg_length": _int(run.avg_length),
         }
         if run is base:
-            return {**head, "minus": "(reference)", "difference": None, "diff_ci_low": None,
-                    "diff_ci_high": None, "n_paired": None}  # fmt: skip
+            return {**head, "minus": "(reference)", "minus_judge": base.judge,
+                    "difference": None, "diff_ci_low": None, "diff_ci_high": None,
+                    "n_paired": None, "refused": None}  # fmt: skip
         return {**head, **_difference(run, base)}
 
     return frame_of(collapse_repeats(ordered, row))

@@ -9,11 +9,17 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
+from eval import tables
 from eval.report import write_report
+from eval.report_section import judge_mark
+from eval.run_filter import RunFilter
+from eval.rundir import RunIdentity
 from eval.settings import CONF_DIR, to_dict
 from eval.suite import EXPERIMENTS, sweep_points
 from eval.variant_name import MARK, changed_name, preset_section
-from tests.kit.cli import MOA_BENCH, SHARED_DATA, run
+from moa.errors import ConfigError
+from tests.kit.cli import MOA_BENCH, SHARED_DATA, command, run, scripted_runs
+from tests.kit.fakeserver import FakeServer, ModelProfile, serve_in_thread
 
 needs_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")
 
@@ -29,9 +35,9 @@ def scripted(root: Path, *overrides: str) -> list[str]:
     ]  # fmt: skip
 
 
-def report_of(root: Path) -> Path:
+def report_of(root: Path, reference: str = "moa") -> Path:
     out = root / "report"
-    assert write_report(root / "runs", out).skipped == []
+    assert write_report(root / "runs", out, reference).skipped == []
     return out
 
 
@@ -99,3 +105,93 @@ def test_a_changed_preset_is_its_own_run_and_not_the_papers_row(tmp_path: Path) 
     assert set(other.index) == {own, "moa_lite@scripted~first3"}
     note = other.loc["moa_lite@scripted~first3", "note"]
     assert note == "not the paper's MoA-Lite: its aggregator is qwen25-72b, not qwen1.5-72b"
+
+
+# --- 2. judges and providers ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_judges(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """MoA-Lite on 3 instructions twice: on the scripted fake (its judge `scripted/...`), and
+    through the OpenAI client against a loopback server (generation `together/...`, judge
+    `openai/gpt-4-1106-preview`)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("needs ../shared/data")
+    root = tmp_path_factory.mktemp("judges")
+    base = ("benchmark=alpaca_eval", "moa=moa_lite", "benchmark.limit=3")
+    scripted_runs(root, [base])
+    with serve_in_thread(FakeServer(default=ModelProfile(min_tokens=3, max_tokens=8))) as url:
+        done = run(command(root, url, *base[1:], "task=run"))
+    assert done.returncode == 0, done.stderr
+    return root
+
+
+@needs_data
+def test_two_judges_are_never_in_one_column_nor_paired(two_judges: Path) -> None:
+    report = report_of(two_judges, "moa_lite")
+    scripted_judge, real_judge = "scripted/gpt-4-1106-preview", "openai/gpt-4-1106-preview"
+    rows = {}
+    for judge in (scripted_judge, real_judge):
+        table = pd.read_csv(report / f"table2a_alpaca_eval{judge_mark(judge)}.csv")
+        assert table["judge"].tolist() == [judge]  # one judge per table, named in the row
+        rows[judge] = table.iloc[0]
+        assert (report / f"figure5_cost{judge_mark(judge)}.png").is_file()  # a plot each
+    assert not (report / "table2a_alpaca_eval.csv").exists()
+    assert rows[scripted_judge]["provider"] == "scripted"
+    assert rows[real_judge]["provider"] == "together"
+    # the two runs of the reference variant are not paired: the refusal names both judges
+    (paired,) = report.glob("paired_alpaca_eval*.csv")
+    (refusal,) = pd.read_csv(paired).to_dict("records")
+    assert {refusal["judge"], refusal["minus_judge"]} == {scripted_judge, real_judge}
+    assert pd.isna(refusal["difference"]) and pd.isna(refusal["diff_ci_low"])
+    assert scripted_judge in refusal["refused"] and real_judge in refusal["refused"]
+    index = (report / "index.md").read_text(encoding="utf-8")
+    assert "2 judge(s)" in index
+    described = [line for line in index.splitlines() if ", judge " in line]  # titles, notes
+    assert described and not any(scripted_judge in x and real_judge in x for x in described)
+
+
+@needs_data
+def test_the_report_chooses_its_runs_by_glob_judge_and_provider(two_judges: Path) -> None:
+    out = two_judges / "filtered"
+    only_real = RunFilter.from_settings({"judges": ["openai/*"]})
+    text = str(write_report(two_judges / "runs", out, "moa_lite", only_real))
+    assert pd.read_csv(out / "table2a_alpaca_eval.csv")["run"].tolist() == ["moa_lite~first3"]
+    assert "runs left out (report.judges=['openai/*'])" in text
+    assert "alpaca_eval/moa_lite@scripted~first3 (judge scripted/gpt-4-1106-preview)" in text
+    for settings, kept in (
+        ({"providers": "scripted"}, ["moa_lite@scripted~first3"]),
+        ({"runs": ["alpaca_eval/*~first3"], "providers": ["together"]}, ["moa_lite~first3"]),
+        ({"runs": "nothing*"}, []),
+    ):
+        write_report(two_judges / "runs", out, "moa_lite", RunFilter.from_settings(settings))
+        found = sorted(out.glob("table2a_alpaca_eval*.csv"))
+        assert [r for p in found for r in pd.read_csv(p)["run"]] == kept, settings
+    with pytest.raises(ConfigError, match=r"report.judges=3: give a glob or a list of globs"):
+        RunFilter.from_settings({"judges": 3})
+
+
+def test_pairs_need_the_same_judge_and_the_same_instances() -> None:
+    def made(name: str, judge: str, limit: int | None) -> tables.Run:
+        identity = RunIdentity("alpaca_eval", name.split("@")[0].split("~")[0], [],
+                               ["scripted/m", 0], "aggregate", {},
+                               {"limit": limit} if limit else None)  # fmt: skip
+        scores = {str(i): float(i % 3) * 50 for i in range(limit or 10)}
+        return tables.Run("alpaca_eval", name, identity, Path("/x"),
+                          {"judge": judge, "complete": True}, scores=scores)  # fmt: skip
+
+    moa, lite = made("moa", "a/j", None), made("moa_lite", "a/j", None)
+    subset, other = made("moa_lite~first5", "a/j", 5), made("moa_lite@x", "b/j", None)
+    frame = tables.comparisons([moa, lite, subset, other], "moa").set_index("run")
+    assert frame.loc["moa_lite", "minus"] == "moa" and pd.isna(frame.loc["moa_lite", "refused"])
+    assert frame.loc["moa_lite", "n_paired"] == 10
+    assert frame.loc["moa_lite~first5", "refused"] == (
+        "other instances (first5; moa: the whole benchmark)"
+    )
+    assert frame.loc["moa_lite@x", "refused"] == "judged by b/j, moa by a/j"
+    assert frame.loc[["moa_lite~first5", "moa_lite@x"], "difference"].isna().all()
+    # a subset is paired with the reference's run on the same subset when there is one
+    moa5 = made("moa~first5", "a/j", 5)
+    frame = tables.comparisons([moa, subset, moa5], "moa").set_index("run")
+    assert frame.loc["moa_lite~first5", "minus"] == "moa~first5"
+    assert frame.loc["moa_lite~first5", "n_paired"] == 5

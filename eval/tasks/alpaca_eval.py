@@ -37,6 +37,7 @@ from moa.providers import scripted
 from moa.types import ChatMessage, Completion, GenerateConfig, TokenLogprob
 
 if TYPE_CHECKING:
+    from eval.report_section import Section
     from eval.tables import Run
     from moa.client import ModelClient
     from moa.mixture import MixtureSpec
@@ -303,7 +304,7 @@ class AlpacaEval(Task):
         lc = metrics.get("length_controlled_winrate")
         return float(lc if lc is not None else metrics.get("win_rate", math.nan))
 
-    def report(self, runs: list[Run], out_dir: Path, reference: str) -> list[str]:
+    def report(self, runs: list[Run], section: Section) -> list[str]:
         """Table 2a (the paper's variants and single models), Tables 3 and 4 and Figure 4's
         ranker comparison (the ablations, by their identities' sweep axes), the aggregators on
         the published proposals, paired differences, the runs no table takes, and Figures 4
@@ -322,6 +323,7 @@ class AlpacaEval(Task):
         in_cells = {
             name: list({id(r): r for r in c.values()}.values()) for name, c in cells.items()
         }
+        reference = section.reference
         placed = {r.name for r in runs if r.row or r.published}
         placed |= tables.in_ablations(runs)
         published = [r for r in runs if r.published]
@@ -330,8 +332,8 @@ class AlpacaEval(Task):
         ranker = tables.ranker_table(runs, metric)
         cell_note = "`<cell>_n`: the instances that cell's run scored; the paper's columns: LC. "
         parts = [
-            tables.write_table(
-                tables.table2a(runs), out_dir, "table2a_alpaca_eval",
+            section.table(
+                tables.table2a(runs), "table2a_alpaca_eval",
                 about + metric.note.strip() + " `ci_low`/`ci_high`: bootstrap 95% interval of "
                 "the win rate over instructions; `avg_length`: alpaca-eval's mean output length "
                 "in characters; `paper_*`: the paper's Table 2(a) (its MoA rows: mean ± std of 3 "
@@ -339,20 +341,20 @@ class AlpacaEval(Task):
                 "model the paper leaves out (dbrx-instruct).\n\n",
                 "Table 2(a): AlpacaEval 2.0",
             ),
-            tables.write_table(
-                tables.table3(runs, metric), out_dir, "table3_num_proposers",
+            section.table(
+                tables.table3(runs, metric), "table3_num_proposers",
                 f"{plots.describe('AlpacaEval 2.0', in_cells['table3'])}. {metric.note.strip()} "
                 f"{cell_note}\n\n",
                 "Table 3: number of proposers (2 layers, Qwen1.5-110B-Chat aggregating)",
             ),
-            tables.write_table(
-                tables.table4(runs, metric), out_dir, "table4_roles",
+            section.table(
+                tables.table4(runs, metric), "table4_roles",
                 f"{plots.describe('AlpacaEval 2.0', in_cells['table4'])}. {metric.note.strip()} "
                 f"{cell_note}\n\n",
                 "Table 4: each model as the aggregator and as the only proposer (2 layers)",
             ),
-            tables.write_table(
-                ranker, out_dir, "figure4_ranker",
+            section.table(
+                ranker, "figure4_ranker",
                 f"{plots.describe('AlpacaEval 2.0', in_cells['ranker'])}. {metric.note.strip()} "
                 "`<cell>_n`: the instances that cell's run scored. `paper_aggregate`: the paper's "
                 "tables' value, of our scores' kind, for the same configuration (1 layer: Table "
@@ -360,9 +362,8 @@ class AlpacaEval(Task):
                 "paper tabulates no Figure 4 value, and no ranker value at all.\n\n",
                 "Figure 4(a): aggregating vs ranking, by layers",
             ),
-            tables.write_table(
-                tables.published_table(published, reference, metric), out_dir,
-                "published_aggregators",
+            section.table(
+                tables.published_table(published, reference, metric), "published_aggregators",
                 f"{plots.describe('AlpacaEval 2.0', published)}. {metric.note.strip()} The "
                 "proposals are the published outputs, replayed, so only the aggregator differs. "
                 f"`difference`: this run minus `{base.name if base else ''}` per instruction (win "
@@ -370,17 +371,18 @@ class AlpacaEval(Task):
                 "instructions.\n\n",
                 "Aggregators on the published proposals",
             ),
-            tables.write_table(
-                tables.comparisons(ours, reference), out_dir, "paired_alpaca_eval",
-                "Each run minus the reference run per instruction (win 100, tie 50, loss 0), with "
-                "a bootstrap 95% interval over the `n_paired` instructions both were judged on; "
-                "`complete`: both wholly judged.\n\n",
+            section.table(
+                tables.comparisons(ours, reference, section.everyone), "paired_alpaca_eval",
+                "Each run minus a run of the reference variant by the same judge on the same "
+                "instructions, per instruction (win 100, tie 50, loss 0), with a bootstrap 95% "
+                "interval over the `n_paired` instructions both were judged on; `complete`: both "
+                f"wholly judged; `refused`: why not. {tables.PAIRING}\n\n",
                 f"Paired differences against {reference} (AlpacaEval 2.0)",
             ),
-            tables.write_table(
+            section.table(
                 tables.other_runs(runs, placed, "lc_win_rate" if metric.lc else "win_rate",
                                   metric.of),
-                out_dir, "other_alpaca_eval",
+                "other_alpaca_eval",
                 "Runs no table of the paper takes (another variant or sweep).\n\n",
                 "Other AlpacaEval 2.0 runs",
             ),
@@ -390,7 +392,7 @@ class AlpacaEval(Task):
             ("figure5_tflops", "tflops_per_instance", "TFLOPs per instance"),
         ):
             title = f"Figure 5: {metric.name} vs {label}\n{plots.describe('AlpacaEval 2.0', runs)}"
-            parts.append(plots.pareto(runs, out_dir / f"{name}.png", attribute, label, metric,
+            parts.append(plots.pareto(runs, section.path(name), attribute, label, metric,
                                       title=title))  # fmt: skip
         if len(ranker):
             title = "Figure 4(a): aggregating vs ranking, by layers\n" + plots.describe(
@@ -404,7 +406,7 @@ class AlpacaEval(Task):
                 "MoA).",
                 *([f"Not drawn: {'; '.join(missing)}."] if missing else []),
             ]
-            parts.append(plots.ranker(ranker, out_dir / "figure4_ranker.png",
+            parts.append(plots.ranker(ranker, section.path("figure4_ranker"),
                                       ylabel=plots.win_rate_label(metric), title=title,
                                       notes=notes))  # fmt: skip
         return parts

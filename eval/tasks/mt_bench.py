@@ -26,6 +26,7 @@ from moa.providers import scripted
 from moa.types import ChatMessage, GenerateConfig
 
 if TYPE_CHECKING:
+    from eval.report_section import Section
     from eval.tables import Run
     from moa.client import ModelClient
     from moa.mixture import MixtureSpec
@@ -249,26 +250,28 @@ class MTBench(Task):
         average = metrics.get("average")
         return float("nan") if average is None else float(average)
 
-    def report(self, runs: list[Run], out_dir: Path, reference: str) -> list[str]:
+    def report(self, runs: list[Run], section: Section) -> list[str]:
         from eval import plots, tables
 
         placed = {r.name for r in runs if r.row}
+        reference = section.reference
         return [
-            tables.write_table(
-                tables.table2b(runs), out_dir, "table2b_mt_bench",
+            section.table(
+                tables.table2b(runs), "table2b_mt_bench",
                 f"{plots.describe('MT-Bench', runs)}. `n`: the turns scored (two per question); "
                 "`ci_low`/`ci_high`: bootstrap 95% interval of the average over them; `paper_*`: "
                 "the paper's Table 2(b) (its MoA rows: mean ± std of 3 runs).\n\n",
                 "Table 2(b): MT-Bench",
             ),
-            tables.write_table(
-                tables.comparisons(runs, reference), out_dir, "paired_mt_bench",
-                "Each run minus the reference run per question and turn, with a bootstrap 95% "
-                "interval over the `n_paired` turns both were judged on.\n\n",
+            section.table(
+                tables.comparisons(runs, reference, section.everyone), "paired_mt_bench",
+                "Each run minus a run of the reference variant by the same judge on the same "
+                "questions, per question and turn, with a bootstrap 95% interval over the "
+                f"`n_paired` turns both were judged on; `refused`: why not. {tables.PAIRING}\n\n",
                 f"Paired differences against {reference} (MT-Bench)",
             ),
-            tables.write_table(
-                tables.other_runs(runs, placed, "average"), out_dir, "other_mt_bench",
+            section.table(
+                tables.other_runs(runs, placed, "average"), "other_mt_bench",
                 "Runs Table 2(b) does not take (another variant).\n\n",
                 "Other MT-Bench runs",
             ),

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from eval import run_labels
 from eval.paper_rows import identity_departure
 from eval.report import catalogue_of, open_run
 from eval.rundir import InstanceResult, RunDir, RunIdentity, RunMetrics
@@ -70,11 +71,6 @@ def _order(id_: str) -> tuple[int, str]:
     return (int(id_), "") if id_.isdigit() else (1 << 62, id_)
 
 
-def _endpoints(identity: RunIdentity) -> list[str]:
-    addresses = [a[0] for layer in identity.layers for a in layer] + [identity.aggregator_model]
-    return sorted({str(a).split("/", 1)[0] for a in addresses})
-
-
 def layer_kinds(identity: RunIdentity) -> list[str]:
     """What each proposer layer's agents do, beyond proposing ("" for a layer of proposers):
     `rank`, `critique`, a strategy's path (`moa.mixture` kinds, from the identity's settings)."""
@@ -105,7 +101,7 @@ def _entry(
         "benchmark": identity.benchmark,
         "run": run.path.name,
         "variant": identity.variant,
-        "provider": ", ".join(_endpoints(identity)),
+        "provider": run_labels.provider(identity),
         "layers": identity.n_layers,
         "proposers": identity.proposers,
         "aggregator": identity.aggregator_model,

@@ -314,20 +314,27 @@ def _float(value: Any) -> float | None:
 
 
 def _repeat_group(run: Run) -> str:
-    """What repeats of one configuration share: the folder they are in and the whole identity
-    (the repeat index apart)."""
+    """What repeats of one configuration share: the folder they are in, the judge and the whole
+    identity (the repeat index apart)."""
     identity = {k: v for k, v in dataclasses.asdict(run.identity).items() if k != "repeat"}
-    return json.dumps([str(run.path.parent), run.benchmark, identity], sort_keys=True)
+    return json.dumps([str(run.path.parent), run.benchmark, run.judge, identity], sort_keys=True)
+
+
+def repeats_of(run: Run, runs: Iterable[Run]) -> list[Run]:
+    """`run` and its repeats among `runs` (`_repeat_group`; each repeat index once, `run`'s
+    first), in repeat order."""
+    key, found = _repeat_group(run), {run.repeat: run}
+    for other in runs:
+        if _repeat_group(other) == key:
+            found.setdefault(other.repeat, other)
+    return [found[r] for r in sorted(found)]
 
 
 def collapse_repeats(
     runs: Sequence[Run], row: Callable[[Run], dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """One row per run, but repeats of one configuration (`_repeat_group`, each repeat index
-    once) as one row: `repeats` counts them, a number that differs between them is their mean
-    with a `<column>_std` (sample standard deviation) beside it and each run's value in
-    `<column>_runs` (in the CSV; the Markdown leaves it out), flags are and-ed and texts
-    joined."""
+    once) as one row (`merge_repeats`)."""
     groups: dict[str, list[Run]] = {}
     for run in runs:
         members = groups.setdefault(_repeat_group(run), [])
@@ -337,27 +344,34 @@ def collapse_repeats(
             members.append(run)
     if all(len(members) == 1 for members in groups.values()):
         return [row(run) for run in runs]
-    rows = []
-    for members in groups.values():
-        parts = [row(run) for run in sorted(members, key=lambda r: (r.repeat, r.name))]
-        merged: dict[str, Any] = {}
-        for column in parts[0]:
-            values = [p.get(column) for p in parts]
-            present = [v for v in values if not _missing(v)]
-            if len({json.dumps(v, default=str) for v in values}) <= 1:
-                merged[column] = values[0]
-            elif present and all(isinstance(v, bool | np.bool_) for v in present):
-                merged[column] = all(present) and len(present) == len(values)
-            elif present and all(isinstance(v, int | float | np.number) for v in present):
-                numbers = [float(v) for v in present if v is not None]
-                merged[column] = statistics.fmean(numbers)
-                merged[f"{column}_std"] = statistics.stdev(numbers) if len(numbers) > 1 else None
-                merged[f"{column}_runs"] = " ".join(f"{v:.4g}" for v in numbers)  # CSV only
-            else:
-                merged[column] = ", ".join(dict.fromkeys(str(v) for v in present))
-        merged["repeats"] = len(parts)
-        rows.append(merged)
-    return rows
+    return [
+        merge_repeats([row(run) for run in sorted(members, key=lambda r: (r.repeat, r.name))])
+        for members in groups.values()
+    ]
+
+
+def merge_repeats(parts: Sequence[Mapping[str, Any]], count: str = "repeats") -> dict[str, Any]:
+    """The rows of repeats of one configuration as one: `count` counts them, a number that
+    differs between them is their mean with a `<column>_std` (sample standard deviation) beside
+    it and each run's value in `<column>_runs` (in the CSV; the Markdown leaves it out), flags
+    are and-ed and texts joined."""
+    merged: dict[str, Any] = {}
+    for column in parts[0]:
+        values = [p.get(column) for p in parts]
+        present = [v for v in values if not _missing(v)]
+        if len({json.dumps(v, default=str) for v in values}) <= 1:
+            merged[column] = values[0]
+        elif present and all(isinstance(v, bool | np.bool_) for v in present):
+            merged[column] = all(present) and len(present) == len(values)
+        elif present and all(isinstance(v, int | float | np.number) for v in present):
+            numbers = [float(v) for v in present if v is not None]
+            merged[column] = statistics.fmean(numbers)
+            merged[f"{column}_std"] = statistics.stdev(numbers) if len(numbers) > 1 else None
+            merged[f"{column}_runs"] = " ".join(f"{v:.4g}" for v in numbers)  # CSV only
+        else:
+            merged[column] = ", ".join(dict.fromkeys(str(v) for v in present))
+    merged[count] = len(parts)
+    return merged
 
 
 def _ordered(runs: Iterable[Run], order: Sequence[str]) -> list[Run]:
@@ -581,33 +595,47 @@ def _per_cell(cells: Mapping[str, Run], labels: Mapping[str, str], whole: str = 
     return "; ".join(f"{cell}: {label or whole}" for cell, label in labels.items())
 
 
-def _row_runs(cells: Mapping[str, Run]) -> dict[str, Any]:
-    """A row whose cells come from different runs: their judge and provider, the subsets among
-    them, and which runs."""
+def _row_runs(cells: Mapping[str, Sequence[Run]]) -> dict[str, Any]:
+    """A row whose cells come from different runs (each with its repeats): their judge and
+    provider, the subsets among them, and which runs."""
+    first = {cell: members[0] for cell, members in cells.items()}
     return {
-        "judge": _per_cell(cells, {c: r.judge for c, r in cells.items()}),
-        "provider": _per_cell(cells, {c: r.provider for c, r in cells.items()}),
-        "subset": _per_cell(cells, {c: r.subset for c, r in cells.items()}, "whole"),
-        "runs": "; ".join(f"{c}: {r.name}" for c, r in cells.items()),
+        "judge": _per_cell(first, {c: r.judge for c, r in first.items()}),
+        "provider": _per_cell(first, {c: r.provider for c, r in first.items()}),
+        "subset": _per_cell(first, {c: r.subset for c, r in first.items()}, "whole"),
+        "runs": "; ".join(f"{c}: {', '.join(r.name for r in m)}" for c, m in cells.items()),
     }
 
 
 def _cell_columns(
-    cells: Mapping[str, Run], names: Sequence[str], metric: Metric | None
+    cells: Mapping[str, Sequence[Run]], names: Sequence[str], metric: Metric | None
 ) -> dict[str, Any]:
+    """Each cell's value (`metric`, by default the headline) and its `_n`; a cell of repeated
+    runs their mean, with `_std` and `_repeats` (`merge_repeats`)."""
     row: dict[str, Any] = {}
     for name in names:
-        run = cells.get(name)
-        row[name] = None if run is None else (metric.of(run) if metric else _float(run.headline))
-        row[f"{name}_n"] = None if run is None else run.n
+        parts = [
+            {name: metric.of(run) if metric else _float(run.headline), f"{name}_n": run.n}
+            for run in cells.get(name, ())
+        ]
+        if len(parts) > 1:
+            row.update(merge_repeats(parts, f"{name}_repeats"))
+        else:
+            row.update(parts[0] if parts else {name: None, f"{name}_n": None})
     return row
+
+
+def _grouped(cells: Mapping[Any, Run], runs: Sequence[Run]) -> dict[Any, list[Run]]:
+    """Each cell's run with its repeats among `runs`."""
+    return {key: repeats_of(run, runs) for key, run in cells.items()}
 
 
 def table3(runs: Iterable[Run], metric: Metric | None = None) -> pd.DataFrame:
     """Table 3 by number of proposers: ours (`metric`, by default the headline) multiple and
     single, each with its `_n`, the paper's LC, the rows' subsets and runs."""
     paper = _paper("table3_num_proposers.csv").set_index("n_proposers")
-    cells = table3_cells(runs)
+    runs = list(runs)
+    cells = _grouped(table3_cells(runs), runs)
     rows = []
     for n in sorted({n for n, _ in cells}):
         mine = {kind: run for (k, kind), run in sorted(cells.items()) if k == n}
@@ -627,7 +655,8 @@ def table4(runs: Iterable[Run], metric: Metric | None = None) -> pd.DataFrame:
     """Table 4, in the paper's order of models: each as the aggregator and as the only
     proposer, each with its `_n`, the paper's LC, the rows' subsets and runs."""
     paper = _paper("table4_roles.csv").set_index("model")
-    cells = table4_cells(runs)
+    runs = list(runs)
+    cells = _grouped(table4_cells(runs), runs)
     rows = []
     for model in [m for m in TABLE4_ROWS if any(k == m for k, _ in cells)]:
         mine = {role: run for (k, role), run in sorted(cells.items()) if k == model}
@@ -648,7 +677,8 @@ def ranker_table(runs: Iterable[Run], metric: Metric | None = None) -> pd.DataFr
     the paper's aggregator value where its tables give the same configuration
     (`paper_aggregator_curve`; the paper tabulates no ranker value). Empty without a run of
     more than one layer."""
-    cells = ranker_cells(runs)
+    runs = list(runs)
+    cells = _grouped(ranker_cells(runs), runs)
     if not any(layers > 1 for layers, _ in cells):
         return pd.DataFrame()
     paper = paper_aggregator_curve(metric or Metric(LC_KEY, "LC win rate"))
@@ -726,7 +756,7 @@ def comparisons(
             "complete": run.complete and against.complete,  # both runs wholly judged
         }
 
-    rows = [row(run) for run in runs if run is not first]
+    rows = collapse_repeats([run for run in runs if run is not first], row)
     return frame_of(rows) if rows else pd.DataFrame()
 
 
@@ -788,8 +818,8 @@ def other_runs(
     whose configuration was changed: `note` says how), with their sweep axes and their score
     (`value` names it; by default the task's headline), so that none is left out of the
     report."""
-    rows = [
-        {
+    def row(run: Run) -> dict[str, Any]:
+        return {
             "run": run.name,
             "variant": run.variant,
             "layers": run.layers,
@@ -800,10 +830,9 @@ def other_runs(
             value: score(run) if score else _float(run.headline),
             "note": run.departure or None,
         }
-        for run in sorted(runs, key=lambda r: r.name)
-        if run.name not in placed
-    ]
-    return frame_of(rows) if rows else pd.DataFrame()
+
+    chosen = sorted((r for r in runs if r.name not in placed), key=lambda r: r.name)
+    return frame_of(collapse_repeats(chosen, row)) if chosen else pd.DataFrame()
 
 
 def avg_length(path: Path) -> float:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
 from eval import tables
-from eval.report import write_report
+from eval.report import load_runs, write_report
 from eval.report_section import judge_mark
 from eval.run_filter import RunFilter
 from eval.rundir import RunIdentity
@@ -195,3 +196,32 @@ def test_pairs_need_the_same_judge_and_the_same_instances() -> None:
     frame = tables.comparisons([moa, subset, moa5], "moa").set_index("run")
     assert frame.loc["moa_lite~first5", "minus"] == "moa~first5"
     assert frame.loc["moa_lite~first5", "n_paired"] == 5
+
+
+# --- 3. repeats ---------------------------------------------------------------------------------
+
+
+@needs_data
+def test_repeats_are_one_row_in_every_table(tmp_path: Path) -> None:
+    """A user's variant run twice was two "other" rows (37.15 and 42.13) while the paper's
+    presets were mean ± std: one rule for every table."""
+    base = ("benchmark=alpaca_eval", "benchmark.limit=3")
+    scripted_runs(tmp_path, [
+        (*base, "moa=moa"),
+        (*base, "moa=single", "moa.aggregator=gpt-4o", "moa.name=mine", "repeats=2"),
+        (*base, "moa=multi_proposer", "moa.n=2", "repeats=2"),  # a cell of Table 3
+    ])  # fmt: skip
+    report = report_of(tmp_path)
+    names = ["mine@scripted~first3", "mine@scripted~first3~run2"]
+    runs = {r.name: r for r in load_runs(tmp_path / "runs")[0]}
+    rates = [float(runs[n].metrics["win_rate"]) for n in names]
+    (other,) = pd.read_csv(report / "other_alpaca_eval.csv").to_dict("records")
+    assert other["run"] == ", ".join(names) and other["repeats"] == 2
+    assert other["win_rate"] == pytest.approx(np.mean(rates))
+    assert other["win_rate_std"] == pytest.approx(np.std(rates, ddof=1))
+    paired = pd.read_csv(report / "paired_alpaca_eval.csv").set_index("run")
+    assert paired.loc[", ".join(names), "repeats"] == 2  # one row for the two repeats
+    (table3,) = pd.read_csv(report / "table3_num_proposers.csv").to_dict("records")
+    assert table3["multiple_repeats"] == 2 and table3["multiple_std"] >= 0
+    assert "multi_proposer_n2@scripted~first3~run2" in table3["runs"]
+    assert "±" in (report / "other_alpaca_eval.md").read_text(encoding="utf-8")

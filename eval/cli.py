@@ -34,7 +34,7 @@ from eval.generate import (
     judge_address,
     task_of,
 )
-from eval.judges.common import incomplete_reason, is_complete
+from eval.judges.common import avg_length, incomplete_reason, is_complete
 from eval.mixture_config import describe_spec
 from eval.progress import following, progress
 from eval.rundir import RunDir, RunMetrics
@@ -130,7 +130,9 @@ async def judge(cfg: DictConfig, run: Generation) -> RunMetrics:
     finally:
         await client.aclose()
     spent = client.ledger.totals
-    values = {**values, "judge_usd": spent.cost_usd, "judge_nominal_usd": spent.nominal_usd}
+    outputs = [o for r in run.results for o in r.outputs or ()]
+    values = {**values, "avg_length": avg_length(outputs), "judge_usd": spent.cost_usd,
+              "judge_nominal_usd": spent.nominal_usd}  # fmt: skip
     metrics = RunMetrics(address, spent.calls, values)
     run.run.write_metrics(metrics)
     if reason := incomplete_reason(metrics.values):

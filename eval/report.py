@@ -24,9 +24,10 @@ from omegaconf.errors import OmegaConfBaseException
 
 from eval.benchmarks import DataError
 from eval.errors import describe
+from eval.judges.common import avg_length
 from eval.report_section import Section
 from eval.run_filter import RunFilter
-from eval.rundir import METRICS, InstanceResult, RunDir, RunFileError, RunIdentity, write_atomic
+from eval.rundir import RUN_FILE, InstanceResult, RunDir, RunFileError, RunIdentity, write_atomic
 from eval.settings import build_catalogue
 from eval.tables import PAPER_DIR, Run
 from eval.tasks import Data, Task, task_class
@@ -69,21 +70,43 @@ class Report:
         return self.markdown
 
 
+def run_dirs(results_dir: Path) -> list[tuple[str, RunDir]]:
+    """Every run directory under `results_dir` (a folder with a `run.json`), however deep it
+    lies, with its name: its path below its benchmark's folder (`moa@scripted`; a variant name
+    with a `/`, as runs were once allowed, makes a name with one)."""
+    found = []
+    for run_file in sorted(results_dir.rglob(RUN_FILE)):
+        parts = run_file.parent.relative_to(results_dir).parts
+        found.append(("/".join(parts[1:] or parts), RunDir(run_file.parent)))
+    return found
+
+
 def load_runs(results_dir: Path) -> tuple[list[Run], list[Skipped]]:
-    """Every judged run under `results_dir`, and those whose files are damaged: skipped, each
-    with its reason, never stopping the others."""
+    """Every judged run under `results_dir` (`run_dirs`), and those whose files are damaged:
+    skipped, each with its reason, never stopping the others."""
     runs, skipped = [], []
-    for metrics_path in sorted(results_dir.glob(f"*/*/{METRICS}")):
-        rundir = RunDir(metrics_path.parent)
+    for name, rundir in run_dirs(results_dir):
+        if not rundir.metrics_file.exists():
+            continue  # not judged: `unjudged` names it
         try:
-            runs.append(load_run(rundir))
+            runs.append(load_run(rundir, name))
         except DAMAGE as exc:
             skipped.append(Skipped(rundir.path, describe(exc)))
     return runs, skipped
 
 
-def load_run(rundir: RunDir) -> Run:
-    """One judged run directory, each file read and checked; damage raises (see `DAMAGE`)."""
+def unjudged(results_dir: Path) -> list[str]:
+    """The run directories under `results_dir` with no judge's metrics yet, by name."""
+    return [
+        f"{rundir.path.relative_to(results_dir)}"
+        for _, rundir in run_dirs(results_dir)
+        if not rundir.metrics_file.exists()
+    ]
+
+
+def load_run(rundir: RunDir, name: str | None = None) -> Run:
+    """One judged run directory (called `name`, by default its folder's), each file read and
+    checked; damage raises (see `DAMAGE`)."""
     identity, task = open_run(rundir, Data())
     metrics = rundir.metrics()
     if metrics is None:
@@ -93,7 +116,7 @@ def load_run(rundir: RunDir) -> Run:
     finished = rundir.finished()
     run = Run(
         benchmark=identity.benchmark,
-        name=rundir.path.name,
+        name=name or rundir.path.name,
         identity=identity,
         path=rundir.path,
         metrics=values,
@@ -106,6 +129,8 @@ def load_run(rundir: RunDir) -> Run:
         scores=task.instance_scores(rundir, metrics, finished),
         repeat=identity.repeat,
     )
+    lengths = avg_length(o for r in finished.values() for o in r.outputs or ())
+    run.avg_length = math.nan if lengths is None else lengths
     run.cost_per_instance, run.tflops_per_instance = _budget(finished, catalogue)
     return run
 
@@ -203,6 +228,10 @@ def _index(results_dir: Path, out_dir: Path, runs: list[Run], reference: str,
         text += "\n## other files\n\n" + "".join(f"- [{n}]({n})\n" for n in unlinked)
     if left_out:
         text += f"\n## runs left out ({chosen})\n\n" + "".join(f"- {n}\n" for n in left_out)
+    if waiting := unjudged(results_dir):
+        text += "\n## runs not judged yet (`task=judge` judges one)\n\n" + "".join(
+            f"- {n}\n" for n in waiting
+        )
     if skipped:
         text += "\n## skipped runs\n\n" + "".join(f"- {s}\n" for s in skipped)
     return text

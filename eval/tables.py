@@ -297,6 +297,11 @@ def _coverage(run: Run) -> dict[str, Any]:
             "complete": run.complete}  # fmt: skip
 
 
+def _mean(run: Run) -> float | None:
+    """The mean of the run's per-instance scores, the middle of its interval."""
+    return float(np.mean(list(run.scores.values()))) if run.complete and run.scores else None
+
+
 def _ci(run: Run) -> dict[str, Any]:
     interval = _interval(run)
     return {
@@ -435,6 +440,7 @@ def table2b(runs: Iterable[Run]) -> pd.DataFrame:
                 for k in ("average", "turn_1", "turn_2")
             },
             **_ci(run),
+            "avg_length": _int(run.avg_length),
             "paper_average": _value(paper, label, "avg"),
             "paper_average_std": _value(paper, label, "avg_std"),
             "paper_turn_1": _value(paper, label, "turn_1"),
@@ -461,6 +467,9 @@ def flask_table(runs: Iterable[Run]) -> pd.DataFrame:
             "model": FIGURE3.get(run.variant, "") if not run.departure else "",
             **_coverage(run),
             **{s: _float(skills.get(s)) for s in SKILL_ORDER},
+            "mean_skill_score": _mean(run),
+            **_ci(run),
+            "avg_length": _int(run.avg_length),
         }
 
     return frame_of(collapse_repeats(chosen, row)) if chosen else pd.DataFrame()
@@ -615,13 +624,19 @@ def _cell_columns(
     row: dict[str, Any] = {}
     for name in names:
         parts = [
-            {name: metric.of(run) if metric else _float(run.headline), f"{name}_n": run.n}
+            {
+                name: metric.of(run) if metric else _float(run.headline),
+                f"{name}_n": run.n,
+                **{f"{name}_{k}": v for k, v in _ci(run).items()},
+                f"{name}_avg_length": _int(run.avg_length),
+            }
             for run in cells.get(name, ())
         ]
         if len(parts) > 1:
             row.update(merge_repeats(parts, f"{name}_repeats"))
         else:
-            row.update(parts[0] if parts else {name: None, f"{name}_n": None})
+            empty = (name, f"{name}_n", f"{name}_ci_low", f"{name}_ci_high", f"{name}_avg_length")
+            row.update(parts[0] if parts else dict.fromkeys(empty))
     return row
 
 
@@ -818,6 +833,7 @@ def other_runs(
     whose configuration was changed: `note` says how), with their sweep axes and their score
     (`value` names it; by default the task's headline), so that none is left out of the
     report."""
+
     def row(run: Run) -> dict[str, Any]:
         return {
             "run": run.name,
@@ -828,25 +844,22 @@ def other_runs(
             "mode": run.mode,
             **_coverage(run),
             value: score(run) if score else _float(run.headline),
+            **(
+                {
+                    "standard_error": _float(run.metrics.get("standard_error"))
+                    if run.complete
+                    else None
+                }
+                if "standard_error" in run.metrics
+                else {}
+            ),
+            **_ci(run),
+            "avg_length": _int(run.avg_length),
             "note": run.departure or None,
         }
 
     chosen = sorted((r for r in runs if r.name not in placed), key=lambda r: r.name)
     return frame_of(collapse_repeats(chosen, row)) if chosen else pd.DataFrame()
-
-
-def avg_length(path: Path) -> float:
-    """alpaca-eval's leaderboard `avg_length` of a `model_outputs.json`: the mean length in
-    characters of its outputs (NaN when the file is missing or holds no output)."""
-    try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return math.nan
-    if not isinstance(rows, list):
-        return math.nan
-    outputs = [r.get("output") for r in rows if isinstance(r, dict)]
-    lengths = [len(o) for o in outputs if isinstance(o, str)]
-    return float(np.mean(lengths)) if lengths else math.nan
 
 
 # --- writing -------------------------------------------------------------------------------

@@ -3,7 +3,10 @@ are never mixed, repeats are grouped everywhere, every run is found, stand-ins a
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -17,8 +20,11 @@ from eval.run_filter import RunFilter
 from eval.rundir import RunIdentity
 from eval.settings import CONF_DIR, to_dict
 from eval.suite import EXPERIMENTS, sweep_points
+from eval.tasks import Data
 from eval.variant_name import MARK, changed_name, preset_section
+from eval.view.site import build_site
 from moa.errors import ConfigError
+from tests.kit import browser
 from tests.kit.cli import MOA_BENCH, SHARED_DATA, command, run, scripted_runs
 from tests.kit.fakeserver import FakeServer, ModelProfile, serve_in_thread
 
@@ -225,3 +231,65 @@ def test_repeats_are_one_row_in_every_table(tmp_path: Path) -> None:
     assert table3["multiple_repeats"] == 2 and table3["multiple_std"] >= 0
     assert "multi_proposer_n2@scripted~first3~run2" in table3["runs"]
     assert "±" in (report / "other_alpaca_eval.md").read_text(encoding="utf-8")
+
+
+# --- 4. every run is found, and every row has n, an interval and avg_length ----------------------
+
+
+@pytest.fixture(scope="module")
+def together_moa(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Together-MoA's published AlpacaEval outputs, replayed (`moa=single
+    moa.aggregator=replay/Together-MoA`, no `moa.name`), judged by the scripted fake, in the
+    one-segment directory its derived name makes."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("needs ../shared/data")
+    root = tmp_path_factory.mktemp("replay")
+    folder = root / "runs" / "alpaca_eval" / "single_replay_Together-MoA@scripted"
+    scripted_runs(root, [("benchmark=alpaca_eval", "moa=single",
+                          "moa.aggregator=replay/Together-MoA", f"run_dir={folder}")])  # fmt: skip
+    return root
+
+
+def leaderboard(model: str) -> pd.Series:
+    """alpaca-eval's published leaderboard row of a model."""
+    return pd.read_csv(SHARED_DATA / "alpaca_eval" / "leaderboard.csv", index_col=0).loc[model]
+
+
+@needs_data
+@pytest.mark.parametrize("where", ["one segment", "two levels deep"])
+def test_a_replayed_published_run_is_reported_with_n_se_and_avg_length(
+    together_moa: Path, tmp_path: Path, where: str
+) -> None:
+    """It was two levels deep (`single_replay/Together-MoA@scripted`) and vanished from the
+    report and the browser; with `moa.name=` it was a bare win rate."""
+    runs = tmp_path / "runs"
+    shutil.copytree(together_moa / "runs", runs)
+    name = "single_replay_Together-MoA@scripted"
+    if where == "two levels deep":  # as runs made before names were one segment lie
+        nested = runs / "alpaca_eval" / "single_replay" / "Together-MoA@scripted"
+        nested.parent.mkdir()
+        (runs / "alpaca_eval" / name).rename(nested)
+        name = "single_replay/Together-MoA@scripted"
+    report = report_of(tmp_path)
+    (row,) = pd.read_csv(report / "other_alpaca_eval.csv").to_dict("records")
+    board = leaderboard("Together-MoA")
+    assert row["run"] == name and row["aggregator"] == "replay/Together-MoA"
+    assert row["n"] == 805 and row["avg_length"] == board["avg_length"] == 1825
+    assert row["standard_error"] > 0 and row["ci_low"] < row["win_rate"] < row["ci_high"]
+    assert row["provider"] == "replay" and row["judge"] == "scripted/gpt-4-1106-preview"
+    metrics = json.loads(next(runs.rglob("metrics.json")).read_text(encoding="utf-8"))
+    assert metrics["avg_length"] == 1825  # metrics.json carries it, as the leaderboard does
+
+    site = build_site(runs, tmp_path / "site", Data(str(SHARED_DATA)))
+    assert site.skipped == [] and site.built == [f"alpaca_eval/{name}"]
+    html = site.index.read_text(encoding="utf-8")
+    assert f'data-run="alpaca_eval/{name}"' in html
+    link = f"#alpaca_eval/{quote(name, safe='')}"
+    assert f'href="{link}"' in html
+    if browser.available():  # the link opens the run's instances, and one of them
+        with browser.chromium() as page:
+            browser.open_view(page, site.index.as_uri() + link)
+            assert page.execute_script("return document.body.dataset.view") == "run"
+            browser.go(page, f"{link}/0")
+            assert page.execute_script("return document.body.dataset.view") == "instance"
+            assert browser.errors(page) == []

@@ -311,8 +311,6 @@ class AlpacaEval(Task):
         and 5: LC where every judged run has it, else the raw win rate throughout, said so."""
         from eval import plots, tables
 
-        for run in runs:
-            run.avg_length = tables.avg_length(run.path / OUTPUTS)
         metric = tables.alpaca_metric(runs)
         about = f"{plots.describe('AlpacaEval 2.0', runs)}. "
         cells: dict[str, Mapping[Any, Run]] = {
@@ -330,7 +328,11 @@ class AlpacaEval(Task):
         base = tables.published_reference(published, reference)
         ours = [r for r in runs if not r.published]
         ranker = tables.ranker_table(runs, metric)
-        cell_note = "`<cell>_n`: the instances that cell's run scored; the paper's columns: LC. "
+        cell_note = (
+            "`<cell>_n`, `<cell> 95% CI`, `<cell>_avg_length`: the instances that cell's run "
+            "scored, the bootstrap interval of its win rate over them, its mean output length; "
+            "the paper's columns: LC. "
+        )
         parts = [
             section.table(
                 tables.table2a(runs), "table2a_alpaca_eval",

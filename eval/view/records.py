@@ -10,9 +10,11 @@ a call carries, so that a new kind of layer or call field shows without a change
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from eval import run_labels
 from eval.paper_rows import identity_departure
@@ -42,13 +44,21 @@ class RunView:
     search: list[str]
 
 
-def run_key(run: RunDir) -> str:
-    """`<benchmark>/<run directory>`, the run's part of a deep link."""
-    return f"{run.path.parent.name}/{run.path.name}"
+def run_key(run: RunDir, name: str) -> str:
+    """`<benchmark>/<run>`, the run's part of a deep link (`name`: its name under its
+    benchmark's folder, `eval.report.run_dirs`); a damaged `run.json` raises."""
+    identity = run.identity()
+    return f"{identity.benchmark if identity else run.path.parent.name}/{name}"
 
 
-def read_run(run: RunDir, data: Data) -> RunView:
-    """The records of one run directory; damage raises (`eval.report.DAMAGE`)."""
+def href(benchmark: str, name: str) -> str:
+    """The deep link to a run, each part escaped as the page escapes them (a `/` too)."""
+    return "#" + "/".join(quote(part, safe="") for part in (benchmark, name))
+
+
+def read_run(run: RunDir, data: Data, name: str) -> RunView:
+    """The records of one run directory, called `name`; damage raises
+    (`eval.report.DAMAGE`)."""
     identity, task = open_run(run, data)
     results = run.results()
     finished = {k: r for k, r in results.items() if r.outputs is not None}  # `run.finished()`
@@ -62,8 +72,14 @@ def read_run(run: RunDir, data: Data) -> RunView:
     instances = [_instance(r, verdicts.get(r.id)) for r in ordered]
     rows = [_row(r, verdicts.get(r.id)) for r in ordered]
     search = [_search(r, verdicts.get(r.id)) for r in ordered]
-    entry = _entry(run, identity, task, metrics, results, scores)
-    return RunView(run_key(run), entry, rows, instances, search)
+    entry = _entry(run, name, identity, task, metrics, results, scores)
+    return RunView(entry["key"], entry, rows, instances, search)
+
+
+def dollars(costs: Iterable[float]) -> float | None:
+    """A sum of call costs; none when one of them has no price (NaN, which no JSON holds)."""
+    values = list(costs)
+    return None if any(math.isnan(v) for v in values) else sum(values)
 
 
 def _order(id_: str) -> tuple[int, str]:
@@ -83,6 +99,7 @@ def layer_kinds(identity: RunIdentity) -> list[str]:
 
 def _entry(
     run: RunDir,
+    name: str,
     identity: RunIdentity,
     task: Task,
     metrics: RunMetrics | None,
@@ -97,9 +114,10 @@ def _entry(
     # a changed preset is not the paper's row: no paper number beside it
     variant = "" if departure else identity.variant
     return {
-        "key": run_key(run),
+        "key": f"{identity.benchmark}/{name}",
+        "href": href(identity.benchmark, name),
         "benchmark": identity.benchmark,
-        "run": run.path.name,
+        "run": name,
         "variant": identity.variant,
         "provider": run_labels.provider(identity),
         "layers": identity.n_layers,
@@ -115,8 +133,8 @@ def _entry(
         "cached": sum(c.cached for c in calls),
         "input_tokens": sum(r.input_tokens for r in results.values()),
         "output_tokens": sum(r.output_tokens for r in results.values()),
-        "cost_usd": sum(c.cost_usd for c in calls),
-        "billed_usd": sum(c.cost_usd for c in calls if c.billed),
+        "cost_usd": dollars(c.cost_usd for c in calls),
+        "billed_usd": dollars(c.cost_usd for c in calls if c.billed),
         "judge": metrics.judge if metrics else None,
         "judge_calls": metrics.judge_calls if metrics else 0,
         "judge_usd": values.get("judge_usd"),
@@ -209,7 +227,7 @@ def _instance(result: InstanceResult, verdict: Verdict | None) -> dict[str, Any]
         "input_tokens": result.input_tokens,
         "output_tokens": result.output_tokens,
         "seconds": result.seconds,
-        "cost_usd": sum(c.cost_usd for c in result.trace.calls()),
+        "cost_usd": dollars(c.cost_usd for c in result.trace.calls()),
         "trace": [_turn(t) for t in result.trace.turns],
         "verdict": dataclasses.asdict(verdict) if verdict else None,
     }

@@ -27,13 +27,13 @@ from rich.console import Console
 from rich.markup import escape
 
 from eval.errors import describe
-from eval.report import DAMAGE, Skipped, refuse_foreign
-from eval.rundir import RUN_FILE, RunDir, write_atomic
+from eval.report import DAMAGE, Skipped, refuse_foreign, run_dirs
+from eval.rundir import write_atomic
 from eval.tasks import Data
 from eval.view.records import RunView, read_run, run_key
 
 # What the manifest's records mean; a change of the records' layout bumps it (all rebuilt).
-LAYOUT = 2
+LAYOUT = 3
 MANIFEST = "manifest.json"
 DATA = "data"
 ASSETS = ("view.js", "view.css")
@@ -114,17 +114,16 @@ def build_site(results_dir: Path, out_dir: Path, data: Data, chunk: int = 25) ->
     previous = _manifest(out_dir)
     site = Site(out_dir / "index.html")
     runs: dict[str, Any] = {}
-    for run_file in sorted(results_dir.glob(f"*/*/{RUN_FILE}")):
-        run = RunDir(run_file.parent)
-        key = run_key(run)
+    for name, run in run_dirs(results_dir):
         try:
+            key = run_key(run, name)
             stamp = run.fingerprint()
             old = previous.get(key)
             if old and old["fingerprint"] == stamp and (out_dir / DATA / folder(key)).is_dir():
                 runs[key] = old
                 site.kept.append(key)
                 continue
-            entry = _write_run(out_dir, read_run(run, data), chunk)
+            entry = _write_run(out_dir, read_run(run, data, name), chunk)
         except DAMAGE as exc:
             site.skipped.append(Skipped(run.path, describe(exc)))
             continue

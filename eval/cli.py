@@ -37,10 +37,12 @@ from eval.generate import (
 from eval.judges.common import avg_length, incomplete_reason, is_complete
 from eval.mixture_config import describe_spec
 from eval.progress import following, progress
+from eval.run_labels import Namer
 from eval.rundir import RunDir, RunMetrics
 from eval.settings import CONF_DIR, build_catalogue, build_client, build_spec, to_dict
 from eval.variant_name import name_variant
 from moa.agents import Agent
+from moa.catalogue import Catalogue
 from moa.errors import ConfigError
 from moa.ledger import usd
 from moa.mixture import Mixture
@@ -53,24 +55,26 @@ log = logging.getLogger("moa_bench")
 
 class _ShowLayers:
     """Prints each layer of a one-prompt run as it starts and as it ends; the last layer's
-    answer is the output."""
+    answer is the output. Models are named as `namer` names them (a stand-in as such)."""
 
-    def __init__(self, layers: int, final_is_output: bool) -> None:
+    def __init__(self, layers: int, final_is_output: bool, namer: Namer) -> None:
         self.layers = layers  # with the final agent's
         self.final_is_output = final_is_output  # not for the ranker, whose answer is a pick
+        self.namer = namer
 
     def started(self, depth: int, agents: Sequence[Agent]) -> None:
-        names = ", ".join(a.label for a in agents)
+        names = ", ".join(f"{self.namer.shown(a.model)}#{a.sample}" for a in agents)
         console.print(f"[dim]layer {depth} started: {len(agents)} call(s) ({escape(names)})")
 
     def finished(self, depth: int, calls: Sequence[CallTrace]) -> None:
         for call in calls:
             body = escape(call.text) if call.text is not None else f"[red]error: {call.error}"
+            model = escape(self.namer.shown(call.model))
             # the final layer's last call is the output (a strategy's earlier calls are not)
             if depth == self.layers and self.final_is_output and call is calls[-1]:
-                title, border = f"output: {call.model}", "red" if call.error else "green"
+                title, border = f"output: {model}", "red" if call.error else "green"
             else:
-                title, border = f"layer {depth}: {call.model} #{call.sample}", "blue"
+                title, border = f"layer {depth}: {model} #{call.sample}", "blue"
             console.print(Panel(body, title=title, border_style="red" if call.error else border))
 
 
@@ -85,14 +89,14 @@ async def answer_prompt(cfg: DictConfig) -> int:
     config = GenerateConfig(temperature=float(gen.temperature), max_tokens=int(gen.max_tokens))
     try:
         client.preflight(spec.models())
-        watcher = _ShowLayers(len(spec.layers), spec.mode != "rank")
+        watcher = _ShowLayers(len(spec.layers), spec.mode != "rank", namer_of(cfg, catalogue))
         turn = await Mixture(spec, client, watcher).run_turn(
             [{"role": "user", "content": str(cfg.prompt)}], config
         )
     finally:
         await client.aclose()
     if spec.mode == "rank" and turn.output is not None and turn.final is not None:
-        title = f"output: the proposal {turn.final.model} picked"
+        title = f"output: the proposal {escape(watcher.namer.shown(turn.final.model))} picked"
         console.print(Panel(escape(turn.output), title=title, border_style="green"))
     for event in turn.events:
         console.print(f"[yellow]note: {escape(event)}")
@@ -140,14 +144,17 @@ async def judge(cfg: DictConfig, run: Generation) -> RunMetrics:
     return metrics
 
 
+def namer_of(cfg: DictConfig, catalogue: Catalogue) -> Namer:
+    """How this config's models are named for a person (`eval.run_labels.Namer`)."""
+    return Namer(catalogue, to_dict(cfg.endpoints))
+
+
 def describe(cfg: DictConfig) -> str:
-    """What a run is about to do, in words: its layers, its final agent and its judge."""
+    """What a run is about to do, in words: its layers, its final agent and its judge, each
+    model by its catalogue name (a stand-in said to be one)."""
     catalogue = build_catalogue(cfg)
     spec = build_spec(cfg, catalogue)
-
-    def name(address: str) -> str:
-        return str(catalogue.by_address(address).name)
-
+    name = namer_of(cfg, catalogue)
     final = name(spec.final.model)
     text = f"{spec.name}: " + describe_spec(spec, name)
     if cfg.judge.enabled and str(cfg.task) == "run":
@@ -204,7 +211,7 @@ def say(text: str, style: str = "") -> None:
     log.info(text)
 
 
-def summarize(run: Generation, metrics: RunMetrics | None) -> None:
+def summarize(run: Generation, metrics: RunMetrics | None, name: Namer) -> None:
     t = run.totals
     say(
         f"{len(run.results) - len(run.failed)}/{len(run.results)} instances done; "
@@ -212,7 +219,10 @@ def summarize(run: Generation, metrics: RunMetrics | None) -> None:
         f"{t.errors} errors); {t.input_tokens + t.output_tokens:,} tokens; {t.money()}"
     )
     if metrics is not None:
-        say(f"judge: {metrics.judge_calls} calls; {usd(metrics.get('judge_usd', 0.0))} paid")
+        say(
+            f"judge {name(metrics.judge)}: {metrics.judge_calls} calls; "
+            f"{usd(metrics.get('judge_usd', 0.0))} paid"
+        )
     if marks := t.marks():
         say(marks + " (each is marked in traces.jsonl and calls.jsonl)", "yellow")
     for endpoint, refusal in run.stopped.items():
@@ -376,7 +386,7 @@ async def run_one(cfg: DictConfig, task: str) -> int:
             metrics = await judge(cfg, run)
         if run.task.table_per_instance:
             show_results(run, metrics)
-        summarize(run, metrics)
+        summarize(run, metrics, namer_of(cfg, build_catalogue(cfg)))
         return 1 if run.failed or not judged_all(metrics) else 0
 
 
@@ -397,7 +407,7 @@ async def judge_existing(cfg: DictConfig) -> int:
             "yellow",
         )
     metrics = await judge(cfg, run)
-    summarize(run, metrics)
+    summarize(run, metrics, namer_of(cfg, build_catalogue(cfg)))
     return 1 if run.failed or not judged_all(metrics) else 0
 
 

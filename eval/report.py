@@ -27,11 +27,11 @@ from eval.errors import describe
 from eval.judges.common import avg_length
 from eval.report_section import Section
 from eval.run_filter import RunFilter
+from eval.run_labels import Namer
 from eval.rundir import RUN_FILE, InstanceResult, RunDir, RunFileError, RunIdentity, write_atomic
-from eval.settings import build_catalogue
+from eval.settings import build_catalogue, to_dict
 from eval.tables import PAPER_DIR, Run
 from eval.tasks import Data, Task, task_class
-from moa.catalogue import Catalogue
 from moa.errors import ConfigError
 from moa.flops import call_tflops, turn_tflops
 
@@ -111,7 +111,8 @@ def load_run(rundir: RunDir, name: str | None = None) -> Run:
     metrics = rundir.metrics()
     if metrics is None:
         raise RunFileError(f"{rundir.metrics_file}: missing")
-    catalogue = catalogue_of(rundir)
+    namer = namer_of(rundir)
+    catalogue = namer.catalogue
     values = {"judge": metrics.judge, **metrics.values}
     finished = rundir.finished()
     run = Run(
@@ -128,27 +129,31 @@ def load_run(rundir: RunDir, name: str | None = None) -> Run:
         aggregator=catalogue.by_address(identity.aggregator_model).name,
         scores=task.instance_scores(rundir, metrics, finished),
         repeat=identity.repeat,
+        namer=namer,
     )
     lengths = avg_length(o for r in finished.values() for o in r.outputs or ())
     run.avg_length = math.nan if lengths is None else lengths
-    run.cost_per_instance, run.tflops_per_instance = _budget(finished, catalogue)
+    run.cost_per_instance, run.tflops_per_instance = _budget(finished, namer)
     return run
 
 
-def catalogue_of(rundir: RunDir) -> Catalogue:
-    """The catalogue a run was made with, from its saved config: its models' names and prices."""
+def namer_of(rundir: RunDir) -> Namer:
+    """How a run's models are named and sized (`eval.run_labels.Namer`), from its saved config:
+    the catalogue and the endpoints it was made with."""
     try:
         cfg = OmegaConf.load(rundir.config_file)
         if not isinstance(cfg, DictConfig):
             raise RunFileError(f"{rundir.config_file}: not a config mapping")
-        return build_catalogue(cfg)
+        return Namer(build_catalogue(cfg), to_dict(cfg.endpoints))
     except (yaml.YAMLError, OmegaConfBaseException) as exc:
         raise RunFileError(f"{rundir.config_file}: {describe(exc)}") from None
 
 
-def _budget(finished: Mapping[str, InstanceResult], catalogue: Catalogue) -> tuple[float, float]:
-    """Mean cost (USD) and TFLOPs per instance from the traces, TFLOPs counted as the paper
-    counts them (`moa.flops`)."""
+def _budget(finished: Mapping[str, InstanceResult], namer: Namer) -> tuple[float, float]:
+    """Mean cost (USD) and TFLOPs per instance from the traces, at catalogue prices, a call to
+    an endpoint that does not bill free, and TFLOPs counted as the paper counts them
+    (`moa.flops`) with the size of the model that answered (a stand-in's own)."""
+    free = namer.free
     costs, flops = [], []
     for result in finished.values():
         cost, layers = 0.0, []
@@ -156,10 +161,12 @@ def _budget(finished: Mapping[str, InstanceResult], catalogue: Catalogue) -> tup
             for layer in [*turn.layers, [turn.final] if turn.final else []]:
                 layer_flops = []
                 for call in layer:
-                    entry = catalogue.by_address(call.model)
-                    cost += entry.cost(call.input_tokens, call.output_tokens)
+                    if call.model.partition("/")[0] not in free:
+                        entry = namer.catalogue.by_address(call.model)
+                        cost += entry.cost(call.input_tokens, call.output_tokens)
                     tokens = call.input_tokens + call.output_tokens
-                    layer_flops.append(call_tflops(entry.active_params_b, tokens))
+                    params = namer.served(call.model).active_params_b
+                    layer_flops.append(call_tflops(params, tokens))
                 layers.append(layer_flops)
         costs.append(cost)
         flops.append(turn_tflops(layers))

@@ -34,6 +34,7 @@ from eval.paper_rows import PAPER_AGGREGATOR as PAPER_AGGREGATOR
 from eval.paper_rows import PAPER_PROPOSERS as PAPER_PROPOSERS
 from eval.paper_rows import TABLE2_ROWS as TABLE2_ROWS
 from eval.paper_rows import departure
+from eval.run_labels import Namer
 from eval.rundir import RunIdentity, subset_suffix, write_atomic
 from eval.stats import Interval, bootstrap, paired
 
@@ -81,6 +82,8 @@ class Run:
     tflops_per_instance: float = math.nan
     # alpaca-eval's leaderboard `avg_length`: mean characters of the run's outputs.
     avg_length: float = math.nan
+    # How its models are named and sized (a stand-in said to be one), from its config.
+    namer: Namer | None = field(default=None, repr=False)
     # Which run of a repeated variant (`repeats`; 1 for a run made once): the tables show the
     # repeats of one configuration as one row, mean ± std (`collapse_repeats`).
     repeat: int = 1
@@ -128,8 +131,19 @@ class Run:
 
     @property
     def provider(self) -> str:
-        """Where its answers were generated, in words (`eval.run_labels.provider`)."""
-        return run_labels.provider(self.identity)
+        """Where its answers were generated, in words (`eval.run_labels`), a stand-in said."""
+        if self.namer is None:
+            return run_labels.provider(self.identity)
+        return self.namer.provider(self.identity)
+
+    @property
+    def judge_shown(self) -> str:
+        """Its judge's address, a stand-in said (`eval.run_labels.Namer.judge`)."""
+        return self.namer.judge(self.judge) if self.namer else self.judge
+
+    def shown(self, address: str) -> str:
+        """A model of the run by its catalogue name, a stand-in said to be one."""
+        return self.namer(address) if self.namer else address
 
     @property
     def departure(self) -> str:
@@ -293,8 +307,8 @@ def _coverage(run: Run) -> dict[str, Any]:
     """What made the row's numbers, `judge` and `provider` (where the answers were generated),
     and over what: `subset` (empty: the whole benchmark), `n` (instances scored) and `complete`
     (every instance judged)."""
-    return {"judge": run.judge, "provider": run.provider, "subset": run.subset, "n": run.n,
-            "complete": run.complete}  # fmt: skip
+    return {"judge": run.judge_shown, "provider": run.provider, "subset": run.subset,
+            "n": run.n, "complete": run.complete}  # fmt: skip
 
 
 def _mean(run: Run) -> float | None:
@@ -609,7 +623,7 @@ def _row_runs(cells: Mapping[str, Sequence[Run]]) -> dict[str, Any]:
     provider, the subsets among them, and which runs."""
     first = {cell: members[0] for cell, members in cells.items()}
     return {
-        "judge": _per_cell(first, {c: r.judge for c, r in first.items()}),
+        "judge": _per_cell(first, {c: r.judge_shown for c, r in first.items()}),
         "provider": _per_cell(first, {c: r.provider for c, r in first.items()}),
         "subset": _per_cell(first, {c: r.subset for c, r in first.items()}, "whole"),
         "runs": "; ".join(f"{c}: {', '.join(r.name for r in m)}" for c, m in cells.items()),
@@ -731,7 +745,7 @@ def _difference(run: Run, base: Run) -> dict[str, Any]:
     empty = diff is None or diff.n == 0
     return {
         "minus": base.name,
-        "minus_judge": base.judge,
+        "minus_judge": base.judge_shown,
         "difference": None if empty or diff is None else diff.mean,
         "diff_ci_low": None if empty or diff is None else diff.low,
         "diff_ci_high": None if empty or diff is None else diff.high,
@@ -762,7 +776,7 @@ def comparisons(
         against = base if base is not None and base is not run else first
         return {
             "run": run.name,
-            "judge": run.judge,
+            "judge": run.judge_shown,
             "provider": run.provider,
             "subset": run.subset,
             "n": run.n,
@@ -802,7 +816,7 @@ def published_table(runs: Sequence[Run], reference: str, metric: Metric) -> pd.D
         judged = run.complete
         head: dict[str, Any] = {
             "run": run.name,
-            "aggregator": run.aggregator,
+            "aggregator": run.shown(run.identity.aggregator_model),
             **_coverage(run),
             ("lc_win_rate" if metric.lc else "win_rate"): metric.of(run),
             **(
@@ -815,7 +829,7 @@ def published_table(runs: Sequence[Run], reference: str, metric: Metric) -> pd.D
             "avg_length": _int(run.avg_length),
         }
         if run is base:
-            return {**head, "minus": "(reference)", "minus_judge": base.judge,
+            return {**head, "minus": "(reference)", "minus_judge": base.judge_shown,
                     "difference": None, "diff_ci_low": None, "diff_ci_high": None,
                     "n_paired": None, "refused": None}  # fmt: skip
         return {**head, **_difference(run, base)}
@@ -839,8 +853,8 @@ def other_runs(
             "run": run.name,
             "variant": run.variant,
             "layers": run.layers,
-            "proposers": ", ".join(run.proposers),
-            "aggregator": run.aggregator,
+            "proposers": ", ".join(run.shown(a) for a in run.identity.proposers),
+            "aggregator": run.shown(run.identity.aggregator_model),
             "mode": run.mode,
             **_coverage(run),
             value: score(run) if score else _float(run.headline),

@@ -3,6 +3,7 @@ are never mixed, repeats are grouped everywhere, every run is found, stand-ins a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from pathlib import Path
@@ -11,9 +12,11 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from hydra import compose, initialize_config_dir
 
 from eval import tables
+from eval.plan import plan_points
 from eval.report import load_runs, write_report
 from eval.report_section import judge_mark
 from eval.run_filter import RunFilter
@@ -25,7 +28,7 @@ from eval.variant_name import MARK, changed_name, preset_section
 from eval.view.site import build_site
 from moa.errors import ConfigError
 from tests.kit import browser
-from tests.kit.cli import MOA_BENCH, SHARED_DATA, command, run, scripted_runs
+from tests.kit.cli import MOA_BENCH, SHARED_DATA, command, run, scripted_config, scripted_runs
 from tests.kit.fakeserver import FakeServer, ModelProfile, serve_in_thread
 
 needs_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")
@@ -233,7 +236,7 @@ def test_repeats_are_one_row_in_every_table(tmp_path: Path) -> None:
     assert "±" in (report / "other_alpaca_eval.md").read_text(encoding="utf-8")
 
 
-# --- 4. every run is found, and every row has n, an interval and avg_length ----------------------
+# --- 4. every run is found, and every row has n, an interval and avg_length ------------------
 
 
 @pytest.fixture(scope="module")
@@ -293,3 +296,54 @@ def test_a_replayed_published_run_is_reported_with_n_se_and_avg_length(
             browser.go(page, f"{link}/0")
             assert page.execute_script("return document.body.dataset.view") == "instance"
             assert browser.errors(page) == []
+
+
+# --- 5. a stand-in is named as one, and free endpoints are free -----------------------------
+
+
+def test_a_stand_in_is_named_and_free_in_a_prompt_run(tmp_path: Path) -> None:
+    """`provider_override=local` showed SmolLM2's answer as `local/Qwen/Qwen1.5-110B-Chat` and
+    priced it at Qwen's rate."""
+    done = run([MOA_BENCH, "prompt=Hi", "moa=single", "provider_override=local",
+                "benchmark.generation.max_tokens=8", f"results_dir={tmp_path / 'runs'}",
+                f"cache.path={tmp_path / 'c.sqlite'}"], timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    printed = " ".join(done.stdout.split())
+    assert "output: smollm2 (standing in for qwen1.5-110b)" in printed
+    assert "$0.00 paid; free endpoints (local) cost nothing" in printed
+    assert "Qwen1.5-110B-Chat" not in printed and "catalogue prices" not in printed
+
+
+@needs_data
+def test_the_plan_names_a_stand_in_and_prices_it_free(tmp_path: Path) -> None:
+    cfg = scripted_config(tmp_path, "provider_override=local", "task=plan",
+                          "benchmark=alpaca_eval", "benchmark.limit=2", "moa=moa_lite")  # fmt: skip
+    ((_, result),) = asyncio.run(plan_points(cfg, [cfg]))
+    (variant,) = result.variants
+    assert result.judge == "local/gpt-4-1106-preview: smollm2 (standing in for gpt-4-turbo)"
+    assert variant.usd == 0.0 and result.judge_usd == 0.0
+    # its size is SmolLM2's: 135M active parameters, not 110B
+    assert 0 < variant.tflops < 1
+
+
+@needs_data
+def test_the_report_and_the_browser_name_a_stand_in_and_price_it_free(tmp_path: Path) -> None:
+    """A run whose endpoint is `local`, as its files record it (here the scripted fake's
+    endpoint, recorded as `local`: the report reads what a run recorded)."""
+    scripted_runs(tmp_path, [("benchmark=alpaca_eval", "benchmark.limit=2", "moa=single")])
+    (folder,) = (tmp_path / "runs" / "alpaca_eval").iterdir()
+    config = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))
+    config["endpoints"]["scripted"]["provider"] = "local"
+    (folder / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    (row,) = pd.read_csv(report_of(tmp_path) / "table2a_alpaca_eval.csv").to_dict("records")
+    assert row["provider"] == "scripted (smollm2 standing in for the named models)"
+    assert row["judge"] == ("scripted/gpt-4-1106-preview: smollm2 (standing in for gpt-4-turbo)")
+    assert row["cost_per_instance_usd"] == 0.0  # not Qwen1.5-110B-Chat's price
+    assert 0 < row["tflops_per_instance"] < 1  # nor its size
+
+    site = build_site(tmp_path / "runs", tmp_path / "site", Data(str(SHARED_DATA)))
+    html = site.index.read_text(encoding="utf-8")
+    assert "smollm2 standing in for the named models" in html
+    assert "smollm2 (standing in for gpt-4-turbo)" in html
+    chunk = next((tmp_path / "site" / "data").glob("*/c0.js")).read_text(encoding="utf-8")
+    assert '"answered by":"smollm2 (standing in for qwen1.5-110b)"' in chunk

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from eval import run_labels
 from eval.paper_rows import identity_departure
-from eval.report import catalogue_of, open_run
+from eval.report import namer_of, open_run
+from eval.run_labels import Namer
 from eval.rundir import InstanceResult, RunDir, RunIdentity, RunMetrics
 from eval.tables import selection_label
 from eval.tasks import Data, Task
@@ -69,10 +69,11 @@ def read_run(run: RunDir, data: Data, name: str) -> RunView:
         scores = task.instance_scores(run, metrics, finished)
         verdicts = task.verdicts(run, metrics, finished)
     ordered = sorted(results.values(), key=lambda r: _order(r.id))
-    instances = [_instance(r, verdicts.get(r.id)) for r in ordered]
+    namer = namer_of(run)
+    instances = [_instance(r, verdicts.get(r.id), namer) for r in ordered]
     rows = [_row(r, verdicts.get(r.id)) for r in ordered]
     search = [_search(r, verdicts.get(r.id)) for r in ordered]
-    entry = _entry(run, name, identity, task, metrics, results, scores)
+    entry = _entry(run, name, identity, task, metrics, results, scores, namer)
     return RunView(entry["key"], entry, rows, instances, search)
 
 
@@ -105,12 +106,12 @@ def _entry(
     metrics: RunMetrics | None,
     results: Mapping[str, InstanceResult],
     scores: Mapping[str, float],
+    namer: Namer,
 ) -> dict[str, Any]:
     """The index row: what the run is, how much it did and spent, and what the judge found."""
     calls = [c for r in results.values() for c in r.trace.calls()]
     values = metrics.values if metrics else {}
-    catalogue = catalogue_of(run)
-    departure = identity_departure(identity, lambda address: catalogue.by_address(address).name)
+    departure = identity_departure(identity, lambda a: namer.catalogue.by_address(a).name)
     # a changed preset is not the paper's row: no paper number beside it
     variant = "" if departure else identity.variant
     return {
@@ -119,10 +120,10 @@ def _entry(
         "benchmark": identity.benchmark,
         "run": name,
         "variant": identity.variant,
-        "provider": run_labels.provider(identity),
+        "provider": namer.provider(identity),
         "layers": identity.n_layers,
-        "proposers": identity.proposers,
-        "aggregator": identity.aggregator_model,
+        "proposers": [namer(a) for a in identity.proposers],
+        "aggregator": namer(identity.aggregator_model),
         "mode": identity.mode,
         "kinds": layer_kinds(identity),
         "subset": selection_label(identity.selection),
@@ -135,7 +136,7 @@ def _entry(
         "output_tokens": sum(r.output_tokens for r in results.values()),
         "cost_usd": dollars(c.cost_usd for c in calls),
         "billed_usd": dollars(c.cost_usd for c in calls if c.billed),
-        "judge": metrics.judge if metrics else None,
+        "judge": namer.judge(metrics.judge) if metrics else None,
         "judge_calls": metrics.judge_calls if metrics else 0,
         "judge_usd": values.get("judge_usd"),
         "judge_nominal_usd": values.get("judge_nominal_usd"),
@@ -169,8 +170,11 @@ def _search(result: InstanceResult, verdict: Verdict | None) -> str:
     return "\n".join(t[:SEARCH_CHARS] for t in texts).lower()
 
 
-def _call(call: CallTrace, notes: Sequence[str]) -> dict[str, Any]:
+def _call(call: CallTrace, notes: Sequence[str], namer: Namer) -> dict[str, Any]:
+    """A call's fields; one a stand-in answered says who did (`answered by`)."""
     data = {k: v for k, v in dataclasses.asdict(call).items() if k not in HIDDEN}
+    if namer.stands_in(call.model):
+        data["answered by"] = namer(call.model)
     return {**data, "label": call.label, "unsent": not call.key, "notes": list(notes)}
 
 
@@ -182,14 +186,18 @@ def _own_events(turn: TurnTrace, call: CallTrace, depth: int | None) -> list[str
     return [e for e in turn.events if at in e]
 
 
-def _turn(turn: TurnTrace) -> dict[str, Any]:
+def _turn(turn: TurnTrace, namer: Namer) -> dict[str, Any]:
     """A turn's layers with each call's policy events, and each proposal marked where its
     consumers saw it trimmed or dropped (or left out because it failed)."""
     layers = [
-        [_call(c, _own_events(turn, c, depth)) for c in layer]
+        [_call(c, _own_events(turn, c, depth), namer) for c in layer]
         for depth, layer in enumerate(turn.layers, start=1)
     ]
-    final = None if turn.final is None else _call(turn.final, _own_events(turn, turn.final, None))
+    final = (
+        None
+        if turn.final is None
+        else _call(turn.final, _own_events(turn, turn.final, None), namer)
+    )
     # Layer d's proposals are read by layer d + 1, the last layer's by the final call.
     consumers = [*layers[1:], [final] if final else []]
     for proposals, readers in zip(layers, consumers, strict=False):
@@ -216,7 +224,7 @@ def _turn(turn: TurnTrace) -> dict[str, Any]:
     }
 
 
-def _instance(result: InstanceResult, verdict: Verdict | None) -> dict[str, Any]:
+def _instance(result: InstanceResult, verdict: Verdict | None, namer: Namer) -> dict[str, Any]:
     return {
         "id": result.id,
         "turns": result.turns,
@@ -228,6 +236,6 @@ def _instance(result: InstanceResult, verdict: Verdict | None) -> dict[str, Any]
         "output_tokens": result.output_tokens,
         "seconds": result.seconds,
         "cost_usd": dollars(c.cost_usd for c in result.trace.calls()),
-        "trace": [_turn(t) for t in result.trace.turns],
+        "trace": [_turn(t, namer) for t in result.trace.turns],
         "verdict": dataclasses.asdict(verdict) if verdict else None,
     }

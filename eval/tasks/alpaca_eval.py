@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eval.benchmarks import Instance
+from eval.benchmarks import DataError, Instance
 from eval.benchmarks.alpaca_eval import load_alpaca_eval
 from eval.judges import alpaca_eval as ae
 from eval.judges import alpaca_upstream
@@ -33,6 +33,7 @@ from eval.judges.common import (
 )
 from eval.rundir import InstanceResult, RunDir, RunMetrics, write_atomic
 from eval.tasks.base import Figure, Reading, Task, Verdict, check_rows
+from moa.errors import ConfigError
 from moa.providers import scripted
 from moa.types import ChatMessage, Completion, GenerateConfig, TokenLogprob
 
@@ -53,12 +54,16 @@ _NOT_PARTIAL = ("failures", "length_controlled_winrate", "lc_standard_error", "l
 
 
 def metrics_of(
-    annotations: Sequence[ae.Annotation], *, expected: int | None = None
+    annotations: Sequence[ae.Annotation],
+    *,
+    expected: int | None = None,
+    positions: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """alpaca-eval's leaderboard metrics of a set of annotations, with its coverage
     (`eval.judges.common`): `expected` instances (by default one per annotation), judged unless
-    their call failed. Only a complete set has metrics (and LC, whose GLM relies on the set's
-    canonical order); an incomplete one has its judged part's win rate under `partial`."""
+    their call failed. Only a complete set has metrics (and LC, whose GLM looks each
+    instruction's difficulty up by its position in AlpacaEval: `positions`, see `win_rates`);
+    an incomplete one has its judged part's win rate under `partial`."""
     judged = sum(a.failure is None or a.failure.kind is FailureKind.PARSE for a in annotations)
     cover = coverage(len(annotations) if expected is None else expected, judged)
     failures = [a.failure for a in annotations]
@@ -66,7 +71,7 @@ def metrics_of(
     if all(a.preference is None for a in annotations):
         return rest  # nothing scored: no win rate, whole or partial
     if cover["complete"]:
-        return {**vars(win_rates(annotations)), **rest}
+        return {**vars(win_rates(annotations, positions=positions)), **rest}
     rates = vars(win_rates(annotations, length_controlled=False))
     return {**rest, "partial": {k: v for k, v in rates.items() if k not in _NOT_PARTIAL}}
 
@@ -119,9 +124,10 @@ def _switched(instruction: str, seed: int) -> bool:
 async def request_preferences(
     generator: Generator, pairs: Sequence[ae.Pair], judge: str, *, seed: int = ae.SEED
 ) -> None:
-    """The calls `ae.annotate` makes for `pairs` with the default annotator, byte for byte (the
-    same swap, prompt and decoding settings; identical outputs are a tie without a call), one
-    after the other and without reading the answers: for `task=plan`."""
+    """The calls `ae.annotate` makes for `pairs` with the default annotator, the same requests
+    (the same swap, prompt and decoding settings, so the same cache keys; identical outputs are
+    a tie without a call), one after the other and without reading the answers: for
+    `task=plan`."""
     annotator = _annotator()
     for pair in pairs:
         if pair.output_1 == pair.output_2:
@@ -234,7 +240,9 @@ class AlpacaEval(Task):
         pairs = _pairs(instances, [r.outputs for r in results], spec.name)
         annotations = await ae.annotate(client, pairs, judge=judge)
         ae.write_annotations(run.native(ANNOTATIONS), annotations)
-        return metrics_of(annotations, expected=len(instances))
+        # an instance's id is its position in AlpacaEval, which LC's GLM reads
+        positions = [int(i.id) for i, r in zip(instances, results, strict=True) if r.outputs]
+        return metrics_of(annotations, expected=len(instances), positions=positions)
 
     async def plan_judge(
         self,
@@ -252,7 +260,19 @@ class AlpacaEval(Task):
         return path.suffix == ".json"
 
     def rescore(self, path: Path) -> dict[str, Any]:
-        return metrics_of(ae.rescore(ae.read_annotations(path)))
+        """The file's metrics, each row placed at its instruction's position in AlpacaEval for
+        LC; a row whose instruction is not in the set, or without the set's file, is a file
+        whose rows are taken to be the set's first ones, in its order (as alpaca-eval does)."""
+        annotations = ae.rescore(ae.read_annotations(path))
+        return metrics_of(annotations, positions=self._positions(annotations))
+
+    def _positions(self, annotations: Sequence[ae.Annotation]) -> list[int] | None:
+        try:
+            where = {i.turns[0]: int(i.id) for i in self.load()}
+        except (DataError, ConfigError, OSError):
+            return None
+        found = [where.get(a.pair.instruction) for a in annotations]
+        return None if None in found else [p for p in found if p is not None]
 
     def instance_scores(
         self, run: RunDir, metrics: RunMetrics, finished: Mapping[str, InstanceResult]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,8 +42,9 @@ def metrics_of(
 ) -> dict[str, Any]:
     """`show_result.py --mode single`: one model's scores, or every model's by name, each with
     its coverage (`eval.judges.common`): `expected` questions (by default those its judgments
-    cover), judged when the judge answered each of their turns. An incomplete model's scores are
-    its judged part's, under `partial`."""
+    cover), judged when the judge answered each of their turns, and any question and turn judged
+    twice (`_duplicates`). An incomplete model's scores are its judged part's, under
+    `partial`."""
     table = mj.summarize(judgments)
     if variant is None:
         return {
@@ -65,10 +67,28 @@ def _covered(
     cover = coverage(len(answered) if expected is None else expected, sum(answered.values()))
     failures = [j.failure for j in judgments]
     out = {**scores, "failures": count_failures(failures), **judge_error(failures), **cover}
+    out.update(_duplicates(judgments))
     if cover["complete"]:
         return out
     partial = {k: out.pop(k) for k in _HEADLINE if k in out}
     return {**out, "partial": partial} if any(v is not None for v in partial.values()) else out
+
+
+def _duplicates(judgments: Sequence[mj.Judgment]) -> dict[str, Any]:
+    """A (question, turn) judged more than once (Archon's published file has two): FastChat's
+    `show_result.py` averages every line in, so the scores above count it twice; named here
+    (`duplicates`, `<question>/<turn>` with how many), with the scores of one judgment each (the
+    last in the file, as a re-judging appends it) under `deduplicated`."""
+    seen = Counter((j.question_id, j.turn) for j in judgments)
+    twice = sorted(k for k, n in seen.items() if n > 1)
+    if not twice:
+        return {}
+    last = list({(j.question_id, j.turn): j for j in judgments}.values())
+    (once,) = mj.summarize(last).values()
+    return {
+        "duplicates": [f"{q}/{t} x{seen[q, t]}" for q, t in twice],
+        "deduplicated": {k: getattr(once, k) for k in _HEADLINE},
+    }
 
 
 def model_id(run: RunDir) -> str:

@@ -14,8 +14,9 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -51,6 +52,12 @@ from moa.types import GenerateConfig
 
 console = Console()
 log = logging.getLogger("moa_bench")
+
+
+NEXT = (
+    "next: `moa-bench task=view` to browse every layer of this run, or `moa-bench "
+    'prompt="your question" moa=moa_lite provider_override=local` (README: Using it)'
+)
 
 
 class _ShowLayers:
@@ -170,15 +177,18 @@ def show_results(run: Generation, metrics: RunMetrics | None) -> None:
     prefs = metrics.get("preference", {}) if metrics else {}
     calls = run.spec.calls_per_turn
     table = Table(title=f"{run.spec.name}: {calls if calls is not None else 'some'} calls per turn")
-    columns = ["id", "turns", "chars", "calls", "tokens", "seconds"]
+    # its calls' own time: instances queue for a one-at-a-time model, so the time from an
+    # instance's start to its end is mostly waiting for the others
+    columns = ["id", "turns", "chars", "calls", "tokens", "model s"]
     if prefs:
         columns.append("judged better")
     for column in columns:
         table.add_column(column, no_wrap=True)
     for inst, r in zip(run.instances, run.results, strict=True):
         lengths = "/".join(str(len(o)) for o in r.outputs) if r.outputs else "failed"
+        busy = sum(c.latency_s for c in r.trace.calls())
         row = [r.id, str(len(inst.turns)), lengths, str(r.calls),
-               str(r.input_tokens + r.output_tokens), f"{r.seconds:.1f}"]  # fmt: skip
+               str(r.input_tokens + r.output_tokens), f"{busy:.1f}"]  # fmt: skip
         if prefs:
             row.append(_verdict(prefs.get(r.id)))
         table.add_row(*row)
@@ -188,13 +198,18 @@ def show_results(run: Generation, metrics: RunMetrics | None) -> None:
             excerpt = escape(" ".join(r.outputs[-1].split()))
             line = f"{r.id:>3} ({len(r.outputs[-1]):,} chars): {excerpt}"
             console.print(line, style="dim", no_wrap=True, overflow="ellipsis")
-    if prefs:
-        console.print(
-            "judged better: the judge's preference between the model alone (1) and the mixture "
-            "(2), from its token probabilities as alpaca_eval computes it; above 1.5 the "
-            "mixture is preferred, below it the model alone.",
-            style="dim",
-        )
+    console.print(
+        "model s: the seconds its calls took (the model answers one call at a time, so an "
+        "instance's own start-to-end time is mostly waiting for the others)"
+        + (
+            "; judged better: the judge's preference between the model alone (1) and the "
+            "mixture (2), from its token probabilities as alpaca_eval computes it; above 1.5 "
+            "the mixture is preferred, below it the model alone."
+            if prefs
+            else "."
+        ),
+        style="dim",
+    )
 
 
 def _verdict(preference: float | None) -> str:
@@ -220,7 +235,7 @@ def summarize(run: Generation, metrics: RunMetrics | None, name: Namer) -> None:
     )
     if metrics is not None:
         say(
-            f"judge {name(metrics.judge)}: {metrics.judge_calls} calls; "
+            f"judge {name.judge(metrics.judge)}: {metrics.judge_calls} calls; "
             f"{usd(metrics.get('judge_usd', 0.0))} paid"
         )
     if marks := t.marks():
@@ -231,9 +246,8 @@ def summarize(run: Generation, metrics: RunMetrics | None, name: Namer) -> None:
         )
     say(f"outputs: {run.output_file}")
     say(f"every layer's answers, tokens and costs: {run.run.traces}; the run: {run.run.path}")
-    if metrics and "preference" not in metrics.values:
-        shown = {k: v for k, v in metrics.values.items() if not isinstance(v, dict | list)}
-        say(f"metrics: {shown}")
+    if metrics and "preference" not in metrics.values:  # the demo's: per instance, above
+        show_metrics(metrics)
     for note in run.notes(metrics.values if metrics else None):
         say(note)
     if run.failed:
@@ -242,6 +256,45 @@ def summarize(run: Generation, metrics: RunMetrics | None, name: Namer) -> None:
             "again to retry them: completed calls come from the cache.",
             "red",
         )
+
+
+# Shown elsewhere in the summary (the judge's line), or per instance (the demo's table).
+_NOT_IN_TABLE = ("judge_usd", "judge_nominal_usd", "preference")
+
+
+def metric_rows(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """A judge's metrics as (name, value) lines a person reads: numbers to two decimals, a
+    group (FLASK's skills, a partial set's, a deduplicated set's) a line per member, counts of
+    judge failures on one line."""
+    rows: list[tuple[str, str]] = []
+    for key, value in values.items():
+        name = key.replace("_", " ")
+        if key in _NOT_IN_TABLE or value is None:
+            continue
+        if isinstance(value, Mapping) and key == "failures":
+            failed = ", ".join(f"{n} {kind}" for kind, n in value.items() if n)
+            rows.append(("judge failures", failed or "none"))
+        elif isinstance(value, Mapping):
+            rows += [(f"{name}: {k.replace('_', ' ')}", v) for k, v in metric_rows(value)]
+        elif isinstance(value, list):
+            rows.append((name, ", ".join(str(v) for v in value)))
+        elif isinstance(value, float):
+            rows.append((name, f"{value:.2f}"))
+        else:
+            rows.append((name, str(value)))
+    return rows
+
+
+def show_metrics(metrics: RunMetrics) -> None:
+    """The judge's metrics as a small table (and a line each in `cli.log`)."""
+    say(f"metrics, judged by {metrics.judge}:")
+    table = Table()
+    table.add_column("metric")
+    table.add_column("value", overflow="fold")
+    for name, value in metric_rows(metrics.values):
+        table.add_row(escape(name), escape(value))
+        log.info("metric %s: %s", name, value)
+    console.print(table)
 
 
 async def plan_task(cfg: DictConfig) -> int:
@@ -387,6 +440,8 @@ async def run_one(cfg: DictConfig, task: str) -> int:
         if run.task.table_per_instance:
             show_results(run, metrics)
         summarize(run, metrics, namer_of(cfg, build_catalogue(cfg)))
+        if run.task.table_per_instance:  # the demo: where to go from here, in one line
+            say(NEXT)
         return 1 if run.failed or not judged_all(metrics) else 0
 
 

@@ -350,6 +350,21 @@ def test_layer_ticks_are_integers_and_the_papers_curve_is_drawn(report: Path) ->
     assert "LLM-ranker curve is not tabulated in the paper: not drawn" in index
 
 
+def test_a_series_with_no_point_has_no_legend_entry_and_ticks_are_whole_layers() -> None:
+    table = pd.DataFrame(
+        {"layers": [2, 3, 4], "aggregate": [np.nan] * 3, "rank": [40.0, 45.0, 50.0],
+         "paper_aggregate": [np.nan, 59.8, np.nan]}
+    )  # fmt: skip
+    fig = plots.ranker_figure(table, title="Figure 4(a)")
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert plots.RANKER_LABELS["rank"] in legend
+    assert plots.RANKER_LABELS["aggregate"] not in legend  # not drawn: not in the legend
+    assert [float(t) for t in ax.get_xticks()] == [2.0, 3.0, 4.0]
+    plt.close(fig)
+
+
 def test_the_flask_radar_is_figure_3_with_all_12_skills(results: Path) -> None:
     runs, _ = load_runs(results)
     flask = [r for r in runs if r.benchmark == "flask"]

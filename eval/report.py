@@ -253,8 +253,9 @@ def write_report(
     and per run directory skipped as damaged, and those runs."""
     chosen = chosen or RunFilter()
     found, skipped = load_runs(results_dir)
-    runs = [r for r in found if chosen.admits(r.benchmark, r.name, r.judge, r.endpoints)]
-    left_out = [f"{r.benchmark}/{r.name} (judge {r.judge})" for r in found if r not in runs]
+    admitted = {id(r) for r in found if chosen.admits(r.benchmark, r.name, r.judge, r.endpoints)}
+    runs = [r for r in found if id(r) in admitted]
+    left_out = [f"{r.benchmark}/{r.name} (judge {r.judge})" for r in found if id(r) not in admitted]
     by_bench: dict[str, list[Run]] = {}
     for run in runs:
         by_bench.setdefault(run.benchmark, []).append(run)

@@ -11,10 +11,12 @@ caches, e.g. those of a sweep's jobs on several hosts, into cache.path).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -33,12 +35,22 @@ from eval.generate import (
     judge_address,
     task_of,
 )
-from eval.judges.common import incomplete_reason, is_complete
+from eval.judges.common import avg_length, incomplete_reason, is_complete
 from eval.mixture_config import describe_spec
 from eval.progress import following, progress
+from eval.run_labels import Namer
 from eval.rundir import RunDir, RunMetrics
-from eval.settings import CONF_DIR, build_catalogue, build_client, build_spec, check_endpoints
+from eval.settings import (
+    CONF_DIR,
+    build_catalogue,
+    build_client,
+    build_spec,
+    check_endpoints,
+    to_dict,
+)
+from eval.variant_name import name_variant
 from moa.agents import Agent
+from moa.catalogue import Catalogue
 from moa.errors import ConfigError
 from moa.ledger import usd
 from moa.mixture import Mixture
@@ -49,26 +61,34 @@ console = Console()
 log = logging.getLogger("moa_bench")
 
 
+NEXT = (
+    "next: `moa-bench task=view` to browse every layer of this run, or `moa-bench "
+    'prompt="your question" moa=moa_lite provider_override=local` (README: Using it)'
+)
+
+
 class _ShowLayers:
     """Prints each layer of a one-prompt run as it starts and as it ends; the last layer's
-    answer is the output."""
+    answer is the output. Models are named as `namer` names them (a stand-in as such)."""
 
-    def __init__(self, layers: int, final_is_output: bool) -> None:
+    def __init__(self, layers: int, final_is_output: bool, namer: Namer) -> None:
         self.layers = layers  # with the final agent's
         self.final_is_output = final_is_output  # not for the ranker, whose answer is a pick
+        self.namer = namer
 
     def started(self, depth: int, agents: Sequence[Agent]) -> None:
-        names = ", ".join(a.label for a in agents)
+        names = ", ".join(f"{self.namer.shown(a.model)}#{a.sample}" for a in agents)
         console.print(f"[dim]layer {depth} started: {len(agents)} call(s) ({escape(names)})")
 
     def finished(self, depth: int, calls: Sequence[CallTrace]) -> None:
         for call in calls:
             body = escape(call.text) if call.text is not None else f"[red]error: {call.error}"
+            model = escape(self.namer.shown(call.model))
             # the final layer's last call is the output (a strategy's earlier calls are not)
             if depth == self.layers and self.final_is_output and call is calls[-1]:
-                title, border = f"output: {call.model}", "red" if call.error else "green"
+                title, border = f"output: {model}", "red" if call.error else "green"
             else:
-                title, border = f"layer {depth}: {call.model} #{call.sample}", "blue"
+                title, border = f"layer {depth}: {model} #{call.sample}", "blue"
             console.print(Panel(body, title=title, border_style="red" if call.error else border))
 
 
@@ -83,14 +103,14 @@ async def answer_prompt(cfg: DictConfig) -> int:
     config = GenerateConfig(temperature=float(gen.temperature), max_tokens=int(gen.max_tokens))
     try:
         client.preflight(spec.models())
-        watcher = _ShowLayers(len(spec.layers), spec.mode != "rank")
+        watcher = _ShowLayers(len(spec.layers), spec.mode != "rank", namer_of(cfg, catalogue))
         turn = await Mixture(spec, client, watcher).run_turn(
             [{"role": "user", "content": str(cfg.prompt)}], config
         )
     finally:
         await client.aclose()
     if spec.mode == "rank" and turn.output is not None and turn.final is not None:
-        title = f"output: the proposal {turn.final.model} picked"
+        title = f"output: the proposal {escape(watcher.namer.shown(turn.final.model))} picked"
         console.print(Panel(escape(turn.output), title=title, border_style="green"))
     for event in turn.events:
         console.print(f"[yellow]note: {escape(event)}")
@@ -128,7 +148,9 @@ async def judge(cfg: DictConfig, run: Generation) -> RunMetrics:
     finally:
         await client.aclose()
     spent = client.ledger.totals
-    values = {**values, "judge_usd": spent.cost_usd, "judge_nominal_usd": spent.nominal_usd}
+    outputs = [o for r in run.results for o in r.outputs or ()]
+    values = {**values, "avg_length": avg_length(outputs), "judge_usd": spent.cost_usd,
+              "judge_nominal_usd": spent.nominal_usd}  # fmt: skip
     metrics = RunMetrics(address, spent.calls, values)
     run.run.write_metrics(metrics)
     if reason := incomplete_reason(metrics.values):
@@ -136,14 +158,17 @@ async def judge(cfg: DictConfig, run: Generation) -> RunMetrics:
     return metrics
 
 
+def namer_of(cfg: DictConfig, catalogue: Catalogue) -> Namer:
+    """How this config's models are named for a person (`eval.run_labels.Namer`)."""
+    return Namer(catalogue, to_dict(cfg.endpoints))
+
+
 def describe(cfg: DictConfig) -> str:
-    """What a run is about to do, in words: its layers, its final agent and its judge."""
+    """What a run is about to do, in words: its layers, its final agent and its judge, each
+    model by its catalogue name (a stand-in said to be one)."""
     catalogue = build_catalogue(cfg)
     spec = build_spec(cfg, catalogue)
-
-    def name(address: str) -> str:
-        return str(catalogue.by_address(address).name)
-
+    name = namer_of(cfg, catalogue)
     final = name(spec.final.model)
     text = f"{spec.name}: " + describe_spec(spec, name)
     if cfg.judge.enabled and str(cfg.task) == "run":
@@ -159,15 +184,18 @@ def show_results(run: Generation, metrics: RunMetrics | None) -> None:
     prefs = metrics.get("preference", {}) if metrics else {}
     calls = run.spec.calls_per_turn
     table = Table(title=f"{run.spec.name}: {calls if calls is not None else 'some'} calls per turn")
-    columns = ["id", "turns", "chars", "calls", "tokens", "seconds"]
+    # its calls' own time: instances queue for a one-at-a-time model, so the time from an
+    # instance's start to its end is mostly waiting for the others
+    columns = ["id", "turns", "chars", "calls", "tokens", "model s"]
     if prefs:
         columns.append("judged better")
     for column in columns:
         table.add_column(column, no_wrap=True)
     for inst, r in zip(run.instances, run.results, strict=True):
         lengths = "/".join(str(len(o)) for o in r.outputs) if r.outputs else "failed"
+        busy = sum(c.latency_s for c in r.trace.calls())
         row = [r.id, str(len(inst.turns)), lengths, str(r.calls),
-               str(r.input_tokens + r.output_tokens), f"{r.seconds:.1f}"]  # fmt: skip
+               str(r.input_tokens + r.output_tokens), f"{busy:.1f}"]  # fmt: skip
         if prefs:
             row.append(_verdict(prefs.get(r.id)))
         table.add_row(*row)
@@ -177,13 +205,18 @@ def show_results(run: Generation, metrics: RunMetrics | None) -> None:
             excerpt = escape(" ".join(r.outputs[-1].split()))
             line = f"{r.id:>3} ({len(r.outputs[-1]):,} chars): {excerpt}"
             console.print(line, style="dim", no_wrap=True, overflow="ellipsis")
-    if prefs:
-        console.print(
-            "judged better: the judge's preference between the model alone (1) and the mixture "
-            "(2), from its token probabilities as alpaca_eval computes it; above 1.5 the "
-            "mixture is preferred, below it the model alone.",
-            style="dim",
-        )
+    console.print(
+        "model s: the seconds its calls took (the model answers one call at a time, so an "
+        "instance's own start-to-end time is mostly waiting for the others)"
+        + (
+            "; judged better: the judge's preference between the model alone (1) and the "
+            "mixture (2), from its token probabilities as alpaca_eval computes it; above 1.5 "
+            "the mixture is preferred, below it the model alone."
+            if prefs
+            else "."
+        ),
+        style="dim",
+    )
 
 
 def _verdict(preference: float | None) -> str:
@@ -200,7 +233,7 @@ def say(text: str, style: str = "") -> None:
     log.info(text)
 
 
-def summarize(run: Generation, metrics: RunMetrics | None) -> None:
+def summarize(run: Generation, metrics: RunMetrics | None, name: Namer) -> None:
     t = run.totals
     say(
         f"{len(run.results) - len(run.failed)}/{len(run.results)} instances done; "
@@ -208,7 +241,10 @@ def summarize(run: Generation, metrics: RunMetrics | None) -> None:
         f"{t.errors} errors); {t.input_tokens + t.output_tokens:,} tokens; {t.money()}"
     )
     if metrics is not None:
-        say(f"judge: {metrics.judge_calls} calls; {usd(metrics.get('judge_usd', 0.0))} paid")
+        say(
+            f"judge {name.judge(metrics.judge)}: {metrics.judge_calls} calls; "
+            f"{usd(metrics.get('judge_usd', 0.0))} paid"
+        )
     if marks := t.marks():
         say(marks + " (each is marked in traces.jsonl and calls.jsonl)", "yellow")
     for endpoint, refusal in run.stopped.items():
@@ -217,9 +253,8 @@ def summarize(run: Generation, metrics: RunMetrics | None) -> None:
         )
     say(f"outputs: {run.output_file}")
     say(f"every layer's answers, tokens and costs: {run.run.traces}; the run: {run.run.path}")
-    if metrics and "preference" not in metrics.values:
-        shown = {k: v for k, v in metrics.values.items() if not isinstance(v, dict | list)}
-        say(f"metrics: {shown}")
+    if metrics and "preference" not in metrics.values:  # the demo's: per instance, above
+        show_metrics(metrics)
     for note in run.notes(metrics.values if metrics else None):
         say(note)
     if run.failed:
@@ -228,6 +263,45 @@ def summarize(run: Generation, metrics: RunMetrics | None) -> None:
             "again to retry them: completed calls come from the cache.",
             "red",
         )
+
+
+# Shown elsewhere in the summary (the judge's line), or per instance (the demo's table).
+_NOT_IN_TABLE = ("judge_usd", "judge_nominal_usd", "preference")
+
+
+def metric_rows(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """A judge's metrics as (name, value) lines a person reads: numbers to two decimals, a
+    group (FLASK's skills, a partial set's, a deduplicated set's) a line per member, counts of
+    judge failures on one line."""
+    rows: list[tuple[str, str]] = []
+    for key, value in values.items():
+        name = key.replace("_", " ")
+        if key in _NOT_IN_TABLE or value is None:
+            continue
+        if isinstance(value, Mapping) and key == "failures":
+            failed = ", ".join(f"{n} {kind}" for kind, n in value.items() if n)
+            rows.append(("judge failures", failed or "none"))
+        elif isinstance(value, Mapping):
+            rows += [(f"{name}: {k.replace('_', ' ')}", v) for k, v in metric_rows(value)]
+        elif isinstance(value, list):
+            rows.append((name, ", ".join(str(v) for v in value)))
+        elif isinstance(value, float):
+            rows.append((name, f"{value:.2f}"))
+        else:
+            rows.append((name, str(value)))
+    return rows
+
+
+def show_metrics(metrics: RunMetrics) -> None:
+    """The judge's metrics as a small table (and a line each in `cli.log`)."""
+    say(f"metrics, judged by {metrics.judge}:")
+    table = Table()
+    table.add_column("metric")
+    table.add_column("value", overflow="fold")
+    for name, value in metric_rows(metrics.values):
+        table.add_row(escape(name), escape(value))
+        log.info("metric %s: %s", name, value)
+    console.print(table)
 
 
 async def plan_task(cfg: DictConfig) -> int:
@@ -282,9 +356,13 @@ async def dispatch(cfg: DictConfig) -> int:
         return await plan_task(cfg)
     if task == "report":
         from eval.report import write_report  # matplotlib and pandas: only for the report
+        from eval.run_filter import RunFilter
 
         out_dir = Path(str(cfg.report.out_dir))
-        report = write_report(Path(str(cfg.results_dir)), out_dir, str(cfg.report.reference))
+        chosen = RunFilter.from_settings(to_dict(cfg.report))
+        report = write_report(
+            Path(str(cfg.results_dir)), out_dir, str(cfg.report.reference), chosen
+        )
         print(report)
         for skipped in report.skipped:
             console.print(f"[yellow]{escape(str(skipped))}")
@@ -310,6 +388,7 @@ async def dispatch(cfg: DictConfig) -> int:
     repeats = cfg.get("repeats", 1)
     if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
         raise ConfigError(f"repeats={repeats!r}: give the number of runs, at least 1")
+    name_changed_preset(cfg)
     if repeats == 1:
         return await run_one(cfg, task)
     codes = []
@@ -321,16 +400,39 @@ async def dispatch(cfg: DictConfig) -> int:
     return max(codes)
 
 
-def log_to(run_dir: Path) -> None:
+def name_changed_preset(cfg: DictConfig) -> None:
+    """A changed preset runs under its own name (`eval.variant_name`), its log with it; the
+    folder Hydra made for the preset's name goes again if it holds only that log, empty."""
+    before = Path(str(cfg.run_dir))
+    name = name_variant(cfg)
+    if name is None:
+        return
+    for log_file in log_to(Path(str(cfg.run_dir))):
+        if log_file.parent == before.resolve() and log_file.is_file():
+            if not log_file.stat().st_size:
+                log_file.unlink()
+            with contextlib.suppress(OSError):  # not empty: someone's files, left alone
+                before.rmdir()
+    say(
+        f"{name}: the preset's settings were changed, so this is not the preset's run: it has "
+        "its own name and directory (moa.name=<name> chooses another)",
+        "yellow",
+    )
+
+
+def log_to(run_dir: Path) -> list[Path]:
     """Points the run log (`cli.log`, `conf/hydra/job_logging/moa.yaml`) at `run_dir`: Hydra
-    opened it in the first repeat's directory (a folder that is not a run's is refused first)."""
+    opened it in the first repeat's directory (a folder that is not a run's is refused first).
+    Returns where it was."""
     RunDir(run_dir).refuse_foreign()
+    moved = []
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.FileHandler):
-            name = Path(handler.baseFilename).name
+            moved.append(Path(handler.baseFilename))
             handler.close()
             run_dir.mkdir(parents=True, exist_ok=True)
-            handler.baseFilename = str((run_dir / name).resolve())
+            handler.baseFilename = str((run_dir / moved[-1].name).resolve())
+    return moved
 
 
 async def run_one(cfg: DictConfig, task: str) -> int:
@@ -349,7 +451,9 @@ async def run_one(cfg: DictConfig, task: str) -> int:
             metrics = await judge(cfg, run)
         if run.task.table_per_instance:
             show_results(run, metrics)
-        summarize(run, metrics)
+        summarize(run, metrics, namer_of(cfg, build_catalogue(cfg)))
+        if run.task.table_per_instance:  # the demo: where to go from here, in one line
+            say(NEXT)
         return 1 if run.failed or not judged_all(metrics) else 0
 
 
@@ -372,7 +476,7 @@ async def judge_existing(cfg: DictConfig) -> int:
             "yellow",
         )
     metrics = await judge(cfg, run)
-    summarize(run, metrics)
+    summarize(run, metrics, namer_of(cfg, build_catalogue(cfg)))
     return 1 if run.failed or not judged_all(metrics) else 0
 
 

@@ -200,7 +200,8 @@ def _run_hydra(hydra_main: Callable[[], None]) -> None:
         hydra_main()
     except (HydraException, OmegaConfBaseException) as exc:  # before OSError: a missing
         # preset is Hydra's MissingConfigException, an IOError too
-        fail(f"error: {misspelt_key(exc) or one_line(exc)}", EXIT_CONFIG)
+        said = misspelt_key(exc) or one_line(exc)
+        fail(f"error: {said}{misspelt_choice(exc)}", EXIT_CONFIG)
     except OSError as exc:  # Hydra makes the run directory before the app starts
         fail(f"error: cannot create the run directory: {describe(exc)}", EXIT_CONFIG)
     except RecursionError as exc:  # in composing the config: what Hydra builds, the app reads
@@ -210,6 +211,23 @@ def _run_hydra(hydra_main: Callable[[], None]) -> None:
 
 
 _NOT_IN_STRUCT = re.compile(r"Could not override '([\w.\-]+)'")
+_NO_OPTION = re.compile(r"Could not find '([\w\-]+)/([^']+)'")
+# Decoding settings: not settings of the config's top, but of a benchmark or an agent.
+_DECODING = ("temperature", "max_tokens", "top_p", "seed", "stop")
+
+
+def misspelt_choice(exc: BaseException) -> str:
+    """For a group option that does not exist (`moa=moa_lit`), the ones it may have meant, as
+    `; did you mean moa=moa_lite?` (empty when none is close)."""
+    match = _NO_OPTION.search(str(exc))
+    if match is None:
+        return ""
+    from eval.settings import CONF_DIR
+
+    group, name = match.groups()
+    options = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+    close = difflib.get_close_matches(name, options, n=3, cutoff=0.6)
+    return "; did you mean " + " or ".join(f"{group}={c}" for c in close) + "?" if close else ""
 
 
 def misspelt_key(exc: BaseException) -> str | None:
@@ -235,6 +253,12 @@ def misspelt_key(exc: BaseException) -> str | None:
         known = [str(k) for k in node]
     except Exception:  # the hint is a courtesy: the refusal stands without it
         known = []
+    if leaf in _DECODING and not section:
+        return (
+            f"{key} is not a setting of its own: decoding settings live in the benchmark "
+            f"(benchmark.generation.{leaf}=..., every agent's) or on an agent "
+            f"(moa.layers.<layer>.<agent>.{leaf}=..., counted from 0)"
+        )
     close = difflib.get_close_matches(leaf, known, n=3, cutoff=0.6)
     prefix = f"{section}." if section else ""
     if close:

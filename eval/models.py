@@ -20,8 +20,6 @@ from moa.catalogue import ModelEntry
 from moa.errors import ConfigError
 from moa.types import ModelError
 
-_SHOWN_OTHERS = 20
-
 
 def listable(cfg: DictConfig, wanted: Sequence[str] | None) -> list[str]:
     """The endpoints to ask: those named, or every OpenAI-compatible one the catalogue uses."""
@@ -63,14 +61,21 @@ async def list_models(cfg: DictConfig, console: Console) -> int:
 def _show(console: Console, endpoint: str, served: set[str], entries: list[ModelEntry]) -> None:
     table = Table(title=f"{endpoint}: {len(served)} models served")
     for column in ("catalogue name", "model id", "USD per M tokens in/out", "served"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # a narrow terminal folds an id, never cuts it
     for entry in entries:
         price = "-" if entry.price_in is None else f"{entry.price_in:g} / {entry.price_out:g}"
         ok = entry.model_id in served
         table.add_row(entry.name, entry.model_id, price, "yes" if ok else "[red]no longer served")
     console.print(table)
+    if not served:
+        console.print(
+            f"[yellow]{endpoint} lists no models: its /v1/models is empty. A self-hosted server "
+            "(vLLM, llama.cpp, Ollama) lists what it was started with: check that it is the "
+            f"server at endpoints.{endpoint}.base_url and that it has loaded a model"
+        )
+        return
     others = sorted(served - {e.model_id for e in entries})
-    if others:
-        more = ", ..." if len(others) > _SHOWN_OTHERS else ""
-        shown = ", ".join(others[:_SHOWN_OTHERS]) + more
-        console.print(f"also served, not in the catalogue ({len(others)}): {escape(shown)}")
+    if others:  # every id whole, one a line: each is a model address to copy
+        console.print(f"also served, not in the catalogue ({len(others)}):")
+        for model_id in others:
+            console.print(f"  {endpoint}/{escape(model_id)}", soft_wrap=True)

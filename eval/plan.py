@@ -60,6 +60,7 @@ from rich.console import Console
 
 from eval.benchmarks.base import Instance
 from eval.generate import judge_address, load_instances, task_of
+from eval.run_labels import Namer
 from eval.rundir import repeat_suffix
 from eval.settings import build_catalogue, build_spec, to_dict
 from eval.tasks import Task
@@ -123,7 +124,7 @@ class PlanResult:
     # The plan's key of every call the sweep makes: pass it as `already_cached` to plan what a
     # later sweep adds. Without `identities`, keys name endpoints by name: not the cache's keys.
     identities: frozenset[str] = field(repr=False)
-    judge: str | None = None  # the judge's address, when judging was planned
+    judge: str | None = None  # the judge's address (a stand-in said), when judging was planned
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -478,6 +479,7 @@ class _Tally:
         self.billing: dict[str, bool] = {}  # by endpoint
         self.entries: dict[str, ModelEntry] = {}
         self.tflops: list[float] = []  # per instance
+        self.served: Callable[[str], ModelEntry] = catalogue.by_address  # whose size counts
 
     def _entry(self, address: str) -> ModelEntry:
         entry = self.entries.get(address)
@@ -531,7 +533,7 @@ class _Tally:
                         call.key, call.model, call.input_tokens, call.output_tokens, judging=False
                     )
                     tokens = call.input_tokens + call.output_tokens
-                    params = self._entry(call.model).active_params_b
+                    params = self.served(call.model).active_params_b
                     layer_flops.append(call_tflops(params, tokens))
                 layers.append(layer_flops)
         self.tflops.append(turn_tflops(layers))
@@ -567,6 +569,7 @@ async def plan(
     identities: Mapping[str, str] | None = None,
     bills: Callable[[str], bool] | None = None,
     batches: Callable[[str], bool] | None = None,
+    served: Callable[[str], ModelEntry] | None = None,
 ) -> PlanResult:
     """Predicts what running `variants` in order over `instances` will call and cost.
 
@@ -579,7 +582,9 @@ async def plan(
     with `identities` (endpoint name -> `endpoint_identity`); without it nothing is cached and
     endpoints may be named by name. `bills(endpoint)` says whether an endpoint's calls cost
     money (without it, all do); `batches(endpoint)` whether it takes draws of one request as
-    one request (`supports_n`: their prompt is billed once). A coroutine, though it waits on
+    one request (`supports_n`: their prompt is billed once); `served(address)` the model that
+    answers an address, whose size counts (a stand-in's, `eval.run_labels.Namer.served`; by
+    default the catalogue's entry). A coroutine, though it waits on
     nothing: it runs the real mixture, whose layers gather their calls on the running event
     loop.
     """
@@ -598,6 +603,7 @@ async def plan(
     for spec in variants:
         mixture = _PlanningMixture(spec, planner)
         tally = _Tally(spec.name + repeat_suffix(spec.repeat), catalogue, planner, charged)
+        tally.served = served or catalogue.by_address
         outputs = []
         for instance, config in zip(instances, configs, strict=True):
             trace = await mixture.converse(instance.turns, config)
@@ -676,6 +682,7 @@ async def plan_points(
     catalogue = build_catalogue(cfg)
     endpoints = to_dict(cfg.endpoints)
     unbilled = unbilled_endpoints(endpoints)
+    namer = Namer(catalogue, endpoints)
     by_benchmark: dict[str, list[DictConfig]] = {}
     for point in points:
         by_benchmark.setdefault(str(point.benchmark.name), []).append(point)
@@ -706,7 +713,10 @@ async def plan_points(
                 identities=identities,
                 bills=lambda endpoint: endpoint not in unbilled,
                 batches=lambda endpoint: batches(endpoints[endpoint]),
+                served=namer.served,
             )
+            if result.judge is not None and namer.stands_in(result.judge):  # said to be one
+                result.judge = f"{result.judge}: {namer(result.judge)}"
             results.append((name, result))
     finally:
         if cache is not None:

@@ -23,7 +23,6 @@ matplotlib.use("Agg")  # files only: no display on servers and CI
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import Bbox
 
 from eval.rundir import atomic_file
@@ -159,8 +158,8 @@ def ranker_figure(
     fig = plt.figure(figsize=(7, height))
     ax = fig.add_axes((0.14, (0.75 + len(wrapped) * LINE_IN) / height, 0.82, 3.2 / height))
     for mode, label in RANKER_LABELS.items():
-        if mode in table.columns:
-            rows = table[["layers", mode]].dropna()
+        rows = table[["layers", mode]].dropna() if mode in table.columns else table.iloc[:0]
+        if len(rows):  # a series with no point has no line, so no legend entry
             ax.plot(rows["layers"], rows[mode].astype(float), marker="o", label=label)
     if "paper_aggregate" in table.columns:
         rows = table[["layers", "paper_aggregate"]].dropna()
@@ -168,8 +167,8 @@ def ranker_figure(
             ax.plot(rows["layers"], rows["paper_aggregate"].astype(float), marker="D",
                     linestyle="--", markerfacecolor="none", color="C3",
                     label="paper: aggregating (values of its Tables 2a and 3)")  # fmt: skip
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     layers = [int(v) for v in table["layers"]]
+    ax.set_xticks(range(min(layers), max(layers) + 1))  # whole layers only
     ax.set_xlim(min(layers) - 0.3, max(layers) + 0.3)
     ax.set_xlabel("layers (the aggregator's included)")
     ax.set_ylabel(ylabel, fontsize=8)
@@ -291,7 +290,7 @@ def pareto_figure(
     notes = [f"Not drawn: {'; '.join(left)}."] if left else []
     papers: list[tuple[Run, float, float, str]] = []
     for run, x, _ in shown:
-        theirs, source = paper_table2a(run.variant, metric)
+        theirs, source = paper_table2a(run.variant, metric) if run.row else (None, "")
         if theirs is not None:
             papers.append((run, x, theirs, source))
 

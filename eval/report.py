@@ -26,8 +26,12 @@ from omegaconf.errors import OmegaConfBaseException
 
 from eval.benchmarks import DataError
 from eval.errors import describe
+from eval.judges.common import avg_length
+from eval.report_section import Section
+from eval.run_filter import RunFilter
+from eval.run_labels import Namer
 from eval.rundir import (
-    METRICS,
+    RUN_FILE,
     InstanceResult,
     RunDir,
     RunFileError,
@@ -35,10 +39,9 @@ from eval.rundir import (
     leftover,
     write_atomic,
 )
-from eval.settings import build_catalogue
+from eval.settings import build_catalogue, to_dict
 from eval.tables import Run
 from eval.tasks import Data, Task, task_class
-from moa.catalogue import Catalogue
 from moa.errors import ConfigError
 from moa.flops import call_tflops, turn_tflops
 
@@ -77,37 +80,54 @@ class Report:
         return self.markdown
 
 
+def run_dirs(results_dir: Path) -> list[tuple[str, RunDir]]:
+    """Every run directory under `results_dir` (a folder with a `run.json`), however deep it
+    lies, with its name: its path below its benchmark's folder (`moa@scripted`; a variant name
+    with a `/`, as runs were once allowed, makes a name with one)."""
+    found = []
+    for run_file in sorted(results_dir.rglob(RUN_FILE)):
+        parts = run_file.parent.relative_to(results_dir).parts
+        found.append(("/".join(parts[1:] or parts), RunDir(run_file.parent)))
+    return found
+
+
 def load_runs(results_dir: Path) -> tuple[list[Run], list[Skipped]]:
-    """Every judged run under `results_dir`, and those whose files are damaged: skipped, each
-    with its reason, never stopping the others."""
+    """Every judged run under `results_dir` (`run_dirs`), and those whose files are damaged:
+    skipped, each with its reason, never stopping the others."""
     runs, skipped = [], []
-    for metrics_path in sorted(results_dir.glob(f"*/*/{METRICS}")):
-        rundir = RunDir(metrics_path.parent)
+    for name, rundir in run_dirs(results_dir):
+        if not rundir.metrics_file.exists():
+            continue  # not judged: `unjudged` names it
         try:
-            runs.append(load_run(rundir))
+            runs.append(load_run(rundir, name))
         except DAMAGE as exc:
             skipped.append(Skipped(rundir.path, describe(exc)))
     return runs, skipped
 
 
-def load_run(rundir: RunDir) -> Run:
-    """One judged run directory, each file read and checked; damage raises (see `DAMAGE`)."""
+def unjudged(results_dir: Path) -> list[str]:
+    """The run directories under `results_dir` with no judge's metrics yet, by name."""
+    return [
+        f"{rundir.path.relative_to(results_dir)}"
+        for _, rundir in run_dirs(results_dir)
+        if not rundir.metrics_file.exists()
+    ]
+
+
+def load_run(rundir: RunDir, name: str | None = None) -> Run:
+    """One judged run directory (called `name`, by default its folder's), each file read and
+    checked; damage raises (see `DAMAGE`)."""
     identity, task = open_run(rundir, Data())
     metrics = rundir.metrics()
     if metrics is None:
         raise RunFileError(f"{rundir.metrics_file}: missing")
-    try:
-        cfg = OmegaConf.load(rundir.config_file)
-        if not isinstance(cfg, DictConfig):
-            raise RunFileError(f"{rundir.config_file}: not a config mapping")
-        catalogue = build_catalogue(cfg)
-    except (yaml.YAMLError, OmegaConfBaseException) as exc:
-        raise RunFileError(f"{rundir.config_file}: {describe(exc)}") from None
+    namer = namer_of(rundir)
+    catalogue = namer.catalogue
     values = {"judge": metrics.judge, **metrics.values}
     finished = rundir.finished()
     run = Run(
         benchmark=identity.benchmark,
-        name=rundir.path.name,
+        name=name or rundir.path.name,
         identity=identity,
         path=rundir.path,
         metrics=values,
@@ -119,14 +139,31 @@ def load_run(rundir: RunDir) -> Run:
         aggregator=catalogue.by_address(identity.aggregator_model).name,
         scores=task.instance_scores(rundir, metrics, finished),
         repeat=identity.repeat,
+        namer=namer,
     )
-    run.cost_per_instance, run.tflops_per_instance = _budget(finished, catalogue)
+    lengths = avg_length(o for r in finished.values() for o in r.outputs or ())
+    run.avg_length = math.nan if lengths is None else lengths
+    run.cost_per_instance, run.tflops_per_instance = _budget(finished, namer)
     return run
 
 
-def _budget(finished: Mapping[str, InstanceResult], catalogue: Catalogue) -> tuple[float, float]:
-    """Mean cost (USD) and TFLOPs per instance from the traces, TFLOPs counted as the paper
-    counts them (`moa.flops`)."""
+def namer_of(rundir: RunDir) -> Namer:
+    """How a run's models are named and sized (`eval.run_labels.Namer`), from its saved config:
+    the catalogue and the endpoints it was made with."""
+    try:
+        cfg = OmegaConf.load(rundir.config_file)
+        if not isinstance(cfg, DictConfig):
+            raise RunFileError(f"{rundir.config_file}: not a config mapping")
+        return Namer(build_catalogue(cfg), to_dict(cfg.endpoints))
+    except (yaml.YAMLError, OmegaConfBaseException) as exc:
+        raise RunFileError(f"{rundir.config_file}: {describe(exc)}") from None
+
+
+def _budget(finished: Mapping[str, InstanceResult], namer: Namer) -> tuple[float, float]:
+    """Mean cost (USD) and TFLOPs per instance from the traces, at catalogue prices, a call to
+    an endpoint that does not bill free, and TFLOPs counted as the paper counts them
+    (`moa.flops`) with the size of the model that answered (a stand-in's own)."""
+    free = namer.free
     costs, flops = [], []
     for result in finished.values():
         cost, layers = 0.0, []
@@ -134,10 +171,12 @@ def _budget(finished: Mapping[str, InstanceResult], catalogue: Catalogue) -> tup
             for layer in [*turn.layers, [turn.final] if turn.final else []]:
                 layer_flops = []
                 for call in layer:
-                    entry = catalogue.by_address(call.model)
-                    cost += entry.cost(call.input_tokens, call.output_tokens)
+                    if call.model.partition("/")[0] not in free:
+                        entry = namer.catalogue.by_address(call.model)
+                        cost += entry.cost(call.input_tokens, call.output_tokens)
                     tokens = call.input_tokens + call.output_tokens
-                    layer_flops.append(call_tflops(entry.active_params_b, tokens))
+                    params = namer.served(call.model).active_params_b
+                    layer_flops.append(call_tflops(params, tokens))
                 layers.append(layer_flops)
         costs.append(cost)
         flops.append(turn_tflops(layers))
@@ -213,15 +252,21 @@ def _inodes(out_dir: Path) -> dict[str, int]:
 
 
 def _index(results_dir: Path, out_dir: Path, runs: list[Run], reference: str,
-           parts: list[str], skipped: list[Skipped]) -> str:  # fmt: skip
+           parts: list[str], skipped: list[Skipped], chosen: RunFilter,
+           left_out: list[str]) -> str:  # fmt: skip
     """The report's one page: every table and plot in order, then any file written but not
-    yet linked, then the runs skipped as damaged."""
+    yet linked, then the runs the filter left out and those skipped as damaged."""
+    judges = sorted({r.judge for r in runs})
     head = (
-        f"{HEAD}\n{len(runs)} judged run(s) from `{results_dir}`; paired "
-        f"comparisons against `{reference}`. Each table is here and as CSV and Markdown beside "
-        "this page; `n` is the instances scored, `subset` the selection of a run that covers "
-        "part of its benchmark (empty: the whole benchmark), `complete` whether the judge "
-        "judged every instance.\n"
+        f"{HEAD}\n{len(runs)} judged run(s) from `{results_dir}`"
+        + (f" ({chosen}: {len(left_out)} left out)" if str(chosen) else "")
+        + f", by {len(judges)} judge(s): {', '.join(judges) or 'none'}; paired comparisons "
+        f"against `{reference}`. Each table is here and as CSV and Markdown beside this page; "
+        "every row names its `judge` and its `provider` (the endpoints that generated the "
+        "answers), and a benchmark judged by several judges has a table per judge, never two "
+        "judges' numbers in one column; `n` is the instances scored, `subset` the selection "
+        "of a run that covers part of its benchmark (empty: the whole benchmark), `complete` "
+        "whether the judge judged every instance.\n"
     )
     text = "\n".join([head, *(p for p in parts if p)])
     unlinked = sorted(
@@ -232,16 +277,29 @@ def _index(results_dir: Path, out_dir: Path, runs: list[Run], reference: str,
     )  # fmt: skip
     if unlinked:
         text += "\n## other files\n\n" + "".join(f"- [{n}]({n})\n" for n in unlinked)
+    if left_out:
+        text += f"\n## runs left out ({chosen})\n\n" + "".join(f"- {n}\n" for n in left_out)
+    if waiting := unjudged(results_dir):
+        text += "\n## runs not judged yet (`task=judge` judges one)\n\n" + "".join(
+            f"- {n}\n" for n in waiting
+        )
     if skipped:
         text += "\n## skipped runs\n\n" + "".join(f"- {s}\n" for s in skipped)
     return text
 
 
-def write_report(results_dir: Path, out_dir: Path, reference: str = "moa") -> Report:
-    """Rebuilds `out_dir` with every table and plot that the judged runs allow and `index.md`
-    linking them; returns the index's Markdown, which ends with a line per run directory
-    skipped as damaged, and those runs."""
-    runs, skipped = load_runs(results_dir)
+def write_report(
+    results_dir: Path, out_dir: Path, reference: str = "moa", chosen: RunFilter | None = None
+) -> Report:
+    """Rebuilds `out_dir` with every table and plot that the judged runs `chosen` (by default
+    all) allow, a part per benchmark and judge (`eval.report_section`), and `index.md` linking
+    them; returns the index's Markdown, which ends with a line per run left out by the filter
+    and per run directory skipped as damaged, and those runs."""
+    chosen = chosen or RunFilter()
+    found, skipped = load_runs(results_dir)
+    admitted = {id(r) for r in found if chosen.admits(r.benchmark, r.name, r.judge, r.endpoints)}
+    runs = [r for r in found if id(r) in admitted]
+    left_out = [f"{r.benchmark}/{r.name} (judge {r.judge})" for r in found if id(r) not in admitted]
     by_bench: dict[str, list[Run]] = {}
     for run in runs:
         by_bench.setdefault(run.benchmark, []).append(run)
@@ -251,8 +309,11 @@ def write_report(results_dir: Path, out_dir: Path, reference: str = "moa") -> Re
     parts = []
     for bench, bench_runs in by_bench.items():
         task = task_class(bench)({"name": bench}, Data())
-        parts += task.report(bench_runs, out_dir, reference)
-    text = _index(results_dir, out_dir, runs, reference, parts, skipped)
+        judges = sorted({r.judge for r in bench_runs})
+        for judge in judges:
+            section = Section(out_dir, reference, judge, bench_runs, split=len(judges) > 1)
+            parts += task.report([r for r in bench_runs if r.judge == judge], section)
+    text = _index(results_dir, out_dir, runs, reference, parts, skipped, chosen, left_out)
     write_atomic(out_dir / INDEX, text)
     written = sorted(name for name, inode in _inodes(out_dir).items() if before.get(name) != inode)
     marker = {"written_by": WRITER, "files": written}

@@ -171,7 +171,21 @@ class Runner(Generic[ItemT]):
                 kept = f"resuming: {len(finished)} of {len(items)} instances kept from before"
                 bar.console.print(kept)
                 log.info(kept)
-            task_id = bar.add_task("instances", total=len(items), completed=len(finished))
+            # Turns where an instance has several (MT-Bench's two, each a mixture of its own):
+            # counting instances, the bar would sit at 0 until whole conversations end.
+            turns = any(len(item.turns) > 1 for item in items)
+
+            def unit(item: ItemT) -> int:
+                return len(item.turns) if turns else 1
+
+            task_id = bar.add_task(
+                "turns" if turns else "instances",
+                total=sum(unit(item) for item in items),
+                completed=sum(unit(item) for item in items if item.id in finished),
+            )
+
+            def turn_done() -> None:
+                bar.update(task_id, advance=1)
 
             async def worker() -> None:
                 pacer = self.pacer
@@ -187,7 +201,7 @@ class Runner(Generic[ItemT]):
                         PRIORITY.set(order)
                     result: InstanceResult | None = None
                     try:
-                        result = await self._one(item, config, tags)
+                        result = await self._one(item, config, tags, turn_done if turns else None)
                     except BudgetExceeded as exc:
                         self.stopped = self.stopped or Stop(str(exc), EXIT_BUDGET)
                         return
@@ -200,7 +214,9 @@ class Runner(Generic[ItemT]):
                     results[item.id] = result
                     sink.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
                     sink.flush()
-                    bar.update(task_id, advance=1)
+                    # a conversation that ended early (a failed turn) counts whole
+                    left = unit(item) - len(result.trace.turns) if turns else 1
+                    bar.update(task_id, advance=left)
 
             count = min(self.concurrency, len(todo))
             self._workers = [asyncio.create_task(worker()) for _ in range(count)]
@@ -216,11 +232,15 @@ class Runner(Generic[ItemT]):
         return [results.get(i.id) or not_run(i.id, self.stopped) for i in items]
 
     async def _one(
-        self, item: ItemT, config: GenerateConfig, tags: Mapping[str, str] | None
+        self,
+        item: ItemT,
+        config: GenerateConfig,
+        tags: Mapping[str, str] | None,
+        on_turn: Callable[[], None] | None = None,
     ) -> InstanceResult:
         started = time.perf_counter()
         trace = await self.mixture.converse(
-            item.turns, config, {**(tags or {}), "instance": item.id}
+            item.turns, config, {**(tags or {}), "instance": item.id}, on_turn=on_turn
         )
         calls = trace.calls()
         return InstanceResult(

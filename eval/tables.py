@@ -27,25 +27,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from eval import pairing, run_labels
 from eval.judges.common import is_complete
+from eval.paper_rows import FIGURE3 as FIGURE3
+from eval.paper_rows import PAPER_AGGREGATOR as PAPER_AGGREGATOR
+from eval.paper_rows import PAPER_PROPOSERS as PAPER_PROPOSERS
+from eval.paper_rows import TABLE2_ROWS as TABLE2_ROWS
+from eval.paper_rows import departure
+from eval.run_labels import Namer
 from eval.rundir import RunIdentity, subset_suffix, write_atomic
 from eval.stats import Interval, bootstrap, paired
 
 PAPER_DIR = Path(__file__).resolve().parents[1] / "results" / "paper"
 
-# Our variant names -> the paper's row labels (Table 2a and 2b), in the paper's order.
-TABLE2_ROWS = {
-    "moa_gpt4o": "MoA w/ GPT-4o",
-    "moa": "MoA",
-    "moa_lite": "MoA-Lite",
-    "single_gpt-4o": "GPT-4 Omni (05/13)",
-    "single_wizardlm-2-8x22b": "WizardLM 8x22B",
-    "single_qwen1.5-110b": "Qwen1.5 110B Chat",
-    "single_qwen1.5-72b": "Qwen1.5 72B Chat",
-    "single_llama-3-70b": "Llama 3 70B Instruct",
-    "single_mixtral-8x22b": "Mixtral 8x22B v0.1",
-    "single_dbrx": "dbrx-instruct",
-}
 TABLE4_ROWS = {
     "qwen1.5-110b": "Qwen1.5-110B-Chat",
     "qwen1.5-72b": "Qwen1.5-72B-Chat",
@@ -54,16 +48,7 @@ TABLE4_ROWS = {
     "mixtral-8x22b": "Mixtral-8x22B",
     "dbrx": "dbrx-instruct",
 }
-# Figure 3 (FLASK): MoA against Qwen1.5-110B-Chat and GPT-4o alone (`conf/experiment/figure3`).
-FIGURE3 = {"moa": "MoA", "single_qwen1.5-110b": "Qwen1.5-110B-Chat", "single_gpt-4o": "GPT-4o"}
 
-
-# The paper's six proposers as catalogue names, in the order of its MoA (`conf/moa/moa.yaml`):
-# Table 3's "multiple proposers" are the first n of them.
-PAPER_PROPOSERS = (
-    "qwen1.5-110b", "qwen1.5-72b", "wizardlm-2-8x22b", "llama-3-70b", "mixtral-8x22b", "dbrx",
-)  # fmt: skip
-PAPER_AGGREGATOR = "qwen1.5-110b"  # the aggregator of every ablation
 REPLAY = "replay/"  # the endpoint of the published, replayed proposals
 
 
@@ -97,6 +82,8 @@ class Run:
     tflops_per_instance: float = math.nan
     # alpaca-eval's leaderboard `avg_length`: mean characters of the run's outputs.
     avg_length: float = math.nan
+    # How its models are named and sized (a stand-in said to be one), from its config.
+    namer: Namer | None = field(default=None, repr=False)
     # Which run of a repeated variant (`repeats`; 1 for a run made once): the tables show the
     # repeats of one configuration as one row, mean ± std (`collapse_repeats`).
     repeat: int = 1
@@ -136,6 +123,40 @@ class Run:
     @property
     def judge(self) -> str:
         return str(self.metrics.get("judge") or "")
+
+    @property
+    def endpoints(self) -> list[str]:
+        """The endpoints its answers were generated on (`eval.run_labels.endpoints`)."""
+        return run_labels.endpoints(self.identity)
+
+    @property
+    def provider(self) -> str:
+        """Where its answers were generated, in words (`eval.run_labels`), a stand-in said."""
+        if self.namer is None:
+            return run_labels.provider(self.identity)
+        return self.namer.provider(self.identity)
+
+    @property
+    def judge_shown(self) -> str:
+        """Its judge's address, a stand-in said (`eval.run_labels.Namer.judge`)."""
+        return self.namer.judge(self.judge) if self.namer else self.judge
+
+    def shown(self, address: str) -> str:
+        """A model of the run by its catalogue name, a stand-in said to be one."""
+        return self.namer(address) if self.namer else address
+
+    @property
+    def departure(self) -> str:
+        """How this run of one of the paper's variants differs from the paper's configuration
+        of it (`eval.paper_rows`); empty for the paper's configuration and for other variants."""
+        return departure(self.variant, self.layer_models, self.aggregator, self.mode,
+                         self.identity.customized)  # fmt: skip
+
+    @property
+    def row(self) -> str | None:
+        """The paper's Table 2 row this run is: its variant's, when its layers are the paper's."""
+        label = TABLE2_ROWS.get(self.variant)
+        return label if label and not self.departure else None
 
     @property
     def published(self) -> bool:
@@ -283,9 +304,16 @@ def _interval(run: Run) -> Interval | None:
 
 
 def _coverage(run: Run) -> dict[str, Any]:
-    """`subset` (empty: the whole benchmark), `n` (instances scored) and `complete` (every
-    instance judged)."""
-    return {"subset": run.subset, "n": run.n, "complete": run.complete}
+    """What made the row's numbers, `judge` and `provider` (where the answers were generated),
+    and over what: `subset` (empty: the whole benchmark), `n` (instances scored) and `complete`
+    (every instance judged)."""
+    return {"judge": run.judge_shown, "provider": run.provider, "subset": run.subset,
+            "n": run.n, "complete": run.complete}  # fmt: skip
+
+
+def _mean(run: Run) -> float | None:
+    """The mean of the run's per-instance scores, the middle of its interval."""
+    return float(np.mean(list(run.scores.values()))) if run.complete and run.scores else None
 
 
 def _ci(run: Run) -> dict[str, Any]:
@@ -305,20 +333,27 @@ def _float(value: Any) -> float | None:
 
 
 def _repeat_group(run: Run) -> str:
-    """What repeats of one configuration share: the folder they are in and the whole identity
-    (the repeat index apart)."""
+    """What repeats of one configuration share: the folder they are in, the judge and the whole
+    identity (the repeat index apart)."""
     identity = {k: v for k, v in dataclasses.asdict(run.identity).items() if k != "repeat"}
-    return json.dumps([str(run.path.parent), run.benchmark, identity], sort_keys=True)
+    return json.dumps([str(run.path.parent), run.benchmark, run.judge, identity], sort_keys=True)
+
+
+def repeats_of(run: Run, runs: Iterable[Run]) -> list[Run]:
+    """`run` and its repeats among `runs` (`_repeat_group`; each repeat index once, `run`'s
+    first), in repeat order."""
+    key, found = _repeat_group(run), {run.repeat: run}
+    for other in runs:
+        if _repeat_group(other) == key:
+            found.setdefault(other.repeat, other)
+    return [found[r] for r in sorted(found)]
 
 
 def collapse_repeats(
     runs: Sequence[Run], row: Callable[[Run], dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """One row per run, but repeats of one configuration (`_repeat_group`, each repeat index
-    once) as one row: `repeats` counts them, a number that differs between them is their mean
-    with a `<column>_std` (sample standard deviation) beside it and each run's value in
-    `<column>_runs` (in the CSV; the Markdown leaves it out), flags are and-ed and texts
-    joined."""
+    once) as one row (`merge_repeats`)."""
     groups: dict[str, list[Run]] = {}
     for run in runs:
         members = groups.setdefault(_repeat_group(run), [])
@@ -328,27 +363,34 @@ def collapse_repeats(
             members.append(run)
     if all(len(members) == 1 for members in groups.values()):
         return [row(run) for run in runs]
-    rows = []
-    for members in groups.values():
-        parts = [row(run) for run in sorted(members, key=lambda r: (r.repeat, r.name))]
-        merged: dict[str, Any] = {}
-        for column in parts[0]:
-            values = [p.get(column) for p in parts]
-            present = [v for v in values if not _missing(v)]
-            if len({json.dumps(v, default=str) for v in values}) <= 1:
-                merged[column] = values[0]
-            elif present and all(isinstance(v, bool | np.bool_) for v in present):
-                merged[column] = all(present) and len(present) == len(values)
-            elif present and all(isinstance(v, int | float | np.number) for v in present):
-                numbers = [float(v) for v in present if v is not None]
-                merged[column] = statistics.fmean(numbers)
-                merged[f"{column}_std"] = statistics.stdev(numbers) if len(numbers) > 1 else None
-                merged[f"{column}_runs"] = " ".join(f"{v:.4g}" for v in numbers)  # CSV only
-            else:
-                merged[column] = ", ".join(dict.fromkeys(str(v) for v in present))
-        merged["repeats"] = len(parts)
-        rows.append(merged)
-    return rows
+    return [
+        merge_repeats([row(run) for run in sorted(members, key=lambda r: (r.repeat, r.name))])
+        for members in groups.values()
+    ]
+
+
+def merge_repeats(parts: Sequence[Mapping[str, Any]], count: str = "repeats") -> dict[str, Any]:
+    """The rows of repeats of one configuration as one: `count` counts them, a number that
+    differs between them is their mean with a `<column>_std` (sample standard deviation) beside
+    it and each run's value in `<column>_runs` (in the CSV; the Markdown leaves it out), flags
+    are and-ed and texts joined."""
+    merged: dict[str, Any] = {}
+    for column in parts[0]:
+        values = [p.get(column) for p in parts]
+        present = [v for v in values if not _missing(v)]
+        if len({json.dumps(v, default=str) for v in values}) <= 1:
+            merged[column] = values[0]
+        elif present and all(isinstance(v, bool | np.bool_) for v in present):
+            merged[column] = all(present) and len(present) == len(values)
+        elif present and all(isinstance(v, int | float | np.number) for v in present):
+            numbers = [float(v) for v in present if v is not None]
+            merged[column] = statistics.fmean(numbers)
+            merged[f"{column}_std"] = statistics.stdev(numbers) if len(numbers) > 1 else None
+            merged[f"{column}_runs"] = " ".join(f"{v:.4g}" for v in numbers)  # CSV only
+        else:
+            merged[column] = ", ".join(dict.fromkeys(str(v) for v in present))
+    merged[count] = len(parts)
+    return merged
 
 
 def _ordered(runs: Iterable[Run], order: Sequence[str]) -> list[Run]:
@@ -366,7 +408,7 @@ def table2a(runs: Iterable[Run]) -> pd.DataFrame:
     the paper's values (its MoA rows: mean and std of 3 runs) and the AlpacaEval leaderboard's,
     which are the only reference for a model the paper leaves out (dbrx-instruct)."""
     paper = _paper("table2a_alpaca_eval.csv").set_index("model")
-    chosen = _ordered((r for r in runs if r.variant in TABLE2_ROWS), list(TABLE2_ROWS))
+    chosen = _ordered((r for r in runs if r.row), list(TABLE2_ROWS))
 
     def row(run: Run) -> dict[str, Any]:
         label = TABLE2_ROWS[run.variant]
@@ -398,7 +440,7 @@ def table2b(runs: Iterable[Run]) -> pd.DataFrame:
     """Table 2(b), MT-Bench: the paper's variants and single models only. `n` counts scored
     turns (two per question); the interval is over them."""
     paper = _paper("table2b_mt_bench.csv").set_index("model")
-    chosen = _ordered((r for r in runs if r.variant in TABLE2_ROWS), list(TABLE2_ROWS))
+    chosen = _ordered((r for r in runs if r.row), list(TABLE2_ROWS))
 
     def row(run: Run) -> dict[str, Any]:
         label = TABLE2_ROWS[run.variant]
@@ -412,6 +454,7 @@ def table2b(runs: Iterable[Run]) -> pd.DataFrame:
                 for k in ("average", "turn_1", "turn_2")
             },
             **_ci(run),
+            "avg_length": _int(run.avg_length),
             "paper_average": _value(paper, label, "avg"),
             "paper_average_std": _value(paper, label, "avg_std"),
             "paper_turn_1": _value(paper, label, "turn_1"),
@@ -435,9 +478,12 @@ def flask_table(runs: Iterable[Run]) -> pd.DataFrame:
         skills = run.metrics.get("skills", {}) if run.complete else {}
         return {
             "run": run.name,
-            "model": FIGURE3.get(run.variant, ""),
+            "model": FIGURE3.get(run.variant, "") if not run.departure else "",
             **_coverage(run),
             **{s: _float(skills.get(s)) for s in SKILL_ORDER},
+            "mean_skill_score": _mean(run),
+            **_ci(run),
+            "avg_length": _int(run.avg_length),
         }
 
     return frame_of(collapse_repeats(chosen, row)) if chosen else pd.DataFrame()
@@ -454,7 +500,7 @@ def figure3_skills(runs: Sequence[Run]) -> tuple[pd.DataFrame, list[Run], list[s
     figure3 = [
         preferred(mine)[0]
         for variant in FIGURE3
-        if (mine := [r for r in judged if r.variant == variant])
+        if (mine := [r for r in judged if r.variant == variant and not r.departure])
     ]
     drawn = figure3 or preferred(judged)
     notes = []
@@ -468,7 +514,7 @@ def figure3_skills(runs: Sequence[Run]) -> tuple[pd.DataFrame, list[Run], list[s
     if left:
         notes.append(f"Not drawn: {'; '.join(left)}.")
     rows = {
-        (f"{FIGURE3[r.variant]} ({r.name})" if r.variant in FIGURE3 else r.name): [
+        (f"{FIGURE3[r.variant]} ({r.name})" if r in figure3 else r.name): [
             _float(r.metrics["skills"].get(skill)) for skill in SKILL_ORDER
         ]
         for r in drawn
@@ -563,35 +609,62 @@ def in_ablations(runs: Sequence[Run]) -> set[str]:
     return {run.name for cells in found for members in cells.values() for run in members}
 
 
-def _row_runs(cells: Mapping[str, Run]) -> dict[str, Any]:
-    """A row whose cells come from different runs: which runs, and the subsets among them."""
-    labels = {cell: run.subset for cell, run in cells.items()}
+def _per_cell(cells: Mapping[str, Run], labels: Mapping[str, str], whole: str = "") -> str:
+    """One value the cells' runs share, or each cell's (`cell: value; ...`)."""
     distinct = set(labels.values())
-    if distinct == {""}:
-        subset = ""
-    elif len(distinct) == 1:
-        (subset,) = distinct
-    else:
-        subset = "; ".join(f"{cell}: {label or 'whole'}" for cell, label in labels.items())
-    return {"subset": subset, "runs": "; ".join(f"{c}: {r.name}" for c, r in cells.items())}
+    if len(distinct) == 1:
+        (value,) = distinct
+        return value
+    return "; ".join(f"{cell}: {label or whole}" for cell, label in labels.items())
+
+
+def _row_runs(cells: Mapping[str, Sequence[Run]]) -> dict[str, Any]:
+    """A row whose cells come from different runs (each with its repeats): their judge and
+    provider, the subsets among them, and which runs."""
+    first = {cell: members[0] for cell, members in cells.items()}
+    return {
+        "judge": _per_cell(first, {c: r.judge_shown for c, r in first.items()}),
+        "provider": _per_cell(first, {c: r.provider for c, r in first.items()}),
+        "subset": _per_cell(first, {c: r.subset for c, r in first.items()}, "whole"),
+        "runs": "; ".join(f"{c}: {', '.join(r.name for r in m)}" for c, m in cells.items()),
+    }
 
 
 def _cell_columns(
-    cells: Mapping[str, Run], names: Sequence[str], metric: Metric | None
+    cells: Mapping[str, Sequence[Run]], names: Sequence[str], metric: Metric | None
 ) -> dict[str, Any]:
+    """Each cell's value (`metric`, by default the headline) and its `_n`; a cell of repeated
+    runs their mean, with `_std` and `_repeats` (`merge_repeats`)."""
     row: dict[str, Any] = {}
     for name in names:
-        run = cells.get(name)
-        row[name] = None if run is None else (metric.of(run) if metric else _float(run.headline))
-        row[f"{name}_n"] = None if run is None else run.n
+        parts = [
+            {
+                name: metric.of(run) if metric else _float(run.headline),
+                f"{name}_n": run.n,
+                **{f"{name}_{k}": v for k, v in _ci(run).items()},
+                f"{name}_avg_length": _int(run.avg_length),
+            }
+            for run in cells.get(name, ())
+        ]
+        if len(parts) > 1:
+            row.update(merge_repeats(parts, f"{name}_repeats"))
+        else:
+            empty = (name, f"{name}_n", f"{name}_ci_low", f"{name}_ci_high", f"{name}_avg_length")
+            row.update(parts[0] if parts else dict.fromkeys(empty))
     return row
+
+
+def _grouped(cells: Mapping[Any, Run], runs: Sequence[Run]) -> dict[Any, list[Run]]:
+    """Each cell's run with its repeats among `runs`."""
+    return {key: repeats_of(run, runs) for key, run in cells.items()}
 
 
 def table3(runs: Iterable[Run], metric: Metric | None = None) -> pd.DataFrame:
     """Table 3 by number of proposers: ours (`metric`, by default the headline) multiple and
     single, each with its `_n`, the paper's LC, the rows' subsets and runs."""
     paper = _paper("table3_num_proposers.csv").set_index("n_proposers")
-    cells = table3_cells(runs)
+    runs = list(runs)
+    cells = _grouped(table3_cells(runs), runs)
     rows = []
     for n in sorted({n for n, _ in cells}):
         mine = {kind: run for (k, kind), run in sorted(cells.items()) if k == n}
@@ -611,7 +684,8 @@ def table4(runs: Iterable[Run], metric: Metric | None = None) -> pd.DataFrame:
     """Table 4, in the paper's order of models: each as the aggregator and as the only
     proposer, each with its `_n`, the paper's LC, the rows' subsets and runs."""
     paper = _paper("table4_roles.csv").set_index("model")
-    cells = table4_cells(runs)
+    runs = list(runs)
+    cells = _grouped(table4_cells(runs), runs)
     rows = []
     for model in [m for m in TABLE4_ROWS if any(k == m for k, _ in cells)]:
         mine = {role: run for (k, role), run in sorted(cells.items()) if k == model}
@@ -632,7 +706,8 @@ def ranker_table(runs: Iterable[Run], metric: Metric | None = None) -> pd.DataFr
     the paper's aggregator value where its tables give the same configuration
     (`paper_aggregator_curve`; the paper tabulates no ranker value). Empty without a run of
     more than one layer."""
-    cells = ranker_cells(runs)
+    runs = list(runs)
+    cells = _grouped(ranker_cells(runs), runs)
     if not any(layers > 1 for layers, _ in cells):
         return pd.DataFrame()
     paper = paper_aggregator_curve(metric or Metric(LC_KEY, "LC win rate"))
@@ -664,43 +739,53 @@ def ranker_gaps(table: pd.DataFrame) -> list[str]:
 
 
 def _difference(run: Run, base: Run) -> dict[str, Any]:
-    diff: Interval = paired(run.scores, base.scores)
-    empty = diff.n == 0
+    """`run` minus `base` per instance with its interval, or why they may not be paired."""
+    refused = pairing.refusal(run, base)
+    diff: Interval | None = None if refused else paired(run.scores, base.scores)
+    empty = diff is None or diff.n == 0
     return {
         "minus": base.name,
-        "difference": None if empty else diff.mean,
-        "diff_ci_low": None if empty else diff.low,
-        "diff_ci_high": None if empty else diff.high,
-        "n_paired": diff.n,
+        "minus_judge": base.judge_shown,
+        "difference": None if empty or diff is None else diff.mean,
+        "diff_ci_low": None if empty or diff is None else diff.low,
+        "diff_ci_high": None if empty or diff is None else diff.high,
+        "n_paired": None if diff is None else diff.n,
+        "refused": refused or None,
     }
 
 
-def comparisons(runs: list[Run], reference: str) -> pd.DataFrame:
-    """Each run minus the reference variant's run (the whole benchmark's, wholly judged, if
-    there are several), paired on the instances both were judged on."""
-    candidates = preferred(r for r in runs if r.variant == reference)
-    if not candidates:
+PAIRING = pairing.RULE
+
+
+def comparisons(
+    runs: Sequence[Run], reference: str, everyone: Sequence[Run] | None = None
+) -> pd.DataFrame:
+    """Each run minus a run of the reference variant judged by the same judge on the same
+    instances (the whole benchmark's, wholly judged, if there are several), paired on the
+    instances both were judged on. A run with no such run to pair with, and each such run
+    beside the first of the reference variant's, is refused (`eval.pairing`): `refused` says
+    why and `minus` names the first. `everyone` are the runs the reference's are looked for
+    in (by default `runs`), so that a run is refused against another judge's."""
+    references = preferred(r for r in (everyone or runs) if r.variant == reference)
+    if not references:
         return pd.DataFrame()
-    base = candidates[0]
-    rows = []
-    for run in runs:
-        if run is base:
-            continue
-        diff: Interval = paired(run.scores, base.scores)
-        empty = diff.n == 0
-        rows.append(
-            {
-                "run": run.name,
-                "minus": base.name,
-                "subset": run.subset,
-                "n": run.n,
-                "mean_difference": None if empty else diff.mean,
-                "ci_low": None if empty else diff.low,
-                "ci_high": None if empty else diff.high,
-                "n_paired": diff.n,
-                "complete": run.complete and base.complete,  # both runs wholly judged
-            }
-        )
+    first, by_kind = references[0], pairing.bases(references, references)
+
+    def row(run: Run) -> dict[str, Any]:
+        base = by_kind.get((run.judge, run.subset))
+        against = base if base is not None and base is not run else first
+        return {
+            "run": run.name,
+            "judge": run.judge_shown,
+            "provider": run.provider,
+            "subset": run.subset,
+            "n": run.n,
+            "avg_length": _int(run.avg_length),
+            **_difference(run, against),
+            "complete": run.complete and against.complete,  # both runs wholly judged
+        }
+
+    rows = collapse_repeats([run for run in runs if run is not first], row)
     return frame_of(rows) if rows else pd.DataFrame()
 
 
@@ -731,7 +816,7 @@ def published_table(runs: Sequence[Run], reference: str, metric: Metric) -> pd.D
         judged = run.complete
         head: dict[str, Any] = {
             "run": run.name,
-            "aggregator": run.aggregator,
+            "aggregator": run.shown(run.identity.aggregator_model),
             **_coverage(run),
             ("lc_win_rate" if metric.lc else "win_rate"): metric.of(run),
             **(
@@ -744,8 +829,9 @@ def published_table(runs: Sequence[Run], reference: str, metric: Metric) -> pd.D
             "avg_length": _int(run.avg_length),
         }
         if run is base:
-            return {**head, "minus": "(reference)", "difference": None, "diff_ci_low": None,
-                    "diff_ci_high": None, "n_paired": None}  # fmt: skip
+            return {**head, "minus": "(reference)", "minus_judge": base.judge_shown,
+                    "difference": None, "diff_ci_low": None, "diff_ci_high": None,
+                    "n_paired": None, "refused": None}  # fmt: skip
         return {**head, **_difference(run, base)}
 
     return frame_of(collapse_repeats(ordered, row))
@@ -757,38 +843,37 @@ def other_runs(
     value: str,
     score: Callable[[Run], float | None] | None = None,
 ) -> pd.DataFrame:
-    """The runs no table of the paper takes (another variant or sweep), with their sweep axes
-    and their score (`value` names it; by default the task's headline), so that none is left
-    out of the report."""
-    rows = [
-        {
+    """The runs no table of the paper takes (another variant or sweep, or a paper's variant
+    whose configuration was changed: `note` says how), with their sweep axes and their score
+    (`value` names it; by default the task's headline), so that none is left out of the
+    report."""
+
+    def row(run: Run) -> dict[str, Any]:
+        return {
             "run": run.name,
             "variant": run.variant,
             "layers": run.layers,
-            "proposers": ", ".join(run.proposers),
-            "aggregator": run.aggregator,
+            "proposers": ", ".join(run.shown(a) for a in run.identity.proposers),
+            "aggregator": run.shown(run.identity.aggregator_model),
             "mode": run.mode,
             **_coverage(run),
             value: score(run) if score else _float(run.headline),
+            **(
+                {
+                    "standard_error": _float(run.metrics.get("standard_error"))
+                    if run.complete
+                    else None
+                }
+                if "standard_error" in run.metrics
+                else {}
+            ),
+            **_ci(run),
+            "avg_length": _int(run.avg_length),
+            "note": run.departure or None,
         }
-        for run in sorted(runs, key=lambda r: r.name)
-        if run.name not in placed
-    ]
-    return frame_of(rows) if rows else pd.DataFrame()
 
-
-def avg_length(path: Path) -> float:
-    """alpaca-eval's leaderboard `avg_length` of a `model_outputs.json`: the mean length in
-    characters of its outputs (NaN when the file is missing or holds no output)."""
-    try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return math.nan
-    if not isinstance(rows, list):
-        return math.nan
-    outputs = [r.get("output") for r in rows if isinstance(r, dict)]
-    lengths = [len(o) for o in outputs if isinstance(o, str)]
-    return float(np.mean(lengths)) if lengths else math.nan
+    chosen = sorted((r for r in runs if r.name not in placed), key=lambda r: r.name)
+    return frame_of(collapse_repeats(chosen, row)) if chosen else pd.DataFrame()
 
 
 # --- writing -------------------------------------------------------------------------------

@@ -110,9 +110,13 @@ class Catalogue:
         if name_or_address in self._by_name:
             return self._by_name[name_or_address]
         if "/" not in name_or_address:
+            fields = "address:<endpoint>/<model id>,price_in:...,price_out:..."
+            form = f"+catalogue.{name_or_address}={{{fields}}}"
             raise ConfigError(
                 f"unknown model {name_or_address!r}: not in the catalogue "
-                f"(known: {', '.join(sorted(self._by_name))}) and not an endpoint/model address"
+                f"(known: {', '.join(sorted(self._by_name))}) and not an endpoint/model address; "
+                f"to add it, override '{form}' (USD per million tokens) or add it to "
+                "conf/catalogue/*.yaml"
             )
         endpoint, _ = split_address(name_or_address)
         if endpoint not in self.endpoints:

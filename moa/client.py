@@ -346,7 +346,8 @@ class ModelClient:
             if refusal is not None:
                 record_failure(record, refusal)
                 completion = None
-        if completion is not None or record.input_tokens or record.output_tokens:
+        free = endpoint_name in self.budget.unbilled  # priced free, whatever the catalogue says
+        if not free and (completion is not None or record.input_tokens or record.output_tokens):
             record.cost_usd = entry.cost(record.input_tokens, record.output_tokens)
         self.ledger.add(record)
         return CallOutcome(completion=completion, record=record)

@@ -26,9 +26,9 @@ def price_hint(address: str) -> str:
 
 @dataclass
 class Totals:
-    """Running totals of a ledger. Money at catalogue prices, in three parts: `cost_usd` was paid
-    (calls sent to endpoints that bill), `unbilled_usd` would have been (calls sent to endpoints
-    that do not), and cache hits cost nothing; `nominal_usd` is all three."""
+    """Running totals of a ledger. Money at catalogue prices, calls to endpoints that do not bill
+    priced free: `cost_usd` was paid (calls sent to endpoints that bill), cache hits cost
+    nothing; `nominal_usd` is both."""
 
     calls: int = 0
     cached: int = 0
@@ -39,8 +39,7 @@ class Totals:
     cost_usd: float = 0.0  # paid: calls sent to an endpoint that bills (`CallRecord.billed`)
     nominal_usd: float = 0.0  # every call at catalogue prices, cached and free ones included
     unpriced: int = 0  # calls whose model has no price in the catalogue
-    unbilled_usd: float = 0.0  # calls sent to endpoints that do not bill, at catalogue prices
-    unbilled_endpoints: set[str] = field(default_factory=set)  # where those calls went
+    unbilled_endpoints: set[str] = field(default_factory=set)  # free endpoints called
     unpriced_models: set[str] = field(default_factory=set)  # addresses of the unpriced calls
     # The answers' marks (`CallRecord`), cache hits included: each counts a call whose answer
     # was so, whether it was kept or a policy failed the call for it.
@@ -71,15 +70,13 @@ class Totals:
         return "answers: " + ", ".join(parts) if parts else ""
 
     def money(self) -> str:
-        """The money in one phrase for a summary, e.g. "$0.00 paid; $1.23 at catalogue prices on
-        free endpoints (scripted)", naming any unpriced model and how to price it."""
+        """The money in one phrase for a summary, e.g. "$0.00 paid; free endpoints (scripted)
+        cost nothing", naming any unpriced model and how to price it."""
         parts = [f"{usd(self.cost_usd)} paid"]
         if self.unbilled_endpoints:
             names = ", ".join(sorted(self.unbilled_endpoints))
-            parts.append(
-                f"{usd(self.unbilled_usd)} at catalogue prices on free endpoints ({names})"
-            )
-        hits = self.nominal_usd - self.cost_usd - self.unbilled_usd
+            parts.append(f"free endpoints ({names}) cost nothing")
+        hits = self.nominal_usd - self.cost_usd
         if hits > 5e-5:  # below what `usd` shows, it is rounding
             parts.append(f"cache hits worth {usd(hits)} at catalogue prices")
         if self.unpriced_models:
@@ -134,8 +131,6 @@ class Ledger:
             t.nominal_usd += cost
             if record.billed:
                 t.cost_usd += cost
-            elif not record.cached:
-                t.unbilled_usd += cost
         if not record.billed and not record.cached:
             t.unbilled_endpoints.add(record.model.partition("/")[0])
         if self._file is not None:

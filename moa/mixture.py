@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, cast
 
@@ -405,14 +405,18 @@ class Mixture:
         config: GenerateConfig,
         tags: Mapping[str, str] | None = None,
         system: str | None = None,
+        on_turn: Callable[[], None] | None = None,
     ) -> ConversationTrace:
-        """Runs the mixture afresh at each user turn, with the earlier turns' outputs as history."""
+        """Runs the mixture afresh at each user turn, with the earlier turns' outputs as history;
+        `on_turn` is called as each turn ends (a progress bar of turns)."""
         messages: list[ChatMessage] = [{"role": "system", "content": system}] if system else []
         trace = ConversationTrace()
         for index, user in enumerate(turns, start=1):
             messages.append({"role": "user", "content": user})
             turn = await self.run_turn(messages, config, {**(tags or {}), "turn": str(index)})
             trace.turns.append(turn)
+            if on_turn is not None:
+                on_turn()
             if turn.output is None:
                 break
             messages.append({"role": "assistant", "content": turn.output})

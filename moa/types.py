@@ -195,10 +195,11 @@ class ModelError(Exception):
 class CallRecord:
     """One line of the call ledger: what a call cost, whether it was cached, how it ended.
 
-    `cost_usd` is the call at catalogue prices (NaN for an unpriced model); it was paid only when
-    `billed`: the call was sent to an endpoint that bills (`moa.catalogue.endpoint_bills`), not
-    answered from the cache. Ledgers written before `billed` existed lack it: their calls were
-    billed exactly when not cached.
+    `cost_usd` is the call at catalogue prices (NaN for an unpriced model), 0 on an endpoint that
+    does not bill (`moa.catalogue.endpoint_bills`: a stand-in on `local` is not the model it is
+    named after, nor priced as it); it was paid only when `billed`: the call was sent to an
+    endpoint that bills, not answered from the cache. Ledgers written before `billed` existed lack
+    it: their calls were billed exactly when not cached.
 
     The answer's marks (kept whatever the policies did with it, so a call that failed because
     its answer was cut still says so): `finish_reason` as the endpoint said it, `truncated` (cut

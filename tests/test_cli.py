@@ -36,6 +36,12 @@ def test_embedded_demo_prints_its_table(tmp_path: Path) -> None:
     assert intro in " ".join(done.stdout.split())
     assert "above 1.5 the mixture is preferred" in " ".join(done.stdout.split())
     assert "traces.jsonl" in done.stdout and re.search(r"\n +1 \([\d,]+ chars\): ", done.stdout)
+    # its time column is the model's time on its calls, said so, and it ends with one next step
+    assert "model s" in done.stdout and "seconds" not in done.stdout.split("model s")[0]
+    assert "model s: the seconds its calls took" in " ".join(done.stdout.split())
+    printed = " ".join(done.stdout.split())
+    assert printed.endswith("(README: Using it)") and printed.count("next: ") == 1
+    assert printed.rsplit("next: ", 1)[1].startswith("`moa-bench task=view`")
 
 
 def test_one_prompt_shows_every_layer(tmp_path: Path) -> None:

@@ -6,8 +6,12 @@
 - FLASK: review lines are the evaluation file's whole line, then the review's fields, as
   `gpt4_eval.py` writes them; its judge is sent no decoding settings, as FLASK sends none.
 - AlpacaEval: `annotations.json` has the columns the installed alpaca-eval 0.6.6 writes, so its
-  `is_reapply_parsing` finds our raw completions; `task=rescore` reads that layout and the
-  published results files' one.
+  `is_reapply_parsing` finds our raw completions (and, an upstream bug, re-parses them to no
+  preference, as it does its own files'); `task=rescore` reads that layout and the published
+  results files' one; LC of a subset is alpaca-eval's GLM with each row at its instruction's
+  place. The paper's table carries every leaderboard value of its models.
+- MT-Bench: a question and turn judged twice is named and scored FastChat's way (averaged in)
+  and once each.
 """
 
 from __future__ import annotations
@@ -15,12 +19,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
@@ -28,10 +34,12 @@ from omegaconf import DictConfig
 from eval.cli import dispatch
 from eval.generate import judge_address, task_of
 from eval.judges import alpaca_eval as ae
+from eval.judges import alpaca_eval_metrics as metrics
 from eval.judges import alpaca_upstream
 from eval.judges import flask as fj
 from eval.judges import mt_bench as mj
 from eval.settings import CONF_DIR, build_catalogue
+from eval.tables import PAPER_DIR
 from eval.tasks import Data, task_for
 from moa.types import (
     CallOutcome,
@@ -366,24 +374,21 @@ def _raws_by_prompt(rows: Sequence[ae.Annotation]) -> dict[str, Any]:
     }
 
 
-def test_annotations_have_the_columns_alpaca_eval_writes(
-    ours: Path,
-    published_rows: list[ae.Annotation],
+def _alpaca_evals_own_file(
+    published_rows: Sequence[ae.Annotation],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    keep_root_log_level: None,
-) -> None:
-    """`alpaca_eval.evaluate` run on the same pairs, its judge call replaced by the published
-    answers: same columns (its five `preference_*` columns come in a hash-seed-dependent order;
-    ours in `BaseAnnotator`'s declared order), same preferences."""
+    calls: list[str] | None = None,
+) -> Path:
+    """The annotations file `alpaca_eval.evaluate` writes for the published pairs, its judge call
+    replaced by the published answers (counted in `calls`)."""
     import alpaca_eval.decoders.openai as upstream_openai
     from alpaca_eval import main
 
-    calls: list[str] = []
     monkeypatch.setattr(
         upstream_openai,
         "openai_completions",
-        _fake_completions(calls, _raws_by_prompt(published_rows)),
+        _fake_completions([] if calls is None else calls, _raws_by_prompt(published_rows)),
     )
     reference, model = _outputs([a.to_json() for a in published_rows])
     main.evaluate(
@@ -398,7 +403,22 @@ def test_annotations_have_the_columns_alpaca_eval_writes(
         sort_by="win_rate",
         caching_path=None,
     )
-    theirs = json.loads((tmp_path / ae.ANNOTATOR / "annotations.json").read_text())
+    return tmp_path / ae.ANNOTATOR / "annotations.json"
+
+
+def test_annotations_have_the_columns_alpaca_eval_writes(
+    ours: Path,
+    published_rows: list[ae.Annotation],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    keep_root_log_level: None,
+) -> None:
+    """`alpaca_eval.evaluate` run on the same pairs, its judge call replaced by the published
+    answers: same columns (its five `preference_*` columns come in a hash-seed-dependent order;
+    ours in `BaseAnnotator`'s declared order), same preferences."""
+    calls: list[str] = []
+    own = _alpaca_evals_own_file(published_rows, tmp_path, monkeypatch, calls)
+    theirs = json.loads(own.read_text())
     mine = json.loads(ours.read_text())
     assert len(calls) == len(published_rows) - 1  # the tie needs no call, there as here
     assert list(theirs[0])[:8] == ALPACA_EVAL_PAIR_COLUMNS
@@ -498,3 +518,130 @@ def test_rescore_reads_both_layouts_alike(ours: Path, published_rows: list[ae.An
     assert all(a.version == version for a in new_layout if a.raw_completion is not None)
     published = task.rescore(PUBLISHED)
     assert round(published["win_rate"], 4) == 2.5915 and published["n_total"] == 805
+
+
+# --- LC of a subset, FastChat's duplicates, the leaderboard, reapplied parsing ----------------
+
+
+def _lc_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A synthetic `df_gamed.csv` (every instruction's difficulty distinct) in place of the
+    cached download: the plumbing is alpaca-eval's own GLM, whatever the numbers."""
+    from alpaca_eval.metrics import glm_winrate
+
+    gamed = pd.DataFrame(
+        [
+            {"model": model, "index": i, "preference": ((i * 7 + len(model)) % 10) / 10,
+             "std_delta_len": (i % 5 - 2) / 2, "instruction_difficulty": math.sin(i) * 2,
+             "not_gamed_baseline": False}
+            for model in ("gamed_verbose", "gamed_concise")
+            for i in range(805)
+        ]
+    )  # fmt: skip
+    gamed.to_csv(tmp_path / "df_gamed.csv", index=False)
+
+    def cached(**kwargs: Any) -> str:
+        return str(tmp_path / kwargs["filename"])
+
+    monkeypatch.setattr(metrics, "hf_hub_download", cached)
+    monkeypatch.setattr(glm_winrate, "hf_hub_download", cached)
+
+
+def test_lc_of_a_subset_reads_each_instructions_own_difficulty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keep_root_log_level: None
+) -> None:
+    """alpaca-eval's GLM looks difficulty up by row index, taken as the instruction's place in
+    AlpacaEval: an `ids`/`categories` subset, reordered here, got the first rows' difficulty."""
+    from alpaca_eval.metrics import glm_winrate
+
+    _lc_files(tmp_path, monkeypatch)
+    canonical = json.loads((SHARED_DATA / "alpaca_eval/alpaca_eval_gpt4_baseline.json").read_text())
+    place = {row["instruction"]: n for n, row in enumerate(canonical)}
+    published = {a.pair.instruction: a for a in ae.read_annotations(PUBLISHED)}
+    chosen = [700, 12, 345, 99, 500, 3, 804, 250, 60, 411, 133, 620, 77, 555, 21, 380]
+    rows = [published[canonical[n]["instruction"]] for n in chosen]  # not in AlpacaEval's order
+    path = tmp_path / "annotations.json"
+    ae.write_annotations(path, rows)
+
+    ours = task_for({"name": "alpaca_eval"}, Data(str(SHARED_DATA))).rescore(path)
+    ordered = sorted(rows, key=lambda a: place[a.pair.instruction])
+    frame = pd.DataFrame([a.to_json() for a in ordered], index=sorted(chosen))
+    theirs = glm_winrate.get_length_controlled_winrate(frame, save_weights_dir=None)
+    assert ours["length_controlled_winrate"] == pytest.approx(theirs["length_controlled_winrate"])
+    # what the rows in their own order, indexed 0..15, as before, would have given
+    naive = glm_winrate.get_length_controlled_winrate(
+        [a.to_json() for a in rows], save_weights_dir=None
+    )
+    assert naive["length_controlled_winrate"] != pytest.approx(ours["length_controlled_winrate"])
+    # rows that cannot be placed get no LC, and say why
+    unplaced = metrics.win_rates(rows, positions=[1, 1, *range(2, 16)])
+    assert unplaced.length_controlled_winrate is None
+    assert "positions in AlpacaEval are unknown" in str(unplaced.lc_unavailable)
+
+
+def _fastchat_scores(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """`show_result.py --mode single`, as FastChat computes it (`display_result_single`): the
+    judgment lines in a frame, ratings of -1 dropped, each turn's and the whole mean."""
+    frame = pd.DataFrame(rows)[["model", "score", "turn"]]
+    frame = frame[frame["score"] != -1]
+    by_turn = frame.groupby(["model", "turn"]).mean()
+    return {
+        "turn_1": float(by_turn.loc[("moa", 1), "score"]),
+        "turn_2": float(by_turn.loc[("moa", 2), "score"]),
+        "average": float(frame[["model", "score"]].groupby(["model"]).mean().loc["moa", "score"]),
+    }
+
+
+def test_a_question_judged_twice_is_named_and_scored_both_ways(tmp_path: Path) -> None:
+    """Archon's published judgments hold (81, ...) and (82, ...) twice: they were averaged in
+    silently and the set called complete."""
+
+    def line(question: int, turn: int, score: int) -> mj.Judgment:
+        return mj.Judgment(question, "moa", ("gpt-4", "single-v1"), "p", f"[[{score}]]", score,
+                           turn, 0.0)  # fmt: skip
+
+    judgments = [line(q, t, (q + 3 * t) % 10 + 1) for q in (81, 82, 83) for t in (1, 2)]
+    judgments += [line(81, 1, 10), line(82, 2, 10)]  # judged again, appended
+    path = tmp_path / "gpt-4_single.jsonl"
+    mj.write_judgments(path, judgments)
+    scores = task_for({"name": "mt_bench"}, Data(str(SHARED_DATA))).rescore(path)
+    moa = scores["models"]["moa"]
+    assert moa["duplicates"] == ["81/1 x2", "82/2 x2"]
+    rows = [j.to_json() for j in judgments]
+    fastchat = _fastchat_scores(rows)
+    assert {k: moa[k] for k in fastchat} == pytest.approx(fastchat)  # FastChat's way
+    last = list({(r["question_id"], r["turn"]): r for r in rows}.values())
+    assert moa["deduplicated"] == pytest.approx(_fastchat_scores(last))  # once each
+    assert moa["deduplicated"]["average"] != pytest.approx(moa["average"])
+
+
+def test_the_papers_table_has_every_leaderboard_value_of_its_models() -> None:
+    """GPT-4 (03/14) is on the AlpacaEval leaderboard (`gpt4_0314`); its cells were empty."""
+    on_board = {
+        "MoA": "Together-MoA", "MoA-Lite": "Together-MoA-Lite",
+        "GPT-4 Omni (05/13)": "gpt-4o-2024-05-13", "GPT-4 Turbo (04/09)": "gpt-4-turbo-2024-04-09",
+        "GPT-4 Preview (11/06)": "gpt4_1106_preview", "Qwen1.5 110B Chat": "Qwen1.5-110B-Chat",
+        "Qwen1.5 72B Chat": "Qwen1.5-72B-Chat", "GPT-4 (03/14)": "gpt4_0314",
+        "Llama 3 70B Instruct": "Meta-Llama-3-70B-Instruct",
+        "Mixtral 8x22B v0.1": "Mixtral-8x22B-Instruct-v0.1", "dbrx-instruct": "dbrx-instruct",
+    }  # fmt: skip
+    board = pd.read_csv(SHARED_DATA / "alpaca_eval/leaderboard.csv", index_col=0)
+    paper = pd.read_csv(PAPER_DIR / "table2a_alpaca_eval.csv", index_col="model")
+    assert set(on_board) | {"MoA w/ GPT-4o", "WizardLM 8x22B"} == set(paper.index)
+    for label, name in on_board.items():
+        lc, rate = board.loc[name, ["length_controlled_winrate", "win_rate"]]
+        assert paper.loc[label, "leaderboard_lc"] == round(lc, 2), label
+        assert paper.loc[label, "leaderboard_win_rate"] == round(rate, 2), label
+
+
+def test_reapply_parsing_fails_on_alpaca_evals_own_files_too(
+    published_rows: list[ae.Annotation],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    keep_root_log_level: None,
+) -> None:
+    """An upstream bug, not our layout's: the file `alpaca_eval.evaluate` writes itself, read
+    back with `is_reapply_parsing`, gives every preference as empty, as ours does."""
+    own = _alpaca_evals_own_file(published_rows, tmp_path, monkeypatch)
+    calls, rows = _reapply(own, parse_json_text=False)
+    assert calls == []  # its raw completions are found
+    assert {r["preference"] for r in rows if r["output_1"] != r["output_2"]} == {None}

@@ -172,7 +172,7 @@ def test_an_intact_report_skips_nothing(results: Path, tmp_path: Path) -> None:
     report = write_report(results, tmp_path / "report")
     assert report.skipped == [] and "skipped" not in str(report)
     table2a = pd.read_csv(tmp_path / "report" / "table2a_alpaca_eval.csv").set_index("run")
-    assert list(table2a.columns[1:4]) == ["subset", "n", "complete"]
+    assert list(table2a.columns[1:6]) == ["judge", "provider", "subset", "n", "complete"]
     assert table2a["n"].tolist() == [3, 3] and table2a["complete"].all()
     assert table2a["subset"].tolist() == ["first3", "first3"]  # benchmark.limit=3
     table2b = pd.read_csv(tmp_path / "report" / "table2b_mt_bench.csv")
@@ -267,8 +267,9 @@ def test_an_incomplete_run_is_marked_and_gives_no_number(results: Path, tmp_path
     )
     spec = SimpleNamespace(name="moa")
     results_ = [finished[i.id] for i in instances]
-    values = asyncio.run(task.judge(judge, "openai/gpt-4", rundir, spec, instances, results_))
-    rundir.write_metrics(RunMetrics("openai/gpt-4", 3, values))
+    address = "scripted/gpt-4-1106-preview"  # its judge, the others' (several: a table each)
+    values = asyncio.run(task.judge(judge, address, rundir, spec, instances, results_))
+    rundir.write_metrics(RunMetrics(address, 3, values))
 
     report = write_report(results, tmp_path / "report")
     assert report.skipped == []

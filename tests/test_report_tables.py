@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eval import plots, tables
+from eval import paper_rows, plots, tables
 from eval.cli import dispatch
 from eval.judges.flask import SKILL_ORDER
 from eval.report import MARKER, load_runs, write_report
@@ -178,7 +178,9 @@ def _run(name: str, selection: dict[str, object] | None, n: int, **metrics: obje
     identity = RunIdentity("alpaca_eval", variant, [], ["scripted/m", 0], "aggregate", {},
                            selection)  # fmt: skip
     values = {"judge": "openai/gpt-4-1106-preview", "complete": True, **metrics}
+    layers, aggregator = paper_rows.configuration(variant) or ([], "m")
     run = tables.Run("alpaca_eval", name, identity, Path("/nonexistent"), values,
+                     layer_models=layers, aggregator=aggregator,
                      scores={str(i): 100.0 * (i % 2) for i in range(n)})  # fmt: skip
     run.headline = float(str(metrics.get("win_rate", math.nan)))
     return run
@@ -217,7 +219,8 @@ def test_cells_are_numbers_integers_or_empty_never_nan(report: Path) -> None:
     ranker = {r["layers"]: r for r in raw_rows(report / "figure4_ranker.csv")}
     assert ranker["2"]["aggregate"] == "" and ranker["2"]["aggregate_n"] == ""
     markdown = (report / "table2a_alpaca_eval.md").read_text()
-    assert "| moa@scripted~first3 | MoA | first3 | 3 | yes |  |  |" in markdown
+    row = "| moa@scripted~first3 | MoA | scripted/gpt-4-1106-preview | scripted | first3 | 3 | yes |  |  |"  # noqa: E501
+    assert row in markdown
 
 
 def test_a_confidence_interval_is_two_numeric_columns(report: Path, results: Path) -> None:
@@ -345,6 +348,21 @@ def test_layer_ticks_are_integers_and_the_papers_curve_is_drawn(report: Path) ->
     plt.close(fig)
     index = (report / "index.md").read_text()
     assert "LLM-ranker curve is not tabulated in the paper: not drawn" in index
+
+
+def test_a_series_with_no_point_has_no_legend_entry_and_ticks_are_whole_layers() -> None:
+    table = pd.DataFrame(
+        {"layers": [2, 3, 4], "aggregate": [np.nan] * 3, "rank": [40.0, 45.0, 50.0],
+         "paper_aggregate": [np.nan, 59.8, np.nan]}
+    )  # fmt: skip
+    fig = plots.ranker_figure(table, title="Figure 4(a)")
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert plots.RANKER_LABELS["rank"] in legend
+    assert plots.RANKER_LABELS["aggregate"] not in legend  # not drawn: not in the legend
+    assert [float(t) for t in ax.get_xticks()] == [2.0, 3.0, 4.0]
+    plt.close(fig)
 
 
 def test_the_flask_radar_is_figure_3_with_all_12_skills(results: Path) -> None:

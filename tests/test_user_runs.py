@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -104,11 +105,12 @@ def test_an_unknown_preset_is_named_as_such() -> None:
 def test_a_different_run_says_what_differs(tmp_path: Path) -> None:
     base = ["benchmark=alpaca_eval", "moa=moa_lite", "benchmark.limit=2", "judge=none"]
     assert asyncio.run(dispatch(config(tmp_path, *base))) == 0
-    changed = config(tmp_path, *base, "moa.aggregator=dbrx")  # the same directory's name
+    # decoding is not the preset's: the same directory's name (a changed preset has its own)
+    changed = config(tmp_path, *base, "benchmark.generation.temperature=0.3")
     with pytest.raises(ConfigError) as error:
         asyncio.run(dispatch(changed))
     message = str(error.value)
-    assert "aggregator: " in message and "Qwen1.5-72B-Chat" in message and "dbrx" in message
+    assert "generation: " in message and '"temperature": 0.3' in message
     assert "moa.name=<name>" in message
 
 
@@ -124,3 +126,46 @@ def test_a_small_budget_finishes_whole_instances(tmp_path: Path) -> None:
     assert "/40 instances are saved" in capped.stderr
     saved = int(capped.stderr.split("/40 instances are saved")[0].rsplit(" ", 1)[1])
     assert saved >= 6  # 130 calls are 10 whole instances of 13 calls
+
+
+# --- what a person reads: summaries, progress, hints (issue 21, item 7) -----------------------
+
+
+def test_a_misplaced_or_misspelt_choice_says_where_it_belongs() -> None:
+    preset = run([MOA_BENCH, "moa=moa_lit"], environment())
+    assert preset.returncode == 2 and "did you mean moa=moa_lite" in preset.stderr
+    decoding = run([MOA_BENCH, "temperature=0.5"], environment())
+    assert decoding.returncode == 2
+    assert "benchmark.generation.temperature=" in decoding.stderr
+    assert "moa.layers.<layer>.<agent>.temperature=" in decoding.stderr
+    model = run([MOA_BENCH, "moa=single", "moa.aggregator=qwen25-72b", "task=plan"],
+                environment())  # fmt: skip
+    assert model.returncode == 2
+    assert "'+catalogue.qwen25-72b={address:<endpoint>/<model id>," in model.stderr
+    assert all(len(r.stderr.strip().splitlines()) == 1 for r in (preset, decoding, model))
+
+
+@needs_data
+def test_the_summary_shows_metrics_as_a_table_with_flasks_skills(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert asyncio.run(dispatch(config(tmp_path, "benchmark=flask", "benchmark.limit=2"))) == 0
+    out = capsys.readouterr().out
+    assert "metrics, judged by scripted/gpt-4-0613:" in out
+    assert "judge scripted/gpt-4-0613: 2 calls" in out
+    skills = [line for line in out.splitlines() if "│ skills: " in line]  # the reviewed ones
+    assert skills and all(re.search(r"│ [1-5]\.\d\d +│", line) for line in skills)
+    assert "{'" not in out and "metrics: {" not in out  # no Python dict
+    assert "judge failures" in out and "n reviews" in out
+
+
+@needs_data
+def test_mt_benchs_bar_counts_turns(tmp_path: Path) -> None:
+    """Two turns a question, each a whole mixture: counted by questions, the bar sat at 0."""
+    done = run([MOA_BENCH, "provider_override=scripted", f"data_dir={SHARED_DATA}",
+                f"results_dir={tmp_path / 'runs'}", f"cache.path={tmp_path / 'c.sqlite'}",
+                "benchmark=mt_bench", "moa=moa_lite", "benchmark.limit=2", "judge=none"],
+               environment())  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (bar,) = [line for line in done.stdout.splitlines() if line.startswith("turns ")]
+    assert " 4/4 " in bar

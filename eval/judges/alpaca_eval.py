@@ -11,7 +11,11 @@ output of `fn_completions` with the annotation column, and stores the raw comple
 `BaseAnnotator.completion_key`). alpaca_eval writes those five in the order of a `set`, which
 changes with the interpreter's hash seed; we write them in the order `BaseAnnotator` declares
 them (`other_output_keys_to_keep`). Its `is_reapply_parsing` finds the raw completions under
-that name. `read_annotations` also reads the layout of the published results files
+that name, so it calls no judge again, but does not re-parse them: 0.6.6 hands its logprob
+parser the raw completion as JSON text, which the parser cannot read, and every preference
+comes back empty, on alpaca-eval's own files as on ours (an upstream bug;
+`tests/test_fidelity_details.py` shows both). `task=rescore` re-parses them
+(`rescore`). `read_annotations` also reads the layout of the published results files
 (`price_per_example`, `time_per_example`, `raw_completion`).
 """
 

@@ -77,22 +77,36 @@ def _hub_reachable(timeout_s: float = 3.0) -> bool:
     return True
 
 
-def win_rates(annotations: Sequence[Annotation], *, length_controlled: bool = True) -> WinRates:
+def win_rates(
+    annotations: Sequence[Annotation],
+    *,
+    length_controlled: bool = True,
+    positions: Sequence[int] | None = None,
+) -> WinRates:
     """Rows without a preference are dropped by alpaca_eval's metrics; we count them here.
 
-    LC assumes the rows are the AlpacaEval set in its canonical order, as alpaca_eval does: the
-    GLM looks instruction difficulty up by row position. With no preference at all there is no
-    win rate (alpaca_eval's `get_winrate` would fail on the empty column): a `ValueError` says so.
+    LC's GLM looks instruction difficulty up by each row's position in AlpacaEval: `positions`
+    are the rows' instructions' positions (by default the rows are the set's first ones, in its
+    order, as alpaca_eval assumes); rows that cannot be placed (`positions` not one distinct
+    position per row) get no LC, said so. With no preference at all there is no win rate
+    (alpaca_eval's `get_winrate` would fail on the empty column): a `ValueError` says so.
     """
     if all(a.preference is None for a in annotations):
         raise ValueError(f"no preference among {len(annotations)} annotations: no win rate")
     rows = [a.to_json() for a in annotations]
     metrics = alpaca_upstream.get_winrate(rows)
     lc: dict[str, Any] = {}
-    reason = fetch_length_control_files() if length_controlled else "not requested"
+    placed = list(range(len(rows)) if positions is None else positions)
+    if len(placed) != len(rows) or len(set(placed)) != len(placed):
+        reason: str | None = (
+            "the rows' positions in AlpacaEval are unknown, and the GLM looks instruction "
+            "difficulty up by position"
+        )
+    else:
+        reason = fetch_length_control_files() if length_controlled else "not requested"
     if reason is None:
         try:
-            lc = alpaca_upstream.get_length_controlled_winrate(rows)
+            lc = alpaca_upstream.get_length_controlled_winrate(rows, placed)
         except Exception as exc:  # a GLM failure must not cost us the plain win rate
             reason = f"alpaca_eval's get_length_controlled_winrate failed: {exc!r}"
     return WinRates(

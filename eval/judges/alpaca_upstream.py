@@ -72,10 +72,20 @@ def get_winrate(annotations: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return cast(dict[str, Any], _module("alpaca_eval.metrics").get_winrate(list(annotations)))
 
 
-def get_length_controlled_winrate(annotations: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """alpaca_eval's LC metric; `save_weights_dir=None` so it does not write into site-packages."""
+def get_length_controlled_winrate(
+    annotations: Sequence[Mapping[str, Any]], positions: Sequence[int]
+) -> dict[str, Any]:
+    """alpaca_eval's LC metric; `save_weights_dir=None` so it does not write into site-packages.
+
+    Its GLM looks each row's instruction difficulty up by the row's index, taken as the
+    instruction's position in AlpacaEval: the rows are given as a frame indexed by `positions`,
+    so a subset (`ids`, `categories`, reordered) gets its own instructions' difficulty, not that
+    of the first rows of the set."""
+    import pandas as pd
+
     metrics = _module("alpaca_eval.metrics")
-    out = metrics.get_length_controlled_winrate(list(annotations), save_weights_dir=None)
+    frame = pd.DataFrame(list(annotations), index=list(positions))
+    out = metrics.get_length_controlled_winrate(frame, save_weights_dir=None)
     return cast(dict[str, Any], out)
 
 

@@ -155,3 +155,10 @@ def parse_records(
         except (TypeError, ValueError, IndexError) as exc:
             raise RunFileError(f"{path} {where} {n}: {exc}") from None
     return out
+
+
+def avg_length(outputs: Iterable[str]) -> int | None:
+    """alpaca-eval's leaderboard `avg_length`: the mean length of the outputs in characters,
+    truncated to an integer (as `alpaca_eval.main.evaluate` writes it); none without outputs."""
+    lengths = [len(o) for o in outputs]
+    return int(sum(lengths) / len(lengths)) if lengths else None

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eval.benchmarks import Instance
+from eval.benchmarks import DataError, Instance
 from eval.benchmarks.alpaca_eval import load_alpaca_eval
 from eval.judges import alpaca_eval as ae
 from eval.judges import alpaca_upstream
@@ -33,10 +33,12 @@ from eval.judges.common import (
 )
 from eval.rundir import InstanceResult, RunDir, RunMetrics, write_atomic
 from eval.tasks.base import Figure, Reading, Task, Verdict, check_rows
+from moa.errors import ConfigError
 from moa.providers import scripted
 from moa.types import ChatMessage, Completion, GenerateConfig, TokenLogprob
 
 if TYPE_CHECKING:
+    from eval.report_section import Section
     from eval.tables import Run
     from moa.client import ModelClient
     from moa.mixture import MixtureSpec
@@ -52,12 +54,16 @@ _NOT_PARTIAL = ("failures", "length_controlled_winrate", "lc_standard_error", "l
 
 
 def metrics_of(
-    annotations: Sequence[ae.Annotation], *, expected: int | None = None
+    annotations: Sequence[ae.Annotation],
+    *,
+    expected: int | None = None,
+    positions: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """alpaca-eval's leaderboard metrics of a set of annotations, with its coverage
     (`eval.judges.common`): `expected` instances (by default one per annotation), judged unless
-    their call failed. Only a complete set has metrics (and LC, whose GLM relies on the set's
-    canonical order); an incomplete one has its judged part's win rate under `partial`."""
+    their call failed. Only a complete set has metrics (and LC, whose GLM looks each
+    instruction's difficulty up by its position in AlpacaEval: `positions`, see `win_rates`);
+    an incomplete one has its judged part's win rate under `partial`."""
     judged = sum(a.failure is None or a.failure.kind is FailureKind.PARSE for a in annotations)
     cover = coverage(len(annotations) if expected is None else expected, judged)
     failures = [a.failure for a in annotations]
@@ -65,7 +71,7 @@ def metrics_of(
     if all(a.preference is None for a in annotations):
         return rest  # nothing scored: no win rate, whole or partial
     if cover["complete"]:
-        return {**vars(win_rates(annotations)), **rest}
+        return {**vars(win_rates(annotations, positions=positions)), **rest}
     rates = vars(win_rates(annotations, length_controlled=False))
     return {**rest, "partial": {k: v for k, v in rates.items() if k not in _NOT_PARTIAL}}
 
@@ -118,9 +124,10 @@ def _switched(instruction: str, seed: int) -> bool:
 async def request_preferences(
     generator: Generator, pairs: Sequence[ae.Pair], judge: str, *, seed: int = ae.SEED
 ) -> None:
-    """The calls `ae.annotate` makes for `pairs` with the default annotator, byte for byte (the
-    same swap, prompt and decoding settings; identical outputs are a tie without a call), one
-    after the other and without reading the answers: for `task=plan`."""
+    """The calls `ae.annotate` makes for `pairs` with the default annotator, the same requests
+    (the same swap, prompt and decoding settings, so the same cache keys; identical outputs are
+    a tie without a call), one after the other and without reading the answers: for
+    `task=plan`."""
     annotator = _annotator()
     for pair in pairs:
         if pair.output_1 == pair.output_2:
@@ -233,7 +240,9 @@ class AlpacaEval(Task):
         pairs = _pairs(instances, [r.outputs for r in results], spec.name)
         annotations = await ae.annotate(client, pairs, judge=judge)
         ae.write_annotations(run.native(ANNOTATIONS), annotations)
-        return metrics_of(annotations, expected=len(instances))
+        # an instance's id is its position in AlpacaEval, which LC's GLM reads
+        positions = [int(i.id) for i, r in zip(instances, results, strict=True) if r.outputs]
+        return metrics_of(annotations, expected=len(instances), positions=positions)
 
     async def plan_judge(
         self,
@@ -251,7 +260,19 @@ class AlpacaEval(Task):
         return path.suffix == ".json"
 
     def rescore(self, path: Path) -> dict[str, Any]:
-        return metrics_of(ae.rescore(ae.read_annotations(path)))
+        """The file's metrics, each row placed at its instruction's position in AlpacaEval for
+        LC; a row whose instruction is not in the set, or without the set's file, is a file
+        whose rows are taken to be the set's first ones, in its order (as alpaca-eval does)."""
+        annotations = ae.rescore(ae.read_annotations(path))
+        return metrics_of(annotations, positions=self._positions(annotations))
+
+    def _positions(self, annotations: Sequence[ae.Annotation]) -> list[int] | None:
+        try:
+            where = {i.turns[0]: int(i.id) for i in self.load()}
+        except (DataError, ConfigError, OSError):
+            return None
+        found = [where.get(a.pair.instruction) for a in annotations]
+        return None if None in found else [p for p in found if p is not None]
 
     def instance_scores(
         self, run: RunDir, metrics: RunMetrics, finished: Mapping[str, InstanceResult]
@@ -303,15 +324,13 @@ class AlpacaEval(Task):
         lc = metrics.get("length_controlled_winrate")
         return float(lc if lc is not None else metrics.get("win_rate", math.nan))
 
-    def report(self, runs: list[Run], out_dir: Path, reference: str) -> list[str]:
+    def report(self, runs: list[Run], section: Section) -> list[str]:
         """Table 2a (the paper's variants and single models), Tables 3 and 4 and Figure 4's
         ranker comparison (the ablations, by their identities' sweep axes), the aggregators on
         the published proposals, paired differences, the runs no table takes, and Figures 4
         and 5: LC where every judged run has it, else the raw win rate throughout, said so."""
         from eval import plots, tables
 
-        for run in runs:
-            run.avg_length = tables.avg_length(run.path / OUTPUTS)
         metric = tables.alpaca_metric(runs)
         about = f"{plots.describe('AlpacaEval 2.0', runs)}. "
         cells: dict[str, Mapping[Any, Run]] = {
@@ -322,16 +341,21 @@ class AlpacaEval(Task):
         in_cells = {
             name: list({id(r): r for r in c.values()}.values()) for name, c in cells.items()
         }
-        placed = {r.name for r in runs if r.variant in tables.TABLE2_ROWS or r.published}
+        reference = section.reference
+        placed = {r.name for r in runs if r.row or r.published}
         placed |= tables.in_ablations(runs)
         published = [r for r in runs if r.published]
         base = tables.published_reference(published, reference)
         ours = [r for r in runs if not r.published]
         ranker = tables.ranker_table(runs, metric)
-        cell_note = "`<cell>_n`: the instances that cell's run scored; the paper's columns: LC. "
+        cell_note = (
+            "`<cell>_n`, `<cell> 95% CI`, `<cell>_avg_length`: the instances that cell's run "
+            "scored, the bootstrap interval of its win rate over them, its mean output length; "
+            "the paper's columns: LC. "
+        )
         parts = [
-            tables.write_table(
-                tables.table2a(runs), out_dir, "table2a_alpaca_eval",
+            section.table(
+                tables.table2a(runs), "table2a_alpaca_eval",
                 about + metric.note.strip() + " `ci_low`/`ci_high`: bootstrap 95% interval of "
                 "the win rate over instructions; `avg_length`: alpaca-eval's mean output length "
                 "in characters; `paper_*`: the paper's Table 2(a) (its MoA rows: mean ± std of 3 "
@@ -339,20 +363,20 @@ class AlpacaEval(Task):
                 "model the paper leaves out (dbrx-instruct).\n\n",
                 "Table 2(a): AlpacaEval 2.0",
             ),
-            tables.write_table(
-                tables.table3(runs, metric), out_dir, "table3_num_proposers",
+            section.table(
+                tables.table3(runs, metric), "table3_num_proposers",
                 f"{plots.describe('AlpacaEval 2.0', in_cells['table3'])}. {metric.note.strip()} "
                 f"{cell_note}\n\n",
                 "Table 3: number of proposers (2 layers, Qwen1.5-110B-Chat aggregating)",
             ),
-            tables.write_table(
-                tables.table4(runs, metric), out_dir, "table4_roles",
+            section.table(
+                tables.table4(runs, metric), "table4_roles",
                 f"{plots.describe('AlpacaEval 2.0', in_cells['table4'])}. {metric.note.strip()} "
                 f"{cell_note}\n\n",
                 "Table 4: each model as the aggregator and as the only proposer (2 layers)",
             ),
-            tables.write_table(
-                ranker, out_dir, "figure4_ranker",
+            section.table(
+                ranker, "figure4_ranker",
                 f"{plots.describe('AlpacaEval 2.0', in_cells['ranker'])}. {metric.note.strip()} "
                 "`<cell>_n`: the instances that cell's run scored. `paper_aggregate`: the paper's "
                 "tables' value, of our scores' kind, for the same configuration (1 layer: Table "
@@ -360,9 +384,8 @@ class AlpacaEval(Task):
                 "paper tabulates no Figure 4 value, and no ranker value at all.\n\n",
                 "Figure 4(a): aggregating vs ranking, by layers",
             ),
-            tables.write_table(
-                tables.published_table(published, reference, metric), out_dir,
-                "published_aggregators",
+            section.table(
+                tables.published_table(published, reference, metric), "published_aggregators",
                 f"{plots.describe('AlpacaEval 2.0', published)}. {metric.note.strip()} The "
                 "proposals are the published outputs, replayed, so only the aggregator differs. "
                 f"`difference`: this run minus `{base.name if base else ''}` per instruction (win "
@@ -370,17 +393,18 @@ class AlpacaEval(Task):
                 "instructions.\n\n",
                 "Aggregators on the published proposals",
             ),
-            tables.write_table(
-                tables.comparisons(ours, reference), out_dir, "paired_alpaca_eval",
-                "Each run minus the reference run per instruction (win 100, tie 50, loss 0), with "
-                "a bootstrap 95% interval over the `n_paired` instructions both were judged on; "
-                "`complete`: both wholly judged.\n\n",
+            section.table(
+                tables.comparisons(ours, reference, section.everyone), "paired_alpaca_eval",
+                "Each run minus a run of the reference variant by the same judge on the same "
+                "instructions, per instruction (win 100, tie 50, loss 0), with a bootstrap 95% "
+                "interval over the `n_paired` instructions both were judged on; `complete`: both "
+                f"wholly judged; `refused`: why not. {tables.PAIRING}\n\n",
                 f"Paired differences against {reference} (AlpacaEval 2.0)",
             ),
-            tables.write_table(
+            section.table(
                 tables.other_runs(runs, placed, "lc_win_rate" if metric.lc else "win_rate",
                                   metric.of),
-                out_dir, "other_alpaca_eval",
+                "other_alpaca_eval",
                 "Runs no table of the paper takes (another variant or sweep).\n\n",
                 "Other AlpacaEval 2.0 runs",
             ),
@@ -390,7 +414,7 @@ class AlpacaEval(Task):
             ("figure5_tflops", "tflops_per_instance", "TFLOPs per instance"),
         ):
             title = f"Figure 5: {metric.name} vs {label}\n{plots.describe('AlpacaEval 2.0', runs)}"
-            parts.append(plots.pareto(runs, out_dir / f"{name}.png", attribute, label, metric,
+            parts.append(plots.pareto(runs, section.path(name), attribute, label, metric,
                                       title=title))  # fmt: skip
         if len(ranker):
             title = "Figure 4(a): aggregating vs ranking, by layers\n" + plots.describe(
@@ -404,7 +428,7 @@ class AlpacaEval(Task):
                 "MoA).",
                 *([f"Not drawn: {'; '.join(missing)}."] if missing else []),
             ]
-            parts.append(plots.ranker(ranker, out_dir / "figure4_ranker.png",
+            parts.append(plots.ranker(ranker, section.path("figure4_ranker"),
                                       ylabel=plots.win_rate_label(metric), title=title,
                                       notes=notes))  # fmt: skip
         return parts

@@ -22,6 +22,7 @@ from moa.providers import scripted
 from moa.types import GenerateConfig
 
 if TYPE_CHECKING:
+    from eval.report_section import Section
     from eval.tables import Run
     from moa.client import ModelClient
     from moa.mixture import MixtureSpec
@@ -236,8 +237,9 @@ class Task:
         """The one number the report ranks a run by; NaN for a run not wholly judged."""
         return float("nan")
 
-    def report(self, runs: list[Run], out_dir: Path, reference: str) -> list[str]:
-        """Writes this benchmark's tables and plots; returns their Markdown."""
+    def report(self, runs: list[Run], section: Section) -> list[str]:
+        """Writes this benchmark's tables and plots of one judge's runs (`section` says where
+        and under which names); returns their Markdown."""
         return []
 
     def offline_judge(self) -> scripted.Responder | None:

@@ -27,6 +27,7 @@ from moa.providers import scripted
 from moa.types import ChatMessage, GenerateConfig
 
 if TYPE_CHECKING:
+    from eval.report_section import Section
     from eval.tables import Run
     from moa.client import ModelClient
     from moa.mixture import MixtureSpec
@@ -200,29 +201,32 @@ class Flask(Task):
             *(Figure(name, float(value), note=note) for name, value in skills.items()),
         ]
 
-    def report(self, runs: list[Run], out_dir: Path, reference: str) -> list[str]:
+    def report(self, runs: list[Run], section: Section) -> list[str]:
         from eval import plots, tables
 
         label = "FLASK-Hard" if self.hard else "FLASK"
         about = plots.describe(label, runs)
+        reference = section.reference
         parts = [
-            tables.write_table(
-                tables.flask_table(runs), out_dir, f"{self.name}_skills",
+            section.table(
+                tables.flask_table(runs), f"{self.name}_skills",
                 f"{about}. Each skill's average score (1-5) over the instances that assess it; "
                 "empty: no score for it, or the run not wholly judged.\n\n",
                 f"{label}: skills",
             ),
-            tables.write_table(
-                tables.comparisons(runs, reference), out_dir, f"paired_{self.name}",
-                "Each run minus the reference run per instance (its mean skill score), with a "
-                "bootstrap 95% interval over the `n_paired` instances both were judged on.\n\n",
+            section.table(
+                tables.comparisons(runs, reference, section.everyone), f"paired_{self.name}",
+                "Each run minus a run of the reference variant by the same judge on the same "
+                "instances, per instance (its mean skill score), with a bootstrap 95% interval "
+                f"over the `n_paired` instances both were judged on; `refused`: why not. "
+                f"{tables.PAIRING}\n\n",
                 f"Paired differences against {reference} ({label})",
             ),
         ]  # fmt: skip
         skills, drawn, notes = tables.figure3_skills(runs)
         if len(skills):  # an incomplete run has no skills to draw
             title = f"Figure 3: {label} skills (1-5)\n{plots.describe(label, drawn)}"
-            parts.append(plots.radar(skills, out_dir / f"{self.name}_radar.png", title=title,
+            parts.append(plots.radar(skills, section.path(f"{self.name}_radar"), title=title,
                                      notes=notes))  # fmt: skip
         return parts
 

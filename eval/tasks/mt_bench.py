@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -31,6 +32,7 @@ from moa.providers import scripted
 from moa.types import ChatMessage, GenerateConfig
 
 if TYPE_CHECKING:
+    from eval.report_section import Section
     from eval.tables import Run
     from moa.client import ModelClient
     from moa.mixture import MixtureSpec
@@ -45,8 +47,9 @@ def metrics_of(
 ) -> dict[str, Any]:
     """`show_result.py --mode single`: one model's scores, or every model's by name, each with
     its coverage (`eval.judges.common`): `expected` questions (by default those its judgments
-    cover), judged when the judge answered each of their turns. An incomplete model's scores are
-    its judged part's, under `partial`."""
+    cover), judged when the judge answered each of their turns, and any question and turn judged
+    twice (`_duplicates`). An incomplete model's scores are its judged part's, under
+    `partial`."""
     table = mj.summarize(judgments)
     if variant is None:
         return {
@@ -69,10 +72,28 @@ def _covered(
     cover = coverage(len(answered) if expected is None else expected, sum(answered.values()))
     failures = [j.failure for j in judgments]
     out = {**scores, "failures": count_failures(failures), **judge_error(failures), **cover}
+    out.update(_duplicates(judgments))
     if cover["complete"]:
         return out
     partial = {k: out.pop(k) for k in _HEADLINE if k in out}
     return {**out, "partial": partial} if any(v is not None for v in partial.values()) else out
+
+
+def _duplicates(judgments: Sequence[mj.Judgment]) -> dict[str, Any]:
+    """A (question, turn) judged more than once (Archon's published file has two): FastChat's
+    `show_result.py` averages every line in, so the scores above count it twice; named here
+    (`duplicates`, `<question>/<turn>` with how many), with the scores of one judgment each (the
+    last in the file, as a re-judging appends it) under `deduplicated`."""
+    seen = Counter((j.question_id, j.turn) for j in judgments)
+    twice = sorted(k for k, n in seen.items() if n > 1)
+    if not twice:
+        return {}
+    last = list({(j.question_id, j.turn): j for j in judgments}.values())
+    (once,) = mj.summarize(last).values()
+    return {
+        "duplicates": [f"{q}/{t} x{seen[q, t]}" for q, t in twice],
+        "deduplicated": {k: getattr(once, k) for k in _HEADLINE},
+    }
 
 
 def model_id(run: RunDir) -> str:
@@ -257,26 +278,28 @@ class MTBench(Task):
         average = metrics.get("average")
         return float("nan") if average is None else float(average)
 
-    def report(self, runs: list[Run], out_dir: Path, reference: str) -> list[str]:
+    def report(self, runs: list[Run], section: Section) -> list[str]:
         from eval import plots, tables
 
-        placed = {r.name for r in runs if r.variant in tables.TABLE2_ROWS}
+        placed = {r.name for r in runs if r.row}
+        reference = section.reference
         return [
-            tables.write_table(
-                tables.table2b(runs), out_dir, "table2b_mt_bench",
+            section.table(
+                tables.table2b(runs), "table2b_mt_bench",
                 f"{plots.describe('MT-Bench', runs)}. `n`: the turns scored (two per question); "
                 "`ci_low`/`ci_high`: bootstrap 95% interval of the average over them; `paper_*`: "
                 "the paper's Table 2(b) (its MoA rows: mean ± std of 3 runs).\n\n",
                 "Table 2(b): MT-Bench",
             ),
-            tables.write_table(
-                tables.comparisons(runs, reference), out_dir, "paired_mt_bench",
-                "Each run minus the reference run per question and turn, with a bootstrap 95% "
-                "interval over the `n_paired` turns both were judged on.\n\n",
+            section.table(
+                tables.comparisons(runs, reference, section.everyone), "paired_mt_bench",
+                "Each run minus a run of the reference variant by the same judge on the same "
+                "questions, per question and turn, with a bootstrap 95% interval over the "
+                f"`n_paired` turns both were judged on; `refused`: why not. {tables.PAIRING}\n\n",
                 f"Paired differences against {reference} (MT-Bench)",
             ),
-            tables.write_table(
-                tables.other_runs(runs, placed, "average"), out_dir, "other_mt_bench",
+            section.table(
+                tables.other_runs(runs, placed, "average"), "other_mt_bench",
                 "Runs Table 2(b) does not take (another variant).\n\n",
                 "Other MT-Bench runs",
             ),

@@ -10,11 +10,15 @@ a call carries, so that a new kind of layer or call field shows without a change
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
-from eval.report import open_run
+from eval.paper_rows import identity_departure
+from eval.report import namer_of, open_run
+from eval.run_labels import Namer
 from eval.rundir import InstanceResult, RunDir, RunIdentity, RunMetrics
 from eval.tables import selection_label
 from eval.tasks import Data, Task
@@ -40,13 +44,21 @@ class RunView:
     search: list[str]
 
 
-def run_key(run: RunDir) -> str:
-    """`<benchmark>/<run directory>`, the run's part of a deep link."""
-    return f"{run.path.parent.name}/{run.path.name}"
+def run_key(run: RunDir, name: str) -> str:
+    """`<benchmark>/<run>`, the run's part of a deep link (`name`: its name under its
+    benchmark's folder, `eval.report.run_dirs`); a damaged `run.json` raises."""
+    identity = run.identity()
+    return f"{identity.benchmark if identity else run.path.parent.name}/{name}"
 
 
-def read_run(run: RunDir, data: Data) -> RunView:
-    """The records of one run directory; damage raises (`eval.report.DAMAGE`)."""
+def href(benchmark: str, name: str) -> str:
+    """The deep link to a run, each part escaped as the page escapes them (a `/` too)."""
+    return "#" + "/".join(quote(part, safe="") for part in (benchmark, name))
+
+
+def read_run(run: RunDir, data: Data, name: str) -> RunView:
+    """The records of one run directory, called `name`; damage raises
+    (`eval.report.DAMAGE`)."""
     identity, task = open_run(run, data)
     results = run.results()
     finished = {k: r for k, r in results.items() if r.outputs is not None}  # `run.finished()`
@@ -57,21 +69,23 @@ def read_run(run: RunDir, data: Data) -> RunView:
         scores = task.instance_scores(run, metrics, finished)
         verdicts = task.verdicts(run, metrics, finished)
     ordered = sorted(results.values(), key=lambda r: _order(r.id))
-    instances = [_instance(r, verdicts.get(r.id)) for r in ordered]
+    namer = namer_of(run)
+    instances = [_instance(r, verdicts.get(r.id), namer) for r in ordered]
     rows = [_row(r, verdicts.get(r.id)) for r in ordered]
     search = [_search(r, verdicts.get(r.id)) for r in ordered]
-    entry = _entry(run, identity, task, metrics, results, scores)
-    return RunView(run_key(run), entry, rows, instances, search)
+    entry = _entry(run, name, identity, task, metrics, results, scores, namer)
+    return RunView(entry["key"], entry, rows, instances, search)
+
+
+def dollars(costs: Iterable[float]) -> float | None:
+    """A sum of call costs; none when one of them has no price (NaN, which no JSON holds)."""
+    values = list(costs)
+    return None if any(math.isnan(v) for v in values) else sum(values)
 
 
 def _order(id_: str) -> tuple[int, str]:
     """Numeric ids in numeric order (every benchmark here numbers its instances)."""
     return (int(id_), "") if id_.isdigit() else (1 << 62, id_)
-
-
-def _endpoints(identity: RunIdentity) -> list[str]:
-    addresses = [a[0] for layer in identity.layers for a in layer] + [identity.aggregator_model]
-    return sorted({str(a).split("/", 1)[0] for a in addresses})
 
 
 def layer_kinds(identity: RunIdentity) -> list[str]:
@@ -86,24 +100,30 @@ def layer_kinds(identity: RunIdentity) -> list[str]:
 
 def _entry(
     run: RunDir,
+    name: str,
     identity: RunIdentity,
     task: Task,
     metrics: RunMetrics | None,
     results: Mapping[str, InstanceResult],
     scores: Mapping[str, float],
+    namer: Namer,
 ) -> dict[str, Any]:
     """The index row: what the run is, how much it did and spent, and what the judge found."""
     calls = [c for r in results.values() for c in r.trace.calls()]
     values = metrics.values if metrics else {}
+    departure = identity_departure(identity, lambda a: namer.catalogue.by_address(a).name)
+    # a changed preset is not the paper's row: no paper number beside it
+    variant = "" if departure else identity.variant
     return {
-        "key": run_key(run),
+        "key": f"{identity.benchmark}/{name}",
+        "href": href(identity.benchmark, name),
         "benchmark": identity.benchmark,
-        "run": run.path.name,
+        "run": name,
         "variant": identity.variant,
-        "provider": ", ".join(_endpoints(identity)),
+        "provider": namer.provider(identity),
         "layers": identity.n_layers,
-        "proposers": identity.proposers,
-        "aggregator": identity.aggregator_model,
+        "proposers": [namer(a) for a in identity.proposers],
+        "aggregator": namer(identity.aggregator_model),
         "mode": identity.mode,
         "kinds": layer_kinds(identity),
         "subset": selection_label(identity.selection),
@@ -114,16 +134,17 @@ def _entry(
         "cached": sum(c.cached for c in calls),
         "input_tokens": sum(r.input_tokens for r in results.values()),
         "output_tokens": sum(r.output_tokens for r in results.values()),
-        "cost_usd": sum(c.cost_usd for c in calls),
-        "billed_usd": sum(c.cost_usd for c in calls if c.billed),
-        "judge": metrics.judge if metrics else None,
+        "cost_usd": dollars(c.cost_usd for c in calls),
+        "billed_usd": dollars(c.cost_usd for c in calls if c.billed),
+        "judge": namer.judge(metrics.judge) if metrics else None,
         "judge_calls": metrics.judge_calls if metrics else 0,
         "judge_usd": values.get("judge_usd"),
         "judge_nominal_usd": values.get("judge_nominal_usd"),
         "judge_failures": values.get("failures"),
         "judge_error": values.get("judge_error"),
         "scored": len(scores),
-        "figures": [dataclasses.asdict(f) for f in task.figures(identity.variant, values, scores)],
+        "departure": departure,
+        "figures": [dataclasses.asdict(f) for f in task.figures(variant, values, scores)],
     }
 
 
@@ -149,8 +170,11 @@ def _search(result: InstanceResult, verdict: Verdict | None) -> str:
     return "\n".join(t[:SEARCH_CHARS] for t in texts).lower()
 
 
-def _call(call: CallTrace, notes: Sequence[str]) -> dict[str, Any]:
+def _call(call: CallTrace, notes: Sequence[str], namer: Namer) -> dict[str, Any]:
+    """A call's fields; one a stand-in answered says who did (`answered by`)."""
     data = {k: v for k, v in dataclasses.asdict(call).items() if k not in HIDDEN}
+    if namer.stands_in(call.model):
+        data["answered by"] = namer(call.model)
     return {**data, "label": call.label, "unsent": not call.key, "notes": list(notes)}
 
 
@@ -162,14 +186,18 @@ def _own_events(turn: TurnTrace, call: CallTrace, depth: int | None) -> list[str
     return [e for e in turn.events if at in e]
 
 
-def _turn(turn: TurnTrace) -> dict[str, Any]:
+def _turn(turn: TurnTrace, namer: Namer) -> dict[str, Any]:
     """A turn's layers with each call's policy events, and each proposal marked where its
     consumers saw it trimmed or dropped (or left out because it failed)."""
     layers = [
-        [_call(c, _own_events(turn, c, depth)) for c in layer]
+        [_call(c, _own_events(turn, c, depth), namer) for c in layer]
         for depth, layer in enumerate(turn.layers, start=1)
     ]
-    final = None if turn.final is None else _call(turn.final, _own_events(turn, turn.final, None))
+    final = (
+        None
+        if turn.final is None
+        else _call(turn.final, _own_events(turn, turn.final, None), namer)
+    )
     # Layer d's proposals are read by layer d + 1, the last layer's by the final call.
     consumers = [*layers[1:], [final] if final else []]
     for proposals, readers in zip(layers, consumers, strict=False):
@@ -196,7 +224,7 @@ def _turn(turn: TurnTrace) -> dict[str, Any]:
     }
 
 
-def _instance(result: InstanceResult, verdict: Verdict | None) -> dict[str, Any]:
+def _instance(result: InstanceResult, verdict: Verdict | None, namer: Namer) -> dict[str, Any]:
     return {
         "id": result.id,
         "turns": result.turns,
@@ -207,7 +235,7 @@ def _instance(result: InstanceResult, verdict: Verdict | None) -> dict[str, Any]
         "input_tokens": result.input_tokens,
         "output_tokens": result.output_tokens,
         "seconds": result.seconds,
-        "cost_usd": sum(c.cost_usd for c in result.trace.calls()),
-        "trace": [_turn(t) for t in result.trace.turns],
+        "cost_usd": dollars(c.cost_usd for c in result.trace.calls()),
+        "trace": [_turn(t, namer) for t in result.trace.turns],
         "verdict": dataclasses.asdict(verdict) if verdict else None,
     }

@@ -34,14 +34,14 @@ from rich.console import Console
 from rich.markup import escape
 
 from eval.errors import describe
-from eval.report import DAMAGE, Skipped, refuse_unless_ours
-from eval.rundir import RUN_FILE, RunDir, write_atomic
+from eval.report import DAMAGE, Skipped, refuse_unless_ours, run_dirs
+from eval.rundir import RunDir, write_atomic
 from eval.tasks import Data, task_class
 from eval.view.records import RunView, read_run, run_key
 from moa.errors import ConfigError
 
 # What the manifest's records mean; a change of the records' layout bumps it (all rebuilt).
-LAYOUT = 2
+LAYOUT = 3
 MANIFEST = "manifest.json"
 WRITER = "moa-bench task=view"  # the manifest's mark: the folder is the browser's
 DATA = "data"
@@ -173,7 +173,7 @@ def _render(entries: list[dict[str, Any]], skipped: list[Skipped], results_dir: 
 
 
 def _record(
-    out_dir: Path, run: RunDir, old: Mapping[str, Any], data: Data, chunk: int
+    out_dir: Path, run: RunDir, name: str, old: Mapping[str, Any], data: Data, chunk: int
 ) -> tuple[dict[str, Any], bool]:
     """The manifest's record of `run`, and whether the run was (re)written: its `old` record
     is kept while neither its directory nor the benchmark files its verdicts read changed."""
@@ -186,10 +186,10 @@ def _record(
         recorded = old.get("recorded") if old.get("run") == stamp else _recorded(run)
         places = [Data(*recorded)] if recorded else []
         run_data, state, lacking = _data_of(files, [*places, data])
-    built = (out_dir / DATA / folder(run_key(run))).is_dir()
+    built = (out_dir / DATA / folder(run_key(run, name))).is_dir()
     if built and old.get("run") == stamp and old.get("data") == state:
         return dict(old), False
-    entry = _write_run(out_dir, read_run(run, run_data), chunk)
+    entry = _write_run(out_dir, read_run(run, run_data, name), chunk)
     record = {"run": stamp, "recorded": recorded, "data": state, "entry": entry}
     return {**record, "lacking": lacking}, True
 
@@ -200,8 +200,13 @@ def build_site(results_dir: Path, out_dir: Path, data: Data, chunk: int = 25) ->
     the benchmark files a run's verdicts read when they are not where the run read them."""
     previous, owned = _manifest(out_dir)
     site = Site(out_dir / "index.html")
-    found = [RunDir(f.parent) for f in sorted(results_dir.glob(f"*/*/{RUN_FILE}"))]
-    planned = {folder(run_key(run)) for run in found}
+    found: list[tuple[str, str, RunDir]] = []  # each run's key, name and directory
+    for name, run in run_dirs(results_dir):
+        try:
+            found.append((run_key(run, name), name, run))
+        except DAMAGE as exc:
+            site.skipped.append(Skipped(run.path, describe(exc)))
+    planned = {folder(key) for key, _, _ in found}
     for name in sorted(planned - owned):
         if (out_dir / DATA / name).exists():
             raise ConfigError(
@@ -212,10 +217,9 @@ def build_site(results_dir: Path, out_dir: Path, data: Data, chunk: int = 25) ->
     # Listed before they are written, so that a build cut short leaves no folder unlisted.
     _write_manifest(out_dir, previous, owned | planned)
     runs: dict[str, Any] = {}
-    for run in found:
-        key = run_key(run)
+    for key, name, run in found:
         try:
-            runs[key], built = _record(out_dir, run, previous.get(key) or {}, data, chunk)
+            runs[key], built = _record(out_dir, run, name, previous.get(key) or {}, data, chunk)
         except DAMAGE as exc:
             site.skipped.append(Skipped(run.path, describe(exc)))
             continue

@@ -73,6 +73,7 @@
   }
 
   function usd(x) {
+    if (x === null || x === undefined || Number.isNaN(x)) return "unpriced";
     return "$" + (x < 0.01 && x > 0 ? Number(x).toPrecision(2) : Number(x || 0).toFixed(2));
   }
 

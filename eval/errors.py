@@ -2,7 +2,9 @@
 
 Bad input (a `ConfigError`, an override or preset Hydra cannot compose, a run directory that
 cannot be created) exits 2 before any call is made; a budget stop exits 3 and Ctrl-C 130, each
-saying how to carry on. Only a bug shows a traceback. Nothing printed here carries a secret:
+saying how to carry on; a sweep's SLURM job that ended without its result (cancelled, failed,
+lost with its node) exits 1, naming the job, its state and its log. Only a bug shows a
+traceback. Nothing printed here carries a secret:
 not a refusal, not a bug's traceback, not the line Hydra writes itself before re-raising a job's
 error ("Error executing job with overrides: [...]", which lists every override as typed).
 """
@@ -157,6 +159,33 @@ def _run_hydra(hydra_main: Callable[[], None]) -> None:
         fail(f"error: {misspelt_key(exc) or one_line(exc)}", EXIT_CONFIG)
     except OSError as exc:  # Hydra makes the run directory before the app starts
         fail(f"error: cannot create the run directory: {describe(exc)}", EXIT_CONFIG)
+    except Exception as exc:
+        if (line := lost_job(exc)) is None:
+            raise
+        fail(line, 1)
+
+
+_LOST = re.compile(r"Job (\S+) \(task: \d+\) with path (\S+)_result\.pkl\s+has not produced "
+                   r"any output \(state: ([^)]*)\)")  # fmt: skip
+
+
+def lost_job(exc: Exception) -> str | None:
+    """What to do about a sweep's SLURM job that ended without its result, which submitit (the
+    `hydra/launcher=slurm` plugin, imported only by it) raises in the submitting process."""
+    utils = sys.modules.get("submitit.core.utils")
+    if utils is None or not isinstance(exc, utils.UncompletedJobError):
+        return None
+    found = _LOST.match(str(exc))
+    what = (
+        f"SLURM job {found[1]} ended without a result (state: {found[3]}; its log: "
+        f"{found[2]}_log.err)"
+        if found
+        else str(exc).splitlines()[0].rstrip(".")
+    )
+    return (
+        f"{what}; the sweep's other jobs carry on: once squeue shows none of them, run the "
+        f"same command to finish the sweep (finished instances are kept): {same_command()}"
+    )
 
 
 _NOT_IN_STRUCT = re.compile(r"Could not override '([\w.\-]+)'")

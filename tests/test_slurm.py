@@ -16,7 +16,7 @@ import shlex
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from tests.kit.cli import (
     run,
 )
 from tests.kit.fakeserver import CLIENT_LAG_S, FakeServer, ModelProfile, RequestLog, serve_in_thread
-from tests.kit.slurm import NODE, Cluster, missing, slurm_cluster
+from tests.kit.slurm import NODE, Cluster, missing, slurm_cluster, wait_until
 
 pytestmark = [
     pytest.mark.slurm,
@@ -98,18 +98,10 @@ def finish(proc: subprocess.Popen[str], timeout: float = 300) -> tuple[int, str]
     return proc.returncode, stderr
 
 
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"waited {timeout:.0f} s for {what}"
-        time.sleep(0.05)
-
-
 def mid_run(cluster: Cluster, server: FakeServer, calls: int) -> str:
     """The running job, once the server has answered `calls` calls of the sweep."""
-    wait_for(lambda: sum(r.ended > 0 for r in server.log) >= calls, f"{calls} calls")
-    (job,) = cluster.jobs("R")  # the node has room for one job at a time
-    return job
+    wait_until(lambda: sum(r.ended > 0 for r in server.log) >= calls, f"{calls} calls", 120)
+    return min(cluster.jobs("R"))  # the first of the sweep's jobs still running
 
 
 def run_dirs(results: Path) -> dict[str, Path]:
@@ -137,7 +129,7 @@ def states(cluster: Cluster, job: str) -> list[str]:
     def runs() -> list[str]:
         return [row["State"] for row in cluster.accounting(job) if row["JobID"] == job]
 
-    wait_for(lambda: runs()[-1] not in ("PENDING", "RUNNING", "COMPLETING"), f"job {job}'s end")
+    wait_until(lambda: runs()[-1] not in ("PENDING", "RUNNING", "COMPLETING"), f"job {job}'s end")
     return runs()
 
 
@@ -229,11 +221,13 @@ def test_a_cancelled_job_is_finished_by_submitting_the_sweep_again(
         job = mid_run(cluster, server, calls=8)
         cancelled = time.monotonic()
         cluster.run("scancel", job)
-        wait_for(lambda: job not in cluster.jobs(), "the cancelled job's end")
+        wait_until(lambda: job not in cluster.jobs(), "the cancelled job's end")
         ended = time.monotonic()
         code, stderr = finish(first)
         cluster.wait_idle()  # the sweep's other job runs to its end
         runs = run_dirs(tmp_path / "runs")
+        done = {v: len(outputs(tmp_path, v)) if any(runs[v].glob("model_outputs.json")) else 0
+                for v in variants}  # fmt: skip
         before = {variant: len(ledger(rundir)) for variant, rundir in runs.items()}
         requests = len(server.log)
         again, again_stderr = finish(submit(cluster, tmp_path, args))
@@ -249,6 +243,7 @@ def test_a_cancelled_job_is_finished_by_submitting_the_sweep_again(
     # Each run was run by two jobs; the resubmitted sweep paid only for the cancelled job's
     # unfinished calls: nothing for the job that had finished.
     (cut,) = [v for v, rundir in runs.items() if jobs_logged(rundir)[0][0] == job]
+    assert [n for v, n in done.items() if v != cut] == [LIMIT] and done[cut] < LIMIT
     assert all(len(jobs_logged(rundir)) == 2 for rundir in runs.values())
     new = {
         v: [r for r in ledger(rundir)[before[v] :] if not r["cached"]] for v, rundir in runs.items()
@@ -297,7 +292,7 @@ def test_submitit_requeues_a_signalled_job_which_resumes(
         if case == "preempted":
             cluster.run("scancel", "--signal=TERM", job)
         cluster.run("scancel", "--signal=USR2", job)
-        wait_for(lambda: job not in cluster.jobs("R"), "the signalled job's stop")
+        wait_until(lambda: job not in cluster.jobs("R"), "the signalled job's stop")
         stopped = time.monotonic()
         code, stderr = finish(sweep_)
     assert code == 0, stderr[-3000:]

@@ -39,6 +39,13 @@ PARTITION = "cpu"
 CLUSTER = "moatest"
 DAEMONS = ("munged", "mungekey", "mariadbd", "slurmdbd", "slurmctld", "slurmd")
 CLIENTS = ("sbatch", "srun", "sacct", "sacctmgr", "scancel", "scontrol", "sinfo", "squeue")
+LOGS = {
+    "munged": "munge/munged.log",
+    "mariadbd": "db/error.log",
+    "slurmdbd": "log/slurmdbd.log",
+    "slurmctld": "log/slurmctld.log",
+    "slurmd": "log/slurmd.log",
+}
 # Where Debian puts the daemons: root's PATH has them, a user's may not.
 SBIN = ("/usr/sbin", "/sbin")
 
@@ -60,7 +67,7 @@ def wait_until(ready: Callable[[], bool], what: str, timeout: float = 60.0) -> N
     deadline = time.monotonic() + timeout
     while not ready():
         if time.monotonic() > deadline:
-            raise TimeoutError(f"the SLURM test cluster: {what} not ready after {timeout:.0f} s")
+            raise TimeoutError(f"the SLURM test cluster: waited {timeout:.0f} s for {what}")
         time.sleep(0.2)
 
 
@@ -111,11 +118,6 @@ class Cluster:
         """Until no job is queued or running."""
         wait_until(lambda: not self.jobs(), "an empty queue", timeout)
 
-    def start_job_now(self, job: str) -> None:
-        """A requeued job waits out its begin time even with this cluster's short one: the
-        scheduler's next pass may start it at once."""
-        self.run("scontrol", "update", f"JobId={job}", "StartTime=now")
-
     # The daemons, in the order they start.
 
     def start(self) -> None:
@@ -127,11 +129,11 @@ class Cluster:
         self._database()
         self._write_config()
         self._spawn("slurmdbd", "slurmdbd", "-D")
-        wait_until(lambda: listening(self.ports["dbd"]), "slurmdbd")
-        self._spawn("slurmctld", "slurmctld", "-D", "-i")
-        wait_until(lambda: listening(self.ports["ctld"]), "slurmctld")
+        self._await("slurmdbd", lambda: listening(self.ports["dbd"]))
+        self._spawn("slurmctld", "slurmctld", "-D")
+        self._await("slurmctld", lambda: listening(self.ports["ctld"]))
         self.start_node()
-        wait_until(self._accounted, "the cluster's registration with slurmdbd")
+        self._await("slurmd", self._accounted)  # the node idle, the cluster known to slurmdbd
 
     def _munge(self) -> None:
         munge = self.root / "munge"
@@ -147,7 +149,7 @@ class Cluster:
             f"--socket={munge / 'munge.socket'}", f"--pid-file={munge / 'munged.pid'}",
             f"--log-file={munge / 'munged.log'}", f"--seed-file={munge / 'munged.seed'}",
         )  # fmt: skip
-        wait_until((munge / "munge.socket").exists, "munged")
+        self._await("munged", (munge / "munge.socket").exists)
 
     def _database(self) -> None:
         """An empty MariaDB for slurmdbd alone: no system tables (no grants to check, so no
@@ -164,7 +166,7 @@ class Cluster:
             "--innodb-log-file-size=4M", "--innodb-data-file-path=ibdata1:4M:autoextend",
             "--innodb-flush-log-at-trx-commit=0", "--innodb-doublewrite=0",
         )  # fmt: skip
-        wait_until(lambda: listening(self.ports["db"]), "mariadbd")
+        self._await("mariadbd", lambda: listening(self.ports["db"]))
 
     def _write_config(self) -> None:
         r, p = self.root, self.ports
@@ -237,6 +239,19 @@ class Cluster:
         )
         log.close()
 
+    def _await(self, name: str, ready: Callable[[], bool], timeout: float = 60.0) -> None:
+        """Until `ready`; if the daemon ends first, or a minute passes, raises with the end of
+        its logs (the cluster's folder is removed after)."""
+        daemon, deadline = self.daemons[name], time.monotonic() + timeout
+        while not ready():
+            if daemon.poll() is not None or time.monotonic() > deadline:
+                why = "not ready" if daemon.returncode is None else f"exit {daemon.returncode}"
+                logs = [self.root / "log" / f"{name}.out", self.root / LOGS[name]]
+                tail = [line for log in logs if log.exists()
+                        for line in log.read_text(errors="replace").splitlines()[-5:]]  # fmt: skip
+                raise RuntimeError(f"the SLURM test cluster's {name}: {why}; " + " | ".join(tail))
+            time.sleep(0.2)
+
     def _accounted(self) -> bool:
         try:
             node = self.run("sinfo", "-h", "-n", NODE, "-o", "%T").strip()
@@ -249,7 +264,7 @@ class Cluster:
 
     def start_node(self) -> None:
         self._spawn("slurmd", "slurmd", "-D", "-N", NODE)
-        wait_until(lambda: listening(self.ports["d"]), "slurmd")
+        self._await("slurmd", lambda: listening(self.ports["d"]))
 
     def kill_node(self) -> list[int]:
         """What a node's crash does: slurmd, every slurmstepd and every job process on it

@@ -4,9 +4,9 @@ Bad input (a `ConfigError`, an override or preset Hydra cannot compose, a run di
 cannot be created) exits 2 before any call is made; a budget stop exits 3 and Ctrl-C 130, each
 saying how to carry on; a sweep's SLURM job that ended without its result (cancelled, failed,
 lost with its node) exits 1, naming the job, its state and its log. Only a bug shows a
-traceback. Nothing printed here carries a secret:
-not a refusal, not a bug's traceback, not the line Hydra writes itself before re-raising a job's
-error ("Error executing job with overrides: [...]", which lists every override as typed).
+traceback. Nothing printed here carries a secret: not a refusal, not a bug's traceback, not the
+line Hydra writes itself before re-raising a job's error ("Error executing job with overrides:
+[...]", which lists every override as typed).
 """
 
 from __future__ import annotations

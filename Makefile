@@ -13,7 +13,7 @@ DEV_LOCK := requirements-dev.lock
 UV_VERSION := 0.13.9
 LOCK_FLAGS := --universal --generate-hashes --python-version 3.11 --quiet --custom-compile-command 'make lock'
 
-.PHONY: setup setup-dev demo test lint typecheck unit browser lock test-latest
+.PHONY: setup setup-dev demo test lint typecheck unit browser slurm lock test-latest
 
 # Stage 1: the package and its `dev` extra, from the lock, hashes required.
 $(VENV)/.dev: $(DEV_LOCK) pyproject.toml
@@ -47,7 +47,19 @@ browser:
 	  (apt-get update && apt-get install -y chromium chromium-driver) || \
 	  { echo "cannot install chromium and chromium-driver (the run browser's tests need them)" >&2; exit 1; }
 
-unit: setup browser
+# The scale-out tests (`pytest -m slurm`) start a one-node SLURM cluster as root (tests/kit/slurm.py):
+# Debian's slurmctld, slurmd, slurmdbd (sacct, which submitit polls, answers only through it),
+# their clients, munge, and the MariaDB server slurmdbd stores in.
+SLURM_PACKAGES := slurmctld slurmd slurmdbd slurm-client munge mariadb-server-core
+SLURM_PROGRAMS := /usr/sbin/slurmctld /usr/sbin/slurmd /usr/sbin/slurmdbd /usr/bin/sbatch \
+  /usr/sbin/munged /usr/sbin/mariadbd
+slurm:
+	ls $(SLURM_PROGRAMS) >/dev/null 2>&1 || \
+	  (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y \
+	    --no-install-recommends $(SLURM_PACKAGES)) || \
+	  { echo "cannot install $(SLURM_PACKAGES) (the SLURM tests need them)" >&2; exit 1; }
+
+unit: setup browser slurm
 	$(BIN)/python -m pytest
 
 # Lint and types first: they need only stage 1, so they answer before llama.cpp is built.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -435,10 +436,26 @@ def log_to(run_dir: Path) -> list[Path]:
     return moved
 
 
+def slurm_job() -> str | None:
+    """The SLURM job this process is, in the run's log (a sweep's job under
+    `hydra/launcher=slurm`): the id squeue and sacct show, the node, and the restart after a
+    requeue, which runs the same job id again."""
+    job = os.environ.get("SLURM_JOB_ID")
+    if job is None:
+        return None
+    if array := os.environ.get("SLURM_ARRAY_JOB_ID"):
+        job = f"{array}_{os.environ.get('SLURM_ARRAY_TASK_ID')}"
+    line = f"SLURM job {job} on {os.environ.get('SLURMD_NODENAME', 'an unnamed node')}"
+    restarts = os.environ.get("SLURM_RESTART_COUNT", "0")
+    return line + (f", restart {restarts}" if restarts != "0" else "")
+
+
 async def run_one(cfg: DictConfig, task: str) -> int:
     """One run directory: generate and judge (`task=run`), or one of the two."""
     rundir = RunDir(Path(str(cfg.run_dir)))
     with rundir.locked():
+        if job := slurm_job():
+            say(job)
         if task == "judge":
             return await judge_existing(cfg)
         say(describe(cfg), "bold")

@@ -2,10 +2,11 @@
 
 Bad input (a `ConfigError`, an override or preset Hydra cannot compose, one nested too deeply to
 be read at all, a run directory that cannot be created) exits 2 before any call is made; a
-budget stop exits 3 and Ctrl-C 130, each saying how to carry on. Only a bug shows a traceback.
-Nothing printed here carries a secret: not a refusal, not a bug's traceback, not the line Hydra
-writes itself before re-raising a job's error ("Error executing job with overrides: [...]",
-which lists every override as typed).
+budget stop exits 3 and Ctrl-C 130, each saying how to carry on; a sweep's SLURM job that ended
+without its result (cancelled, failed, lost with its node) exits 1, naming the job, its state and
+its log. Only a bug shows a traceback. Nothing printed here carries a secret: not a refusal, not
+a bug's traceback, not the line Hydra writes itself before re-raising a job's error ("Error
+executing job with overrides: [...]", which lists every override as typed).
 """
 
 from __future__ import annotations
@@ -208,6 +209,33 @@ def _run_hydra(hydra_main: Callable[[], None]) -> None:
         if (line := nested_too_deeply(exc)) is None:
             raise
         fail(f"error: {line}", EXIT_CONFIG)
+    except Exception as exc:
+        if (line := lost_job(exc)) is None:
+            raise
+        fail(line, 1)
+
+
+_LOST = re.compile(r"Job (\S+) \(task: \d+\) with path (\S+)_result\.pkl\s+has not produced "
+                   r"any output \(state: ([^)]*)\)")  # fmt: skip
+
+
+def lost_job(exc: Exception) -> str | None:
+    """What to do about a sweep's SLURM job that ended without its result, which submitit (the
+    `hydra/launcher=slurm` plugin, imported only by it) raises in the submitting process."""
+    utils = sys.modules.get("submitit.core.utils")
+    if utils is None or not isinstance(exc, utils.UncompletedJobError):
+        return None
+    found = _LOST.match(str(exc))
+    what = (
+        f"SLURM job {found[1]} ended without a result (state: {found[3]}; its log: "
+        f"{found[2]}_log.err)"
+        if found
+        else str(exc).splitlines()[0].rstrip(".")
+    )
+    return (
+        f"{what}; the sweep's other jobs carry on: once squeue shows none of them, run the "
+        f"same command to finish the sweep (finished instances are kept): {same_command()}"
+    )
 
 
 _NOT_IN_STRUCT = re.compile(r"Could not override '([\w.\-]+)'")

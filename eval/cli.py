@@ -211,10 +211,8 @@ def summarize(run: Generation, metrics: RunMetrics | None) -> None:
         say(f"judge: {metrics.judge_calls} calls; {usd(metrics.get('judge_usd', 0.0))} paid")
     if marks := t.marks():
         say(marks + " (each is marked in traces.jsonl and calls.jsonl)", "yellow")
-    for endpoint, refusal in run.stopped.items():
-        say(
-            f"endpoint {endpoint} refused the key ({refusal}): no more calls were sent to it", "red"
-        )
+    for endpoint, why in run.stopped.items():
+        say(f"endpoint {endpoint} {why}: no more calls were sent to it", "red")
     say(f"outputs: {run.output_file}")
     say(f"every layer's answers, tokens and costs: {run.run.traces}; the run: {run.run.path}")
     if metrics and "preference" not in metrics.values:

@@ -85,7 +85,7 @@ class Generation:
     results: list[InstanceResult]
     output_file: Path
     totals: Totals  # of this process's generation calls (none for `task=judge`)
-    stopped: dict[str, str] = field(default_factory=dict)  # endpoints that refused the key
+    stopped: dict[str, str] = field(default_factory=dict)  # endpoints stopped: why (`ModelClient`)
 
     @property
     def failed(self) -> list[InstanceResult]:

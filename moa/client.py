@@ -21,8 +21,13 @@ request refused for itself, not for the load, must still end). A Retry-After lon
 `retry_after_max_s` ends the call at once, with an error that says so.
 
 A refused key (HTTP 401 or 403) stops the endpoint: from the first, every later call to it fails
-at once, without a request, with an error that says so (`CallRecord.unsent` when it sent none);
-calls already in flight end as the server answers them. `stopped` names such endpoints.
+at once, without a request, with an error that says so (`CallRecord.unsent` when none of its
+attempts reached a server); calls already in flight end as the server answers them. So does an
+unreachable endpoint: one that has not answered once in this run, whose last `UNREACHABLE_AFTER`
+attempts reached no server (`NotSent`: a refused connection, every replica drained), which
+would otherwise cost each call minutes of backoff. One that has answered and then refuses (a
+restart) is retried as any transient failure. `stopped` names such endpoints and why. Retries
+are counted in the ledger's totals as they happen (`Ledger.retrying`), for the progress bar.
 
 Answers are marked in their record: cut off at max_tokens (`truncated`), empty, tokens estimated
 for want of usage. An endpoint's `on_truncated` and `on_empty` (`moa.limits.ANSWER_POLICIES`)
@@ -39,6 +44,7 @@ budget by design (AlpacaEval's judge: max_tokens=1 with logprobs) and parse what
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -67,7 +73,10 @@ from moa.types import (
     ErrorKind,
     GenerateConfig,
     ModelError,
+    NotSent,
 )
+
+log = logging.getLogger(__name__)
 
 SUPPORTS_N = "supports_n"  # an endpoint setting: it takes `n` choices per request
 _CLIENT_KEYS = ("provider", BILLS, SUPPORTS_N, *LIMIT_KEYS)  # read here; the rest: the provider's
@@ -75,6 +84,9 @@ _CLIENT_KEYS = ("provider", BILLS, SUPPORTS_N, *LIMIT_KEYS)  # read here; the re
 # judge or the LLM ranker asks for a few tokens (a cut answer is expected) and parses them.
 FLAG_ONLY_ROLES = frozenset({"judge", "ranker"})
 KEY_REFUSED = (401, 403)  # statuses that stop an endpoint: its key is not (or no longer) good
+# Attempts in a row that reach no server (`NotSent`: a refused connection, every replica
+# drained) that stop an endpoint which has not answered once in this run: it is unreachable.
+UNREACHABLE_AFTER = 5
 # Refusals a call may get that the limiter learns from, not counted against max_attempts.
 # Converging takes a few per call at most (about log2 of the cap for the unluckiest).
 FREE_REFUSALS = 20
@@ -220,20 +232,39 @@ class _Endpoint:
     on_truncated: str = "keep"
     on_empty: str = "keep"
     supports_n: bool = False  # draws of one request go as one call with `n` (`generate_batch`)
-    refused: str | None = None  # the first 401/403 it answered: no call is sent to it since
+    # Why no call is sent to it any more, as the end of "endpoint <name> ...": it refused the
+    # key (its first 401/403), or it is unreachable (`UNREACHABLE_AFTER`).
+    stop: str | None = None
+    answered: bool = False  # an attempt got an answer in this run
+    unsent_in_a_row: int = 0  # attempts since the last other ending that reached no server
 
-    def stop_if_refused(self, record: CallRecord, *, counted: bool) -> None:
-        """Fails a call at once when the endpoint has refused the key (`counted`: the attempt
-        under way was counted, but is not sent)."""
-        if self.refused is None:
+    def stop_if_stopped(self, record: CallRecord, *, counted: bool, unreached: int) -> None:
+        """Fails a call at once when the endpoint is stopped (`counted`: the attempt under way
+        was counted, but is not sent; `unreached`: its attempts that reached no server)."""
+        if self.stop is None:
             return
         if counted:
             record.attempts -= 1
-        record.unsent = record.attempts == 0
+        record.unsent = record.attempts == unreached
         raise ModelError(
-            ErrorKind.PERMANENT,
-            f"endpoint {self.name} refused the key ({self.refused}): no more calls are sent to it",
+            ErrorKind.PERMANENT, f"endpoint {self.name} {self.stop}: no more calls are sent to it"
         )
+
+    def failed(self, exc: ModelError) -> str | None:
+        """Learns from a failed attempt; returns why the endpoint stops, when it now does."""
+        if self.stop is not None:
+            return None
+        if exc.status in KEY_REFUSED:
+            self.stop = f"refused the key ({exc.status}: {exc})"  # scrubbed (`moa.redact`)
+            return self.stop
+        self.unsent_in_a_row = self.unsent_in_a_row + 1 if isinstance(exc, NotSent) else 0
+        if not self.answered and self.unsent_in_a_row >= UNREACHABLE_AFTER:
+            self.stop = (
+                f"is unreachable: it never answered and its last {self.unsent_in_a_row} "
+                f"attempts reached no server ({exc})"
+            )
+            return self.stop
+        return None
 
     async def throttle(self, estimated_tokens: int) -> None:
         if self.rpm is not None:
@@ -256,7 +287,7 @@ class ModelClient:
     _limiters: dict[str, AdaptiveSlots] = field(default_factory=dict, init=False)
     _inflight: dict[str, asyncio.Future[Completion]] = field(default_factory=dict, init=False)
     _claims: Claims = field(init=False)
-    _stopped: dict[str, str] = field(default_factory=dict, init=False)  # endpoint: its refusal
+    _stopped: dict[str, str] = field(default_factory=dict, init=False)  # endpoint: why (`stop`)
 
     def __post_init__(self) -> None:
         self._claims = Claims(self.cache)
@@ -304,8 +335,8 @@ class ModelClient:
             self.budget.require_price(self.catalogue.by_address(address))
 
     def stopped(self) -> dict[str, str]:
-        """The endpoints that refused the key, with the refusal (`status: message`): the client
-        sends them nothing more (still known once the client is closed)."""
+        """The endpoints the client sends nothing more, each with why, as the end of a sentence
+        that starts "endpoint <name> " (still known once the client is closed)."""
         return dict(self._stopped)
 
     async def generate(
@@ -493,18 +524,21 @@ class ModelClient:
         hold: Hold | None = None
         completions: list[Completion] | None = None
         failures = 0  # the failed attempts that count against max_attempts
+        retries = 0  # shown live by the ledger's totals until the call's record counts them
+        unreached = 0  # attempts that reached no server (`NotSent`)
         free = FREE_REFUSALS  # refusals left that do not
         retry_empty = ep.on_empty == "retry" and self._applies(record) and n == 1
         try:
             # A plain loop, not tenacity: its per-attempt machinery cost more CPU than the request.
             while True:
-                ep.stop_if_refused(record, counted=False)
+                ep.stop_if_stopped(record, counted=False, unreached=unreached)
                 record.attempts += 1
                 # The model's slot first: a call queued for a busy model holds no endpoint slot.
                 ticket = await limiter.take()
                 try:
                     async with ep.slots:
-                        ep.stop_if_refused(record, counted=True)  # refused while this one waited
+                        # stopped while this one waited
+                        ep.stop_if_stopped(record, counted=True, unreached=unreached)
                         self.cache.refuse_if_broken()  # the cache failed while it waited
                         if hold is None:
                             hold = self.budget.hold(entry, messages, config, n)
@@ -516,19 +550,25 @@ class ModelClient:
                         free -= 1
                     else:
                         failures += 1
-                    if exc.status in KEY_REFUSED and ep.refused is None:
-                        ep.refused = f"{exc.status}: {exc}"  # scrubbed already (`moa.redact`)
-                        self._stopped[ep.name] = ep.refused
+                    if (stop := ep.failed(exc)) is not None:
+                        self._stopped[ep.name] = stop
+                        log.warning("endpoint %s %s: no more calls are sent to it", ep.name, stop)
+                    unreached += isinstance(exc, NotSent)
                     if not exc.transient or failures >= ep.retry.max_attempts:
                         raise
+                    # unreachable now: no more waiting
+                    ep.stop_if_stopped(record, counted=False, unreached=unreached)
                     if exc.retry_after is not None and exc.retry_after > ep.retry.retry_after_max_s:
                         raise _too_long_to_wait(exc, ep.retry.retry_after_max_s) from None
+                    retries += 1
+                    self.ledger.retrying(1)
                     await asyncio.sleep(ep.retry.wait(max(failures, 1), exc))
                 except BaseException:  # cancelled, or refused by the budget
                     limiter.give_back(ticket)
                     raise
                 else:
                     limiter.give_back(ticket, ok=True)
+                    ep.answered, ep.unsent_in_a_row = True, 0
                     if not (retry_empty and completions[0].empty):
                         return completions
                     failures += 1
@@ -536,8 +576,11 @@ class ModelClient:
                         return completions  # cached, then failed by `_refusal`
                     _mark(record, completions[0])  # paid for, not kept
                     completions = None
+                    retries += 1
+                    self.ledger.retrying(1)
                     await asyncio.sleep(ep.retry.wait(failures, _EMPTY))
         finally:
+            self.ledger.retrying(-retries)  # the call's record counts them from here
             if hold is not None:
                 self.budget.settle(hold, entry, _paid(record, _total(completions)))
 

@@ -19,8 +19,8 @@ from eval.settings import CONF_DIR, build_catalogue, build_client
 from moa.errors import ConfigError
 from moa.limits import EndpointLimits
 from moa.providers.base import create_provider
-from moa.providers.replicas import NotSent, Replicas
-from moa.types import ChatMessage, Completion, ErrorKind, GenerateConfig, ModelError
+from moa.providers.replicas import Replicas
+from moa.types import ChatMessage, Completion, ErrorKind, GenerateConfig, ModelError, NotSent
 from tests.kit.cli import ENDPOINTS, command, environment, ledger, run, run_dir
 from tests.kit.fakeserver import FakeServer, ModelProfile, request_id, serve_in_thread
 

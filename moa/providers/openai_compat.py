@@ -39,9 +39,17 @@ from moa.errors import ConfigError
 from moa.failures import describe_exception
 from moa.limits import ReplicaSettings
 from moa.providers.base import register_provider
-from moa.providers.replicas import NotSent, Replicas
+from moa.providers.replicas import Replicas
 from moa.tokens import estimate_prompt, estimate_tokens
-from moa.types import ChatMessage, Completion, ErrorKind, GenerateConfig, ModelError, TokenLogprob
+from moa.types import (
+    ChatMessage,
+    Completion,
+    ErrorKind,
+    GenerateConfig,
+    ModelError,
+    NotSent,
+    TokenLogprob,
+)
 
 _POOL = 100_000  # connections per endpoint: more than any concurrency limit will allow
 _CONTEXT_MARKERS = (

@@ -32,7 +32,7 @@ from typing import TypeVar, cast
 
 from moa.providers.base import BatchingAPI, ModelAPI
 from moa.scheduling import AdaptiveSlots
-from moa.types import ChatMessage, Completion, ErrorKind, GenerateConfig, ModelError
+from moa.types import ChatMessage, Completion, ErrorKind, GenerateConfig, ModelError, NotSent
 
 T = TypeVar("T")
 
@@ -40,11 +40,6 @@ log = logging.getLogger(__name__)
 
 # Learned refusals one call may have retried here before the next one goes to the client.
 _FREE_REFUSALS = 20
-
-
-class NotSent(ModelError):
-    """A failure before the request reached the server (a refused connection): safe to send
-    it elsewhere, as nothing can have been answered or paid."""
 
 
 def _rate_limited(exc: ModelError) -> bool:

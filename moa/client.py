@@ -180,7 +180,8 @@ class _Drawn:
     once every draw has either claimed its key and found no answer (`share`: it takes part) or
     left (`leave`: answered by the cache, by an identical call under way, or ended), so that no
     draw another call or process is making is asked for again. Each taker gets its own answer,
-    records the request's attempts, and is cached under its own key by its call."""
+    records the request's attempts, and is cached under its own key by its call; a taker left
+    without one (the server ignored `n`) gets None, and draws alone."""
 
     expected: set[int]  # draws that may still take part
     send: Callable[[list[int]], Awaitable[list[Completion]]]
@@ -193,16 +194,21 @@ class _Drawn:
         self.expected.discard(sample)
         self._start_if_complete()
 
-    async def share(self, sample: int, record: CallRecord) -> Completion:
+    async def share(self, sample: int, record: CallRecord) -> Completion | None:
         self.takers.append(sample)
         self._start_if_complete()
         await self._ready.wait()
         assert self.request is not None  # set with `_ready`
         try:
             completions = await asyncio.shield(self.request)
-        finally:
+        except BaseException:
             record.attempts = self.record.attempts
-        return completions[self.takers.index(sample)]
+            raise
+        place = self.takers.index(sample)
+        if place >= len(completions):
+            return None  # not answered by the request: its attempts are its takers'
+        record.attempts = self.record.attempts
+        return completions[place]
 
     def _start_if_complete(self) -> None:
         if self.request is None and self.takers and set(self.takers) >= self.expected:
@@ -288,6 +294,7 @@ class ModelClient:
     _inflight: dict[str, asyncio.Future[Completion]] = field(default_factory=dict, init=False)
     _claims: Claims = field(init=False)
     _stopped: dict[str, str] = field(default_factory=dict, init=False)  # endpoint: why (`stop`)
+    _ignoring_n: dict[str, str] = field(default_factory=dict, init=False)  # `ignoring_n`
 
     def __post_init__(self) -> None:
         self._claims = Claims(self.cache)
@@ -392,7 +399,8 @@ class ModelClient:
         not in the cache go as one request with `n` choices (the prompt sent and billed once),
         each answer cached under its own sample's key, so a later single draw is a hit and a
         partly cached batch asks only for the rest. Elsewhere (or under `on_empty=retry`,
-        which retries one answer at a time), one call per sample."""
+        which retries one answer at a time, or once the endpoint has shown it ignores `n`:
+        `ignoring_n`), one call per sample."""
         endpoint_name, model_id = split_address(model)
         ep = self.endpoint(endpoint_name)
         if not ep.supports_n or ep.on_empty == "retry" or len(samples) < 2:
@@ -482,7 +490,7 @@ class ModelClient:
             else:
                 if drawn is not None:
                     completion = await drawn.share(sample, record)
-                else:
+                if completion is None:  # no batch, or one whose server ignored `n`
                     (completion,) = await self._call(
                         ep, entry, model, model_id, messages, config, [sample], record
                     )
@@ -600,10 +608,12 @@ class ModelClient:
                     return [await ep.api.generate(model_id, messages, config, samples[0])]
                 batching = cast(BatchingAPI, ep.api)
                 drawn = await batching.generate_n(model_id, messages, config, samples)
-                if len(drawn) != len(samples):
+                if not drawn or len(drawn) > len(samples):
                     raise ModelError(
                         ErrorKind.TRANSIENT, f"asked for {len(samples)} choices, got {len(drawn)}"
                     )
+                if len(drawn) < len(samples):
+                    self._ignores_n(ep, f"asked for {len(samples)} choices, got {len(drawn)}")
                 return drawn
         except TimeoutError:
             raise ModelError(ErrorKind.TRANSIENT, f"timed out after {ep.timeout_s:g}s") from None
@@ -611,6 +621,23 @@ class ModelClient:
             raise
         except Exception as exc:  # a provider bug must still end as a recorded error
             raise as_model_error(exc) from exc
+
+    def _ignores_n(self, ep: _Endpoint, evidence: str) -> None:
+        """An endpoint that answered a batch with fewer choices than `n` asked ignores `n` (a
+        server that does not implement it answers one): that will not change, so its draws go
+        one per request from now on. The choices it sent were paid for and are kept."""
+        ep.supports_n = False
+        if ep.name not in self._ignoring_n:
+            self._ignoring_n[ep.name] = evidence
+            log.warning(
+                "endpoint %s ignores n (%s): its draws go one per request from now on; "
+                "set supports_n: false for it",
+                ep.name, evidence,
+            )  # fmt: skip
+
+    def ignoring_n(self) -> dict[str, str]:
+        """The endpoints set to `supports_n` that ignored `n`, each with what showed it."""
+        return dict(self._ignoring_n)
 
     def _limiter(self, model: str, ep: _Endpoint, model_cap: int | None) -> AdaptiveSlots:
         limiter = self._limiters.get(model)

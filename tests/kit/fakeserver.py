@@ -85,6 +85,7 @@ class ModelProfile:
     # with `reject_retry_after_s` as their Retry-After if set.
     reject_above: int | None = None
     reject_retry_after_s: float | None = None
+    ignores_n: bool = False  # one choice per answer, whatever `n` asks (as some servers do)
 
 
 @dataclass
@@ -283,7 +284,7 @@ class FakeServer:
             await asyncio.sleep(profile.ttft_s + n * profile.per_token_s)
         if fault == "malformed":
             return web.Response(text='{"id": "x", "choices": [', content_type="application/json")
-        count = int(body.get("n") or 1)  # choices asked for (OpenAI's `n`)
+        count = 1 if profile.ignores_n else int(body.get("n") or 1)  # OpenAI's `n`
         choices = [] if fault == "empty" else [self._choice(body, n, i) for i in range(count)]
         if fault == "empty_content":
             choices[0]["message"]["content"] = ""

@@ -44,6 +44,7 @@ budget by design (AlpacaEval's judge: max_tokens=1 with logprobs) and parse what
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -243,6 +244,7 @@ class _Endpoint:
     stop: str | None = None
     answered: bool = False  # an attempt got an answer in this run
     unsent_in_a_row: int = 0  # attempts since the last other ending that reached no server
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)  # set with `stop`
 
     def stop_if_stopped(self, record: CallRecord, *, counted: bool, unreached: int) -> None:
         """Fails a call at once when the endpoint is stopped (`counted`: the attempt under way
@@ -262,15 +264,23 @@ class _Endpoint:
             return None
         if exc.status in KEY_REFUSED:
             self.stop = f"refused the key ({exc.status}: {exc})"  # scrubbed (`moa.redact`)
-            return self.stop
-        self.unsent_in_a_row = self.unsent_in_a_row + 1 if isinstance(exc, NotSent) else 0
-        if not self.answered and self.unsent_in_a_row >= UNREACHABLE_AFTER:
+        else:
+            self.unsent_in_a_row = self.unsent_in_a_row + 1 if isinstance(exc, NotSent) else 0
+            if self.answered or self.unsent_in_a_row < UNREACHABLE_AFTER:
+                return None
             self.stop = (
                 f"is unreachable: it never answered and its last {self.unsent_in_a_row} "
                 f"attempts reached no server ({exc})"
             )
-            return self.stop
-        return None
+        self.stopping.set()
+        return self.stop
+
+    async def back_off(self, seconds: float) -> None:
+        """Waits before a retry: `seconds`, or until the endpoint stops (the retry is then
+        refused at once, as every queued call is)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self.stopping.wait()
 
     async def throttle(self, estimated_tokens: int) -> None:
         if self.rpm is not None:
@@ -570,7 +580,7 @@ class ModelClient:
                         raise _too_long_to_wait(exc, ep.retry.retry_after_max_s) from None
                     retries += 1
                     self.ledger.retrying(1)
-                    await asyncio.sleep(ep.retry.wait(max(failures, 1), exc))
+                    await ep.back_off(ep.retry.wait(max(failures, 1), exc))
                 except BaseException:  # cancelled, or refused by the budget
                     limiter.give_back(ticket)
                     raise
@@ -586,7 +596,7 @@ class ModelClient:
                     completions = None
                     retries += 1
                     self.ledger.retrying(1)
-                    await asyncio.sleep(ep.retry.wait(failures, _EMPTY))
+                    await ep.back_off(ep.retry.wait(failures, _EMPTY))
         finally:
             self.ledger.retrying(-retries)  # the call's record counts them from here
             if hold is not None:

@@ -25,6 +25,10 @@ from moa.types import ChatMessage, Completion, ErrorKind, GenerateConfig, ModelE
 from tests.kit.cli import ENDPOINTS, command, environment, ledger, run, run_dir
 from tests.kit.fakeserver import FakeServer, FaultPlan, ModelProfile, request_id, serve_in_thread
 
+from .conftest import make_client
+from .test_rate_limits import closed_port
+
+CONFIG = GenerateConfig(max_tokens=16)
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "serve_vllm.sh"
 HELLO: list[ChatMessage] = [{"role": "user", "content": "hello"}]
 
@@ -156,6 +160,31 @@ async def test_attempts_timed_out_count_against_their_replica() -> None:
                 await api.generate("m", HELLO, GenerateConfig(), 0)
     assert a.calls == 3 and api.replicas[0].why == "no answer in 0 s"
     assert (await api.generate("m", HELLO, GenerateConfig(), 0)).text == "r1"
+
+
+async def test_an_endpoint_whose_replicas_never_answered_is_stopped_in_seconds(
+    tmp_path: Path,
+) -> None:
+    failing = [FakeServer(default=ModelProfile(fail_status=500)) for _ in range(2)]
+    with contextlib.ExitStack() as stack:
+        urls = [stack.enter_context(serve_in_thread(s)) for s in failing]
+        urls.append(f"http://127.0.0.1:{closed_port()}/v1")
+        client = make_client(urls[0], tmp_path / "c.sqlite", base_urls=urls,
+                             backoff_initial_s=1, backoff_max_s=60)  # fmt: skip
+        async with asyncio.timeout(60):  # each call alone: minutes of backoff
+            outcomes = await asyncio.gather(
+                *(client.generate("fake/m", [{"role": "user", "content": f"q{i}"}], CONFIG)
+                  for i in range(12))
+            )  # fmt: skip
+        await client.aclose()
+    why = client.stopped()["fake"]
+    assert why.startswith(
+        "is unreachable: it never answered and its last 5 attempts reached no server "
+        "(every replica of endpoint fake is drained"
+    )
+    assert all(o.record.error == f"permanent: endpoint fake {why}: no more calls are sent to it"
+               for o in outcomes)  # fmt: skip
+    assert sum(len(s.log) for s in failing) <= 2 * 3 + 12  # drained after 3, and those in flight
 
 
 def build(options: dict[str, object]) -> object:

@@ -92,13 +92,20 @@ async def test_a_refused_replica_is_drained_then_readmitted() -> None:
 
 
 async def test_repeated_failures_drain_a_replica() -> None:
-    api, (a, _) = replicas(2, Clock(), max_failures=2)
+    api, (a, b) = replicas(2, Clock(), max_failures=2)
     a.fail = ModelError(ErrorKind.TRANSIENT, "injected 500", status=500)
-    for _ in range(2):  # the first of equals is tried; the client retries these itself
-        with pytest.raises(ModelError, match="500"):
-            await api.generate("m", HELLO, GenerateConfig(), 0)
+    with pytest.raises(ModelError, match="500"):  # the first of equals; the client retries it
+        await api.generate("m", HELLO, GenerateConfig(), 0)
+    b.hang = True  # of equals in room, the one without a failure: r1, busy from now on
+    busy = asyncio.create_task(api.generate("m", HELLO, GenerateConfig(), 0))
+    while not b.calls:
+        await asyncio.sleep(0.01)
+    with pytest.raises(ModelError, match="500"):  # r0 has the most room: its second failure
+        await api.generate("m", HELLO, GenerateConfig(), 0)
+    b.hang = False
     texts = [(await api.generate("m", HELLO, GenerateConfig(), 0)).text for _ in range(3)]
-    assert texts == ["r1"] * 3 and a.calls == 2
+    assert texts == ["r1"] * 3 and a.calls == 2  # drained
+    busy.cancel()
 
 
 async def test_a_rate_limited_replica_learns_alone() -> None:
@@ -152,14 +159,16 @@ async def test_a_replica_is_silent_from_its_last_answer_on() -> None:
 
 
 async def test_attempts_timed_out_count_against_their_replica() -> None:
-    api, (a, _) = replicas(2, Clock(), max_failures=3)
-    a.hang = True
-    for _ in range(3):  # the client's timeout cancels each attempt; r0 is tried, as first
+    api, (a, b) = replicas(2, Clock(), max_failures=2)
+    a.hang = b.hang = True
+    for _ in range(4):  # the client's timeout cancels each attempt; the retry goes elsewhere
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0.05):
                 await api.generate("m", HELLO, GenerateConfig(), 0)
-    assert a.calls == 3 and api.replicas[0].why == "no answer in 0 s"
-    assert (await api.generate("m", HELLO, GenerateConfig(), 0)).text == "r1"
+    assert (a.calls, b.calls) == (2, 2)
+    assert [r.why for r in api.replicas] == ["no answer in 0 s"] * 2
+    with pytest.raises(NotSent, match="every replica of endpoint vllm is drained"):
+        await api.generate("m", HELLO, GenerateConfig(), 0)
 
 
 async def test_an_endpoint_whose_replicas_never_answered_is_stopped_in_seconds(

@@ -3,7 +3,8 @@ servers of one model on several nodes). `ModelClient` keeps its cache, retries, 
 ledger per endpoint; only the choice of server is made here, per call.
 
 Routing. A call goes to the healthy replica with the most room: its learned concurrency minus
-the calls it has in flight or waiting. Each replica's concurrency is its own `AdaptiveSlots`,
+the calls it has in flight or waiting (of equals, the one with fewer failures in a row, so that
+a retry goes elsewhere). Each replica's concurrency is its own `AdaptiveSlots`,
 capped at `replica_max_concurrency` and learned from its own refusals (429, or 503 with
 Retry-After), so one busy replica does not lower the others'. A refusal it learned from, with no
 Retry-After, is retried here at once, wherever there is room; any other refusal goes to the
@@ -135,7 +136,8 @@ class Replicas:
         now = self._clock()
         healthy = [r for r in self.replicas if self._healthy(r, now)]
         if healthy:
-            return max(healthy, key=lambda r: r.room)  # the first of equals: stable order
+            # of equals, the one with fewer failures in a row, then the first: stable order
+            return max(healthy, key=lambda r: (r.room, -r.failures))
         first = min(self.replicas, key=lambda r: r.drained_until or now)
         wait = max((first.drained_until or now) - now, 0.0)
         raise NotSent(

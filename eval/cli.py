@@ -248,9 +248,13 @@ def summarize(run: Generation, metrics: RunMetrics | None, name: Namer) -> None:
         )
     if marks := t.marks():
         say(marks + " (each is marked in traces.jsonl and calls.jsonl)", "yellow")
-    for endpoint, refusal in run.stopped.items():
+    for endpoint, why in run.stopped.items():
+        say(f"endpoint {endpoint} {why}: no more calls were sent to it", "red")
+    for endpoint, evidence in run.ignoring_n.items():
         say(
-            f"endpoint {endpoint} refused the key ({refusal}): no more calls were sent to it", "red"
+            f"endpoint {endpoint} ignores n ({evidence}): the choices it sent are kept, the other "
+            "draws went one per request; set supports_n: false for it",
+            "yellow",
         )
     say(f"outputs: {run.output_file}")
     say(f"every layer's answers, tokens and costs: {run.run.traces}; the run: {run.run.path}")

@@ -85,7 +85,8 @@ class Generation:
     results: list[InstanceResult]
     output_file: Path
     totals: Totals  # of this process's generation calls (none for `task=judge`)
-    stopped: dict[str, str] = field(default_factory=dict)  # endpoints that refused the key
+    stopped: dict[str, str] = field(default_factory=dict)  # endpoints stopped: why (`ModelClient`)
+    ignoring_n: dict[str, str] = field(default_factory=dict)  # `ModelClient.ignoring_n`
 
     @property
     def failed(self) -> list[InstanceResult]:
@@ -220,7 +221,9 @@ async def generate(cfg: DictConfig, *, show_progress: bool = True) -> Generation
         saved = f"{done}/{len(results)} instances are saved ({output})"
         raise RunStopped(stop_message(runner.stopped, saved), runner.stopped.exit_code)
     totals, stopped = client.ledger.totals, client.stopped()
-    return Generation(task, run, spec, instances, results, output, totals, stopped)
+    return Generation(
+        task, run, spec, instances, results, output, totals, stopped, client.ignoring_n()
+    )
 
 
 def generated(cfg: DictConfig) -> Generation:

@@ -2,8 +2,9 @@
 
 The counts are read from the ledger's running totals at each redraw (four a second, on rich's
 own thread), so they move as calls finish, not only when an instance does, and cost nothing per
-call. The bar, its count and the ETA come first, so they stay visible on an 80-column terminal;
-the counts after them are cut at the edge if they must be.
+call; retries are counted as they happen, before their call ends. The bar, its count and the
+ETA come first, so they stay visible on an 80-column terminal; the counts after them are cut at
+the edge if they must be.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def counts(ledger: Ledger) -> str:
     tokens = t.input_tokens + t.output_tokens
     return (
         f"${t.cost_usd:,.2f} paid · {t.calls:,} calls · {t.cached:,} cached · "
-        f"{t.retries:,} retries · {t.errors:,} errors · {tokens:,} tokens"
+        f"{t.retries + t.retrying:,} retries · {t.errors:,} errors · {tokens:,} tokens"
     )
 
 

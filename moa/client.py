@@ -22,8 +22,13 @@ request refused for itself, not for the load, must still end). A Retry-After lon
 `retry_after_max_s` ends the call at once, with an error that says so.
 
 A refused key (HTTP 401 or 403) stops the endpoint: from the first, every later call to it fails
-at once, without a request, with an error that says so (`CallRecord.unsent` when it sent none);
-calls already in flight end as the server answers them. `stopped` names such endpoints.
+at once, without a request, with an error that says so (`CallRecord.unsent` when none of its
+attempts reached a server); calls already in flight end as the server answers them. So does an
+unreachable endpoint: one that has not answered once in this run, whose last `UNREACHABLE_AFTER`
+attempts reached no server (`NotSent`: a refused connection, every replica drained), which
+would otherwise cost each call minutes of backoff. One that has answered and then refuses (a
+restart) is retried as any transient failure. `stopped` names such endpoints and why. Retries
+are counted in the ledger's totals as they happen (`Ledger.retrying`), for the progress bar.
 
 Answers are marked in their record: cut off at max_tokens (`truncated`), empty, tokens estimated
 for want of usage. An endpoint's `on_truncated` and `on_empty` (`moa.limits.ANSWER_POLICIES`)
@@ -40,6 +45,8 @@ budget by design (AlpacaEval's judge: max_tokens=1 with logprobs) and parse what
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -68,7 +75,10 @@ from moa.types import (
     ErrorKind,
     GenerateConfig,
     ModelError,
+    NotSent,
 )
+
+log = logging.getLogger(__name__)
 
 SUPPORTS_N = "supports_n"  # an endpoint setting: it takes `n` choices per request
 _CLIENT_KEYS = ("provider", BILLS, SUPPORTS_N, *LIMIT_KEYS)  # read here; the rest: the provider's
@@ -76,6 +86,9 @@ _CLIENT_KEYS = ("provider", BILLS, SUPPORTS_N, *LIMIT_KEYS)  # read here; the re
 # judge or the LLM ranker asks for a few tokens (a cut answer is expected) and parses them.
 FLAG_ONLY_ROLES = frozenset({"judge", "ranker"})
 KEY_REFUSED = (401, 403)  # statuses that stop an endpoint: its key is not (or no longer) good
+# Attempts in a row that reach no server (`NotSent`: a refused connection, every replica
+# drained) that stop an endpoint which has not answered once in this run: it is unreachable.
+UNREACHABLE_AFTER = 5
 # Refusals a call may get that the limiter learns from, not counted against max_attempts.
 # Converging takes a few per call at most (about log2 of the cap for the unluckiest).
 FREE_REFUSALS = 20
@@ -170,7 +183,8 @@ class _Drawn:
     once every draw has either claimed its key and found no answer (`share`: it takes part) or
     left (`leave`: answered by the cache, by an identical call under way, or ended), so that no
     draw another call or process is making is asked for again. Each taker gets its own answer,
-    records the request's attempts, and is cached under its own key by its call."""
+    records the request's attempts, and is cached under its own key by its call; a taker left
+    without one (the server ignored `n`) gets None, and draws alone."""
 
     expected: set[int]  # draws that may still take part
     send: Callable[[list[int]], Awaitable[list[Completion]]]
@@ -183,16 +197,21 @@ class _Drawn:
         self.expected.discard(sample)
         self._start_if_complete()
 
-    async def share(self, sample: int, record: CallRecord) -> Completion:
+    async def share(self, sample: int, record: CallRecord) -> Completion | None:
         self.takers.append(sample)
         self._start_if_complete()
         await self._ready.wait()
         assert self.request is not None  # set with `_ready`
         try:
             completions = await asyncio.shield(self.request)
-        finally:
+        except BaseException:
             record.attempts = self.record.attempts
-        return completions[self.takers.index(sample)]
+            raise
+        place = self.takers.index(sample)
+        if place >= len(completions):
+            return None  # not answered by the request: its attempts are its takers'
+        record.attempts = self.record.attempts
+        return completions[place]
 
     def _start_if_complete(self) -> None:
         if self.request is None and self.takers and set(self.takers) >= self.expected:
@@ -222,20 +241,48 @@ class _Endpoint:
     on_truncated: str = "keep"
     on_empty: str = "keep"
     supports_n: bool = False  # draws of one request go as one call with `n` (`generate_batch`)
-    refused: str | None = None  # the first 401/403 it answered: no call is sent to it since
+    # Why no call is sent to it any more, as the end of "endpoint <name> ...": it refused the
+    # key (its first 401/403), or it is unreachable (`UNREACHABLE_AFTER`).
+    stop: str | None = None
+    answered: bool = False  # an attempt got an answer in this run
+    unsent_in_a_row: int = 0  # attempts since the last other ending that reached no server
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)  # set with `stop`
 
-    def stop_if_refused(self, record: CallRecord, *, counted: bool) -> None:
-        """Fails a call at once when the endpoint has refused the key (`counted`: the attempt
-        under way was counted, but is not sent)."""
-        if self.refused is None:
+    def stop_if_stopped(self, record: CallRecord, *, counted: bool, unreached: int) -> None:
+        """Fails a call at once when the endpoint is stopped (`counted`: the attempt under way
+        was counted, but is not sent; `unreached`: its attempts that reached no server)."""
+        if self.stop is None:
             return
         if counted:
             record.attempts -= 1
-        record.unsent = record.attempts == 0
+        record.unsent = record.attempts == unreached
         raise ModelError(
-            ErrorKind.PERMANENT,
-            f"endpoint {self.name} refused the key ({self.refused}): no more calls are sent to it",
+            ErrorKind.PERMANENT, f"endpoint {self.name} {self.stop}: no more calls are sent to it"
         )
+
+    def failed(self, exc: ModelError) -> str | None:
+        """Learns from a failed attempt; returns why the endpoint stops, when it now does."""
+        if self.stop is not None:
+            return None
+        if exc.status in KEY_REFUSED:
+            self.stop = f"refused the key ({exc.status}: {exc})"  # scrubbed (`moa.redact`)
+        else:
+            self.unsent_in_a_row = self.unsent_in_a_row + 1 if isinstance(exc, NotSent) else 0
+            if self.answered or self.unsent_in_a_row < UNREACHABLE_AFTER:
+                return None
+            self.stop = (
+                f"is unreachable: it never answered and its last {self.unsent_in_a_row} "
+                f"attempts reached no server ({exc})"
+            )
+        self.stopping.set()
+        return self.stop
+
+    async def back_off(self, seconds: float) -> None:
+        """Waits before a retry: `seconds`, or until the endpoint stops (the retry is then
+        refused at once, as every queued call is)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self.stopping.wait()
 
     async def throttle(self, estimated_tokens: int) -> None:
         if self.rpm is not None:
@@ -258,7 +305,8 @@ class ModelClient:
     _limiters: dict[str, AdaptiveSlots] = field(default_factory=dict, init=False)
     _inflight: dict[str, asyncio.Future[Completion]] = field(default_factory=dict, init=False)
     _claims: Claims = field(init=False)
-    _stopped: dict[str, str] = field(default_factory=dict, init=False)  # endpoint: its refusal
+    _stopped: dict[str, str] = field(default_factory=dict, init=False)  # endpoint: why (`stop`)
+    _ignoring_n: dict[str, str] = field(default_factory=dict, init=False)  # `ignoring_n`
 
     def __post_init__(self) -> None:
         self._claims = Claims(self.cache)
@@ -306,8 +354,8 @@ class ModelClient:
             self.budget.expect(self.catalogue.by_address(address))
 
     def stopped(self) -> dict[str, str]:
-        """The endpoints that refused the key, with the refusal (`status: message`): the client
-        sends them nothing more (still known once the client is closed)."""
+        """The endpoints the client sends nothing more, each with why, as the end of a sentence
+        that starts "endpoint <name> " (still known once the client is closed)."""
         return dict(self._stopped)
 
     async def generate(
@@ -364,7 +412,8 @@ class ModelClient:
         not in the cache go as one request with `n` choices (the prompt sent and billed once),
         each answer cached under its own sample's key, so a later single draw is a hit and a
         partly cached batch asks only for the rest. Elsewhere (or under `on_empty=retry`,
-        which retries one answer at a time), one call per sample."""
+        which retries one answer at a time, or once the endpoint has shown it ignores `n`:
+        `ignoring_n`), one call per sample."""
         endpoint_name, model_id = split_address(model)
         ep = self.endpoint(endpoint_name)
         if not ep.supports_n or ep.on_empty == "retry" or len(samples) < 2:
@@ -454,7 +503,7 @@ class ModelClient:
             else:
                 if drawn is not None:
                     completion = await drawn.share(sample, record)
-                else:
+                if completion is None:  # no batch, or one whose server ignored `n`
                     (completion,) = await self._call(
                         ep, entry, model, model_id, messages, config, [sample], record
                     )
@@ -497,18 +546,21 @@ class ModelClient:
         hold: Hold | None = None
         completions: list[Completion] | None = None
         failures = 0  # the failed attempts that count against max_attempts
+        retries = 0  # shown live by the ledger's totals until the call's record counts them
+        unreached = 0  # attempts that reached no server (`NotSent`)
         free = FREE_REFUSALS  # refusals left that do not
         retry_empty = ep.on_empty == "retry" and self._applies(record) and n == 1
         try:
             # A plain loop, not tenacity: its per-attempt machinery cost more CPU than the request.
             while True:
-                ep.stop_if_refused(record, counted=False)
+                ep.stop_if_stopped(record, counted=False, unreached=unreached)
                 record.attempts += 1
                 # The model's slot first: a call queued for a busy model holds no endpoint slot.
                 ticket = await limiter.take()
                 try:
                     async with ep.slots:
-                        ep.stop_if_refused(record, counted=True)  # refused while this one waited
+                        # stopped while this one waited
+                        ep.stop_if_stopped(record, counted=True, unreached=unreached)
                         self.cache.refuse_if_broken()  # the cache failed while it waited
                         if hold is None:
                             hold = self.budget.hold(entry, messages, config, n)
@@ -520,14 +572,19 @@ class ModelClient:
                         free -= 1
                     else:
                         failures += 1
-                    if exc.status in KEY_REFUSED and ep.refused is None:
-                        ep.refused = f"{exc.status}: {exc}"  # scrubbed already (`moa.redact`)
-                        self._stopped[ep.name] = ep.refused
+                    if (stop := ep.failed(exc)) is not None:
+                        self._stopped[ep.name] = stop
+                        log.warning("endpoint %s %s: no more calls are sent to it", ep.name, stop)
+                    unreached += isinstance(exc, NotSent)
                     if not exc.transient or failures >= ep.retry.max_attempts:
                         raise
+                    # unreachable now: no more waiting
+                    ep.stop_if_stopped(record, counted=False, unreached=unreached)
                     if exc.retry_after is not None and exc.retry_after > ep.retry.retry_after_max_s:
                         raise _too_long_to_wait(exc, ep.retry.retry_after_max_s) from None
-                    await asyncio.sleep(ep.retry.wait(max(failures, 1), exc))
+                    retries += 1
+                    self.ledger.retrying(1)
+                    await ep.back_off(ep.retry.wait(max(failures, 1), exc))
                 except NoRoom as full:  # wait for room without the slots, keeping its place
                     limiter.give_back(ticket)
                     record.attempts -= 1
@@ -537,6 +594,7 @@ class ModelClient:
                     raise
                 else:
                     limiter.give_back(ticket, ok=True)
+                    ep.answered, ep.unsent_in_a_row = True, 0
                     if not (retry_empty and completions[0].empty):
                         return completions
                     failures += 1
@@ -544,8 +602,11 @@ class ModelClient:
                         return completions  # cached, then failed by `_refusal`
                     _mark(record, completions[0])  # paid for, not kept
                     completions = None
-                    await asyncio.sleep(ep.retry.wait(failures, _EMPTY))
+                    retries += 1
+                    self.ledger.retrying(1)
+                    await ep.back_off(ep.retry.wait(failures, _EMPTY))
         finally:
+            self.ledger.retrying(-retries)  # the call's record counts them from here
             if hold is not None:
                 paid = _paid(record, _total(completions))
                 self.budget.settle(hold, entry, paid, sent=record.attempts > 0)
@@ -566,10 +627,12 @@ class ModelClient:
                     return [await ep.api.generate(model_id, messages, config, samples[0])]
                 batching = cast(BatchingAPI, ep.api)
                 drawn = await batching.generate_n(model_id, messages, config, samples)
-                if len(drawn) != len(samples):
+                if not drawn or len(drawn) > len(samples):
                     raise ModelError(
                         ErrorKind.TRANSIENT, f"asked for {len(samples)} choices, got {len(drawn)}"
                     )
+                if len(drawn) < len(samples):
+                    self._ignores_n(ep, f"asked for {len(samples)} choices, got {len(drawn)}")
                 return drawn
         except TimeoutError:
             raise ModelError(ErrorKind.TRANSIENT, f"timed out after {ep.timeout_s:g}s") from None
@@ -577,6 +640,23 @@ class ModelClient:
             raise
         except Exception as exc:  # a provider bug must still end as a recorded error
             raise as_model_error(exc) from exc
+
+    def _ignores_n(self, ep: _Endpoint, evidence: str) -> None:
+        """An endpoint that answered a batch with fewer choices than `n` asked ignores `n` (a
+        server that does not implement it answers one): that will not change, so its draws go
+        one per request from now on. The choices it sent were paid for and are kept."""
+        ep.supports_n = False
+        if ep.name not in self._ignoring_n:
+            self._ignoring_n[ep.name] = evidence
+            log.warning(
+                "endpoint %s ignores n (%s): its draws go one per request from now on; "
+                "set supports_n: false for it",
+                ep.name, evidence,
+            )  # fmt: skip
+
+    def ignoring_n(self) -> dict[str, str]:
+        """The endpoints set to `supports_n` that ignored `n`, each with what showed it."""
+        return dict(self._ignoring_n)
 
     def _limiter(self, model: str, ep: _Endpoint, model_cap: int | None) -> AdaptiveSlots:
         limiter = self._limiters.get(model)

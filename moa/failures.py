@@ -26,14 +26,14 @@ def as_model_error(
 ) -> ModelError:
     """The `ModelError` a call that raised `exc` ends with.
 
-    A `ModelError` keeps its kind, status and Retry-After (it is `exc` itself unless `scrub`
-    rewrites its message); any other exception becomes a `kind` error described as
+    A `ModelError` keeps its class, kind, status and Retry-After (it is `exc` itself unless
+    `scrub` rewrites its message); any other exception becomes a `kind` error described as
     `Type: message`. `scrub` rewrites the message (`moa.redact` takes API keys out with it).
     """
     if isinstance(exc, ModelError):
         if scrub is None:
             return exc
-        return ModelError(exc.kind, scrub(str(exc)), status=exc.status, retry_after=exc.retry_after)
+        return type(exc)(exc.kind, scrub(str(exc)), status=exc.status, retry_after=exc.retry_after)
     message = describe_exception(exc)
     return ModelError(kind, message if scrub is None else scrub(message))
 

@@ -34,6 +34,7 @@ class Totals:
     cached: int = 0
     errors: int = 0
     retries: int = 0
+    retrying: int = 0  # retries of calls still under way: `retries` counts them once each ends
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0  # paid: calls sent to an endpoint that bills (`CallRecord.billed`)
@@ -136,6 +137,11 @@ class Ledger:
         if self._file is not None:
             self._file.write(json.dumps(record.to_json(), ensure_ascii=False) + "\n")
             self._file.flush()
+
+    def retrying(self, change: int) -> None:
+        """A call under way retried (+1), or ended with its retries (-n) to be counted by `add`:
+        the progress bar shows retries as they happen, not only once their call ends."""
+        self.totals.retrying += change
 
     def close(self) -> None:
         if self._file is not None:

@@ -191,6 +191,12 @@ class ModelError(Exception):
         return f"{self.kind.value}{status}: {self}"
 
 
+class NotSent(ModelError):
+    """A failure before the request reached a server (a refused connection, every replica
+    drained): nothing can have been answered or paid, so it may go elsewhere at once, and an
+    endpoint that has never answered and gets only these is unreachable (`moa.client`)."""
+
+
 @dataclass
 class CallRecord:
     """One line of the call ledger: what a call cost, whether it was cached, how it ended.

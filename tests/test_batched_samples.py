@@ -12,15 +12,18 @@ import pytest
 from eval.plan import plan_points
 from moa.agents import Agent
 from moa.budget import Budget, BudgetExceeded
+from moa.catalogue import Catalogue
 from moa.mixture import Mixture, MixtureSpec
 from moa.types import ChatMessage, GenerateConfig
+from tests.kit.cli import command, ledger, run, run_dir
 from tests.kit.cli import scripted_config as config
-from tests.kit.fakeserver import FakeServer, ModelProfile, serve_in_thread
+from tests.kit.fakeserver import FakeServer, ModelProfile, prompt_tokens, serve_in_thread
 
 from .conftest import make_client
 
 CONFIG = GenerateConfig(temperature=0.7, max_tokens=64)
 USER: list[ChatMessage] = [{"role": "user", "content": "Name a colour."}]
+PRICED = Catalogue({"p": {"address": "fake/p", "price_in": 1.0, "price_out": 2.0}}, ["fake"])
 SIX = MixtureSpec.paper("self", (tuple(Agent("fake/p", s) for s in range(6)),), Agent("fake/agg"))
 
 
@@ -120,3 +123,63 @@ async def test_a_batch_counts_as_its_draws_against_max_calls(tmp_path: Path) -> 
         await client.generate_batch("fake/p", USER, CONFIG, list(range(6)))
         await client.aclose()
     assert client.budget.calls == 6 and [r.params.get("n") for r in server.log] == [6]
+
+
+async def test_an_endpoint_that_ignores_n_keeps_what_it_sent_and_draws_the_rest_alone(
+    tmp_path: Path,
+) -> None:
+    """`supports_n` on a server that answers one choice whatever `n` asks: the choice is kept
+    and paid for in the ledger, the other draws go one per request, and so does every later
+    batch; nothing is retried or fails."""
+    server = FakeServer(default=ModelProfile(min_tokens=5, max_tokens=5, ignores_n=True))
+    cache = tmp_path / "c.sqlite"
+    other: list[ChatMessage] = [{"role": "user", "content": "Name a fruit."}]
+    with serve_in_thread(server) as url:
+        client = make_client(url, cache, supports_n=True)
+        client.catalogue = PRICED
+        first = await client.generate_batch("fake/p", USER, CONFIG, list(range(6)))
+        later = await client.generate_batch("fake/p", other, CONFIG, list(range(3)))
+        await client.aclose()
+        assert [r.params.get("n") for r in server.log] == [6] + [None] * 8
+        assert all(o.ok for o in first + later)
+        assert client.ignoring_n() == {"fake": "asked for 6 choices, got 1"}
+        records = [o.record for o in first + later]
+        assert all(r.attempts == 1 and r.billed and not r.cached for r in records)
+        # every request the server billed is in the ledger, with its tokens, at its price
+        billed = sum(prompt_tokens(e.messages) + e.tokens * 2 for e in server.log) / 1e6
+        assert client.ledger.totals.cost_usd == pytest.approx(billed)
+        assert client.ledger.totals.retries == 0
+        # each draw is cached under its own sample's key: one by one, nothing is sent
+        again = make_client(url, cache)
+        found = await again.generate_batch("fake/p", USER, CONFIG, list(range(6)))
+        await again.aclose()
+    assert [o.text for o in found] == [o.text for o in first] and all(
+        o.record.cached for o in found
+    )
+    assert len(server.log) == 9
+
+
+def test_a_run_on_an_endpoint_that_ignores_n_says_so_once_and_pays_no_retries(
+    tmp_path: Path,
+) -> None:
+    server = FakeServer(default=ModelProfile(min_tokens=5, max_tokens=20, ignores_n=True))
+    with serve_in_thread(server) as url:
+        args = command(
+            tmp_path,
+            url,
+            "moa=self_moa",
+            "benchmark.limit=3",
+            "++endpoints.together.supports_n=true",
+        )
+        done = run(args)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert done.stdout.count("endpoint together ignores n (asked for 6 choices, got 1)") == 1
+    log = (run_dir(tmp_path, "self_moa") / "cli.log").read_text(encoding="utf-8")
+    assert log.count("endpoint together ignores n") == 2  # the warning, then the summary
+    records = ledger(tmp_path, "self_moa")
+    assert not [r for r in records if r["error"]] and sum(r["attempts"] for r in records) == len(
+        server.log
+    )
+    # every request the server billed is one record with its tokens and a price
+    paying = [r for r in records if r["input_tokens"] and not r["cached"]]
+    assert len(paying) == len(server.log) and all(r["cost_usd"] > 0 for r in paying)

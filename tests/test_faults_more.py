@@ -251,9 +251,9 @@ async def test_a_key_refused_in_mid_run_stops_the_endpoint_at_once(
     first, *rest = after
     assert first.record.error is not None and first.record.error.startswith(f"permanent {status}:")
     assert first.record.attempts == 1 and not first.record.unsent
-    refusal = client.stopped()["fake"]
-    assert refusal.startswith(f"{status}: ")
-    expected = f"permanent: endpoint fake refused the key ({refusal}): no more calls are sent to it"
+    why = client.stopped()["fake"]
+    assert why.startswith(f"refused the key ({status}: ")
+    expected = f"permanent: endpoint fake {why}: no more calls are sent to it"
     for outcome in [*rest, *queued]:
         record = outcome.record
         assert not outcome.ok and record.error == expected

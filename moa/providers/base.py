@@ -36,7 +36,8 @@ class BatchingAPI(ModelAPI, Protocol):
     """A backend that can also draw several samples of one request in one call (`n`), for an
     endpoint whose config says `supports_n: true`. It returns one completion per sample, in
     order, with the call's usage split between them: the prompt's tokens all on the first (the
-    prompt was sent and billed once), the answer tokens each on its own."""
+    prompt was sent and billed once), the answer tokens each on its own; fewer when the server
+    sent fewer (it ignores `n`: `ModelClient` then draws the rest one per request)."""
 
     async def generate_n(
         self,

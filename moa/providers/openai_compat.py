@@ -39,9 +39,17 @@ from moa.errors import ConfigError
 from moa.failures import describe_exception
 from moa.limits import ReplicaSettings
 from moa.providers.base import register_provider
-from moa.providers.replicas import NotSent, Replicas
+from moa.providers.replicas import Replicas
 from moa.tokens import estimate_prompt, estimate_tokens
-from moa.types import ChatMessage, Completion, ErrorKind, GenerateConfig, ModelError, TokenLogprob
+from moa.types import (
+    ChatMessage,
+    Completion,
+    ErrorKind,
+    GenerateConfig,
+    ModelError,
+    NotSent,
+    TokenLogprob,
+)
 
 _POOL = 100_000  # connections per endpoint: more than any concurrency limit will allow
 _CONTEXT_MARKERS = (
@@ -175,14 +183,13 @@ def parse_completions(
     data: Any, config: GenerateConfig, messages: Sequence[ChatMessage], n: int
 ) -> list[Completion]:
     """The first `n` choices of a body, the usage split as `BatchingAPI` says: the prompt on
-    the first, the answer tokens in proportion to each choice's estimated length."""
+    the first, the answer tokens in proportion to each choice's estimated length. Fewer than
+    `n` when the server sent fewer (one that ignores `n`): the caller decides what that means."""
     if not isinstance(data, Mapping):
         raise _malformed("not a JSON object")
     choices = data.get("choices")
     if not choices:
         raise ModelError(ErrorKind.TRANSIENT, "response has no choices")
-    if len(choices) < n:
-        raise ModelError(ErrorKind.TRANSIENT, f"asked for {n} choices, got {len(choices)}")
     try:
         parsed = [_choice(c, config) for c in choices[:n]]
         usage = data.get("usage")

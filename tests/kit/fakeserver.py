@@ -86,6 +86,7 @@ class ModelProfile:
     # with `reject_retry_after_s` as their Retry-After if set.
     reject_above: int | None = None
     reject_retry_after_s: float | None = None
+    ignores_n: bool = False  # one choice per answer, whatever `n` asks (as some servers do)
 
 
 @dataclass
@@ -284,7 +285,7 @@ class FakeServer:
             await asyncio.sleep(profile.ttft_s + n * profile.per_token_s)
         if fault == "malformed":
             return web.Response(text='{"id": "x", "choices": [', content_type="application/json")
-        count = int(body.get("n") or 1)  # choices asked for (OpenAI's `n`)
+        count = 1 if profile.ignores_n else int(body.get("n") or 1)  # OpenAI's `n`
         choices = [] if fault == "empty" else [self._choice(body, n, i) for i in range(count)]
         if fault == "empty_content":
             choices[0]["message"]["content"] = ""
@@ -393,6 +394,15 @@ def _error_json(
     return web.json_response(body, status=status, headers=headers)
 
 
+async def _stop(runner: web.AppRunner) -> None:
+    """Stops serving; requests still hanging (a "timeout" fault) are cut after a second."""
+    await runner.cleanup()
+    left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in left:
+        task.cancel()
+    await asyncio.gather(*left, return_exceptions=True)
+
+
 @contextlib.contextmanager
 def serve_in_thread(server: FakeServer) -> Iterator[str]:
     """Serves on a free 127.0.0.1 port in a daemon thread; yields the `/v1` base URL."""
@@ -401,7 +411,7 @@ def serve_in_thread(server: FakeServer) -> Iterator[str]:
     state: dict[str, Any] = {}
 
     async def start() -> None:
-        runner = web.AppRunner(server.app(), access_log=None)
+        runner = web.AppRunner(server.app(), access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
@@ -420,7 +430,7 @@ def serve_in_thread(server: FakeServer) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{state['port']}/v1"
     finally:
-        asyncio.run_coroutine_threadsafe(state["runner"].cleanup(), loop).result(10)
+        asyncio.run_coroutine_threadsafe(_stop(state["runner"]), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
 

@@ -113,6 +113,7 @@ def test_a_strategy_that_raises_fails_its_instance_alone_and_the_next_run_retrie
         "task=generate",
         "moa=moa_lite",
         "moa.layers.1.0.strategy=lab_strategies.flaky",
+        "moa.name=flaky_lite",  # a changed preset runs under a name of its own
     )
     cfg = config(tmp_path, *overrides)
     run_dir = Path(str(cfg.run_dir))
@@ -217,6 +218,7 @@ def test_an_edited_strategy_is_another_run(tmp_path: Path, lab: Path) -> None:
         "task=generate",
         "moa=moa_lite",
         "moa.layers.1.0.strategy=lab_strategies.flaky",
+        "moa.name=flaky_lite",  # a changed preset runs under a name of its own
     )
     cfg = config(tmp_path, *overrides)
     assert asyncio.run(dispatch(cfg)) == 0

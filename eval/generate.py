@@ -9,51 +9,45 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
-
 from eval.benchmarks import DataError, Instance, select
 from eval.mixture_config import identity_layers
 from eval.rundir import TRACES, InstanceResult, RunDir, RunIdentity, write_atomic
 from eval.runner import EXIT_CACHE, EXIT_INTERRUPTED, Runner, RunStopped, Stop, not_generated
-from eval.settings import build_catalogue, build_client, build_spec, to_dict
-from eval.tasks import Data, Task, task_for
+from eval.settings import Settings, build_client
+from eval.tasks import Task, task_for
 from moa.cache import CacheWriteError
-from moa.catalogue import Catalogue
 from moa.client import ModelClient
 from moa.context import count_events
 from moa.errors import ConfigError
 from moa.ledger import Totals
 from moa.mixture import Mixture, MixtureSpec
 from moa.providers.replay import read_outputs
-from moa.redact import environment_secrets, redact_config, scrub
+from moa.redact import environment_secrets, scrub
 
 log = logging.getLogger("moa_bench")
 _ERROR_KINDS_SHOWN = 10
 
 
-def task_of(cfg: DictConfig) -> Task:
+def task_of(settings: Settings) -> Task:
     """The configured benchmark's task, reading data from `data_dir` or the download cache."""
-    data_dir, cache_dir = cfg.get("data_dir"), cfg.get("data_cache_dir")
-    data = Data(
-        None if data_dir is None else str(data_dir), None if cache_dir is None else str(cache_dir)
-    )
-    return task_for(to_dict(cfg.benchmark), data)
+    return task_for(settings.benchmark.section, settings.data)
 
 
-def judge_address(cfg: DictConfig, catalogue: Catalogue, task: Task | None = None) -> str:
+def judge_address(settings: Settings, task: Task | None = None) -> str:
     """The address of the configured judge of the configured benchmark."""
-    return catalogue.resolve((task or task_of(cfg)).judge_model(to_dict(cfg.judge))).address
+    model = (task or task_of(settings)).judge_model(settings.judge.section)
+    return settings.catalogue.resolve(model).address
 
 
-def load_instances(cfg: DictConfig, task: Task | None = None) -> list[Instance]:
+def load_instances(settings: Settings, task: Task | None = None) -> list[Instance]:
     """The selected instances (`benchmark.limit`, `ids`, `categories`), in benchmark order."""
-    bench = cfg.benchmark
+    bench = settings.benchmark
     try:
         chosen = select(
-            (task or task_of(cfg)).load(),
-            limit=bench.get("limit"),
-            ids=[str(i) for i in bench.ids] if bench.get("ids") else None,
-            categories=list(bench.categories) if bench.get("categories") else None,
+            (task or task_of(settings)).load(),
+            limit=bench.limit,
+            ids=list(bench.ids) if bench.ids else None,
+            categories=list(bench.categories) if bench.categories else None,
         )
     except (DataError, ValueError) as exc:
         raise ConfigError(str(exc)) from None
@@ -132,40 +126,28 @@ def run_notes(results: Iterable[InstanceResult]) -> list[str]:
     return notes
 
 
-def identity_of(cfg: DictConfig, spec: MixtureSpec) -> RunIdentity:
+def identity_of(settings: Settings) -> RunIdentity:
     """What must match for a run directory to be resumed: the variant and how it decodes."""
+    spec = settings.spec
     layers, aggregator = identity_layers(spec)
     return RunIdentity(
-        benchmark=str(cfg.benchmark.name),
+        benchmark=settings.benchmark.name,
         variant=spec.name,
         layers=layers,
         aggregator=aggregator,
         mode=spec.mode,
-        generation=to_dict(cfg.benchmark.generation),
-        selection=selection_of(cfg.benchmark),
+        generation=dict(settings.benchmark.generation),
+        selection=settings.benchmark.selection(),
         repeat=spec.repeat,
     )
 
 
-def selection_of(bench: DictConfig) -> dict[str, Any] | None:
-    """The instance selection a run was asked for, None for the whole benchmark."""
-    chosen = {k: to_plain(bench.get(k)) for k in ("categories", "ids", "limit")}
-    return {k: v for k, v in chosen.items() if v is not None} or None
-
-
-def to_plain(value: Any) -> Any:
-    if isinstance(value, ListConfig):
-        return [str(v) for v in value]
-    return value
-
-
-def _check_inputs(cfg: DictConfig, spec: MixtureSpec, instances: Sequence[Instance]) -> None:
+def _check_inputs(settings: Settings, instances: Sequence[Instance]) -> None:
     """What a run reads besides the benchmark, checked before any call: replayed outputs must
     answer every selected instruction."""
-    endpoints = to_dict(cfg.endpoints)
-    for address in spec.models():
+    for address in settings.spec.models():
         endpoint, model = address.split("/", 1)
-        options = endpoints.get(endpoint) or {}
+        options = settings.endpoints.get(endpoint) or {}
         if options.get("provider") == "replay":
             path = Path(str(options.get("outputs_dir"))) / f"{model}.json"
             outputs = read_outputs(path)
@@ -178,23 +160,19 @@ def _check_inputs(cfg: DictConfig, spec: MixtureSpec, instances: Sequence[Instan
                 )
 
 
-async def generate(cfg: DictConfig, *, show_progress: bool = True) -> Generation:
+async def generate(settings: Settings, *, show_progress: bool = True) -> Generation:
     """Validates everything first, the cheap checks (config, run directory, keys) before the
     data, which may have to be downloaded; then runs."""
-    catalogue = build_catalogue(cfg)
-    spec = build_spec(cfg, catalogue)
-    task = task_of(cfg)
-    run = RunDir(Path(str(cfg.run_dir)))
-    run.claim(identity_of(cfg, spec))
-    resolved = OmegaConf.to_yaml(
-        OmegaConf.create(redact_config(OmegaConf.to_container(cfg, resolve=True)))
-    )
-    write_atomic(run.config_file, scrub(resolved, environment_secrets()))
-    client = build_client(cfg, catalogue, ledger_path=run.ledger)
+    spec = settings.spec
+    task = task_of(settings)
+    run = RunDir(settings.run_dir)
+    run.claim(identity_of(settings))
+    write_atomic(run.config_file, scrub(settings.config_yaml, environment_secrets()))
+    client = build_client(settings, ledger_path=run.ledger)
     try:
         client.preflight(spec.models())
-        instances = load_instances(cfg, task)
-        _check_inputs(cfg, spec, instances)
+        instances = load_instances(settings, task)
+        _check_inputs(settings, instances)
         endpoints = sorted({m.split("/", 1)[0] for m in spec.models()})
         log.info(
             "run %s on %s (%d of its instances): %s, %d layer(s), models %s via endpoints %s; "
@@ -206,9 +184,9 @@ async def generate(cfg: DictConfig, *, show_progress: bool = True) -> Generation
             Mixture(spec, client),
             client.ledger,
             run,
-            concurrency=int(cfg.concurrency),
+            concurrency=settings.concurrency,
             show_progress=show_progress,
-            redo_degraded=str(cfg.get("on_degraded", "retry")) == "retry",
+            redo_degraded=settings.on_degraded == "retry",
             budget=client.budget,
         )
         results = await runner.run(instances, task.generation(), {"variant": spec.name})
@@ -226,25 +204,24 @@ async def generate(cfg: DictConfig, *, show_progress: bool = True) -> Generation
     )
 
 
-def generated(cfg: DictConfig) -> Generation:
+def generated(settings: Settings) -> Generation:
     """An existing run directory as it is, for `task=judge`: nothing is generated or written,
     and no generation endpoint is built (so none of their keys is needed)."""
-    catalogue = build_catalogue(cfg)
-    spec = build_spec(cfg, catalogue)
-    task = task_of(cfg)
-    run = RunDir(Path(str(cfg.run_dir)))
+    spec = settings.spec
+    task = task_of(settings)
+    run = RunDir(settings.run_dir)
     identity = run.identity()
     if identity is None:
         raise ConfigError(
             f"{run.path} holds no run to judge: run task=generate (or task=run) first"
         )
-    if identity != identity_of(cfg, spec):
+    if identity != identity_of(settings):
         raise ConfigError(
             f"{run.path} holds another run of {identity.variant!r} "
-            f"({identity.differences(identity_of(cfg, spec))}): judge it with the settings "
+            f"({identity.differences(identity_of(settings))}): judge it with the settings "
             "it was generated with"
         )
-    instances = load_instances(cfg, task)
+    instances = load_instances(settings, task)
     finished = run.finished()
     results = [finished.get(i.id) or not_generated(i.id) for i in instances]
     return Generation(

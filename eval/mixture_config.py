@@ -30,9 +30,7 @@ import difflib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, cast
-
-from omegaconf import DictConfig, OmegaConf
+from typing import Any
 
 from moa.agents import KINDS, REPEAT_STRIDE, STRATEGY_TIMEOUT_S, Agent
 from moa.catalogue import Catalogue
@@ -75,8 +73,6 @@ def check_name(name: Any) -> str:
 def build_mixture(moa: Mapping[str, Any], catalogue: Catalogue, **settings: Any) -> MixtureSpec:
     """The `moa:` section (general or short form) as layers of agents; `settings` are the
     run's failure policies (`MixtureSpec` fields)."""
-    if isinstance(moa, DictConfig):
-        moa = cast(dict[str, Any], OmegaConf.to_container(moa, resolve=True))
     name = check_name(moa.get("name"))
     layers = moa.get("layers", 1)
     if isinstance(layers, Sequence) and not isinstance(layers, str):

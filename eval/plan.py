@@ -51,25 +51,22 @@ import re
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, cast
 
 import pandas as pd
-from omegaconf import DictConfig
 from rich.console import Console
 
 from eval.benchmarks.base import Instance
 from eval.generate import judge_address, load_instances, task_of
 from eval.run_labels import Namer
 from eval.rundir import repeat_suffix
-from eval.settings import build_catalogue, build_spec, to_dict
+from eval.settings import Settings
 from eval.tasks import Task
 from moa.agents import Agent
 from moa.budget import check_plan
 from moa.cache import CacheMode, CallCache, call_key
 from moa.catalogue import BILLS, Catalogue, ModelEntry, split_address, unbilled_endpoints
 from moa.client import SUPPORTS_N
-from moa.errors import ConfigError
 from moa.flops import call_tflops, turn_tflops
 from moa.ledger import price_hint
 from moa.limits import LIMIT_KEYS
@@ -649,22 +646,15 @@ def batches(spec: Mapping[str, Any]) -> bool:
     return bool(spec.get(SUPPORTS_N, False)) and spec.get("on_empty", "keep") != "retry"
 
 
-def repeats(cfg: DictConfig, catalogue: Catalogue) -> list[MixtureSpec]:
+def repeats(settings: Settings) -> list[MixtureSpec]:
     """Each run a point makes: its `repeats` (run 1 first), or its one `repeat`."""
-    spec = build_spec(cfg, catalogue)
-    count = int(cfg.get("repeats", 1))
+    spec, count = settings.spec, settings.repeats
     return [spec.repeated(r) for r in range(1, count + 1)] if count > 1 else [spec]
 
 
-def open_cache(cfg: DictConfig) -> CallCache | None:
+def open_cache(settings: Settings) -> CallCache | None:
     """The configured call cache, read-only, if a run would read it and it holds any call."""
-    settings = cfg.get("cache") or {}
-    try:
-        mode = CacheMode(str(settings.get("mode", CacheMode.READ_WRITE)))
-    except ValueError:
-        known = ", ".join(m.value for m in CacheMode)
-        raise ConfigError(f"cache.mode={settings.get('mode')!r} is not one of {known}") from None
-    path = Path(str(settings.get("path"))).expanduser()
+    mode, path = settings.cache.mode, settings.cache.path
     if not mode.reads or not path.is_file():
         return None
     cache = CallCache(path, CacheMode.READ)
@@ -675,28 +665,27 @@ def open_cache(cfg: DictConfig) -> CallCache | None:
 
 
 async def plan_points(
-    cfg: DictConfig, points: Sequence[DictConfig]
+    settings: Settings, points: Sequence[Settings]
 ) -> list[tuple[str, PlanResult]]:
     """Every benchmark's variants planned together, in the order a sweep runs them (sharing
     counted once), each judged after it when `judge.enabled`, against the configured cache."""
-    catalogue = build_catalogue(cfg)
-    endpoints = to_dict(cfg.endpoints)
+    catalogue, endpoints = settings.catalogue, settings.endpoints
     unbilled = unbilled_endpoints(endpoints)
     namer = Namer(catalogue, endpoints)
-    by_benchmark: dict[str, list[DictConfig]] = {}
+    by_benchmark: dict[str, list[Settings]] = {}
     for point in points:
-        by_benchmark.setdefault(str(point.benchmark.name), []).append(point)
-    cache = open_cache(cfg)
+        by_benchmark.setdefault(point.benchmark.name, []).append(point)
+    cache = open_cache(settings)
     identities: dict[str, str] = {}
     results = []
     try:
         for name, group in by_benchmark.items():
             first = group[0]
-            specs = list(dict.fromkeys(s for c in group for s in repeats(c, catalogue)))
+            specs = list(dict.fromkeys(s for c in group for s in repeats(c)))
             task = task_of(first)
             judging = None
-            if (first.get("judge") or {}).get("enabled", False):
-                judging = Judging(task, judge_address(first, catalogue, task))
+            if first.judge.enabled:
+                judging = Judging(task, judge_address(first, task))
             if cache is not None:  # no cache, no need of the real keys
                 used = [m for spec in specs for m in spec.models()]
                 used += [judging.model] if judging else []
@@ -707,7 +696,7 @@ async def plan_points(
                 load_instances(first, task),
                 task.generation(),
                 catalogue,
-                output_tokens=int(cfg.plan.output_tokens),
+                output_tokens=settings.plan.output_tokens,
                 judge=judging,
                 cache=cache,
                 identities=identities,
@@ -753,13 +742,13 @@ def sweep_totals(results: Sequence[tuple[str, PlanResult]], output_tokens: int) 
     )
 
 
-async def plan_sweep(cfg: DictConfig, points: Sequence[DictConfig], console: Console) -> None:
+async def plan_sweep(settings: Settings, points: Sequence[Settings], console: Console) -> None:
     """`task=plan`: a table per benchmark (`plan_points`), then the totals of the whole sweep."""
-    results = await plan_points(cfg, points)
-    budget = cfg.get("budget") or {}
+    results = await plan_points(settings, points)
+    budget = settings.budget
     for name, result in results:
         console.rule(f"{name}: {len(result.variants)} variant(s)")
         # a wide table: rich would wrap it to the terminal
-        print(result.render(budget.get("max_usd"), budget.get("max_calls")))
+        print(result.render(budget.max_usd, budget.max_calls))
     console.rule("all")
-    console.print(sweep_totals(results, int(cfg.plan.output_tokens)))
+    console.print(sweep_totals(results, settings.plan.output_tokens))

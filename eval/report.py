@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from eval.benchmarks import DataError
@@ -39,7 +39,7 @@ from eval.rundir import (
     leftover,
     write_atomic,
 )
-from eval.settings import build_catalogue, to_dict
+from eval.settings import build_catalogue
 from eval.tables import Run
 from eval.tasks import Data, Task, task_class
 from moa.errors import ConfigError
@@ -151,11 +151,11 @@ def namer_of(rundir: RunDir) -> Namer:
     """How a run's models are named and sized (`eval.run_labels.Namer`), from its saved config:
     the catalogue and the endpoints it was made with."""
     try:
-        cfg = OmegaConf.load(rundir.config_file)
-        if not isinstance(cfg, DictConfig):
+        cfg = OmegaConf.to_container(OmegaConf.load(rundir.config_file), resolve=True)
+        if not isinstance(cfg, dict):
             raise RunFileError(f"{rundir.config_file}: not a config mapping")
-        return Namer(build_catalogue(cfg), to_dict(cfg.endpoints))
-    except (yaml.YAMLError, OmegaConfBaseException) as exc:
+        return Namer(build_catalogue({str(k): v for k, v in cfg.items()}), cfg["endpoints"])
+    except (yaml.YAMLError, OmegaConfBaseException, KeyError) as exc:
         raise RunFileError(f"{rundir.config_file}: {describe(exc)}") from None
 
 

@@ -1,20 +1,24 @@
-"""Turns the composed Hydra config into the engine's objects, validating it on the way.
+"""The door: the composed Hydra config resolved once into typed, frozen `Settings`.
 
 Everything a run will touch is checked here, before any model is called: unknown models or
 endpoints, missing API keys, malformed presets, out-of-range settings and API keys written into
-the config instead of the environment all end as one `ConfigError` line.
+the config instead of the environment all end as one `ConfigError` line. Below the door nothing
+sees Hydra's `DictConfig`: commands, generation, the plan and the Python API take `Settings`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
 from eval.mixture_config import build_mixture, check_name, segment
+from eval.run_filter import RunFilter
 from eval.rundir import repeat_suffix, run_folder, subset_suffix
+from eval.tasks import Data
 from moa.budget import Budget
 from moa.cache import CacheMode, CallCache
 from moa.catalogue import Catalogue, endpoint_bills
@@ -25,7 +29,7 @@ from moa.ledger import Ledger
 from moa.limits import EndpointLimits
 from moa.limits import check_number as _number
 from moa.mixture import MixtureSpec
-from moa.redact import holds_secret
+from moa.redact import holds_secret, redact_config
 
 # The Hydra configs live at the repository root, beside the packages (an editable install).
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -80,7 +84,7 @@ def check_endpoint(name: str, spec: Any) -> None:
     endpoint_bills(name, spec)
 
 
-def check_config(cfg: DictConfig) -> None:
+def check_config(cfg: Mapping[str, Any]) -> None:
     """The settings a run depends on, checked before anything is built or called."""
     _number("concurrency", cfg.get("concurrency", 1), integer=True)
     if cfg.get("concurrency") == 0:
@@ -95,32 +99,22 @@ def check_config(cfg: DictConfig) -> None:
     _number("benchmark.limit", limit, integer=True, optional=True)
     if limit == 0:
         raise ConfigError("benchmark.limit=0 selects no instance: give at least 1, or null for all")
-    for name, spec in to_dict(cfg.endpoints).items():
+    for name, spec in dict(cfg["endpoints"]).items():
         check_endpoint(name, spec)
 
 
-def build_catalogue(cfg: DictConfig) -> Catalogue:
-    """The catalogue, once the whole config has passed `check_config`."""
+def build_catalogue(cfg: Mapping[str, Any]) -> Catalogue:
+    """The catalogue of a resolved config (a run's saved `config.yaml` too), once the whole
+    config has passed `check_config`."""
     check_config(cfg)
     return Catalogue(
-        models=to_dict(cfg.catalogue),
-        endpoints=list(cfg.endpoints.keys()),
+        models=dict(cfg["catalogue"]),
+        endpoints=list(cfg["endpoints"].keys()),
         provider_override=cfg.get("provider_override"),
     )
 
 
-def build_spec(cfg: DictConfig, catalogue: Catalogue) -> MixtureSpec:
-    """The configured preset with the run's failure policies, as run `repeat` draws it."""
-    spec = build_mixture(
-        to_dict(cfg.moa),
-        catalogue,
-        on_proposer_error=str(cfg.on_proposer_error),
-        context_overflow=str(cfg.get("context_overflow", "trim")),
-    )
-    return spec.repeated(repeat_of(cfg))
-
-
-def repeat_of(cfg: DictConfig) -> int:
+def repeat_of(cfg: Mapping[str, Any]) -> int:
     """Which run of a repeated variant this is (`repeat`, 1 to `repeats`)."""
     repeat = cfg.get("repeat", 1)
     _number("repeat", repeat, integer=True)
@@ -129,36 +123,211 @@ def repeat_of(cfg: DictConfig) -> int:
     return int(repeat)
 
 
-def build_budget(cfg: DictConfig, run_dir: Path | None) -> Budget:
+def repeats_of(cfg: Mapping[str, Any]) -> int:
+    """How many runs of the variant the command asks for (`repeats`)."""
+    repeats = cfg.get("repeats", 1)
+    if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
+        raise ConfigError(f"repeats={repeats!r}: give the number of runs, at least 1")
+    return repeats
+
+
+def _cache_mode(mode: Any) -> CacheMode:
+    try:
+        return CacheMode(str(mode))
+    except ValueError:
+        known = ", ".join(m.value for m in CacheMode)
+        raise ConfigError(f"cache.mode={mode!r} is not one of {known}") from None
+
+
+def _path(value: Any) -> Path | None:
+    return Path(str(value)).expanduser() if value else None
+
+
+def _strings(value: Any) -> tuple[str, ...] | None:
+    """A list setting as strings (ids may be written as numbers); None when unset."""
+    return None if value is None else tuple(str(v) for v in value)
+
+
+@dataclass(frozen=True)
+class BenchmarkSettings:
+    """`benchmark:`; `section` is the whole section, as the benchmark's task reads it."""
+
+    name: str
+    section: Mapping[str, Any]
+    generation: Mapping[str, Any]
+    limit: int | None
+    ids: tuple[str, ...] | None
+    categories: tuple[str, ...] | None
+
+    def selection(self) -> dict[str, Any] | None:
+        """The instance selection a run was asked for (as `run.json` records it), None for
+        the whole benchmark."""
+        chosen = {
+            "categories": None if self.categories is None else list(self.categories),
+            "ids": None if self.ids is None else list(self.ids),
+            "limit": self.limit,
+        }
+        return {k: v for k, v in chosen.items() if v is not None} or None
+
+
+@dataclass(frozen=True)
+class JudgeSettings:
+    """`judge:`; `section` is what a benchmark's task reads its judge model from."""
+
+    enabled: bool
+    section: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    path: Path
+    mode: CacheMode
+    copy_to: Path | None  # a copy of the cache after the task (README: Scale-out)
+
+
+@dataclass(frozen=True)
+class BudgetSettings:
+    max_usd: float | None
+    max_calls: int | None
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    out_dir: Path
+    reference: str
+    runs: RunFilter
+
+
+@dataclass(frozen=True)
+class ViewSettings:
+    out_dir: Path
+    chunk: int
+
+
+@dataclass(frozen=True)
+class PlanSettings:
+    experiments: tuple[str, ...] | str | None  # names, or "all" for the paper's whole suite
+    output_tokens: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One composed config, validated and resolved: what every command runs on."""
+
+    task: str  # the command (`task=`)
+    prompt: str | None
+    catalogue: Catalogue
+    catalogue_addresses: tuple[str, ...]  # as written, before any `provider_override`
+    endpoints: Mapping[str, Mapping[str, Any]]
+    spec: MixtureSpec  # the variant, as run `repeat` draws it
+    benchmark: BenchmarkSettings
+    judge: JudgeSettings
+    data: Data
+    results_dir: Path
+    run_dir: Path
+    repeat: int
+    repeats: int
+    concurrency: int
+    on_degraded: str
+    cache: CacheSettings
+    budget: BudgetSettings
+    report: ReportSettings
+    view: ViewSettings
+    plan: PlanSettings
+    rescore_path: Path  # `None` when unset, refused by the command as no file
+    models_endpoints: tuple[str, ...] | None
+    cache_merge_sources: tuple[str, ...]
+    config_yaml: str  # the resolved config with secrets masked, as a run saves it
+    overrides: tuple[str, ...] = ()  # the command's own, for the plan's sweeps
+
+
+def resolve(cfg: DictConfig, overrides: Sequence[str] = ()) -> Settings:
+    """The one place the composed config is read: validated, then built into `Settings`."""
+    plain = to_dict(cfg)
+    catalogue = build_catalogue(plain)
+    spec = build_mixture(
+        plain["moa"],
+        catalogue,
+        on_proposer_error=str(plain["on_proposer_error"]),
+        context_overflow=str(plain.get("context_overflow", "trim")),
+    ).repeated(repeat_of(plain))
+    bench, judge = plain["benchmark"], plain.get("judge") or {}
+    cache, budget = plain["cache"], plain.get("budget") or {}
+    report, view, plan = plain["report"], plain["view"], plain["plan"]
+    data_dir, cache_dir = plain.get("data_dir"), plain.get("data_cache_dir")
+    experiments = plan.get("experiments")
+    return Settings(
+        task=str(plain["task"]),
+        prompt=None if plain.get("prompt") is None else str(plain["prompt"]),
+        catalogue=catalogue,
+        catalogue_addresses=tuple(str(m["address"]) for m in plain["catalogue"].values()),
+        endpoints=plain["endpoints"],
+        spec=spec,
+        benchmark=BenchmarkSettings(
+            name=str(bench["name"]),
+            section=bench,
+            generation=bench["generation"],
+            limit=bench.get("limit"),
+            ids=_strings(bench.get("ids")),
+            categories=_strings(bench.get("categories")),
+        ),
+        judge=JudgeSettings(bool(judge.get("enabled", False)), judge),
+        data=Data(
+            None if data_dir is None else str(data_dir),
+            None if cache_dir is None else str(cache_dir),
+        ),
+        results_dir=Path(str(plain["results_dir"])),
+        run_dir=Path(str(plain["run_dir"])),
+        repeat=repeat_of(plain),
+        repeats=repeats_of(plain),
+        concurrency=int(plain["concurrency"]),
+        on_degraded=str(plain.get("on_degraded", "retry")),
+        cache=CacheSettings(
+            Path(str(cache["path"])).expanduser(),
+            _cache_mode(cache.get("mode", CacheMode.READ_WRITE.value)),
+            _path(cache.get("copy_to")),
+        ),
+        budget=BudgetSettings(budget.get("max_usd"), budget.get("max_calls")),
+        report=ReportSettings(
+            Path(str(report["out_dir"])), str(report["reference"]), RunFilter.from_settings(report)
+        ),
+        view=ViewSettings(Path(str(view["out_dir"])), int(view["chunk"])),
+        plan=PlanSettings(
+            experiments if experiments in (None, "all") else _strings(experiments),
+            int(plan["output_tokens"]),
+        ),
+        rescore_path=Path(str((plain.get("rescore") or {}).get("path"))),
+        models_endpoints=_strings((plain.get("models") or {}).get("endpoints")),
+        cache_merge_sources=tuple(str(s) for s in (plain.get("cache_merge") or {}).get("sources")
+                                  or ()),
+        config_yaml=OmegaConf.to_yaml(OmegaConf.create(redact_config(plain))),
+        overrides=tuple(overrides),
+    )  # fmt: skip
+
+
+def build_budget(settings: Settings, run_dir: Path | None) -> Budget:
     """The caps, minus what earlier runs of the run directory spent (every `*calls.jsonl`)."""
-    budget = cfg.get("budget") or {}
-    max_usd, max_calls = budget.get("max_usd"), budget.get("max_calls")
+    max_usd, max_calls = settings.budget.max_usd, settings.budget.max_calls
     if run_dir is None or (max_usd is None and max_calls is None):
         return Budget(max_usd, max_calls)
     return Budget.from_ledgers(max_usd, max_calls, sorted(run_dir.glob("*calls.jsonl")))
 
 
-def build_client(cfg: DictConfig, catalogue: Catalogue, ledger_path: Path | None) -> ModelClient:
-    mode = str(cfg.cache.mode)
-    try:
-        cache_mode = CacheMode(mode)
-    except ValueError:
-        known = ", ".join(m.value for m in CacheMode)
-        raise ConfigError(f"cache.mode={mode!r} is not one of {known}") from None
+def build_client(settings: Settings, ledger_path: Path | None) -> ModelClient:
     return ModelClient(
-        endpoint_specs=to_dict(cfg.endpoints),
-        catalogue=catalogue,
-        cache=CallCache(Path(str(cfg.cache.path)).expanduser(), cache_mode),
+        endpoint_specs=settings.endpoints,
+        catalogue=settings.catalogue,
+        cache=CallCache(settings.cache.path, settings.cache.mode),
         ledger=Ledger(ledger_path),
-        budget=build_budget(cfg, None if ledger_path is None else ledger_path.parent),
+        budget=build_budget(settings, None if ledger_path is None else ledger_path.parent),
     )
 
 
-async def check_endpoints(cfg: DictConfig, catalogue: Catalogue, addresses: Sequence[str]) -> None:
+async def check_endpoints(settings: Settings, addresses: Sequence[str]) -> None:
     """The endpoints of models a later step will call (the judge's, after generation) built and
     closed again, and their prices checked against the caps: a missing key or a bad endpoint is
     refused before the run's first call or download, not once generation has been paid for."""
-    client = build_client(cfg, catalogue, ledger_path=None)
+    client = build_client(settings, ledger_path=None)
     try:
         client.preflight(addresses)
     finally:

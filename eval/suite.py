@@ -1,4 +1,4 @@
-"""Sweeps as lists of composed configs, for the plan: what `-m` would launch, without launching.
+"""Sweeps as lists of resolved settings, for the plan: what `-m` would launch, without launching.
 
 An experiment's sweep lives in its `hydra.sweeper.params`; we expand it with Hydra's own override
 parser (so ranges and choice syntax mean what they mean to the launcher) and compose each point.
@@ -11,8 +11,8 @@ from collections.abc import Iterable, Sequence
 
 from hydra import compose
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import DictConfig
 
+from eval.settings import Settings, resolve
 from moa.errors import ConfigError
 
 EXPERIMENTS = (
@@ -35,8 +35,9 @@ def sweep_points(params: dict[str, str]) -> list[list[str]]:
     return [list(point) for point in itertools.product(*axes)]
 
 
-def compose_points(base_overrides: Sequence[str], experiments: Iterable[str]) -> list[DictConfig]:
-    """The config of every sweep point of every experiment (GlobalHydra must be initialised)."""
+def compose_points(base_overrides: Sequence[str], experiments: Iterable[str]) -> list[Settings]:
+    """The settings of every sweep point of every experiment, each composed and resolved as its
+    own command would be (GlobalHydra must be initialised)."""
     configs = []
     base = [o for o in base_overrides if not o.startswith(("+experiment=", "task="))]
     for name in experiments:
@@ -45,5 +46,5 @@ def compose_points(base_overrides: Sequence[str], experiments: Iterable[str]) ->
         head = compose("config", [*base, f"+experiment={name}"], return_hydra_config=True)
         params = {str(k): str(v) for k, v in head.hydra.sweeper.params.items()}
         for point in sweep_points(params):
-            configs.append(compose("config", [*base, f"+experiment={name}", *point]))
+            configs.append(resolve(compose("config", [*base, f"+experiment={name}", *point])))
     return configs

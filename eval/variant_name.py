@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, MutableMapping
+from typing import Any, cast
 
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import Container, OmegaConf
 
-from eval.settings import CONF_DIR, to_dict
+from eval.settings import CONF_DIR
 from moa.errors import ConfigError
 
 # What the digest is marked with in the name, e.g. `moa_lite_changed-1f2e3d4c`.
@@ -37,13 +37,13 @@ def changed_name(section: Mapping[str, Any], preset: Mapping[str, Any]) -> str:
     return f"{name}{MARK}{digest[:8]}"
 
 
-def preset_of(cfg: DictConfig) -> str | None:
+def preset_of(moa: Mapping[str, Any]) -> str | None:
     """The `moa` preset a config was composed from: Hydra's choice in the app; for a config
     composed by a program, the preset its name names, if there is one."""
     if HydraConfig.initialized():
         choice = HydraConfig.get().runtime.choices.get("moa")
         return None if choice is None else str(choice)
-    name = str(cfg.moa.get("name"))
+    name = str(moa.get("name"))
     return name if (CONF_DIR / "moa" / f"{name}.yaml").is_file() else None
 
 
@@ -60,31 +60,26 @@ def preset_section(preset: str) -> dict[str, Any]:
     `defaults` name, merged as Hydra merges a group's own defaults (theirs first, then its own
     keys): composing the whole config again would add half a second to every run's start."""
     root = OmegaConf.create({"moa": _written(preset)})
-    return to_dict(root.moa)
+    return cast(dict[str, Any], OmegaConf.to_container(root.moa, resolve=True))
 
 
-def _written(preset: str) -> DictConfig:
+def _written(preset: str) -> Container:
     path = CONF_DIR / "moa" / f"{preset}.yaml"
     node = OmegaConf.load(path)
-    if not isinstance(node, DictConfig):
+    if not isinstance(node, MutableMapping):  # a list, not a section
         raise ConfigError(f"{path}: not a mapping of settings")
     defaults = list(node.pop("defaults", []))
     if "_self_" not in defaults:
         defaults.append("_self_")
     parts = [node if str(d) == "_self_" else _written(str(d)) for d in defaults]
-    merged = OmegaConf.merge(*parts)
-    assert isinstance(merged, DictConfig)
-    return merged
+    return OmegaConf.merge(*parts)
 
 
-def name_variant(cfg: DictConfig) -> str | None:
-    """Renames a changed preset (`changed_name`) in `cfg`, so its run directory follows;
-    returns the new name, or None when the name stays."""
-    preset = preset_of(cfg)
+def name_variant(moa: Mapping[str, Any]) -> str | None:
+    """The name a changed preset runs under (`changed_name`), for the door to give the `moa`
+    section so its run directory follows; None when the name stays."""
+    preset = preset_of(moa)
     if preset is None or named_by_command():
         return None
-    name = changed_name(to_dict(cfg.moa), preset_section(preset))
-    if name == str(cfg.moa.name):
-        return None
-    cfg.moa.name = name
-    return name
+    name = changed_name(moa, preset_section(preset))
+    return None if name == str(moa.get("name")) else name

@@ -15,7 +15,7 @@ from eval.cli import dispatch
 from eval.mixture_config import build_mixture
 from eval.plan import plan_points
 from eval.rundir import LEDGER, TRACES
-from eval.settings import build_catalogue, build_client
+from eval.settings import build_client, resolve, to_dict
 from moa.agents import REPEAT_STRIDE, Agent
 from moa.errors import ConfigError
 from moa.mixture import Mixture, MixtureSpec
@@ -54,7 +54,7 @@ class Seen:
 
 def test_layers_of_different_models_and_kinds(tmp_path: Path) -> None:
     cfg = config(tmp_path)
-    catalogue = build_catalogue(cfg)
+    catalogue = resolve(cfg).catalogue
     spec = build_mixture(
         {
             "name": "mixed",
@@ -73,7 +73,7 @@ def test_layers_of_different_models_and_kinds(tmp_path: Path) -> None:
     assert spec.calls_per_turn == 4 + 1 + 2 + 1
 
     async def go() -> Any:
-        client = build_client(cfg, catalogue, None)
+        client = build_client(resolve(cfg), None)
         seen = Seen(client)
         try:
             turn = await Mixture(spec, seen).run_turn([{"role": "user", "content": "Hi?"}], CONFIG)
@@ -102,7 +102,7 @@ def test_layers_of_different_models_and_kinds(tmp_path: Path) -> None:
 
 
 def test_a_bad_layer_is_one_clear_line(tmp_path: Path) -> None:
-    catalogue = build_catalogue(config(tmp_path))
+    catalogue = resolve(config(tmp_path)).catalogue
     cases = {
         "the last layer is one agent": [[{"model": "dbrx"}], [{"model": "dbrx", "samples": 2}]],
         "needs a previous layer's answers": [[{"model": "dbrx", "kind": "rank"}]],
@@ -146,7 +146,7 @@ def _calls(run_dir: Path) -> list[dict[str, Any]]:
 def _plan_then_run(root: Path, *overrides: str) -> tuple[int, list[dict[str, Any]], Path]:
     """The plan's count of a variant's calls on an empty cache, then the real run's ledger."""
     cfg = config(root, "benchmark=mt_bench", "benchmark.limit=3", "task=generate", *overrides)
-    ((_, planned),) = asyncio.run(plan_points(cfg, [cfg]))
+    ((_, planned),) = asyncio.run(plan_points(resolve(cfg), [resolve(cfg)]))
     assert asyncio.run(dispatch(cfg)) == 0
     return planned.total_calls, _calls(Path(str(cfg.run_dir))), Path(str(cfg.run_dir))
 
@@ -190,7 +190,7 @@ def test_a_strategy_from_outside_the_package(
 def test_repeats_are_runs_of_their_own_summarized_as_mean_and_std(tmp_path: Path) -> None:
     overrides = ("benchmark=mt_bench", "benchmark.limit=4", "moa=moa_lite", "repeats=3")
     cfg = config(tmp_path, *overrides)
-    ((_, planned),) = asyncio.run(plan_points(cfg, [cfg]))
+    ((_, planned),) = asyncio.run(plan_points(resolve(cfg), [resolve(cfg)]))
     assert [v.name for v in planned.variants] == ["moa_lite", "moa_lite~run2", "moa_lite~run3"]
     assert asyncio.run(dispatch(cfg)) == 0
     base = Path(str(cfg.results_dir)) / "mt_bench"
@@ -277,7 +277,8 @@ def test_a_sweep_of_rankers_within_the_mixture_is_planned_as_run(tmp_path: Path)
         config(tmp_path, *base, "moa.name=rank_110b"),
         config(tmp_path, *base, "moa.name=rank_72b", "moa.ranker=qwen1.5-72b"),
     ]
-    ((_, planned),) = asyncio.run(plan_points(points[0], points))
+    settings = [resolve(point) for point in points]
+    ((_, planned),) = asyncio.run(plan_points(settings[0], settings))
     sent = 0
     for point in points:
         assert asyncio.run(dispatch(point)) == 0
@@ -296,7 +297,7 @@ def test_failures_of_other_kinds_are_errors_not_answers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.syspath_prepend(str(EXAMPLES))
-    catalogue = build_catalogue(config(tmp_path))
+    catalogue = resolve(config(tmp_path)).catalogue
     user: list[ChatMessage] = [{"role": "user", "content": "Hi?"}]
 
     def turn(layers: list[Any], role: str) -> Any:
@@ -339,7 +340,7 @@ def test_failures_of_other_kinds_are_errors_not_answers(
 def test_a_repeat_of_a_repeat_is_counted_from_run_one(tmp_path: Path) -> None:
     spec = build_mixture(
         {"name": "t", "layers": 2, "proposers": ["dbrx"], "samples": 2, "aggregator": "dbrx"},
-        build_catalogue(config(tmp_path)),
+        resolve(config(tmp_path)).catalogue,
     )
     assert spec.repeated(2).repeated(3) == spec.repeated(3)
     assert [a.sample for a in spec.repeated(3).agents()] == [2000, 2001, 2000]
@@ -349,7 +350,7 @@ def test_a_repeat_of_a_repeat_is_counted_from_run_one(tmp_path: Path) -> None:
 def test_a_strategys_options_are_checked_before_any_call(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="window"):
         config_ = config(tmp_path, "moa=self_moa_seq", "moa.window=1")
-        build_mixture(config_.moa, build_catalogue(config_))
+        build_mixture(to_dict(config_.moa), resolve(config_).catalogue)
 
 
 def test_each_repeat_logs_to_its_own_directory(tmp_path: Path) -> None:

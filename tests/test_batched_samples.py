@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from eval.plan import plan_points
+from eval.settings import resolve
 from moa.agents import Agent
 from moa.budget import Budget, BudgetExceeded
 from moa.catalogue import Catalogue
@@ -76,7 +77,7 @@ def test_the_plan_bills_a_batched_prompt_once(tmp_path: Path) -> None:
                 f"moa={preset}",
                 f"++endpoints.scripted.supports_n={batching}",
             )
-            ((_, result),) = asyncio.run(plan_points(cfg, [cfg]))
+            ((_, result),) = asyncio.run(plan_points(resolve(cfg), [resolve(cfg)]))
             plans.append(result.variants[0])
         one_by_one, batched = plans
         assert batched.calls == one_by_one.calls

@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 
 from eval.generate import judge_address, load_instances, task_of
 from eval.mixture_config import build_mixture
-from eval.settings import CONF_DIR, build_catalogue, to_dict
+from eval.settings import CONF_DIR, resolve, to_dict
 from eval.suite import EXPERIMENTS, compose_points
 from moa.cache import CacheMode, CallCache
 from moa.catalogue import Catalogue
@@ -25,7 +25,7 @@ JUDGES = sorted(p.stem for p in (CONF_DIR / "judge").glob("*.yaml"))
 def test_every_preset_builds_against_the_catalogue(preset: str) -> None:
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", [f"moa={preset}"])
-    spec = build_mixture(cfg.moa, build_catalogue(cfg))
+    spec = build_mixture(to_dict(cfg.moa), resolve(cfg).catalogue)
     # a catalogue name is not checked against the endpoints: each must route to a defined one
     assert spec.name and {m.split("/", 1)[0] for m in spec.models()} <= set(cfg.endpoints)
 
@@ -34,8 +34,9 @@ def test_every_preset_builds_against_the_catalogue(preset: str) -> None:
 def test_every_benchmark_loads_offline(benchmark: str, shared_data: Path) -> None:
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", [f"benchmark={benchmark}", f"data_dir={shared_data}"])
-    instances = load_instances(cfg)
-    configs = {task_of(cfg).generation()(i) for i in instances}
+    settings = resolve(cfg)
+    instances = load_instances(settings)
+    configs = {task_of(settings).generation()(i) for i in instances}
     assert instances and all(c.max_tokens for c in configs)
     if benchmark == "mt_bench":
         assert {c.temperature for c in configs} == {0.0, 0.1, 0.7}
@@ -49,10 +50,9 @@ def compose_with(overrides: list[str]) -> DictConfig:
 @pytest.mark.parametrize("judge", JUDGES)
 def test_every_judge_resolves(judge: str) -> None:
     cfg = compose_with([f"judge={judge}"])
-    catalogue = build_catalogue(cfg)
     for benchmark in BENCHMARKS if cfg.judge.enabled else []:
         bench_cfg = compose_with([f"judge={judge}", f"benchmark={benchmark}"])
-        assert "/" in judge_address(bench_cfg, catalogue)
+        assert "/" in judge_address(resolve(bench_cfg))
 
 
 def test_every_endpoint_instantiates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -72,8 +72,7 @@ def test_every_endpoint_instantiates(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_every_experiment_expands_and_composes() -> None:
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         points = compose_points([], EXPERIMENTS)
-        catalogue = build_catalogue(compose("config"))
-    names = [(str(c.benchmark.name), build_mixture(c.moa, catalogue).name) for c in points]
+    names = [(c.benchmark.name, c.spec.name) for c in points]
     # figure 5 re-uses table 2's three AlpacaEval mixtures (the same run directories)
     assert len(names) - len(set(names)) == 3
     assert ("alpaca_eval", "moa_lite") in names and ("mt_bench", "moa_gpt4o") in names
@@ -89,9 +88,9 @@ def test_the_suite_is_every_experiment_file() -> None:
 
 def test_provider_override_routes_every_model() -> None:
     cfg = compose_with(["moa=moa_gpt4o", "provider_override=scripted"])
-    catalogue = build_catalogue(cfg)
-    spec = build_mixture(cfg.moa, catalogue)
+    catalogue = resolve(cfg).catalogue
+    spec = build_mixture(to_dict(cfg.moa), catalogue)
     assert all(m.startswith("scripted/") for m in spec.models())
     assert judge_address(
-        compose_with(["provider_override=scripted", "benchmark=mt_bench"]), catalogue
+        resolve(compose_with(["provider_override=scripted", "benchmark=mt_bench"]))
     ).startswith("scripted/")

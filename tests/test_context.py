@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_dir
 
 from eval.generate import run_notes
 from eval.rundir import InstanceResult
-from eval.settings import CONF_DIR, build_catalogue, build_spec
+from eval.settings import CONF_DIR, resolve
 from moa.agents import Agent
 from moa.context import Policy, count_events, fit, prompt_limit
 from moa.mixture import Mixture, MixtureSpec
@@ -178,7 +178,7 @@ def test_the_run_summary_counts_each_policy() -> None:
 def test_the_spec_carries_each_models_window_and_the_policy() -> None:
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", ["moa=moa", "context_overflow=drop_last"])
-    spec = build_spec(cfg, build_catalogue(cfg))
+    spec = resolve(cfg).spec
     windows = {a.model.split("/", 1)[1]: a.context_length for a in spec.proposer_layers[0]}
     assert windows["meta-llama/Llama-3-70b-chat-hf"] == 8192
     assert spec.final.context_length == 32768 and spec.context_overflow == "drop_last"

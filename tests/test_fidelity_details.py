@@ -32,13 +32,13 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from eval.cli import dispatch
-from eval.generate import judge_address, task_of
+from eval.generate import judge_address
 from eval.judges import alpaca_eval as ae
 from eval.judges import alpaca_eval_metrics as metrics
 from eval.judges import alpaca_upstream
 from eval.judges import flask as fj
 from eval.judges import mt_bench as mj
-from eval.settings import CONF_DIR, build_catalogue
+from eval.settings import CONF_DIR, resolve
 from eval.tables import PAPER_DIR
 from eval.tasks import Data, task_for
 from moa.types import (
@@ -91,7 +91,7 @@ def test_the_cli_sends_each_benchmark_to_its_librarys_default_judge() -> None:
     }
     for benchmark, address in expected.items():
         cfg = paper_config(benchmark)
-        assert judge_address(cfg, build_catalogue(cfg), task_of(cfg)) == address, benchmark
+        assert judge_address(resolve(cfg)) == address, benchmark
     assert mj.DEFAULT_JUDGE == "openai/gpt-4"
     assert mj.judgment_path(Path("run")) == Path("run/model_judgment/gpt-4_single.jsonl")
 

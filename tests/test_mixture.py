@@ -9,7 +9,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from eval.mixture_config import build_mixture
-from eval.settings import CONF_DIR, build_catalogue
+from eval.settings import CONF_DIR, resolve, to_dict
 from moa.agents import Agent
 from moa.cache import CallCache
 from moa.catalogue import Catalogue
@@ -26,7 +26,7 @@ USER: list[ChatMessage] = [{"role": "user", "content": "Write a limerick about t
 def preset(name: str, *overrides: str) -> MixtureSpec:
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", [f"moa={name}", "provider_override=scripted", *overrides])
-    return build_mixture(cfg.moa, build_catalogue(cfg))
+    return build_mixture(to_dict(cfg.moa), resolve(cfg).catalogue)
 
 
 @pytest.fixture

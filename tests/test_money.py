@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from eval.settings import CONF_DIR, build_catalogue, to_dict
+from eval.settings import CONF_DIR, resolve, to_dict
 from moa.budget import Budget
 from moa.catalogue import Catalogue, unbilled_endpoints
 from moa.client import ModelClient
@@ -159,7 +159,7 @@ def test_the_price_hint_is_an_override_that_works() -> None:
     override = override.replace("<name>", "mine").replace("...", "0.5", 2)
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", [override])
-    entry = build_catalogue(cfg).by_address("ollama/llama3:8b")
+    entry = resolve(cfg).catalogue.by_address("ollama/llama3:8b")
     assert (entry.name, entry.price_in, entry.price_out) == ("mine", 0.5, 0.5)
 
 

@@ -19,7 +19,7 @@ from eval.judges import alpaca_eval as ae
 from eval.mixture_config import build_mixture
 from eval.plan import PlanResult, endpoint_identity, open_cache, plan, plan_points, sweep_totals
 from eval.rundir import JUDGE_LEDGER, LEDGER
-from eval.settings import CONF_DIR, build_catalogue, to_dict
+from eval.settings import CONF_DIR, resolve, to_dict
 from eval.tasks.alpaca_eval import request_preferences
 from moa.agents import Agent
 from moa.cache import CacheMode, CallCache
@@ -44,8 +44,8 @@ def presets(*variants: tuple[str, ...]) -> tuple[list[MixtureSpec], Catalogue]:
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         for name, *overrides in variants:
             cfg = compose("config", [f"moa={name}", "provider_override=scripted", *overrides])
-            catalogue = build_catalogue(cfg)
-            specs.append(build_mixture(cfg.moa, catalogue))
+            catalogue = resolve(cfg).catalogue
+            specs.append(build_mixture(to_dict(cfg.moa), catalogue))
     return specs, catalogue
 
 
@@ -382,7 +382,7 @@ def config(root: Path, *overrides: str) -> DictConfig:
 
 async def sweep(root: Path, variants: Sequence[str], *overrides: str) -> PlanResult:
     """The plan of one benchmark's `variants` (`moa=` presets), in order, as a sweep runs them."""
-    points = [config(root, *overrides, f"moa={v}") for v in variants]
+    points = [resolve(config(root, *overrides, f"moa={v}")) for v in variants]
     ((_, result),) = await plan_points(points[0], points)
     return result
 
@@ -404,7 +404,7 @@ async def test_judge_calls_are_counted_and_priced(
     tmp_path: Path, benchmark: str, per_instance: int, answers: int, judge_out: int
 ) -> None:
     overrides = (f"benchmark={benchmark}", "benchmark.limit=4")
-    cfg = config(tmp_path, *overrides)
+    cfg = resolve(config(tmp_path, *overrides))
     result = await sweep(tmp_path, ["single"], *overrides)
     (v,) = result.variants
     assert v.calls == 4 * len(load_instances(cfg)[0].turns)
@@ -414,7 +414,7 @@ async def test_judge_calls_are_counted_and_priced(
     # (AlpacaEval's annotator asks for one token): 100 more estimated tokens per answer cost
     # that much more at the judge model's catalogue price.
     (longer,) = (await sweep(tmp_path, ["single"], *overrides, "plan.output_tokens=500")).variants
-    judge = build_catalogue(cfg).resolve(task_of(cfg).judge_model(to_dict(cfg.judge)))
+    judge = cfg.catalogue.resolve(task_of(cfg).judge_model(cfg.judge.section))
     assert judge.price_in is not None and judge.price_out is not None
     more_in, more_out = 4 * answers * 100, 4 * judge_out * 100
     expected = (more_in * judge.price_in + more_out * judge.price_out) / 1e6
@@ -444,10 +444,9 @@ async def test_replayed_proposals_are_free(tmp_path: Path) -> None:
     assert v.calls == 3 * 6 and v.unpriced == 0
     # Only the aggregator's calls cost anything: planned with every endpoint billing, the five
     # replayed proposers' calls have no price, and the dollars are the same.
-    cfg = config(tmp_path, *overrides, "moa=published_proposers")
-    catalogue, task = build_catalogue(cfg), task_of(cfg)
-    spec = build_mixture(cfg.moa, catalogue)
-    billed = await plan([spec], load_instances(cfg, task), task.generation(), catalogue)
+    cfg = resolve(config(tmp_path, *overrides, "moa=published_proposers"))
+    catalogue, task = cfg.catalogue, task_of(cfg)
+    billed = await plan([cfg.spec], load_instances(cfg, task), task.generation(), catalogue)
     assert billed.unpriced == 3 * 5
     assert v.usd == billed.total_usd > 0 and v.new_usd == v.usd
 
@@ -519,7 +518,7 @@ class _Recorder:
 async def test_planned_alpaca_eval_requests_are_the_judges(tmp_path: Path) -> None:
     """`request_preferences` fills the template without alpaca_eval's DataFrame per row: its
     requests must be `ae.annotate`'s, byte for byte, tricky outputs included."""
-    instances = load_instances(config(tmp_path, "benchmark=alpaca_eval"))
+    instances = load_instances(resolve(config(tmp_path, "benchmark=alpaca_eval")))
     tricky = ["{output_1} and {instruction}", "{output_2}", "naïve ⟦x⟧ 日本語", "", " padded \n"]
     pairs = [
         ae.Pair(i.turns[0], i.meta["reference_output"], "gpt4", tricky[n % 5] + str(n % 7), "m")
@@ -553,15 +552,15 @@ async def test_endpoint_identities_are_the_clients(monkeypatch: pytest.MonkeyPat
 
 
 def test_a_cache_a_run_would_not_read_is_not_read(tmp_path: Path) -> None:
-    cfg = config(tmp_path)
+    cfg = resolve(config(tmp_path))
     assert open_cache(cfg) is None  # no file
-    CallCache(Path(str(cfg.cache.path))).close()
+    CallCache(cfg.cache.path).close()
     assert open_cache(cfg) is None  # empty: nothing to find, the plan's own keys will do
-    cache = CallCache(Path(str(cfg.cache.path)))
+    cache = CallCache(cfg.cache.path)
     cache.put("k" * 64, "x/a", Completion("an answer", 1, 1))
     cache.close()
     found = open_cache(cfg)
     assert found is not None and found.mode is CacheMode.READ
     found.close()
     for mode in ("write", "off"):  # a run would reuse nothing
-        assert open_cache(config(tmp_path, f"cache.mode={mode}")) is None
+        assert open_cache(resolve(config(tmp_path, f"cache.mode={mode}"))) is None

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 
-from eval.settings import CONF_DIR, build_catalogue, build_client
+from eval.settings import CONF_DIR, build_client, resolve
 from moa.errors import ConfigError
 from moa.limits import EndpointLimits
 from moa.providers.base import create_provider
@@ -313,7 +313,7 @@ def test_the_replicas_config_keeps_the_single_servers_keys(tmp_path: Path) -> No
     def endpoint(endpoints: str) -> object:
         with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
             cfg = compose("config", [f"endpoints={endpoints}", f"cache.path={tmp_path / 'c'}"])
-        client = build_client(cfg, build_catalogue(cfg), ledger_path=None)
+        client = build_client(resolve(cfg), ledger_path=None)
         client.cache.close()
         return client.endpoint("vllm_qwen110b").api
 

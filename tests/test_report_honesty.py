@@ -21,7 +21,7 @@ from eval.report import load_runs, write_report
 from eval.report_section import judge_mark
 from eval.run_filter import RunFilter
 from eval.rundir import RunIdentity
-from eval.settings import CONF_DIR, to_dict
+from eval.settings import CONF_DIR, resolve, to_dict
 from eval.suite import EXPERIMENTS, sweep_points
 from eval.tasks import Data
 from eval.variant_name import MARK, changed_name, preset_section
@@ -318,7 +318,7 @@ def test_a_stand_in_is_named_and_free_in_a_prompt_run(tmp_path: Path) -> None:
 def test_the_plan_names_a_stand_in_and_prices_it_free(tmp_path: Path) -> None:
     cfg = scripted_config(tmp_path, "provider_override=local", "task=plan",
                           "benchmark=alpaca_eval", "benchmark.limit=2", "moa=moa_lite")  # fmt: skip
-    ((_, result),) = asyncio.run(plan_points(cfg, [cfg]))
+    ((_, result),) = asyncio.run(plan_points(resolve(cfg), [resolve(cfg)]))
     (variant,) = result.variants
     assert result.judge == "local/gpt-4-1106-preview: smollm2 (standing in for gpt-4-turbo)"
     assert variant.usd == 0.0 and result.judge_usd == 0.0

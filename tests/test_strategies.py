@@ -17,7 +17,7 @@ import pytest
 from eval.cli import dispatch
 from eval.mixture_config import build_mixture
 from eval.rundir import LEDGER, TRACES
-from eval.settings import build_catalogue
+from eval.settings import resolve, to_dict
 from moa.budget import BudgetExceeded
 from moa.errors import ConfigError
 from moa.mixture import Mixture
@@ -99,7 +99,7 @@ class Answers:
 
 
 def turn(tmp_path: Path, layers: list[Any], generator: Answers | None = None) -> Any:
-    spec = build_mixture({"name": "t", "layers": layers}, build_catalogue(config(tmp_path)))
+    spec = build_mixture({"name": "t", "layers": layers}, resolve(config(tmp_path)).catalogue)
     return asyncio.run(Mixture(spec, generator or Answers()).run_turn(USER, CONFIG))
 
 
@@ -237,7 +237,7 @@ def test_moas_own_strategies_are_not_fingerprinted(tmp_path: Path) -> None:
     """They change with the harness, as the built-in kinds do: their runs' identities are as
     they were before fingerprints."""
     cfg = config(tmp_path, "moa=self_moa_seq")
-    spec = build_mixture(cfg.moa, build_catalogue(cfg))
+    spec = build_mixture(to_dict(cfg.moa), resolve(cfg).catalogue)
     assert spec.final.settings("strategy") == {
         "strategy": "moa.strategy.sliding_window",
         "options": {"window": 4},

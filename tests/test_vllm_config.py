@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from hydra import compose, initialize_config_dir
 
 from eval.mixture_config import build_mixture
-from eval.settings import CONF_DIR, build_catalogue, build_client
+from eval.settings import CONF_DIR, build_client, resolve, to_dict
 from moa.catalogue import split_address
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "serve_vllm.sh"
@@ -32,8 +32,8 @@ def test_open_proposers_run_on_the_scripts_servers(tmp_path: Path) -> None:
     overrides = ["endpoints=vllm_paper", "catalogue=paper_vllm", "moa=moa", "judge=none"]
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", [*overrides, f"cache.path={tmp_path / 'c.sqlite'}"])
-    catalogue = build_catalogue(cfg)
-    spec = build_mixture(cfg.moa, catalogue)
+    catalogue = resolve(cfg).catalogue
+    spec = build_mixture(to_dict(cfg.moa), catalogue)
     addresses = spec.models()
     assert len(addresses) == 6
     ports = served()
@@ -41,7 +41,7 @@ def test_open_proposers_run_on_the_scripts_servers(tmp_path: Path) -> None:
         endpoint, model = split_address(address)
         assert endpoint.startswith("vllm_")
         assert urlsplit(str(cfg.endpoints[endpoint].base_url)).port == ports[model]
-    client = build_client(cfg, catalogue, ledger_path=None)
+    client = build_client(resolve(cfg), ledger_path=None)
     client.preflight(addresses)  # no API key needed, nothing contacted
     client.cache.close()
 
@@ -49,5 +49,5 @@ def test_open_proposers_run_on_the_scripts_servers(tmp_path: Path) -> None:
 def test_gpt4o_stays_on_openai() -> None:
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", ["endpoints=vllm_paper", "catalogue=paper_vllm", "moa=moa_gpt4o"])
-    spec = build_mixture(cfg.moa, build_catalogue(cfg))
+    spec = build_mixture(to_dict(cfg.moa), resolve(cfg).catalogue)
     assert spec.final.model == "openai/gpt-4o-2024-05-13"

@@ -29,13 +29,13 @@ from typing import Any
 
 import jinja2
 import yaml
-from omegaconf import DictConfig
 from rich.console import Console
 from rich.markup import escape
 
 from eval.errors import describe
 from eval.report import DAMAGE, Skipped, refuse_unless_ours, run_dirs
 from eval.rundir import RunDir, write_atomic
+from eval.settings import Settings
 from eval.tasks import Data, task_class
 from eval.view.records import RunView, read_run, run_key
 from moa.errors import ConfigError
@@ -240,12 +240,11 @@ def build_site(results_dir: Path, out_dir: Path, data: Data, chunk: int = 25) ->
     return site
 
 
-def main(cfg: DictConfig, console: Console) -> int:
+def main(settings: Settings, console: Console) -> int:
     """`moa-bench task=view`: builds the site and says where it is and what it did."""
     started = time.perf_counter()
-    out_dir = Path(str(cfg.view.out_dir))
-    data = Data(cfg.data_dir, cfg.data_cache_dir)
-    site = build_site(Path(str(cfg.results_dir)), out_dir, data, int(cfg.view.chunk))
+    out_dir = settings.view.out_dir
+    site = build_site(settings.results_dir, out_dir, settings.data, settings.view.chunk)
     for line in [*map(str, site.skipped), *site.lacking]:
         console.print(f"[yellow]{escape(line)}")
     console.print(

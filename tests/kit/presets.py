@@ -19,7 +19,7 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 
 from eval.generate import identity_of
-from eval.settings import CONF_DIR, build_catalogue, build_spec
+from eval.settings import CONF_DIR, resolve
 from moa.cache import call_key
 from moa.mixture import Mixture
 from moa.types import CallOutcome, CallRecord, ChatMessage, Completion, GenerateConfig
@@ -84,7 +84,8 @@ def requests(variant: Sequence[str]) -> dict[str, Any]:
     name, *overrides = variant
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", [f"moa={name}", *overrides])
-    spec = build_spec(cfg, build_catalogue(cfg))
+    settings = resolve(cfg)
+    spec = settings.spec
     recorder = Recorder()
 
     async def go() -> None:
@@ -93,7 +94,7 @@ def requests(variant: Sequence[str]) -> dict[str, Any]:
 
     asyncio.run(go())
     calls = sorted(recorder.calls, key=lambda c: json.dumps(c, sort_keys=True))
-    return {"identity": identity_of(cfg, spec).to_json(), "calls": calls}
+    return {"identity": identity_of(settings).to_json(), "calls": calls}
 
 
 def all_requests() -> dict[str, dict[str, Any]]:

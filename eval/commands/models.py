@@ -10,34 +10,32 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from omegaconf import DictConfig
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from eval.settings import build_catalogue, build_client, to_dict
+from eval.commands.output import console
+from eval.settings import Settings, build_client
 from moa.catalogue import ModelEntry
 from moa.errors import ConfigError
 from moa.types import ModelError
 
 
-def listable(cfg: DictConfig, wanted: Sequence[str] | None) -> list[str]:
+def listable(settings: Settings, wanted: Sequence[str] | None) -> list[str]:
     """The endpoints to ask: those named, or every OpenAI-compatible one the catalogue uses."""
-    endpoints = to_dict(cfg.endpoints)
+    endpoints = settings.endpoints
     if wanted:
         unknown = [e for e in wanted if e not in endpoints]
         if unknown:
             raise ConfigError(f"models.endpoints: unknown endpoint(s) {', '.join(unknown)}")
         return list(wanted)
-    used = {str(spec["address"]).split("/", 1)[0] for spec in to_dict(cfg.catalogue).values()}
+    used = {address.split("/", 1)[0] for address in settings.catalogue_addresses}
     return [e for e in endpoints if e in used and endpoints[e].get("provider") == "openai"]
 
 
-async def list_models(cfg: DictConfig, console: Console) -> int:
-    catalogue = build_catalogue(cfg)
-    wanted = cfg.get("models", {}).get("endpoints")
-    names = listable(cfg, [str(e) for e in wanted] if wanted else None)
-    client = build_client(cfg, catalogue, ledger_path=None)
+async def list_models(settings: Settings) -> int:
+    catalogue = settings.catalogue
+    names = listable(settings, settings.models_endpoints)
+    client = build_client(settings, ledger_path=None)
     failed = 0
     try:
         for endpoint in names:
@@ -52,13 +50,13 @@ async def list_models(cfg: DictConfig, console: Console) -> int:
                 console.print(f"[red]{endpoint}: cannot list its models: {escape(str(exc))}")
                 failed += 1
                 continue
-            _show(console, endpoint, served, catalogue.on_endpoint(endpoint))
+            _show(endpoint, served, catalogue.on_endpoint(endpoint))
     finally:
         await client.aclose()
     return 1 if failed else 0
 
 
-def _show(console: Console, endpoint: str, served: set[str], entries: list[ModelEntry]) -> None:
+def _show(endpoint: str, served: set[str], entries: list[ModelEntry]) -> None:
     table = Table(title=f"{endpoint}: {len(served)} models served")
     for column in ("catalogue name", "model id", "USD per M tokens in/out", "served"):
         table.add_column(column, overflow="fold")  # a narrow terminal folds an id, never cuts it

@@ -1,0 +1,128 @@
+"""`task=run` (generate, then judge), `task=generate` and `task=judge`: one run directory."""
+
+from __future__ import annotations
+
+import os
+
+from eval.commands.output import say
+from eval.commands.prompt import namer_of
+from eval.commands.summary import show_results, summarize
+from eval.generate import Generation, generate, generated, judge_address, task_of
+from eval.judges.common import avg_length, incomplete_reason, is_complete
+from eval.mixture_config import describe_spec
+from eval.progress import following, progress
+from eval.rundir import RunDir, RunMetrics
+from eval.settings import Settings, build_client, check_endpoints
+from moa.errors import ConfigError
+
+NEXT = (
+    "next: `moa-bench task=view` to browse every layer of this run, or `moa-bench "
+    'prompt="your question" moa=moa_lite provider_override=local` (README: Using it)'
+)
+
+
+async def run_one(settings: Settings) -> int:
+    """One run directory: generate and judge (`task=run`), or one of the two."""
+    task = settings.task
+    with RunDir(settings.run_dir).locked():
+        if job := slurm_job():
+            say(job)
+        if task == "judge":
+            return await judge_existing(settings)
+        say(describe(settings), "bold")
+        judging = task == "run" and settings.judge.enabled
+        if judging:  # its key too, before anything is paid for
+            await check_endpoints(settings, [judge_address(settings)])
+        run = await generate(settings)
+        metrics = None
+        if judging and not run.failed:
+            metrics = await judge(settings, run)
+        if run.task.table_per_instance:
+            show_results(run, metrics)
+        summarize(run, metrics, namer_of(settings))
+        if run.task.table_per_instance:  # the demo: where to go from here, in one line
+            say(NEXT)
+        return 1 if run.failed or not judged_all(metrics) else 0
+
+
+async def judge_existing(settings: Settings) -> int:
+    """`task=judge`: the finished instances of an existing run, as they are; the unfinished
+    ones are named, and the run exits 1 while there are any."""
+    if not settings.judge.enabled:
+        raise ConfigError("task=judge with judge=none: choose a judge (judge=paper, judge=local)")
+    await check_endpoints(settings, [judge_address(settings)])  # before any download
+    run = generated(settings)
+    done = len(run.results) - len(run.failed)
+    if not done:
+        raise ConfigError(f"{run.run.path}: no finished instance to judge; run task=generate")
+    if run.failed:
+        ids = ", ".join(r.id for r in run.failed[:10]) + (", ..." if len(run.failed) > 10 else "")
+        say(
+            f"{len(run.failed)} of {len(run.results)} instances are not generated yet ({ids}): "
+            f"judging the {done} that are; task=generate finishes the others",
+            "yellow",
+        )
+    metrics = await judge(settings, run)
+    summarize(run, metrics, namer_of(settings))
+    return 1 if run.failed or not judged_all(metrics) else 0
+
+
+async def judge(settings: Settings, run: Generation) -> RunMetrics:
+    """Judges a finished generation with the configured judge; writes native files + metrics."""
+    address = judge_address(settings, run.task)
+    client = build_client(settings, ledger_path=run.run.judge_ledger)
+    run.task.teach_offline_judge()
+    done = [i for i, r in zip(run.instances, run.results, strict=True) if r.outputs]
+    expected = sum(run.task.judge_calls(i) for i in done)
+    try:
+        client.preflight([address])
+        with progress(client.ledger) as bar:
+            judged = bar.add_task("judging", total=expected)
+            async with following(bar, judged, lambda: client.ledger.totals.calls):
+                values = await run.task.judge(
+                    client, address, run.run, run.spec, run.instances, run.results
+                )
+    finally:
+        await client.aclose()
+    spent = client.ledger.totals
+    outputs = [o for r in run.results for o in r.outputs or ()]
+    values = {**values, "avg_length": avg_length(outputs), "judge_usd": spent.cost_usd,
+              "judge_nominal_usd": spent.nominal_usd}  # fmt: skip
+    metrics = RunMetrics(address, spent.calls, values)
+    run.run.write_metrics(metrics)
+    if reason := incomplete_reason(metrics.values):
+        say(reason, "red")
+    return metrics
+
+
+def describe(settings: Settings) -> str:
+    """What a run is about to do, in words: its layers, its final agent and its judge, each
+    model by its catalogue name (a stand-in said to be one)."""
+    spec = settings.spec
+    name = namer_of(settings)
+    final = name(spec.final.model)
+    text = f"{spec.name}: " + describe_spec(spec, name)
+    if settings.judge.enabled and settings.task == "run":
+        task = task_of(settings)
+        judge = name(judge_address(settings, task))
+        text += f". Judged by {judge}" + (f" against {final} alone" if task.versus_alone else "")
+    return text + "."
+
+
+def judged_all(metrics: RunMetrics | None) -> bool:
+    """No judge's metrics (not judged at all) or metrics of every instance."""
+    return metrics is None or is_complete(metrics.values)
+
+
+def slurm_job() -> str | None:
+    """The SLURM job this process is, in the run's log (a sweep's job under
+    `hydra/launcher=slurm`): the id squeue and sacct show, the node, and the restart after a
+    requeue, which runs the same job id again."""
+    job = os.environ.get("SLURM_JOB_ID")
+    if job is None:
+        return None
+    if array := os.environ.get("SLURM_ARRAY_JOB_ID"):
+        job = f"{array}_{os.environ.get('SLURM_ARRAY_TASK_ID')}"
+    line = f"SLURM job {job} on {os.environ.get('SLURMD_NODENAME', 'an unnamed node')}"
+    restarts = os.environ.get("SLURM_RESTART_COUNT", "0")
+    return line + (f", restart {restarts}" if restarts != "0" else "")

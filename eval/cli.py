@@ -18,6 +18,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import hydra
@@ -56,7 +57,21 @@ def command(where: tuple[str, str]) -> Command:
     return found
 
 
+@dataclass(frozen=True)
+class Entered:
+    """What a command through the door did: its exit code and the settings it ran on (one per
+    run directory for a repeated run)."""
+
+    code: int
+    settings: tuple[Settings, ...]
+
+
 async def dispatch(cfg: DictConfig, overrides: Sequence[str] | None = None) -> int:
+    """The command's exit code (`enter`)."""
+    return (await enter(cfg, overrides)).code
+
+
+async def enter(cfg: DictConfig, overrides: Sequence[str] | None = None) -> Entered:
     """The composed config resolved and handed to its command; a copy of the cache is left at
     `cache.copy_to` after it, whatever happened. `overrides` are the command's own, which the
     plan's sweeps compose again (under Hydra, the command line's)."""
@@ -72,7 +87,7 @@ async def dispatch(cfg: DictConfig, overrides: Sequence[str] | None = None) -> i
     if cfg.prompt or task not in RUNS:
         settings = resolve(cfg, overrides)
         try:
-            return await run(settings)
+            return Entered(await run(settings), (settings,))
         finally:
             keep_copy(settings)
     repeats = repeats_of(cfg)
@@ -91,7 +106,7 @@ async def dispatch(cfg: DictConfig, overrides: Sequence[str] | None = None) -> i
     finally:
         if resolved:
             keep_copy(resolved[-1])
-    return max(codes)
+    return Entered(max(codes), tuple(resolved))
 
 
 def name_changed_preset(cfg: DictConfig) -> None:

@@ -2,8 +2,9 @@
 
 Everything a run will touch is checked here, before any model is called: unknown models or
 endpoints, missing API keys, malformed presets, out-of-range settings and API keys written into
-the config instead of the environment all end as one `ConfigError` line. Below the door nothing
-sees Hydra's `DictConfig`: commands, generation, the plan and the Python API take `Settings`.
+the config instead of the environment all end as one `ConfigError` line. Below the door
+(`eval.cli`, `eval.api`) nothing sees Hydra's `DictConfig`: the commands, generation and the
+plan take `Settings`.
 """
 
 from __future__ import annotations

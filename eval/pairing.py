@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from eval.tables import Run
+    from eval.runs import Run
 
 RULE = (
     "Pairs are taken only between runs judged by the same judge on the same instances (the same "

@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from matplotlib.text import Annotation
 
-    from eval.tables import Metric, Run
+    from eval.runs import Run
+    from eval.tables import Metric
 
 LINE_IN = 0.135  # height of a 7-point line of the key, in inches
 KEY_FONT = 7

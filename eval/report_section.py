@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-    from eval.tables import Run
+    from eval.runs import Run
 
 
 def judge_mark(judge: str) -> str:

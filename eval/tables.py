@@ -20,22 +20,21 @@ import json
 import math
 import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from eval import pairing, run_labels
-from eval.judges.common import is_complete
+from eval import pairing
 from eval.paper_rows import FIGURE3 as FIGURE3
 from eval.paper_rows import PAPER_AGGREGATOR as PAPER_AGGREGATOR
 from eval.paper_rows import PAPER_PROPOSERS as PAPER_PROPOSERS
 from eval.paper_rows import TABLE2_ROWS as TABLE2_ROWS
-from eval.paper_rows import departure
-from eval.run_labels import Namer
-from eval.rundir import RunIdentity, subset_suffix, write_atomic
+from eval.rundir import write_atomic
+from eval.runs import Run as Run
+from eval.runs import preferred
 from eval.stats import Interval, bootstrap, paired
 
 PAPER_DIR = Path(__file__).resolve().parents[1] / "results" / "paper"
@@ -48,127 +47,6 @@ TABLE4_ROWS = {
     "mixtral-8x22b": "Mixtral-8x22B",
     "dbrx": "dbrx-instruct",
 }
-
-REPLAY = "replay/"  # the endpoint of the published, replayed proposals
-
-
-def selection_label(selection: Mapping[str, Any] | None) -> str:
-    """A run's instance selection as its directory marks it (`first30`, `ids-1,2`,
-    `coding+math~first5`); empty for the whole benchmark."""
-    if not selection:
-        return ""
-
-    suffix = subset_suffix(selection.get("categories"), selection.get("ids"),
-                           selection.get("limit"))  # fmt: skip
-    return suffix.removeprefix("~") or json.dumps(dict(selection), sort_keys=True)
-
-
-@dataclass
-class Run:
-    """One judged run directory and what the report needs from it."""
-
-    benchmark: str
-    name: str  # the directory, e.g. `moa` or `moa@scripted~first30`
-    identity: RunIdentity
-    path: Path
-    metrics: dict[str, Any]
-    headline: float = math.nan  # the task's headline metric
-    # The sweep axes, from the identity: catalogue names of each proposer layer's agents and of
-    # the aggregator.
-    layer_models: list[list[str]] = field(default_factory=list)
-    aggregator: str = ""
-    scores: dict[str, float] = field(default_factory=dict)  # per instance, for intervals
-    cost_per_instance: float = math.nan
-    tflops_per_instance: float = math.nan
-    # alpaca-eval's leaderboard `avg_length`: mean characters of the run's outputs.
-    avg_length: float = math.nan
-    # How its models are named and sized (a stand-in said to be one), from its config.
-    namer: Namer | None = field(default=None, repr=False)
-    # Which run of a repeated variant (`repeats`; 1 for a run made once): the tables show the
-    # repeats of one configuration as one row, mean ± std (`collapse_repeats`).
-    repeat: int = 1
-
-    @property
-    def variant(self) -> str:
-        return self.identity.variant
-
-    @property
-    def complete(self) -> bool:
-        """Whether the judge judged every instance (`eval.judges.common.is_complete`)."""
-        return is_complete(self.metrics)
-
-    @property
-    def layers(self) -> int:
-        """As the paper counts them, the aggregator's layer included."""
-        return self.identity.n_layers
-
-    @property
-    def mode(self) -> str:
-        return self.identity.mode
-
-    @property
-    def proposers(self) -> list[str]:
-        return self.layer_models[0] if self.layer_models else []
-
-    @property
-    def n(self) -> int:
-        """The instances scored (MT-Bench: questions' turns)."""
-        return len(self.scores)
-
-    @property
-    def subset(self) -> str:
-        """The instance selection (`first30`), empty when the run covers the whole benchmark."""
-        return selection_label(self.identity.selection)
-
-    @property
-    def judge(self) -> str:
-        return str(self.metrics.get("judge") or "")
-
-    @property
-    def endpoints(self) -> list[str]:
-        """The endpoints its answers were generated on (`eval.run_labels.endpoints`)."""
-        return run_labels.endpoints(self.identity)
-
-    @property
-    def provider(self) -> str:
-        """Where its answers were generated, in words (`eval.run_labels`), a stand-in said."""
-        if self.namer is None:
-            return run_labels.provider(self.identity)
-        return self.namer.provider(self.identity)
-
-    @property
-    def judge_shown(self) -> str:
-        """Its judge's address, a stand-in said (`eval.run_labels.Namer.judge`)."""
-        return self.namer.judge(self.judge) if self.namer else self.judge
-
-    def shown(self, address: str) -> str:
-        """A model of the run by its catalogue name, a stand-in said to be one."""
-        return self.namer(address) if self.namer else address
-
-    @property
-    def departure(self) -> str:
-        """How this run of one of the paper's variants differs from the paper's configuration
-        of it (`eval.paper_rows`); empty for the paper's configuration and for other variants."""
-        return departure(self.variant, self.layer_models, self.aggregator, self.mode,
-                         self.identity.customized)  # fmt: skip
-
-    @property
-    def row(self) -> str | None:
-        """The paper's Table 2 row this run is: its variant's, when its layers are the paper's."""
-        label = TABLE2_ROWS.get(self.variant)
-        return label if label and not self.departure else None
-
-    @property
-    def published(self) -> bool:
-        """Whether its proposals are the published outputs, replayed (`published_proposers`)."""
-        proposers = self.identity.proposers
-        return bool(proposers) and all(p.startswith(REPLAY) for p in proposers)
-
-
-def preferred(runs: Iterable[Run]) -> list[Run]:
-    """Runs in the order a table cell takes them: wholly judged first, then the whole benchmark
-    before a subset, more instances first, then by name."""
-    return sorted(runs, key=lambda r: (not r.complete, bool(r.subset), -r.n, r.name))
 
 
 # --- which number: LC where it was computed ------------------------------------------------

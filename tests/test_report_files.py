@@ -24,8 +24,9 @@ from eval.cli import dispatch
 from eval.judges import alpaca_eval as ae
 from eval.judges import flask as fj
 from eval.judges import mt_bench as mj
-from eval.report import load_runs, write_report
+from eval.report import write_report
 from eval.rundir import RunDir, RunFileError, RunMetrics
+from eval.runs import load_runs
 from eval.tasks import Data
 from eval.tasks.alpaca_eval import AlpacaEval
 from moa.types import Completion, TokenLogprob

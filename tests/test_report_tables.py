@@ -22,8 +22,9 @@ import pytest
 from eval import paper_rows, plots, tables
 from eval.cli import dispatch
 from eval.judges.flask import SKILL_ORDER
-from eval.report import MARKER, load_runs, write_report
+from eval.report import MARKER, write_report
 from eval.rundir import RunIdentity
+from eval.runs import Run, load_runs
 from moa.errors import ConfigError
 from tests.kit.cli import scripted_config as config
 
@@ -173,13 +174,13 @@ def test_every_table_has_n_and_marks_its_subsets(report: Path) -> None:
     assert table2b["n"].tolist() == [4] and table2b["subset"].tolist() == ["first2"]  # 2 x 2 turns
 
 
-def _run(name: str, selection: dict[str, object] | None, n: int, **metrics: object) -> tables.Run:
+def _run(name: str, selection: dict[str, object] | None, n: int, **metrics: object) -> Run:
     variant = re.split(r"[@~#]", name)[0]
     identity = RunIdentity("alpaca_eval", variant, [], ["scripted/m", 0], "aggregate", {},
                            selection)  # fmt: skip
     values = {"judge": "openai/gpt-4-1106-preview", "complete": True, **metrics}
     layers, aggregator = paper_rows.configuration(variant) or ([], "m")
-    run = tables.Run("alpaca_eval", name, identity, Path("/nonexistent"), values,
+    run = Run("alpaca_eval", name, identity, Path("/nonexistent"), values,
                      layer_models=layers, aggregator=aggregator,
                      scores={str(i): 100.0 * (i % 2) for i in range(n)})  # fmt: skip
     run.headline = float(str(metrics.get("win_rate", math.nan)))
@@ -293,7 +294,7 @@ def test_titles_name_the_benchmark_the_judge_and_n(results: Path) -> None:
     )
 
 
-def _suite_runs(count: int) -> list[tables.Run]:
+def _suite_runs(count: int) -> list[Run]:
     """`count` runs crowded as the whole suite's are: most in a small corner, several on one
     point, the paper's variants among them, and one without a price."""
     rng = np.random.default_rng(0)

@@ -17,10 +17,9 @@ from typing import Any
 from urllib.parse import quote
 
 from eval.paper_rows import identity_departure
-from eval.report import namer_of, open_run
 from eval.run_labels import Namer
 from eval.rundir import InstanceResult, RunDir, RunIdentity, RunMetrics
-from eval.tables import selection_label
+from eval.runs import namer_of, open_run, selection_label
 from eval.tasks import Data, Task
 from eval.tasks.base import Verdict
 from moa.context import dropped, policy_of
@@ -46,7 +45,7 @@ class RunView:
 
 def run_key(run: RunDir, name: str) -> str:
     """`<benchmark>/<run>`, the run's part of a deep link (`name`: its name under its
-    benchmark's folder, `eval.report.run_dirs`); a damaged `run.json` raises."""
+    benchmark's folder, `eval.runs.run_dirs`); a damaged `run.json` raises."""
     identity = run.identity()
     return f"{identity.benchmark if identity else run.path.parent.name}/{name}"
 
@@ -58,7 +57,7 @@ def href(benchmark: str, name: str) -> str:
 
 def read_run(run: RunDir, data: Data, name: str) -> RunView:
     """The records of one run directory, called `name`; damage raises
-    (`eval.report.DAMAGE`)."""
+    (`eval.runs.DAMAGE`)."""
     identity, task = open_run(run, data)
     results = run.results()
     finished = {k: r for k, r in results.items() if r.outputs is not None}  # `run.finished()`

@@ -360,8 +360,8 @@ async def dispatch(cfg: DictConfig) -> int:
     if task == "plan":
         return await plan_task(cfg)
     if task == "report":
-        from eval.report import write_report  # matplotlib and pandas: only for the report
-        from eval.run_filter import RunFilter
+        from eval.report.build import write_report  # matplotlib and pandas: only for the report
+        from eval.report.run_filter import RunFilter
 
         out_dir = Path(str(cfg.report.out_dir))
         chosen = RunFilter.from_settings(to_dict(cfg.report))

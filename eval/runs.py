@@ -27,7 +27,7 @@ from eval import run_labels
 from eval.benchmarks import DataError
 from eval.errors import describe
 from eval.judges.common import avg_length, is_complete
-from eval.paper_rows import TABLE2_ROWS, departure
+from eval.report.paper import TABLE2_ROWS, departure
 from eval.run_labels import Namer
 from eval.rundir import RUN_FILE, InstanceResult, RunDir, RunFileError, RunIdentity, subset_suffix
 from eval.settings import build_catalogue, to_dict
@@ -137,7 +137,7 @@ class Run:
     @property
     def departure(self) -> str:
         """How this run of one of the paper's variants differs from the paper's configuration
-        of it (`eval.paper_rows`); empty for the paper's configuration and for other variants."""
+        of it (`eval.report.paper`); empty for the paper's configuration and for other variants."""
         return departure(self.variant, self.layer_models, self.aggregator, self.mode,
                          self.identity.customized)  # fmt: skip
 

@@ -3,8 +3,7 @@
 A task joins a benchmark's data (`eval.benchmarks`) to its faithful judge (`eval.judges`): it
 loads the instances, says how each is decoded, writes the benchmark's native output files, runs
 the judge into the judge's native file, re-scores such a file, gives per-instance scores for the
-report's intervals, writes the report's sections for its runs, and teaches the `scripted` fake
-how its judge answers offline.
+report's intervals, and teaches the `scripted` fake how its judge answers offline.
 """
 
 from __future__ import annotations
@@ -22,8 +21,6 @@ from moa.providers import scripted
 from moa.types import GenerateConfig
 
 if TYPE_CHECKING:
-    from eval.report_section import Section
-    from eval.tables import Run
     from moa.client import ModelClient
     from moa.mixture import MixtureSpec
     from moa.types import Generator
@@ -226,21 +223,9 @@ class Task:
         judge's native file as `instance_scores` reads it."""
         return {}
 
-    def figures(
-        self, variant: str, metrics: Mapping[str, Any], scores: Mapping[str, float]
-    ) -> list[Figure]:
-        """The run's metrics for the browser's index, with the paper's number beside each
-        where it has one; `scores` are `instance_scores`, for intervals."""
-        return []
-
     def headline(self, metrics: Mapping[str, Any]) -> float:
         """The one number the report ranks a run by; NaN for a run not wholly judged."""
         return float("nan")
-
-    def report(self, runs: list[Run], section: Section) -> list[str]:
-        """Writes this benchmark's tables and plots of one judge's runs (`section` says where
-        and under which names); returns their Markdown."""
-        return []
 
     def offline_judge(self) -> scripted.Responder | None:
         """How the `scripted` fake answers this task's judge, built from the judge's own

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from eval.paper_rows import identity_departure
+from eval.report.paper import identity_departure
+from eval.report.run_figures import figures
 from eval.run_labels import Namer
 from eval.rundir import InstanceResult, RunDir, RunIdentity, RunMetrics
 from eval.runs import namer_of, open_run, selection_label
@@ -143,7 +144,9 @@ def _entry(
         "judge_error": values.get("judge_error"),
         "scored": len(scores),
         "departure": departure,
-        "figures": [dataclasses.asdict(f) for f in task.figures(variant, values, scores)],
+        "figures": [
+            dataclasses.asdict(f) for f in figures(identity.benchmark, variant, values, scores)
+        ],
     }
 
 

@@ -1,8 +1,8 @@
-"""The report: every judged run directory becomes the paper's tables and plots.
+"""Building the report's folder: every judged run directory becomes the paper's tables and plots.
 
-Reads each run under a results directory through the runs' read-model (`eval.runs`) and lets its
-benchmark's task write its tables (`eval.tables`) and plots (`eval.plots`) as Markdown, CSV and
-PNG, each written whole, and one page, `index.md`, that shows and links every one of them. The
+Reads each run under a results directory through the runs' read-model (`eval.runs`) and writes
+the tables and plots its benchmark gets (`eval.report.benchmarks`) as Markdown, CSV and PNG,
+each written whole, and one page, `index.md`, that shows and links every one of them. The
 report writes only into an empty folder or one it wrote before, and rebuilds it from scratch:
 the files an earlier report wrote there (its marker, `.moa-bench-report.json`, lists them) are
 removed first, nothing else. A run directory whose files are damaged (a torn metrics.json, a
@@ -17,11 +17,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from eval.report_section import Section
-from eval.run_filter import RunFilter
+from eval.report import benchmarks
+from eval.report.run_filter import RunFilter
+from eval.report.section import Section
 from eval.rundir import leftover, write_atomic
 from eval.runs import Run, Skipped, load_runs, unjudged
-from eval.tasks import Data, task_class
 from moa.errors import ConfigError
 
 INDEX = "index.md"
@@ -145,7 +145,7 @@ def write_report(
     results_dir: Path, out_dir: Path, reference: str = "moa", chosen: RunFilter | None = None
 ) -> Report:
     """Rebuilds `out_dir` with every table and plot that the judged runs `chosen` (by default
-    all) allow, a part per benchmark and judge (`eval.report_section`), and `index.md` linking
+    all) allow, a part per benchmark and judge (`eval.report.section`), and `index.md` linking
     them; returns the index's Markdown, which ends with a line per run left out by the filter
     and per run directory skipped as damaged, and those runs."""
     chosen = chosen or RunFilter()
@@ -161,11 +161,12 @@ def write_report(
     before = _inodes(out_dir)
     parts = []
     for bench, bench_runs in by_bench.items():
-        task = task_class(bench)({"name": bench}, Data())
         judges = sorted({r.judge for r in bench_runs})
         for judge in judges:
             section = Section(out_dir, reference, judge, bench_runs, split=len(judges) > 1)
-            parts += task.report([r for r in bench_runs if r.judge == judge], section)
+            parts += benchmarks.sections(
+                bench, [r for r in bench_runs if r.judge == judge], section
+            )
     text = _index(results_dir, out_dir, runs, reference, parts, skipped, chosen, left_out)
     write_atomic(out_dir / INDEX, text)
     written = sorted(name for name, inode in _inodes(out_dir).items() if before.get(name) != inode)

@@ -43,7 +43,7 @@ class Section:
         return self.out_dir / f"{self.name(stem)}{suffix}"
 
     def table(self, frame: pd.DataFrame, stem: str, note: str = "", title: str = "") -> str:
-        """`eval.tables.write_table` under this part's name and title."""
-        from eval.tables import write_table
+        """`eval.report.markdown.write_table` under this part's name and title."""
+        from eval.report.markdown import write_table
 
         return write_table(frame, self.out_dir, self.name(stem), note, self.title(title or stem))

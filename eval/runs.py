@@ -29,9 +29,18 @@ from eval.errors import describe
 from eval.judges.common import avg_length, is_complete
 from eval.report.paper import TABLE2_ROWS, departure
 from eval.run_labels import Namer
-from eval.rundir import RUN_FILE, InstanceResult, RunDir, RunFileError, RunIdentity, subset_suffix
+from eval.rundir import (
+    RUN_FILE,
+    InstanceResult,
+    RunDir,
+    RunFileError,
+    RunIdentity,
+    RunMetrics,
+    subset_suffix,
+)
 from eval.settings import build_catalogue, to_dict
 from eval.tasks import Data, Task, task_class
+from eval.tasks.base import Verdict
 from moa.flops import call_tflops, turn_tflops
 
 # What reading a damaged or foreign run directory raises: that run is skipped with the reason,
@@ -52,9 +61,36 @@ def selection_label(selection: Mapping[str, Any] | None) -> str:
     return suffix.removeprefix("~") or json.dumps(dict(selection), sort_keys=True)
 
 
+@dataclass(frozen=True)
+class Judgment:
+    """What a run's judge said, read from its native file by the benchmark's task: the metrics,
+    and on demand the per-instance scores and verdicts (`finished`: the answered instances)."""
+
+    rundir: RunDir
+    task: Task
+    metrics: RunMetrics
+    finished: Mapping[str, InstanceResult]
+
+    def scores(self) -> dict[str, float]:
+        """Per instance (MT-Bench: per question and turn), for intervals and paired differences."""
+        return self.task.instance_scores(self.rundir, self.metrics, self.finished)
+
+    def verdicts(self) -> dict[str, Verdict]:
+        """Per instance id, its judge's verdict (`eval.tasks.base.Verdict`)."""
+        return self.task.verdicts(self.rundir, self.metrics, self.finished)
+
+
+def judgment_of(
+    rundir: RunDir, task: Task, finished: Mapping[str, InstanceResult]
+) -> Judgment | None:
+    """The run's judgment; none for a run not judged yet (no metrics)."""
+    metrics = rundir.metrics()
+    return None if metrics is None else Judgment(rundir, task, metrics, finished)
+
+
 @dataclass
 class Run:
-    """One judged run directory and what the report needs from it."""
+    """One judged run directory and what its readers (the report, the browser) need from it."""
 
     benchmark: str
     name: str  # the directory, e.g. `moa` or `moa@scripted~first30`
@@ -73,6 +109,8 @@ class Run:
     avg_length: float = math.nan
     # How its models are named and sized (a stand-in said to be one), from its config.
     namer: Namer | None = field(default=None, repr=False)
+    # Its judge's file, for the verdicts (`verdicts`), which only some readers need.
+    judgment: Judgment | None = field(default=None, repr=False, compare=False)
     # Which run of a repeated variant (`repeats`; 1 for a run made once): the tables show the
     # repeats of one configuration as one row, mean ± std (`collapse_repeats`).
     repeat: int = 1
@@ -80,6 +118,10 @@ class Run:
     @property
     def variant(self) -> str:
         return self.identity.variant
+
+    def verdicts(self) -> dict[str, Verdict]:
+        """Per instance id, its judge's verdict, read from the judge's file when asked for."""
+        return self.judgment.verdicts() if self.judgment else {}
 
     @property
     def complete(self) -> bool:
@@ -205,10 +247,11 @@ def unjudged(results_dir: Path) -> list[str]:
     ]
 
 
-def load_run(rundir: RunDir, name: str | None = None) -> Run:
-    """One judged run directory (called `name`, by default its folder's), each file read and
-    checked; damage raises (see `DAMAGE`)."""
-    identity, task = open_run(rundir, Data())
+def load_run(rundir: RunDir, name: str | None = None, data: Data | None = None) -> Run:
+    """One judged run directory (called `name`, by default its folder's; `data`: where its
+    benchmark's files are, for verdicts that show them), each file read and checked; damage
+    raises (see `DAMAGE`)."""
+    identity, task = open_run(rundir, data or Data())
     metrics = rundir.metrics()
     if metrics is None:
         raise RunFileError(f"{rundir.metrics_file}: missing")
@@ -216,6 +259,7 @@ def load_run(rundir: RunDir, name: str | None = None) -> Run:
     catalogue = namer.catalogue
     values = {"judge": metrics.judge, **metrics.values}
     finished = rundir.finished()
+    judgment = Judgment(rundir, task, metrics, finished)
     run = Run(
         benchmark=identity.benchmark,
         name=name or rundir.path.name,
@@ -228,9 +272,10 @@ def load_run(rundir: RunDir, name: str | None = None) -> Run:
             for layer in identity.layers
         ],
         aggregator=catalogue.by_address(identity.aggregator_model).name,
-        scores=task.instance_scores(rundir, metrics, finished),
+        scores=judgment.scores(),
         repeat=identity.repeat,
         namer=namer,
+        judgment=judgment,
     )
     lengths = avg_length(o for r in finished.values() for o in r.outputs or ())
     run.avg_length = math.nan if lengths is None else lengths

@@ -4,13 +4,40 @@ number where it has one, per benchmark: the browser asks here, not the benchmark
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from eval.judges.common import is_complete
 from eval.report.metric import LC_KEY, Metric
 from eval.report.paper import paper_table2a, paper_table2b
-from eval.tasks.base import Figure
+from eval.stats import bootstrap
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One metric of a run for the browser's index: ours, its 95% interval, the paper's."""
+
+    name: str
+    value: float | None
+    low: float | None = None
+    high: float | None = None
+    paper: float | None = None
+    note: str = ""  # e.g. `partial`: the judged part of an incomplete run
+
+    @classmethod
+    def over(
+        cls, name: str, value: Any, scores: Iterable[float], paper: float | None = None
+    ) -> Figure:
+        """A figure whose interval is the bootstrap over per-instance `scores` (`eval.stats`)."""
+        values = np.array(list(scores), dtype=float)
+        if value is None or not values.size:
+            return cls(name, None if value is None else float(value), paper=paper)
+        interval = bootstrap(values)
+        return cls(name, float(value), interval.low, interval.high, paper)
+
 
 Figures = Callable[[str, Mapping[str, Any], Mapping[str, float]], list[Figure]]
 

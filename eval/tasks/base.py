@@ -8,7 +8,7 @@ report's intervals, and teaches the `scripted` fake how its judge answers offlin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -75,33 +75,6 @@ class Verdict:
     readings: list[Reading]
     tags: list[str] = field(default_factory=list)
     reference: tuple[str, str] | None = None  # (whose, text)
-
-
-@dataclass(frozen=True)
-class Figure:
-    """One metric of a run for the browser's index: ours, its 95% interval, the paper's."""
-
-    name: str
-    value: float | None
-    low: float | None = None
-    high: float | None = None
-    paper: float | None = None
-    note: str = ""  # e.g. `partial`: the judged part of an incomplete run
-
-    @classmethod
-    def over(
-        cls, name: str, value: Any, scores: Iterable[float], paper: float | None = None
-    ) -> Figure:
-        """A figure whose interval is the bootstrap over per-instance `scores` (`eval.stats`)."""
-        import numpy as np  # for the browser and the report only: not on a run's start-up path
-
-        from eval.stats import bootstrap
-
-        values = np.array(list(scores), dtype=float)
-        if value is None or not values.size:
-            return cls(name, None if value is None else float(value), paper=paper)
-        interval = bootstrap(values)
-        return cls(name, float(value), interval.low, interval.high, paper)
 
 
 def check_rows(path: Path, found: int, expected: int, what: str) -> None:

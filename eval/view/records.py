@@ -20,7 +20,7 @@ from eval.report.paper import identity_departure
 from eval.report.run_figures import figures
 from eval.run_labels import Namer
 from eval.rundir import InstanceResult, RunDir, RunIdentity, RunMetrics
-from eval.runs import namer_of, open_run, selection_label
+from eval.runs import judgment_of, namer_of, open_run, selection_label
 from eval.tasks import Data, Task
 from eval.tasks.base import Verdict
 from moa.context import dropped, policy_of
@@ -62,12 +62,10 @@ def read_run(run: RunDir, data: Data, name: str) -> RunView:
     identity, task = open_run(run, data)
     results = run.results()
     finished = {k: r for k, r in results.items() if r.outputs is not None}  # `run.finished()`
-    metrics = run.metrics()
-    scores: dict[str, float] = {}
-    verdicts: dict[str, Verdict] = {}
-    if metrics is not None:
-        scores = task.instance_scores(run, metrics, finished)
-        verdicts = task.verdicts(run, metrics, finished)
+    judgment = judgment_of(run, task, finished)  # none: not judged yet
+    metrics = judgment.metrics if judgment else None
+    scores = judgment.scores() if judgment else {}
+    verdicts = judgment.verdicts() if judgment else {}
     ordered = sorted(results.values(), key=lambda r: _order(r.id))
     namer = namer_of(run)
     instances = [_instance(r, verdicts.get(r.id), namer) for r in ordered]

@@ -17,12 +17,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from eval.output_dir import refuse_unless_ours
 from eval.report import benchmarks
 from eval.report.run_filter import RunFilter
 from eval.report.section import Section
 from eval.rundir import leftover, write_atomic
 from eval.runs import Run, Skipped, load_runs, unjudged
-from moa.errors import ConfigError
 
 INDEX = "index.md"
 HEAD = "# moa-bench report\n"
@@ -42,18 +42,6 @@ class Report:
 
     def __str__(self) -> str:
         return self.markdown
-
-
-def refuse_unless_ours(out_dir: Path, setting: str, what: str, ours: bool) -> None:
-    """Refuses, in one line, to write a `what` (the report, the browser) into a folder that
-    holds files but none of an earlier `what` (`ours`): rebuilding it would overwrite or delete
-    files it did not write."""
-    if ours or not out_dir.is_dir() or not any(out_dir.iterdir()):
-        return
-    raise ConfigError(
-        f"{setting}={out_dir} is not a {what} folder: it holds files the {what} did not write, "
-        f"and the {what} writes only into an empty folder or its own: choose another"
-    )
 
 
 def _plain(name: str) -> bool:

@@ -34,7 +34,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from eval.errors import describe
-from eval.report.build import refuse_unless_ours
+from eval.output_dir import refuse_unless_ours
 from eval.rundir import RunDir, write_atomic
 from eval.runs import DAMAGE, Skipped, run_dirs
 from eval.tasks import Data, task_class

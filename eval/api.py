@@ -20,11 +20,11 @@ from hydra import compose, initialize_config_dir
 
 from eval.cli import RUNS, enter
 from eval.judges.common import is_complete
-from eval.report import open_run as _open
 from eval.run_labels import provider
 from eval.rundir import RunDir
+from eval.runs import open_run as _open
+from eval.runs import selection_label
 from eval.settings import CONF_DIR
-from eval.tables import selection_label
 from eval.tasks import Data
 from moa.errors import ConfigError
 

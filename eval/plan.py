@@ -464,7 +464,7 @@ class _PlanningMixture(Mixture):
 
 
 class _Tally:
-    """Adds up a variant's traces as `eval.report` adds up a real run's, and its judging."""
+    """Adds up a variant's traces as `eval.runs` adds up a real run's, and its judging."""
 
     def __init__(
         self, name: str, catalogue: Catalogue, planner: _Planner, bills: Callable[[str], bool]

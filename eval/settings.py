@@ -17,7 +17,7 @@ from typing import Any, cast
 from omegaconf import DictConfig, OmegaConf
 
 from eval.mixture_config import build_mixture, check_name, segment
-from eval.run_filter import RunFilter
+from eval.report.run_filter import RunFilter
 from eval.rundir import repeat_suffix, run_folder, subset_suffix
 from eval.tasks import Data
 from moa.budget import Budget

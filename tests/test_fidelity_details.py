@@ -38,8 +38,8 @@ from eval.judges import alpaca_eval_metrics as metrics
 from eval.judges import alpaca_upstream
 from eval.judges import flask as fj
 from eval.judges import mt_bench as mj
+from eval.report.paper import PAPER_DIR
 from eval.settings import CONF_DIR, resolve
-from eval.tables import PAPER_DIR
 from eval.tasks import Data, task_for
 from moa.types import (
     CallOutcome,

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from eval.benchmarks import fetch as fetch_mod
-from eval.report import MARKER, write_report
+from eval.report.build import MARKER, write_report
 from eval.tasks import Data
 from eval.view.site import MANIFEST, build_site, folder
 from moa.errors import ConfigError

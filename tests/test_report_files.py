@@ -18,14 +18,16 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
-from eval import plots, tables
 from eval.benchmarks import select
 from eval.cli import dispatch
 from eval.judges import alpaca_eval as ae
 from eval.judges import flask as fj
 from eval.judges import mt_bench as mj
-from eval.report import load_runs, write_report
+from eval.report import plots
+from eval.report.build import write_report
+from eval.report.markdown import write_table
 from eval.rundir import RunDir, RunFileError, RunMetrics
+from eval.runs import load_runs
 from eval.tasks import Data
 from eval.tasks.alpaca_eval import AlpacaEval
 from moa.types import Completion, TokenLogprob
@@ -110,7 +112,7 @@ def test_tables_and_plots_are_renamed_into_place(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     frame = pd.DataFrame([{"run": "a", "score": 1.0}])
-    tables.write_table(frame, tmp_path, "t")
+    write_table(frame, tmp_path, "t")
     fig, _ = plt.subplots()
     plots.save(fig, tmp_path / "p.png")
     assert (tmp_path / "p.png").read_bytes().startswith(PNG)
@@ -123,7 +125,7 @@ def test_tables_and_plots_are_renamed_into_place(
 
     monkeypatch.setattr(os, "replace", killed)
     with pytest.raises(KeyboardInterrupt):
-        tables.write_table(pd.DataFrame([{"run": "b", "score": 2.0}]), tmp_path, "t")
+        write_table(pd.DataFrame([{"run": "b", "score": 2.0}]), tmp_path, "t")
     fig, _ = plt.subplots()
     with pytest.raises(KeyboardInterrupt):
         plots.save(fig, tmp_path / "p.png")

@@ -15,12 +15,13 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 
-from eval import tables
 from eval.plan import plan_points
-from eval.report import load_runs, write_report
-from eval.report_section import judge_mark
-from eval.run_filter import RunFilter
+from eval.report.build import write_report
+from eval.report.pairing import comparisons
+from eval.report.run_filter import RunFilter
+from eval.report.section import judge_mark
 from eval.rundir import RunIdentity
+from eval.runs import Run, load_runs
 from eval.settings import CONF_DIR, resolve, to_dict
 from eval.suite import EXPERIMENTS, sweep_points
 from eval.tasks import Data
@@ -182,17 +183,17 @@ def test_the_report_chooses_its_runs_by_glob_judge_and_provider(two_judges: Path
 
 
 def test_pairs_need_the_same_judge_and_the_same_instances() -> None:
-    def made(name: str, judge: str, limit: int | None) -> tables.Run:
+    def made(name: str, judge: str, limit: int | None) -> Run:
         identity = RunIdentity("alpaca_eval", name.split("@")[0].split("~")[0], [],
                                ["scripted/m", 0], "aggregate", {},
                                {"limit": limit} if limit else None)  # fmt: skip
         scores = {str(i): float(i % 3) * 50 for i in range(limit or 10)}
-        return tables.Run("alpaca_eval", name, identity, Path("/x"),
+        return Run("alpaca_eval", name, identity, Path("/x"),
                           {"judge": judge, "complete": True}, scores=scores)  # fmt: skip
 
     moa, lite = made("moa", "a/j", None), made("moa_lite", "a/j", None)
     subset, other = made("moa_lite~first5", "a/j", 5), made("moa_lite@x", "b/j", None)
-    frame = tables.comparisons([moa, lite, subset, other], "moa").set_index("run")
+    frame = comparisons([moa, lite, subset, other], "moa").set_index("run")
     assert frame.loc["moa_lite", "minus"] == "moa" and pd.isna(frame.loc["moa_lite", "refused"])
     assert frame.loc["moa_lite", "n_paired"] == 10
     assert frame.loc["moa_lite~first5", "refused"] == (
@@ -202,7 +203,7 @@ def test_pairs_need_the_same_judge_and_the_same_instances() -> None:
     assert frame.loc[["moa_lite~first5", "moa_lite@x"], "difference"].isna().all()
     # a subset is paired with the reference's run on the same subset when there is one
     moa5 = made("moa~first5", "a/j", 5)
-    frame = tables.comparisons([moa, subset, moa5], "moa").set_index("run")
+    frame = comparisons([moa, subset, moa5], "moa").set_index("run")
     assert frame.loc["moa_lite~first5", "minus"] == "moa~first5"
     assert frame.loc["moa_lite~first5", "n_paired"] == 5
 

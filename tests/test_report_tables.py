@@ -19,11 +19,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eval import paper_rows, plots, tables
 from eval.cli import dispatch
 from eval.judges.flask import SKILL_ORDER
-from eval.report import MARKER, load_runs, write_report
+from eval.report import paper, plots
+from eval.report.build import MARKER, write_report
+from eval.report.markdown import markdown
+from eval.report.metric import alpaca_metric
+from eval.report.paper_tables import figure3_skills, table2a
 from eval.rundir import RunIdentity
+from eval.runs import Run, load_runs
 from moa.errors import ConfigError
 from tests.kit.cli import scripted_config as config
 
@@ -173,13 +177,13 @@ def test_every_table_has_n_and_marks_its_subsets(report: Path) -> None:
     assert table2b["n"].tolist() == [4] and table2b["subset"].tolist() == ["first2"]  # 2 x 2 turns
 
 
-def _run(name: str, selection: dict[str, object] | None, n: int, **metrics: object) -> tables.Run:
+def _run(name: str, selection: dict[str, object] | None, n: int, **metrics: object) -> Run:
     variant = re.split(r"[@~#]", name)[0]
     identity = RunIdentity("alpaca_eval", variant, [], ["scripted/m", 0], "aggregate", {},
                            selection)  # fmt: skip
     values = {"judge": "openai/gpt-4-1106-preview", "complete": True, **metrics}
-    layers, aggregator = paper_rows.configuration(variant) or ([], "m")
-    run = tables.Run("alpaca_eval", name, identity, Path("/nonexistent"), values,
+    layers, aggregator = paper.configuration(variant) or ([], "m")
+    run = Run("alpaca_eval", name, identity, Path("/nonexistent"), values,
                      layer_models=layers, aggregator=aggregator,
                      scores={str(i): 100.0 * (i % 2) for i in range(n)})  # fmt: skip
     run.headline = float(str(metrics.get("win_rate", math.nan)))
@@ -192,7 +196,7 @@ def test_a_whole_run_has_an_empty_subset_and_a_subset_is_named() -> None:
         _run("moa~first30", {"limit": 30}, 30, win_rate=55.0),
         _run("moa_lite~coding+math~first5", {"categories": ["math", "coding"], "limit": 5}, 5),
     ]
-    frame = tables.table2a(runs)
+    frame = table2a(runs)
     assert frame["subset"].fillna("").tolist() == ["", "first30", "coding+math~first5"]
     assert frame["n"].tolist() == [805, 30, 5]
 
@@ -242,12 +246,12 @@ def test_repeats_of_one_configuration_are_mean_and_std() -> None:
     for i, run in enumerate(runs):
         run.repeat = i
     runs.append(_run("moa_lite", None, 10, win_rate=50.0))
-    frame = tables.table2a(runs)
+    frame = table2a(runs)
     assert len(frame) == 2
     moa = frame.iloc[0]
     assert (moa["repeats"], moa["win_rate"], moa["win_rate_std"]) == (3, 62.0, 2.0)
     assert moa["n"] == 10 and frame.iloc[1]["repeats"] == 1
-    assert "62.00 ± 2.00" in tables.markdown(frame)
+    assert "62.00 ± 2.00" in markdown(frame)
 
 
 # --- the plots -------------------------------------------------------------------------------
@@ -256,7 +260,7 @@ def test_repeats_of_one_configuration_are_mean_and_std() -> None:
 def test_an_axis_says_lc_only_when_lc_was_computed(results: Path) -> None:
     runs, _ = load_runs(results)
     alpaca = [r for r in runs if r.benchmark == "alpaca_eval"]
-    metric = tables.alpaca_metric(alpaca)  # offline: LC could not be computed
+    metric = alpaca_metric(alpaca)  # offline: LC could not be computed
     assert not metric.lc and metric.key == "win_rate"
     fig, _ = plots.pareto_figure(alpaca, "cost_per_instance", "USD per instance", metric)
     label = fig.axes[0].get_ylabel()
@@ -268,7 +272,7 @@ def test_an_axis_says_lc_only_when_lc_was_computed(results: Path) -> None:
     assert sorted(np.asarray(paper.get_offsets())[:, 1].tolist()) == [33.8, 57.0, 59.8]
 
     with_lc = [_run("moa", None, 10, win_rate=60.0, length_controlled_winrate=65.0)]
-    metric = tables.alpaca_metric(with_lc)
+    metric = alpaca_metric(with_lc)
     assert metric.lc
     with_lc[0].cost_per_instance = 0.03
     fig, _ = plots.pareto_figure(with_lc, "cost_per_instance", "USD per instance", metric)
@@ -277,7 +281,7 @@ def test_an_axis_says_lc_only_when_lc_was_computed(results: Path) -> None:
     assert np.asarray(paper.get_offsets())[:, 1].tolist() == [65.1]  # the paper's LC
     # one run without LC among others with it: the raw win rate for all, said so
     mixed = [*with_lc, _run("moa_lite", None, 10, win_rate=50.0, lc_unavailable="offline")]
-    metric = tables.alpaca_metric(mixed)
+    metric = alpaca_metric(mixed)
     assert not metric.lc and metric.missing == "1 of 2 runs: offline"
 
 
@@ -293,13 +297,13 @@ def test_titles_name_the_benchmark_the_judge_and_n(results: Path) -> None:
     )
 
 
-def _suite_runs(count: int) -> list[tables.Run]:
+def _suite_runs(count: int) -> list[Run]:
     """`count` runs crowded as the whole suite's are: most in a small corner, several on one
     point, the paper's variants among them, and one without a price."""
     rng = np.random.default_rng(0)
     runs = []
     for i in range(count):
-        variant = list(tables.TABLE2_ROWS)[i] if i < len(tables.TABLE2_ROWS) else f"sweep_{i}"
+        variant = list(paper.TABLE2_ROWS)[i] if i < len(paper.TABLE2_ROWS) else f"sweep_{i}"
         x = 0.001 if i % 6 == 0 else 0.001 + float(rng.random()) * 0.0004
         run = _run(f"{variant}@scripted~first30", {"limit": 30}, 30,
                    win_rate=40.0 + float(rng.random()) * 4)  # fmt: skip
@@ -368,7 +372,7 @@ def test_a_series_with_no_point_has_no_legend_entry_and_ticks_are_whole_layers()
 def test_the_flask_radar_is_figure_3_with_all_12_skills(results: Path) -> None:
     runs, _ = load_runs(results)
     flask = [r for r in runs if r.benchmark == "flask"]
-    skills, drawn, notes = tables.figure3_skills(flask)
+    skills, drawn, notes = figure3_skills(flask)
     assert list(skills.columns) == list(SKILL_ORDER) and len(SKILL_ORDER) == 12
     assert [label.split(" (")[0] for label in skills.index] == [
         "MoA", "Qwen1.5-110B-Chat", "GPT-4o",
@@ -427,4 +431,4 @@ def test_a_folder_that_is_not_a_report_is_refused(results: Path, tmp_path: Path)
         write_report(results, project)
     assert (project / "README.md").read_text() == "keep"
     with pytest.raises(ConfigError, match="not a report folder"):
-        write_report(results, tables.PAPER_DIR)
+        write_report(results, paper.PAPER_DIR)

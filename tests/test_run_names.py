@@ -12,8 +12,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from eval.mixture_config import check_name
-from eval.report import load_runs
 from eval.rundir import RunDir
+from eval.runs import load_runs
 from eval.settings import CONF_DIR
 from moa.errors import ConfigError
 from tests.kit.cli import SHARED_DATA, command, run, scripted_runs

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from eval.plots import save
+from eval.report.plots import save
 from eval.stats.bias import (
     PairVerdict,
     Position,

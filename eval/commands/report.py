@@ -9,7 +9,7 @@ from eval.settings import Settings
 
 
 async def report_task(settings: Settings) -> int:
-    from eval.report import write_report  # matplotlib and pandas: only for the report
+    from eval.report.build import write_report  # matplotlib and pandas: only for the report
 
     out_dir = settings.report.out_dir
     report = write_report(

@@ -1,7 +1,7 @@
 """The preference-by-length curve drawn: the fit with its band, the observed bins beside it.
 
 A `matplotlib.figure.Figure` built without pyplot (no global state, no display); whoever places
-it in a report saves it (`eval.plots.save` writes it whole).
+it in a report saves it (`eval.report.plots.save` writes it whole).
 """
 
 from __future__ import annotations

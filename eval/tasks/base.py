@@ -3,13 +3,12 @@
 A task joins a benchmark's data (`eval.benchmarks`) to its faithful judge (`eval.judges`): it
 loads the instances, says how each is decoded, writes the benchmark's native output files, runs
 the judge into the judge's native file, re-scores such a file, gives per-instance scores for the
-report's intervals, writes the report's sections for its runs, and teaches the `scripted` fake
-how its judge answers offline.
+report's intervals, and teaches the `scripted` fake how its judge answers offline.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -22,8 +21,6 @@ from moa.providers import scripted
 from moa.types import GenerateConfig
 
 if TYPE_CHECKING:
-    from eval.report_section import Section
-    from eval.tables import Run
     from moa.client import ModelClient
     from moa.mixture import MixtureSpec
     from moa.types import Generator
@@ -78,33 +75,6 @@ class Verdict:
     readings: list[Reading]
     tags: list[str] = field(default_factory=list)
     reference: tuple[str, str] | None = None  # (whose, text)
-
-
-@dataclass(frozen=True)
-class Figure:
-    """One metric of a run for the browser's index: ours, its 95% interval, the paper's."""
-
-    name: str
-    value: float | None
-    low: float | None = None
-    high: float | None = None
-    paper: float | None = None
-    note: str = ""  # e.g. `partial`: the judged part of an incomplete run
-
-    @classmethod
-    def over(
-        cls, name: str, value: Any, scores: Iterable[float], paper: float | None = None
-    ) -> Figure:
-        """A figure whose interval is the bootstrap over per-instance `scores` (`eval.stats`)."""
-        import numpy as np  # for the browser and the report only: not on a run's start-up path
-
-        from eval.stats import bootstrap
-
-        values = np.array(list(scores), dtype=float)
-        if value is None or not values.size:
-            return cls(name, None if value is None else float(value), paper=paper)
-        interval = bootstrap(values)
-        return cls(name, float(value), interval.low, interval.high, paper)
 
 
 def check_rows(path: Path, found: int, expected: int, what: str) -> None:
@@ -226,21 +196,9 @@ class Task:
         judge's native file as `instance_scores` reads it."""
         return {}
 
-    def figures(
-        self, variant: str, metrics: Mapping[str, Any], scores: Mapping[str, float]
-    ) -> list[Figure]:
-        """The run's metrics for the browser's index, with the paper's number beside each
-        where it has one; `scores` are `instance_scores`, for intervals."""
-        return []
-
     def headline(self, metrics: Mapping[str, Any]) -> float:
         """The one number the report ranks a run by; NaN for a run not wholly judged."""
         return float("nan")
-
-    def report(self, runs: list[Run], section: Section) -> list[str]:
-        """Writes this benchmark's tables and plots of one judge's runs (`section` says where
-        and under which names); returns their Markdown."""
-        return []
 
     def offline_judge(self) -> scripted.Responder | None:
         """How the `scripted` fake answers this task's judge, built from the judge's own

@@ -9,7 +9,6 @@ FLASK's own files, read with the validated loaders of `eval.benchmarks.flask`.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import random
 from collections.abc import Mapping, Sequence
@@ -22,13 +21,11 @@ from eval.benchmarks._read import read_jsonl
 from eval.judges import flask as fj
 from eval.judges.common import coverage, judge_error
 from eval.rundir import InstanceResult, RunDir, RunMetrics, write_jsonl
-from eval.tasks.base import Figure, Reading, Task, Verdict, check_rows
+from eval.tasks.base import Reading, Task, Verdict, check_rows
 from moa.providers import scripted
 from moa.types import ChatMessage, GenerateConfig
 
 if TYPE_CHECKING:
-    from eval.report_section import Section
-    from eval.tables import Run
     from moa.client import ModelClient
     from moa.mixture import MixtureSpec
     from moa.types import Generator
@@ -185,50 +182,6 @@ class Flask(Task):
                 tags=[str(t) for t in tags],
             )
         return verdicts
-
-    def figures(
-        self, variant: str, metrics: Mapping[str, Any], scores: Mapping[str, float]
-    ) -> list[Figure]:
-        """The mean skill score per instance (bootstrap), then each skill's average (1-5); the
-        paper draws FLASK (Figure 3) but tabulates no number."""
-        complete = "skills" in metrics
-        skills = metrics.get("skills") or (metrics.get("partial") or {}).get("skills") or {}
-        note = "" if complete else "partial"
-        mean = sum(scores.values()) / len(scores) if scores else None
-        head = Figure.over("mean skill score", mean, scores.values())
-        return [
-            dataclasses.replace(head, note=note),
-            *(Figure(name, float(value), note=note) for name, value in skills.items()),
-        ]
-
-    def report(self, runs: list[Run], section: Section) -> list[str]:
-        from eval import plots, tables
-
-        label = "FLASK-Hard" if self.hard else "FLASK"
-        about = plots.describe(label, runs)
-        reference = section.reference
-        parts = [
-            section.table(
-                tables.flask_table(runs), f"{self.name}_skills",
-                f"{about}. Each skill's average score (1-5) over the instances that assess it; "
-                "empty: no score for it, or the run not wholly judged.\n\n",
-                f"{label}: skills",
-            ),
-            section.table(
-                tables.comparisons(runs, reference, section.everyone), f"paired_{self.name}",
-                "Each run minus a run of the reference variant by the same judge on the same "
-                "instances, per instance (its mean skill score), with a bootstrap 95% interval "
-                f"over the `n_paired` instances both were judged on; `refused`: why not. "
-                f"{tables.PAIRING}\n\n",
-                f"Paired differences against {reference} ({label})",
-            ),
-        ]  # fmt: skip
-        skills, drawn, notes = tables.figure3_skills(runs)
-        if len(skills):  # an incomplete run has no skills to draw
-            title = f"Figure 3: {label} skills (1-5)\n{plots.describe(label, drawn)}"
-            parts.append(plots.radar(skills, section.path(f"{self.name}_radar"), title=title,
-                                     notes=notes))  # fmt: skip
-        return parts
 
     def offline_judge(self) -> scripted.Responder:
         """A score dict for every skill whose rubric the request shows, in `aggregate_skill.py`'s

@@ -27,13 +27,11 @@ from eval.benchmarks.mt_bench import (
 from eval.judges import mt_bench as mj
 from eval.judges.common import FailureKind, count_failures, coverage, is_complete, judge_error
 from eval.rundir import InstanceResult, RunDir, RunMetrics, write_jsonl
-from eval.tasks.base import Figure, Reading, Task, Verdict, check_rows
+from eval.tasks.base import Reading, Task, Verdict, check_rows
 from moa.providers import scripted
 from moa.types import ChatMessage, GenerateConfig
 
 if TYPE_CHECKING:
-    from eval.report_section import Section
-    from eval.tables import Run
     from moa.client import ModelClient
     from moa.mixture import MixtureSpec
     from moa.types import Generator
@@ -252,58 +250,11 @@ class MTBench(Task):
             )
         return verdicts
 
-    def figures(
-        self, variant: str, metrics: Mapping[str, Any], scores: Mapping[str, float]
-    ) -> list[Figure]:
-        """The average (bootstrap over the scored turns) and each turn's, beside Table 2b."""
-        from eval import tables
-
-        if not is_complete(metrics):
-            average = (metrics.get("partial") or {}).get("average")
-            return [Figure("average", average, note="partial")] if average is not None else []
-        turn = {t: [v for k, v in scores.items() if k.endswith(f"/{t}")] for t in (1, 2)}
-        return [
-            Figure.over("average", metrics.get("average"), scores.values(),
-                        tables.paper_table2b(variant, "avg")),
-            *(
-                Figure.over(f"turn {t}", metrics.get(f"turn_{t}"), turn[t],
-                            tables.paper_table2b(variant, f"turn_{t}"))
-                for t in (1, 2)
-            ),
-        ]  # fmt: skip
-
     def headline(self, metrics: Mapping[str, Any]) -> float:
         if not is_complete(metrics):
             return float("nan")
         average = metrics.get("average")
         return float("nan") if average is None else float(average)
-
-    def report(self, runs: list[Run], section: Section) -> list[str]:
-        from eval import plots, tables
-
-        placed = {r.name for r in runs if r.row}
-        reference = section.reference
-        return [
-            section.table(
-                tables.table2b(runs), "table2b_mt_bench",
-                f"{plots.describe('MT-Bench', runs)}. `n`: the turns scored (two per question); "
-                "`ci_low`/`ci_high`: bootstrap 95% interval of the average over them; `paper_*`: "
-                "the paper's Table 2(b) (its MoA rows: mean ± std of 3 runs).\n\n",
-                "Table 2(b): MT-Bench",
-            ),
-            section.table(
-                tables.comparisons(runs, reference, section.everyone), "paired_mt_bench",
-                "Each run minus a run of the reference variant by the same judge on the same "
-                "questions, per question and turn, with a bootstrap 95% interval over the "
-                f"`n_paired` turns both were judged on; `refused`: why not. {tables.PAIRING}\n\n",
-                f"Paired differences against {reference} (MT-Bench)",
-            ),
-            section.table(
-                tables.other_runs(runs, placed, "average"), "other_mt_bench",
-                "Runs Table 2(b) does not take (another variant).\n\n",
-                "Other MT-Bench runs",
-            ),
-        ]  # fmt: skip
 
     def offline_judge(self) -> scripted.Responder:
         """A rating in FastChat's `[[k]]` format for any request made of one of its single-answer

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from eval.paper_rows import identity_departure
-from eval.report import namer_of, open_run
+from eval.report.paper import identity_departure
+from eval.report.run_figures import figures
 from eval.run_labels import Namer
 from eval.rundir import InstanceResult, RunDir, RunIdentity, RunMetrics
-from eval.tables import selection_label
+from eval.runs import judgment_of, namer_of, open_run, selection_label
 from eval.tasks import Data, Task
 from eval.tasks.base import Verdict
 from moa.context import dropped, policy_of
@@ -46,7 +46,7 @@ class RunView:
 
 def run_key(run: RunDir, name: str) -> str:
     """`<benchmark>/<run>`, the run's part of a deep link (`name`: its name under its
-    benchmark's folder, `eval.report.run_dirs`); a damaged `run.json` raises."""
+    benchmark's folder, `eval.runs.run_dirs`); a damaged `run.json` raises."""
     identity = run.identity()
     return f"{identity.benchmark if identity else run.path.parent.name}/{name}"
 
@@ -58,16 +58,14 @@ def href(benchmark: str, name: str) -> str:
 
 def read_run(run: RunDir, data: Data, name: str) -> RunView:
     """The records of one run directory, called `name`; damage raises
-    (`eval.report.DAMAGE`)."""
+    (`eval.runs.DAMAGE`)."""
     identity, task = open_run(run, data)
     results = run.results()
     finished = {k: r for k, r in results.items() if r.outputs is not None}  # `run.finished()`
-    metrics = run.metrics()
-    scores: dict[str, float] = {}
-    verdicts: dict[str, Verdict] = {}
-    if metrics is not None:
-        scores = task.instance_scores(run, metrics, finished)
-        verdicts = task.verdicts(run, metrics, finished)
+    judgment = judgment_of(run, task, finished)  # none: not judged yet
+    metrics = judgment.metrics if judgment else None
+    scores = judgment.scores() if judgment else {}
+    verdicts = judgment.verdicts() if judgment else {}
     ordered = sorted(results.values(), key=lambda r: _order(r.id))
     namer = namer_of(run)
     instances = [_instance(r, verdicts.get(r.id), namer) for r in ordered]
@@ -144,7 +142,9 @@ def _entry(
         "judge_error": values.get("judge_error"),
         "scored": len(scores),
         "departure": departure,
-        "figures": [dataclasses.asdict(f) for f in task.figures(variant, values, scores)],
+        "figures": [
+            dataclasses.asdict(f) for f in figures(identity.benchmark, variant, values, scores)
+        ],
     }
 
 

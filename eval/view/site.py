@@ -33,8 +33,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from eval.errors import describe
-from eval.report import DAMAGE, Skipped, refuse_unless_ours, run_dirs
+from eval.output_dir import refuse_unless_ours
 from eval.rundir import RunDir, write_atomic
+from eval.runs import DAMAGE, Skipped, run_dirs
 from eval.settings import Settings
 from eval.tasks import Data, task_class
 from eval.view.records import RunView, read_run, run_key

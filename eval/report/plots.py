@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from matplotlib.text import Annotation
 
-    from eval.tables import Metric, Run
+    from eval.report.metric import Metric
+    from eval.runs import Run
 
 LINE_IN = 0.135  # height of a 7-point line of the key, in inches
 KEY_FONT = 7
@@ -272,7 +273,8 @@ def pareto_figure(
     frontier through them, and the paper's Table 2a value of each variant it reports (or the
     AlpacaEval leaderboard's, for a model the paper leaves out) at our run's x. Returns the
     figure and the lines of the runs left out."""
-    from eval.tables import alpaca_metric, paper_table2a
+    from eval.report.metric import alpaca_metric
+    from eval.report.paper import paper_table2a
 
     metric = metric or alpaca_metric(runs)
     shown: list[tuple[Run, float, float]] = []

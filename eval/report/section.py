@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-    from eval.tables import Run
+    from eval.runs import Run
 
 
 def judge_mark(judge: str) -> str:
@@ -43,7 +43,7 @@ class Section:
         return self.out_dir / f"{self.name(stem)}{suffix}"
 
     def table(self, frame: pd.DataFrame, stem: str, note: str = "", title: str = "") -> str:
-        """`eval.tables.write_table` under this part's name and title."""
-        from eval.tables import write_table
+        """`eval.report.markdown.write_table` under this part's name and title."""
+        from eval.report.markdown import write_table
 
         return write_table(frame, self.out_dir, self.name(stem), note, self.title(title or stem))

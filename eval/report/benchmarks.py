@@ -1,0 +1,27 @@
+"""Which tables and figures a benchmark's runs get in the report: the report decides, per
+benchmark name; a benchmark not named here (the demo) gets none."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+from eval.report import alpaca_eval, flask, mt_bench
+from eval.report.section import Section
+from eval.runs import Run
+
+Sections = Callable[[list[Run], Section], list[str]]
+
+BY_BENCHMARK: dict[str, Sections] = {
+    "alpaca_eval": alpaca_eval.sections,
+    "mt_bench": mt_bench.sections,
+    "flask": functools.partial(flask.sections, "flask", "FLASK"),
+    "flask_hard": functools.partial(flask.sections, "flask_hard", "FLASK-Hard"),
+}
+
+
+def sections(benchmark: str, runs: list[Run], section: Section) -> list[str]:
+    """Writes `benchmark`'s tables and plots of one judge's runs (`section` says where and under
+    which names); returns their Markdown."""
+    write = BY_BENCHMARK.get(benchmark)
+    return write(runs, section) if write else []

@@ -134,8 +134,9 @@ async def judge(cfg: DictConfig, run: Generation) -> RunMetrics:
     """Judges a finished generation with the configured judge; writes native files + metrics."""
     catalogue = build_catalogue(cfg)
     address = judge_address(cfg, catalogue, run.task)
-    client = build_client(cfg, catalogue, ledger_path=run.run.judge_ledger)
-    run.task.teach_offline_judge()
+    client = build_client(
+        cfg, catalogue, ledger_path=run.run.judge_ledger, judges=[run.task.judging.scripted_answer]
+    )
     done = [i for i, r in zip(run.instances, run.results, strict=True) if r.outputs]
     expected = sum(run.task.judge_calls(i) for i in done)
     try:
@@ -327,12 +328,12 @@ async def plan_task(cfg: DictConfig) -> int:
 
 
 def rescore_task(cfg: DictConfig) -> int:
-    from eval.tasks import task_reading
+    from eval.evaluation import evaluation_reading
 
     path = Path(str(cfg.rescore.path))
     if not path.is_file():
         raise ConfigError(f"rescore.path={path} is not a file")
-    task = task_reading(path)
+    task = evaluation_reading(path)
     console.print_json(data={"kind": task.name, **task.rescore(path)}, default=str)
     return 0
 

@@ -12,11 +12,12 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from eval.benchmarks import DataError, Instance, select
+from eval.benchmarks.data import Data
+from eval.evaluation import Evaluation, evaluation_for
 from eval.mixture_config import identity_layers
 from eval.rundir import TRACES, InstanceResult, RunDir, RunIdentity, write_atomic
 from eval.runner import EXIT_CACHE, EXIT_INTERRUPTED, Runner, RunStopped, Stop, not_generated
 from eval.settings import build_catalogue, build_client, build_spec, to_dict
-from eval.tasks import Data, Task, task_for
 from moa.cache import CacheWriteError
 from moa.catalogue import Catalogue
 from moa.client import ModelClient
@@ -31,21 +32,21 @@ log = logging.getLogger("moa_bench")
 _ERROR_KINDS_SHOWN = 10
 
 
-def task_of(cfg: DictConfig) -> Task:
+def task_of(cfg: DictConfig) -> Evaluation:
     """The configured benchmark's task, reading data from `data_dir` or the download cache."""
     data_dir, cache_dir = cfg.get("data_dir"), cfg.get("data_cache_dir")
     data = Data(
         None if data_dir is None else str(data_dir), None if cache_dir is None else str(cache_dir)
     )
-    return task_for(to_dict(cfg.benchmark), data)
+    return evaluation_for(to_dict(cfg.benchmark), data)
 
 
-def judge_address(cfg: DictConfig, catalogue: Catalogue, task: Task | None = None) -> str:
+def judge_address(cfg: DictConfig, catalogue: Catalogue, task: Evaluation | None = None) -> str:
     """The address of the configured judge of the configured benchmark."""
     return catalogue.resolve((task or task_of(cfg)).judge_model(to_dict(cfg.judge))).address
 
 
-def load_instances(cfg: DictConfig, task: Task | None = None) -> list[Instance]:
+def load_instances(cfg: DictConfig, task: Evaluation | None = None) -> list[Instance]:
     """The selected instances (`benchmark.limit`, `ids`, `categories`), in benchmark order."""
     bench = cfg.benchmark
     try:
@@ -78,7 +79,7 @@ def check_text(text: str, where: str) -> None:
 
 @dataclass
 class Generation:
-    task: Task
+    task: Evaluation
     run: RunDir
     spec: MixtureSpec
     instances: list[Instance]

@@ -25,7 +25,9 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from eval.benchmarks import DataError
+from eval.benchmarks.data import Data
 from eval.errors import describe
+from eval.evaluation import Evaluation, evaluation_for
 from eval.judges.common import avg_length
 from eval.report_section import Section
 from eval.run_filter import RunFilter
@@ -41,7 +43,6 @@ from eval.rundir import (
 )
 from eval.settings import build_catalogue, to_dict
 from eval.tables import Run
-from eval.tasks import Data, Task, task_class
 from moa.errors import ConfigError
 from moa.flops import call_tflops, turn_tflops
 
@@ -195,12 +196,12 @@ def refuse_unless_ours(out_dir: Path, setting: str, what: str, ours: bool) -> No
     )
 
 
-def open_run(rundir: RunDir, data: Data) -> tuple[RunIdentity, Task]:
+def open_run(rundir: RunDir, data: Data) -> tuple[RunIdentity, Evaluation]:
     """A run directory's identity and its benchmark's task; no identity raises."""
     identity = rundir.identity()
     if identity is None:
         raise RunFileError(f"{rundir.run_file}: missing, so not a moa-bench run directory")
-    return identity, task_class(identity.benchmark)({"name": identity.benchmark}, data)
+    return identity, evaluation_for({"name": identity.benchmark}, data)
 
 
 def _plain(name: str) -> bool:
@@ -308,7 +309,7 @@ def write_report(
     before = _inodes(out_dir)
     parts = []
     for bench, bench_runs in by_bench.items():
-        task = task_class(bench)({"name": bench}, Data())
+        task = evaluation_for({"name": bench}, Data())
         judges = sorted({r.judge for r in bench_runs})
         for judge in judges:
             section = Section(out_dir, reference, judge, bench_runs, split=len(judges) > 1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -26,6 +26,9 @@ from moa.limits import EndpointLimits
 from moa.limits import check_number as _number
 from moa.mixture import MixtureSpec
 from moa.redact import holds_secret
+
+if TYPE_CHECKING:
+    from moa.providers.scripted import Responder
 
 # The Hydra configs live at the repository root, beside the packages (an editable install).
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -138,15 +141,26 @@ def build_budget(cfg: DictConfig, run_dir: Path | None) -> Budget:
     return Budget.from_ledgers(max_usd, max_calls, sorted(run_dir.glob("*calls.jsonl")))
 
 
-def build_client(cfg: DictConfig, catalogue: Catalogue, ledger_path: Path | None) -> ModelClient:
+def build_client(
+    cfg: DictConfig,
+    catalogue: Catalogue,
+    ledger_path: Path | None,
+    judges: Sequence[Responder] = (),
+) -> ModelClient:
+    """The client of the configured endpoints; `judges` are what a `scripted` endpoint asks
+    when a request may be a judge's (the judge being run: `JudgeKind.scripted_answer`)."""
     mode = str(cfg.cache.mode)
     try:
         cache_mode = CacheMode(mode)
     except ValueError:
         known = ", ".join(m.value for m in CacheMode)
         raise ConfigError(f"cache.mode={mode!r} is not one of {known}") from None
+    endpoints = {
+        name: {**spec, "judges": tuple(judges)} if spec.get("provider") == "scripted" else spec
+        for name, spec in to_dict(cfg.endpoints).items()
+    }
     return ModelClient(
-        endpoint_specs=to_dict(cfg.endpoints),
+        endpoint_specs=endpoints,
         catalogue=catalogue,
         cache=CallCache(Path(str(cfg.cache.path)).expanduser(), cache_mode),
         ledger=Ledger(ledger_path),

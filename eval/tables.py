@@ -1,6 +1,6 @@
 """The paper's tables, built from judged runs with the paper's numbers beside ours.
 
-Each task (`eval.tasks`) picks the tables of its benchmark: Table 2a or 2b, FLASK's skills, and
+Each benchmark (`eval.benchmarks`) picks its tables: Table 2a or 2b, FLASK's skills, and
 for AlpacaEval the ablations (Tables 3 and 4, the ranker comparison of Figure 4), the aggregators
 compared on the replayed published proposals, and paired comparisons. The ablations find their
 runs by the sweep axes in each run's identity.

@@ -20,14 +20,14 @@ import pytest
 
 from eval import plots, tables
 from eval.benchmarks import select
+from eval.benchmarks.data import Data
 from eval.cli import dispatch
+from eval.evaluation import evaluation_for
 from eval.judges import alpaca_eval as ae
 from eval.judges import flask as fj
 from eval.judges import mt_bench as mj
 from eval.report import load_runs, write_report
 from eval.rundir import RunDir, RunFileError, RunMetrics
-from eval.tasks import Data
-from eval.tasks.alpaca_eval import AlpacaEval
 from moa.types import Completion, TokenLogprob
 from tests.kit.cli import scripted_config as config
 
@@ -253,7 +253,7 @@ def test_an_incomplete_run_is_marked_and_gives_no_number(results: Path, tmp_path
     """The judge's key revoked after 2 of 3 calls: the row says n=2, incomplete, and shows no
     win rate and no interval; the complete run beside it is reported as usual."""
     rundir = RunDir(run_dir(results, "moa"))
-    task = AlpacaEval({"name": "alpaca_eval"}, Data(str(SHARED_DATA)))
+    task = evaluation_for({"name": "alpaca_eval"}, Data(str(SHARED_DATA)))
     instances = select(task.load(), limit=3)
     finished = rundir.finished()
     outcomes = [

@@ -16,6 +16,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 
 from eval import tables
+from eval.benchmarks.data import Data
 from eval.plan import plan_points
 from eval.report import load_runs, write_report
 from eval.report_section import judge_mark
@@ -23,7 +24,6 @@ from eval.run_filter import RunFilter
 from eval.rundir import RunIdentity
 from eval.settings import CONF_DIR, to_dict
 from eval.suite import EXPERIMENTS, sweep_points
-from eval.tasks import Data
 from eval.variant_name import MARK, changed_name, preset_section
 from eval.view.site import build_site
 from moa.errors import ConfigError

@@ -1,20 +1,29 @@
 """FLASK: 1,740 instructions (89 in FLASK-Hard), each scored 1-5 on its own three skills.
 
 Besides the instances this reads the files the FLASK judge is built from (skill rubrics, review
-prompts, reviewer settings) and returns them parsed and checked; rendering is the judge's job.
+prompts, reviewer settings) and returns them parsed and checked; rendering is the judge's job
+(`conf/judge_spec/flask.yaml`). Native file: `model_output/<variant>.jsonl` (`{question_id,
+text}`, as FLASK's gpt_review reads).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eval.benchmarks import _read
 from eval.benchmarks.base import Instance
+from eval.benchmarks.benchmark import Benchmark, Figure
 from eval.benchmarks.fetch import fetch
+from eval.rundir import InstanceResult, RunDir, write_jsonl
+
+if TYPE_CHECKING:
+    from eval.report_section import Section
+    from eval.tables import Run
 
 EVALUATION = "flask/flask_evaluation.jsonl"
 HARD = "flask/flask_hard_evaluation.jsonl"
@@ -184,3 +193,79 @@ def read_reviewers(path: Path) -> list[Reviewer]:
     if not reviewers:
         raise _read.bad(path, "holds no reviewer")
     return reviewers
+
+
+class Flask(Benchmark):
+    name = "flask"
+    hard = False
+
+    def load(self) -> list[Instance]:
+        return load_flask(
+            data_dir=self.data.data_dir, cache_dir=self.data.cache_dir, hard=self.hard
+        )
+
+    def output_path(self, run: RunDir, variant: str) -> Path:
+        return run.native("model_output", f"{variant}.jsonl")
+
+    def write_outputs(
+        self,
+        run: RunDir,
+        variant: str,
+        instances: Sequence[Instance],
+        results: Sequence[InstanceResult],
+    ) -> Path:
+        rows = [
+            {"question_id": int(inst.id), "text": r.outputs[0]}
+            for inst, r in zip(instances, results, strict=True)
+            if r.outputs
+        ]
+        path = self.output_path(run, variant)
+        write_jsonl(path, rows, ascii_only=False)
+        return path
+
+    def figures(
+        self, variant: str, metrics: Mapping[str, Any], scores: Mapping[str, float]
+    ) -> list[Figure]:
+        """The mean skill score per instance (bootstrap), then each skill's average (1-5); the
+        paper draws FLASK (Figure 3) but tabulates no number."""
+        complete = "skills" in metrics
+        skills = metrics.get("skills") or (metrics.get("partial") or {}).get("skills") or {}
+        note = "" if complete else "partial"
+        mean = sum(scores.values()) / len(scores) if scores else None
+        head = Figure.over("mean skill score", mean, scores.values())
+        return [
+            dataclasses.replace(head, note=note),
+            *(Figure(name, float(value), note=note) for name, value in skills.items()),
+        ]
+
+    def report(self, runs: list[Run], section: Section) -> list[str]:
+        from eval import plots, tables
+
+        label = "FLASK-Hard" if self.hard else "FLASK"
+        about = plots.describe(label, runs)
+        reference = section.reference
+        parts = [
+            section.table(
+                tables.flask_table(runs), f"{self.name}_skills",
+                f"{about}. Each skill's average score (1-5) over the instances that assess it; "
+                "empty: no score for it, or the run not wholly judged.\n\n",
+                f"{label}: skills",
+            ),
+            section.table(
+                tables.comparisons(runs, reference, section.everyone), f"paired_{self.name}",
+                "Each run minus a run of the reference variant by the same judge on the same "
+                "instances, per instance (its mean skill score), with a bootstrap 95% interval "
+                f"over the `n_paired` instances both were judged on; `refused`: why not. "
+                f"{tables.PAIRING}\n\n",
+                f"Paired differences against {reference} ({label})",
+            ),
+        ]  # fmt: skip
+        skills, drawn, notes = tables.figure3_skills(runs)
+        if len(skills):  # an incomplete run has no skills to draw
+            title = f"Figure 3: {label} skills (1-5)\n{plots.describe(label, drawn)}"
+            parts.append(plots.radar(skills, section.path(f"{self.name}_radar"), title=title,
+                                     notes=notes))  # fmt: skip
+        return parts
+
+
+BENCHMARK = Flask

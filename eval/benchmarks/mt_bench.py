@@ -3,18 +3,32 @@
 The constants mirror FastChat's `fastchat/llm_judge/common.py` (`temperature_config`,
 `NEED_REF_CATS`); the MoA repository's `generate_for_mt_bench.py` decodes with
 `--max-tokens 1024` (`conf/benchmark/mt_bench.yaml`).
+
+Native file: `model_answer/<model>.jsonl`, where the model id is the run directory's name
+(`moa@scripted`, `moa~first5`), in the file's name, its `model_id` and the judgments' `model`:
+FastChat matches answers to judgments by that id, so runs of one variant on different providers
+stay apart once their files are merged. Its judge is `conf/judge_spec/mt_bench.yaml`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from eval.benchmarks import _read
 from eval.benchmarks.base import Instance
+from eval.benchmarks.benchmark import Benchmark, Figure
 from eval.benchmarks.fetch import fetch
+from eval.judges.common import is_complete
+from eval.rundir import InstanceResult, RunDir, write_jsonl
+from moa.types import GenerateConfig
+
+if TYPE_CHECKING:
+    from eval.report_section import Section
+    from eval.tables import Run
 
 QUESTIONS = "mt_bench/question.jsonl"
 REFERENCES = "mt_bench/reference_answer/gpt-4.jsonl"
@@ -96,3 +110,114 @@ def _read_references(path: Path) -> dict[int, tuple[str, ...]]:
             raise _read.bad(path, f"question_id {qid} occurs more than once")
         references[qid] = turns
     return references
+
+
+def model_id(run_dir: Path) -> str:
+    """The model id FastChat knows a run by: its directory's name (`moa@scripted`), in the
+    answer file's name, its `model_id` and the judgments' `model`."""
+    return run_dir.name
+
+
+def answer_id(variant: str, question_id: str) -> str:
+    """Stable across re-runs, unlike FastChat's random shortuuid, so identical runs diff clean."""
+    return hashlib.sha256(f"{variant}/{question_id}".encode()).hexdigest()[:22]
+
+
+class MTBench(Benchmark):
+    name = "mt_bench"
+    view_data: ClassVar[Mapping[str, str]] = {
+        QUESTIONS: "its categories",
+        REFERENCES: "its categories",  # read with the questions (`load_mt_bench`)
+    }
+
+    def load(self) -> list[Instance]:
+        return load_mt_bench(data_dir=self.data.data_dir, cache_dir=self.data.cache_dir)
+
+    def generation(self) -> Callable[[Instance], GenerateConfig]:
+        default = self.default_generation()
+        if not self.settings["generation"].get("per_category_temperature"):
+            return lambda instance: default
+        by_category = {c: default.merged(temperature=t) for c, t in TEMPERATURES.items()}
+        return lambda instance: by_category.get(instance.category or "", default)
+
+    def output_path(self, run: RunDir, variant: str) -> Path:
+        return run.native("model_answer", f"{model_id(run.path)}.jsonl")
+
+    def write_outputs(
+        self,
+        run: RunDir,
+        variant: str,
+        instances: Sequence[Instance],
+        results: Sequence[InstanceResult],
+    ) -> Path:
+        rows = [
+            {
+                "question_id": int(inst.id),
+                "answer_id": answer_id(variant, inst.id),
+                "model_id": model_id(run.path),
+                "choices": [{"index": 0, "turns": r.outputs}],
+                "tstamp": r.finished_at,
+            }
+            for inst, r in zip(instances, results, strict=True)
+            if r.outputs
+        ]
+        path = self.output_path(run, variant)
+        write_jsonl(path, rows, ascii_only=False)
+        return path
+
+    def categories_here(self) -> dict[str, str]:
+        """Each question's category, from the benchmark's files where they are on this
+        machine; none without them (the browser says so, `view_data`, and downloads nothing)."""
+        if any(self.data.local(relpath) is None for relpath in self.view_data):
+            return {}
+        return {i.id: i.category or "" for i in load_mt_bench(data_dir=self.data.root)}
+
+    def figures(
+        self, variant: str, metrics: Mapping[str, Any], scores: Mapping[str, float]
+    ) -> list[Figure]:
+        """The average (bootstrap over the scored turns) and each turn's, beside Table 2b."""
+        from eval import tables
+
+        if not is_complete(metrics):
+            average = (metrics.get("partial") or {}).get("average")
+            return [Figure("average", average, note="partial")] if average is not None else []
+        turn = {t: [v for k, v in scores.items() if k.endswith(f"/{t}")] for t in (1, 2)}
+        return [
+            Figure.over("average", metrics.get("average"), scores.values(),
+                        tables.paper_table2b(variant, "avg")),
+            *(
+                Figure.over(f"turn {t}", metrics.get(f"turn_{t}"), turn[t],
+                            tables.paper_table2b(variant, f"turn_{t}"))
+                for t in (1, 2)
+            ),
+        ]  # fmt: skip
+
+    def report(self, runs: list[Run], section: Section) -> list[str]:
+        from eval import plots, tables
+
+        placed = {r.name for r in runs if r.row}
+        reference = section.reference
+        return [
+            section.table(
+                tables.table2b(runs), "table2b_mt_bench",
+                f"{plots.describe('MT-Bench', runs)}. `n`: the turns scored (two per question); "
+                "`ci_low`/`ci_high`: bootstrap 95% interval of the average over them; `paper_*`: "
+                "the paper's Table 2(b) (its MoA rows: mean ± std of 3 runs).\n\n",
+                "Table 2(b): MT-Bench",
+            ),
+            section.table(
+                tables.comparisons(runs, reference, section.everyone), "paired_mt_bench",
+                "Each run minus a run of the reference variant by the same judge on the same "
+                "questions, per question and turn, with a bootstrap 95% interval over the "
+                f"`n_paired` turns both were judged on; `refused`: why not. {tables.PAIRING}\n\n",
+                f"Paired differences against {reference} (MT-Bench)",
+            ),
+            section.table(
+                tables.other_runs(runs, placed, "average"), "other_mt_bench",
+                "Runs Table 2(b) does not take (another variant).\n\n",
+                "Other MT-Bench runs",
+            ),
+        ]  # fmt: skip
+
+
+BENCHMARK = MTBench

@@ -1,10 +1,11 @@
 """One run directory as the run browser's plain records: the index row, the instance list, each
 instance's full record and its searchable text.
 
-Everything is read through the run directory's typed readers (`eval.rundir`) and the run's task
-(`eval.tasks`), which says what its judge's verdicts are; nothing here knows a benchmark. Layers
-are shown as the trace holds them, a list of layers of calls and a final call, with every field
-a call carries, so that a new kind of layer or call field shows without a change here.
+Everything is read through the run directory's typed readers (`eval.rundir`) and the run's
+evaluation (`eval.evaluation`), which says what its judge's verdicts are; nothing here knows a
+benchmark. Layers are shown as the trace holds them, a list of layers of calls and a final call,
+with every field a call carries, so that a new kind of layer or call field shows without a
+change here.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from eval.benchmarks.data import Data
+from eval.evaluation import Evaluation
+from eval.judges.readings import Verdict
 from eval.paper_rows import identity_departure
 from eval.report import namer_of, open_run
 from eval.run_labels import Namer
 from eval.rundir import InstanceResult, RunDir, RunIdentity, RunMetrics
 from eval.tables import selection_label
-from eval.tasks import Data, Task
-from eval.tasks.base import Verdict
 from moa.context import dropped, policy_of
 from moa.trace import CallTrace, TurnTrace
 
@@ -102,7 +104,7 @@ def _entry(
     run: RunDir,
     name: str,
     identity: RunIdentity,
-    task: Task,
+    task: Evaluation,
     metrics: RunMetrics | None,
     results: Mapping[str, InstanceResult],
     scores: Mapping[str, float],

@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 QUESTIONS = "mt_bench/question.jsonl"
 REFERENCES = "mt_bench/reference_answer/gpt-4.jsonl"
-JUDGE_PROMPTS = "mt_bench/judge_prompts.jsonl"
 
 IDS = range(81, 161)
 TURNS = 2

@@ -115,6 +115,8 @@ async def test_a_new_pairwise_benchmark_is_a_loader_and_a_judge_spec(tmp_path: P
     toy = Toy({"name": "toy"}, Data())
     judge = Pairwise(read_spec(path), toy)
     assert judge.model({"alpaca_eval": "gpt-4-turbo"}) == "gpt-4-turbo"
+    with pytest.raises(ConfigError, match="names no model for 'alpaca_eval'"):
+        judge.model({"toy": "gpt-4-turbo"})
     instances = toy.load()
     generator = FakeGenerator([judge])
     run = RunDir(tmp_path / "run")

@@ -32,9 +32,6 @@ class Judged(Protocol):
     """What a judge reads of the benchmark it judges: its data and instances."""
 
     @property
-    def name(self) -> str: ...
-
-    @property
     def data(self) -> Data: ...
 
     def load(self) -> list[Instance]: ...
@@ -66,7 +63,10 @@ class JudgeKind:
         """The judge config's model for this judge (a catalogue name or an address)."""
         model = judges.get(self.spec.model_key)
         if model is None:
-            raise ConfigError(f"the judge config names no model for {self.spec.model_key!r}")
+            raise ConfigError(
+                f"the judge config names no model for {self.spec.model_key!r} (the model_key "
+                f"of judge spec {self.spec.name!r})"
+            )
         return str(model)
 
     async def judge(

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from hydra import compose, initialize_config_dir
 
+from eval.benchmarks.data import Data
 from eval.cli import RUNS, enter
 from eval.judges.common import is_complete
 from eval.run_labels import provider
@@ -25,7 +26,6 @@ from eval.rundir import RunDir
 from eval.runs import open_run as _open
 from eval.runs import selection_label
 from eval.settings import CONF_DIR
-from eval.tasks import Data
 from moa.errors import ConfigError
 
 if TYPE_CHECKING:

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from eval.benchmarks import DataError, Instance, select
+from eval.evaluation import Evaluation, evaluation_for
 from eval.mixture_config import identity_layers
 from eval.rundir import TRACES, InstanceResult, RunDir, RunIdentity, write_atomic
 from eval.runner import EXIT_CACHE, EXIT_INTERRUPTED, Runner, RunStopped, Stop, not_generated
 from eval.settings import Settings, build_client
-from eval.tasks import Task, task_for
 from moa.cache import CacheWriteError
 from moa.client import ModelClient
 from moa.context import count_events
@@ -28,18 +28,18 @@ log = logging.getLogger("moa_bench")
 _ERROR_KINDS_SHOWN = 10
 
 
-def task_of(settings: Settings) -> Task:
+def task_of(settings: Settings) -> Evaluation:
     """The configured benchmark's task, reading data from `data_dir` or the download cache."""
-    return task_for(settings.benchmark.section, settings.data)
+    return evaluation_for(settings.benchmark.section, settings.data)
 
 
-def judge_address(settings: Settings, task: Task | None = None) -> str:
+def judge_address(settings: Settings, task: Evaluation | None = None) -> str:
     """The address of the configured judge of the configured benchmark."""
     model = (task or task_of(settings)).judge_model(settings.judge.section)
     return settings.catalogue.resolve(model).address
 
 
-def load_instances(settings: Settings, task: Task | None = None) -> list[Instance]:
+def load_instances(settings: Settings, task: Evaluation | None = None) -> list[Instance]:
     """The selected instances (`benchmark.limit`, `ids`, `categories`), in benchmark order."""
     bench = settings.benchmark
     try:
@@ -72,7 +72,7 @@ def check_text(text: str, where: str) -> None:
 
 @dataclass
 class Generation:
-    task: Task
+    task: Evaluation
     run: RunDir
     spec: MixtureSpec
     instances: list[Instance]

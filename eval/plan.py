@@ -9,7 +9,7 @@ that names the request by its cache key, so later requests are built from exactl
 would be built from, and two requests are one call exactly when they would be byte-identical.
 
 Judging (when `judge.enabled`) is planned the same way, after each variant as a run judges it:
-the task's `plan_judge` (`eval.tasks.base.Task`) sends the judge's very requests for the planned
+the judge kind's `plan` (`eval.judges.kind`) sends the judge's very requests for the planned
 outputs through the same generator, so judge calls are counted, shared and priced like the rest,
 at the judge model's price. A judge's answer is estimated like any other, capped by the judge's
 `max_tokens` (one token for AlpacaEval's annotator, 2048 for MT-Bench's grader).
@@ -57,11 +57,11 @@ import pandas as pd
 from rich.console import Console
 
 from eval.benchmarks.base import Instance
+from eval.evaluation import Evaluation
 from eval.generate import judge_address, load_instances, task_of
 from eval.run_labels import Namer
 from eval.rundir import repeat_suffix
 from eval.settings import Settings
-from eval.tasks import Task
 from moa.agents import Agent
 from moa.budget import check_plan
 from moa.cache import CacheMode, CallCache, call_key
@@ -549,7 +549,7 @@ class _Tally:
 class Judging:
     """Who judges a benchmark's planned outputs: its task, and the judge model's address."""
 
-    task: Task
+    task: Evaluation
     model: str
 
 

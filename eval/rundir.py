@@ -7,7 +7,7 @@ A run directory (`results/runs/<benchmark>/<variant>[@<provider>]/`) holds:
 - `traces.jsonl`: one `InstanceResult` per finished instance, with its full typed trace;
 - `calls.jsonl` and `judge_calls.jsonl`: the ledgers of generation and judging;
 - `metrics.json`: the judge's summary (`RunMetrics`);
-- the benchmark's native files, named by its task (`eval.tasks`) under `RunDir.native`.
+- the benchmark's native files, named by its benchmark (`eval.benchmarks`) under `RunDir.native`.
 
 Every record carries `format`. A file without it was written before versions were recorded and
 has the same layout as version 1, so it is read as version 1; a newer version is refused with a

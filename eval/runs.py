@@ -4,7 +4,7 @@ A `Run` is what the directory's files say of it, each read and checked once: its
 sweep axes as catalogue names), its judge and provider in words, its instance selection, how
 many instances were scored and whether every one was judged, its metrics and headline number,
 its per-instance scores, and its budget (cost and TFLOPs per instance) from the traces. The
-benchmark's task reads its judge's native file (`eval.tasks`); nothing here knows a benchmark.
+benchmark's judge reads its native file (`eval.evaluation`); nothing here knows a benchmark.
 A damaged or foreign directory raises one of `DAMAGE`, which a caller turns into a skipped run
 with its one-line reason (`Skipped`).
 """
@@ -25,8 +25,11 @@ from omegaconf.errors import OmegaConfBaseException
 
 from eval import run_labels
 from eval.benchmarks import DataError
+from eval.benchmarks.data import Data
 from eval.errors import describe
+from eval.evaluation import Evaluation, evaluation_for
 from eval.judges.common import avg_length, is_complete
+from eval.judges.readings import Verdict
 from eval.report.paper import TABLE2_ROWS, departure
 from eval.run_labels import Namer
 from eval.rundir import (
@@ -39,8 +42,6 @@ from eval.rundir import (
     subset_suffix,
 )
 from eval.settings import build_catalogue
-from eval.tasks import Data, Task, task_class
-from eval.tasks.base import Verdict
 from moa.flops import call_tflops, turn_tflops
 
 # What reading a damaged or foreign run directory raises: that run is skipped with the reason,
@@ -67,7 +68,7 @@ class Judgment:
     and on demand the per-instance scores and verdicts (`finished`: the answered instances)."""
 
     rundir: RunDir
-    task: Task
+    task: Evaluation
     metrics: RunMetrics
     finished: Mapping[str, InstanceResult]
 
@@ -76,12 +77,12 @@ class Judgment:
         return self.task.instance_scores(self.rundir, self.metrics, self.finished)
 
     def verdicts(self) -> dict[str, Verdict]:
-        """Per instance id, its judge's verdict (`eval.tasks.base.Verdict`)."""
+        """Per instance id, its judge's verdict (`eval.judges.readings.Verdict`)."""
         return self.task.verdicts(self.rundir, self.metrics, self.finished)
 
 
 def judgment_of(
-    rundir: RunDir, task: Task, finished: Mapping[str, InstanceResult]
+    rundir: RunDir, task: Evaluation, finished: Mapping[str, InstanceResult]
 ) -> Judgment | None:
     """The run's judgment; none for a run not judged yet (no metrics)."""
     metrics = rundir.metrics()
@@ -319,9 +320,9 @@ def _budget(finished: Mapping[str, InstanceResult], namer: Namer) -> tuple[float
     return (float(np.mean(costs)), float(np.mean(flops))) if costs else (math.nan, math.nan)
 
 
-def open_run(rundir: RunDir, data: Data) -> tuple[RunIdentity, Task]:
+def open_run(rundir: RunDir, data: Data) -> tuple[RunIdentity, Evaluation]:
     """A run directory's identity and its benchmark's task; no identity raises."""
     identity = rundir.identity()
     if identity is None:
         raise RunFileError(f"{rundir.run_file}: missing, so not a moa-bench run directory")
-    return identity, task_class(identity.benchmark)({"name": identity.benchmark}, data)
+    return identity, evaluation_for({"name": identity.benchmark}, data)

@@ -12,14 +12,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
+from eval.benchmarks.data import Data
 from eval.mixture_config import build_mixture, check_name, segment
 from eval.report.run_filter import RunFilter
 from eval.rundir import repeat_suffix, run_folder, subset_suffix
-from eval.tasks import Data
 from moa.budget import Budget
 from moa.cache import CacheMode, CallCache
 from moa.catalogue import Catalogue, endpoint_bills
@@ -31,6 +31,9 @@ from moa.limits import EndpointLimits
 from moa.limits import check_number as _number
 from moa.mixture import MixtureSpec
 from moa.redact import holds_secret, redact_config
+
+if TYPE_CHECKING:
+    from moa.providers.scripted import Responder
 
 # The Hydra configs live at the repository root, beside the packages (an editable install).
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -314,9 +317,17 @@ def build_budget(settings: Settings, run_dir: Path | None) -> Budget:
     return Budget.from_ledgers(max_usd, max_calls, sorted(run_dir.glob("*calls.jsonl")))
 
 
-def build_client(settings: Settings, ledger_path: Path | None) -> ModelClient:
+def build_client(
+    settings: Settings, ledger_path: Path | None, judges: Sequence[Responder] = ()
+) -> ModelClient:
+    """The client of the configured endpoints; `judges` are what a `scripted` endpoint asks
+    when a request may be a judge's (the judge being run: `JudgeKind.scripted_answer`)."""
+    endpoints = {
+        name: {**spec, "judges": tuple(judges)} if spec.get("provider") == "scripted" else spec
+        for name, spec in settings.endpoints.items()
+    }
     return ModelClient(
-        endpoint_specs=settings.endpoints,
+        endpoint_specs=endpoints,
         catalogue=settings.catalogue,
         cache=CallCache(settings.cache.path, settings.cache.mode),
         ledger=Ledger(ledger_path),

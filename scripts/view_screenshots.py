@@ -20,7 +20,7 @@ from pathlib import Path
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for tests.kit
-from eval.tasks import Data
+from eval.benchmarks.data import Data
 from eval.view.site import build_site
 from tests.kit import browser
 from tests.kit.cli import ROOT, SHARED_DATA, scripted_runs

@@ -24,8 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for tests.kit
+from eval.benchmarks.data import Data
 from eval.rundir import RunDir
-from eval.tasks import Data
 from eval.view.site import build_site
 from tests.kit import browser
 from tests.kit.cli import SHARED_DATA, scripted_runs

@@ -29,8 +29,9 @@ from eval.benchmarks import (
     select,
 )
 from eval.benchmarks import fetch as fetch_mod
+from eval.benchmarks.data import Data
 from eval.benchmarks.fetch import default_cache_dir, fetch
-from eval.tasks import Data, known, task_for
+from eval.evaluation import evaluation_for, known
 from moa.errors import ConfigError
 from moa.providers.replay import read_outputs
 
@@ -207,14 +208,16 @@ def test_model_outputs_real_file(alpaca: list[Instance]) -> None:
 @needs_data
 def test_registry_names() -> None:
     data = Data(str(SHARED))
-    sizes = {name: len(task_for({"name": name}, data).load()) for name in known()}
+    sizes = {name: len(evaluation_for({"name": name}, data).load()) for name in known()}
     assert sizes == {"alpaca_eval": 805, "mt_bench": 80, "flask": 1740, "flask_hard": 89, "demo": 8}
-    assert task_for({"name": "flask_hard"}, data).load() == load_flask(data_dir=SHARED, hard=True)
+    assert evaluation_for({"name": "flask_hard"}, data).load() == load_flask(
+        data_dir=SHARED, hard=True
+    )
 
 
 def test_registry_rejects_unknown_names() -> None:
     with pytest.raises(ConfigError, match="unknown benchmark 'arena'"):
-        task_for({"name": "arena"})
+        evaluation_for({"name": "arena"})
 
 
 # --- broken copies -----------------------------------------------------------------------------
@@ -425,7 +428,7 @@ def test_fetch_cache_hit(tmp_path: Path) -> None:
 @needs_data
 def test_loaders_read_the_default_cache(tmp_path: Path) -> None:
     copy_layout(tmp_path / "default-cache", QUESTIONS, REFERENCES)
-    assert len(task_for({"name": "mt_bench"}).load()) == 80
+    assert len(evaluation_for({"name": "mt_bench"}).load()) == 80
 
 
 class FakeNetwork:

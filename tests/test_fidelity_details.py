@@ -31,7 +31,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from eval.benchmarks.data import Data
 from eval.cli import dispatch
+from eval.evaluation import evaluation_for
 from eval.generate import judge_address
 from eval.judges import alpaca_eval as ae
 from eval.judges import alpaca_eval_metrics as metrics
@@ -40,7 +42,6 @@ from eval.judges import flask as fj
 from eval.judges import mt_bench as mj
 from eval.report.paper import PAPER_DIR
 from eval.settings import CONF_DIR, resolve
-from eval.tasks import Data, task_for
 from moa.types import (
     CallOutcome,
     CallRecord,
@@ -202,7 +203,9 @@ def test_fastchat_finds_every_judgment_of_each_run_once_merged(
                 assert 1 <= by_game[(qid, model)]["score"] <= 10  # qa_browser's game key
                 found += 1
     assert found == 2 * (20 + 5)
-    metrics = task_for({"name": "mt_bench"}).rescore(tmp_path / "model_judgment/gpt-4_single.jsonl")
+    metrics = evaluation_for({"name": "mt_bench"}).rescore(
+        tmp_path / "model_judgment/gpt-4_single.jsonl"
+    )
     assert sorted(metrics["models"]) == [r.name for r in mt_bench_runs]  # a row per run
 
 
@@ -244,8 +247,8 @@ def test_flask_review_lines_are_the_evaluation_line_then_the_review(tmp_path: Pa
 )
 def test_flask_prompts_are_flasks_own_for_every_instance(benchmark: str, file: str) -> None:
     """The whole line reviewed, the prompt is still `gen_prompt`'s to the byte."""
-    task = task_for({"name": benchmark}, Data(str(SHARED_DATA)))
-    setup = task.setup()  # type: ignore[attr-defined]
+    task = evaluation_for({"name": benchmark}, Data(str(SHARED_DATA)))
+    setup = task.judging.setup()  # type: ignore[attr-defined]
     evaluation = _evaluation_lines(file)
     flask_files = SHARED_DATA / "flask"
     reviewer = [json.loads(line) for line in (flask_files / "gpt_review_reviewer.jsonl").open()]
@@ -254,7 +257,7 @@ def test_flask_prompts_are_flasks_own_for_every_instance(benchmark: str, file: s
     instances = task.load()
     assert len(instances) == len(evaluation)
     for instance in instances:
-        item = task.review_item(instance)  # type: ignore[attr-defined]
+        item = task.judging.review_item(instance)  # type: ignore[attr-defined]
         line = evaluation[int(instance.id)]
         assert item == line and list(item) == list(line)
         system, prompt = flask_gen_prompt(reviewer, prompts, skills, "a response", item)
@@ -265,11 +268,11 @@ def test_flask_prompts_are_flasks_own_for_every_instance(benchmark: str, file: s
 
 
 async def test_the_flask_judge_is_sent_no_decoding_settings() -> None:
-    task = task_for({"name": "flask"}, Data(str(SHARED_DATA)))
+    task = evaluation_for({"name": "flask"}, Data(str(SHARED_DATA)))
     instance = task.load()[0]
     judge = FakeJudge({"": "{'readability': 5}"})
-    items = [(task.review_item(instance), "a response")]  # type: ignore[attr-defined]
-    await fj.judge_responses(judge, items, task.setup())  # type: ignore[attr-defined]
+    items = [(task.judging.review_item(instance), "a response")]  # type: ignore[attr-defined]
+    await fj.judge_responses(judge, items, task.judging.setup())  # type: ignore[attr-defined]
     assert [c.config for c in judge.calls] == [GenerateConfig()]
     assert GenerateConfig().temperature is None and GenerateConfig().max_tokens is None
 
@@ -508,7 +511,7 @@ def test_the_published_layout_would_be_judged_again_by_reapply_parsing(
 
 
 def test_rescore_reads_both_layouts_alike(ours: Path, published_rows: list[ae.Annotation]) -> None:
-    task = task_for({"name": "alpaca_eval"})
+    task = evaluation_for({"name": "alpaca_eval"})
     new_layout = ae.rescore(ae.read_annotations(ours))
     assert [a.preference for a in new_layout] == pytest.approx(
         [a.preference for a in ae.rescore(published_rows)], abs=1e-9
@@ -562,7 +565,7 @@ def test_lc_of_a_subset_reads_each_instructions_own_difficulty(
     path = tmp_path / "annotations.json"
     ae.write_annotations(path, rows)
 
-    ours = task_for({"name": "alpaca_eval"}, Data(str(SHARED_DATA))).rescore(path)
+    ours = evaluation_for({"name": "alpaca_eval"}, Data(str(SHARED_DATA))).rescore(path)
     ordered = sorted(rows, key=lambda a: place[a.pair.instruction])
     frame = pd.DataFrame([a.to_json() for a in ordered], index=sorted(chosen))
     theirs = glm_winrate.get_length_controlled_winrate(frame, save_weights_dir=None)
@@ -603,7 +606,7 @@ def test_a_question_judged_twice_is_named_and_scored_both_ways(tmp_path: Path) -
     judgments += [line(81, 1, 10), line(82, 2, 10)]  # judged again, appended
     path = tmp_path / "gpt-4_single.jsonl"
     mj.write_judgments(path, judgments)
-    scores = task_for({"name": "mt_bench"}, Data(str(SHARED_DATA))).rescore(path)
+    scores = evaluation_for({"name": "mt_bench"}, Data(str(SHARED_DATA))).rescore(path)
     moa = scores["models"]["moa"]
     assert moa["duplicates"] == ["81/1 x2", "82/2 x2"]
     rows = [j.to_json() for j in judgments]

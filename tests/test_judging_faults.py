@@ -15,18 +15,16 @@ from typing import Any
 import pytest
 
 from eval.benchmarks import Instance
+from eval.benchmarks.data import Data
 from eval.benchmarks.flask import Skill
+from eval.evaluation import evaluation_for
 from eval.judges import alpaca_eval as ae
 from eval.judges import flask as fj
 from eval.judges import mt_bench as mj
+from eval.judges import pairwise, rubric, single
 from eval.judges.alpaca_eval_metrics import win_rates
 from eval.judges.common import incomplete_reason, is_complete, settle_all
 from eval.rundir import InstanceResult, RunDir
-from eval.tasks import Data
-from eval.tasks import alpaca_eval as alpaca_task
-from eval.tasks import flask as flask_task
-from eval.tasks import mt_bench as mt_task
-from eval.tasks.demo import Demo
 from moa.agents import Agent
 from moa.budget import Budget, BudgetExceeded
 from moa.cache import CallCache
@@ -107,7 +105,9 @@ def _demo_inputs(n: int) -> tuple[list[Instance], list[InstanceResult]]:
 
 def _demo(n: int, tmp_path: Path) -> Job:
     """The demo: the aggregator model alone answers each instance, then one verdict each."""
-    task = Demo({"name": "demo", "generation": {"temperature": 0.7, "max_tokens": 20}}, Data())
+    task = evaluation_for(
+        {"name": "demo", "generation": {"temperature": 0.7, "max_tokens": 20}}, Data()
+    )
     spec = MixtureSpec.paper("demo", (), Agent("fake/alone"))
     instances, results = _demo_inputs(n)
 
@@ -234,7 +234,7 @@ async def _judge_alpaca(tmp_path: Path, answered: int) -> dict[str, Any]:
     instances, results = _alpaca_instances(N)
     keys = [i.turns[0] for i in instances]
     judge = _revoked_after(answered, lambda i: _preference(-0.1, -3.0 + i / 10), keys)
-    task = alpaca_task.AlpacaEval({"name": "alpaca_eval"}, Data())
+    task = evaluation_for({"name": "alpaca_eval"}, Data())
     spec = SimpleNamespace(name="moa")
     return await task.judge(judge, JUDGE, RunDir(tmp_path), spec, instances, results)
 
@@ -247,7 +247,7 @@ async def test_an_alpaca_judge_revoked_midway_gives_no_win_rate(tmp_path: Path) 
     for key in ("win_rate", "length_controlled_winrate", "standard_error", "n_total"):
         assert key not in metrics  # no number from 5 of 20 presented as the run's result
     assert metrics["partial"]["n_total"] == 5 and 0 <= metrics["partial"]["win_rate"] <= 100
-    task = alpaca_task.AlpacaEval({"name": "alpaca_eval"}, Data())
+    task = evaluation_for({"name": "alpaca_eval"}, Data())
     assert math.isnan(task.headline(metrics)) and not is_complete(metrics)
     line = incomplete_reason(metrics)
     assert line is not None and "\n" not in line
@@ -267,7 +267,7 @@ async def test_an_alpaca_judge_that_never_answers_is_one_line_not_a_traceback(
     line = incomplete_reason(metrics)
     assert line is not None and line.startswith("judging incomplete: 0 of 20 instances judged")
     # Re-scoring the file says the same, and alpaca_eval's metric is never fed an empty column.
-    rescored = alpaca_task.AlpacaEval({"name": "alpaca_eval"}, Data()).rescore(
+    rescored = evaluation_for({"name": "alpaca_eval"}, Data()).rescore(
         tmp_path / "annotations.json"
     )
     assert rescored["complete"] is False and "win_rate" not in rescored
@@ -293,7 +293,7 @@ async def test_an_unparseable_verdict_is_judged_but_not_scored() -> None:
             "Question 2?": Completion("The"),
         }
     )
-    metrics = alpaca_task.metrics_of(await ae.annotate(judge, pairs), expected=3)
+    metrics = pairwise.metrics_of(await ae.annotate(judge, pairs), expected=3)
     assert metrics["complete"] is True and metrics["n_judged"] == 3
     assert metrics["n_total"] == 2 and metrics["failures"] == {"call": 0, "parse": 1}
 
@@ -310,16 +310,16 @@ async def test_an_mt_bench_judge_revoked_midway_gives_no_average() -> None:
         },
         error="permanent 401: invalid api key",
     )
-    metrics = mt_task.metrics_of(await mj.judge_matches(judge, matches), "moa", expected=10)
+    metrics = single.metrics_of(await mj.judge_matches(judge, matches), "moa", expected=10)
     assert (metrics["n_expected"], metrics["n_judged"], metrics["complete"]) == (10, 5, False)
     assert metrics["n_scored"] == 15 and metrics["failures"] == {"call": 5, "parse": 0}
     assert not {"turn_1", "turn_2", "average"} & set(metrics)
     assert metrics["partial"] == {"turn_1": 8.0, "turn_2": 6.0, "average": 110 / 15}
-    task = mt_task.MTBench({"name": "mt_bench"}, Data())
+    task = evaluation_for({"name": "mt_bench"}, Data())
     assert math.isnan(task.headline(metrics))
 
     every = FakeJudge({"Q": None}, error="permanent 401: invalid api key")
-    none = mt_task.metrics_of(await mj.judge_matches(every, matches), "moa", expected=10)
+    none = single.metrics_of(await mj.judge_matches(every, matches), "moa", expected=10)
     assert (none["n_judged"], none["complete"], none["n_scored"]) == (0, False, 0)
     assert "partial" not in none and none["judge_error"] == "permanent 401: invalid api key"
 
@@ -328,13 +328,13 @@ async def test_a_flask_judge_revoked_midway_gives_no_skills() -> None:
     items = [(_flask_item(i), f"response {i}") for i in range(N)]
     judge = _revoked_after(5, lambda i: "{'readability': 4}", [f"Task {i}." for i in range(N)])
     reviews = await fj.judge_responses(judge, items, SETUP)
-    metrics = flask_task.metrics_of(reviews, expected=N)
+    metrics = rubric.metrics_of(reviews, expected=N)
     assert (metrics["n_expected"], metrics["n_judged"], metrics["complete"]) == (N, 5, False)
     assert "skills" not in metrics and metrics["partial"] == {"skills": {"readability": 4.0}}
     assert metrics["failures"] == {"call": 15, "parse": 0}
 
     every = _revoked_after(0, lambda i: "", [f"Task {i}." for i in range(N)])
-    none = flask_task.metrics_of(await fj.judge_responses(every, items, SETUP), expected=N)
+    none = rubric.metrics_of(await fj.judge_responses(every, items, SETUP), expected=N)
     assert (none["n_judged"], none["complete"]) == (0, False)
     assert "partial" not in none and "skills" not in none
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from eval.benchmarks import fetch as fetch_mod
+from eval.benchmarks.data import Data
 from eval.report.build import MARKER, write_report
-from eval.tasks import Data
 from eval.view.site import MANIFEST, build_site, folder
 from moa.errors import ConfigError
 from tests.kit.cli import SHARED_DATA, scripted_runs

@@ -16,11 +16,11 @@ from eval.benchmarks.base import Instance
 from eval.cli import dispatch
 from eval.generate import load_instances, task_of
 from eval.judges import alpaca_eval as ae
+from eval.judges.pairwise import request_preferences
 from eval.mixture_config import build_mixture
 from eval.plan import PlanResult, endpoint_identity, open_cache, plan, plan_points, sweep_totals
 from eval.rundir import JUDGE_LEDGER, LEDGER
 from eval.settings import CONF_DIR, resolve, to_dict
-from eval.tasks.alpaca_eval import request_preferences
 from moa.agents import Agent
 from moa.cache import CacheMode, CallCache
 from moa.catalogue import Catalogue

@@ -19,7 +19,9 @@ import pandas as pd
 import pytest
 
 from eval.benchmarks import select
+from eval.benchmarks.data import Data
 from eval.cli import dispatch
+from eval.evaluation import evaluation_for
 from eval.judges import alpaca_eval as ae
 from eval.judges import flask as fj
 from eval.judges import mt_bench as mj
@@ -28,8 +30,6 @@ from eval.report.build import write_report
 from eval.report.markdown import write_table
 from eval.rundir import RunDir, RunFileError, RunMetrics
 from eval.runs import load_runs
-from eval.tasks import Data
-from eval.tasks.alpaca_eval import AlpacaEval
 from moa.types import Completion, TokenLogprob
 from tests.kit.cli import scripted_config as config
 
@@ -255,7 +255,7 @@ def test_an_incomplete_run_is_marked_and_gives_no_number(results: Path, tmp_path
     """The judge's key revoked after 2 of 3 calls: the row says n=2, incomplete, and shows no
     win rate and no interval; the complete run beside it is reported as usual."""
     rundir = RunDir(run_dir(results, "moa"))
-    task = AlpacaEval({"name": "alpaca_eval"}, Data(str(SHARED_DATA)))
+    task = evaluation_for({"name": "alpaca_eval"}, Data(str(SHARED_DATA)))
     instances = select(task.load(), limit=3)
     finished = rundir.finished()
     outcomes = [

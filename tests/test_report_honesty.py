@@ -15,6 +15,7 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 
+from eval.benchmarks.data import Data
 from eval.plan import plan_points
 from eval.report.build import write_report
 from eval.report.pairing import comparisons
@@ -24,7 +25,6 @@ from eval.rundir import RunIdentity
 from eval.runs import Run, load_runs
 from eval.settings import CONF_DIR, resolve, to_dict
 from eval.suite import EXPERIMENTS, sweep_points
-from eval.tasks import Data
 from eval.variant_name import MARK, changed_name, preset_section
 from eval.view.site import build_site
 from moa.errors import ConfigError

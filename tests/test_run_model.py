@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from eval.evaluation import known
 from eval.report import benchmarks, run_figures
 from eval.rundir import RunDir
 from eval.runs import load_runs
-from eval.tasks import known
 from tests.kit.cli import SHARED_DATA, scripted_runs
 
-TASKS = Path(__file__).resolve().parents[1] / "eval" / "tasks"
+EVAL = Path(__file__).resolve().parents[1] / "eval"
 
 
 def imports(path: Path) -> set[str]:
@@ -28,8 +28,9 @@ def imports(path: Path) -> set[str]:
     return found
 
 
-def test_the_benchmarks_import_neither_the_report_nor_its_plots() -> None:
-    for path in sorted(TASKS.glob("*.py")):
+def test_the_benchmarks_and_judges_import_neither_the_report_nor_its_plots() -> None:
+    paths = [*EVAL.glob("benchmarks/*.py"), *EVAL.glob("judges/*.py"), EVAL / "evaluation.py"]
+    for path in sorted(paths):
         above = {m for m in imports(path) if m.startswith(("eval.report", "matplotlib"))}
         assert above == set(), f"{path.name} imports {sorted(above)}"
 

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
+from eval.benchmarks.data import Data
 from eval.cli import dispatch
 from eval.judges import alpaca_eval as ae
 from eval.judges import flask as fj
 from eval.judges import mt_bench as mj
+from eval.judges.pairwise import outcome_of
 from eval.rundir import InstanceResult, RunDir
-from eval.tasks import Data
-from eval.tasks.alpaca_eval import outcome_of
 from eval.view.site import build_site
 from tests.kit import browser
 from tests.kit.cli import scripted_config as config

@@ -1,4 +1,6 @@
-"""Benchmark data: validated loading, subsets, and (in `fetch`) download, cache, offline override.
+"""The benchmarks: one module each (`eval.benchmarks.<name>`, its `BENCHMARK`), holding its
+validated loading, decoding and native output files (`benchmark.Benchmark`); subsets, and (in
+`fetch`) download, cache, offline override. Nothing here judges: see `eval.judges`.
 
 `fetch` stays a submodule here rather than a re-exported name, so that `eval.benchmarks.fetch`
 always means the module.

@@ -1,12 +1,14 @@
 """FLASK: 1,740 instructions (89 in FLASK-Hard), each scored 1-5 on its own three skills.
 
 Besides the instances this reads the files the FLASK judge is built from (skill rubrics, review
-prompts, reviewer settings) and returns them parsed and checked; rendering is the judge's job.
+prompts, reviewer settings) and returns them parsed and checked; rendering is the judge's job
+(`conf/judge_spec/flask.yaml`). Native file: `model_output/<variant>.jsonl` (`{question_id,
+text}`, as FLASK's gpt_review reads).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -14,7 +16,9 @@ from typing import Any
 
 from eval.benchmarks import _read
 from eval.benchmarks.base import Instance
+from eval.benchmarks.benchmark import Benchmark
 from eval.benchmarks.fetch import fetch
+from eval.rundir import InstanceResult, RunDir, write_jsonl
 
 EVALUATION = "flask/flask_evaluation.jsonl"
 HARD = "flask/flask_hard_evaluation.jsonl"
@@ -184,3 +188,35 @@ def read_reviewers(path: Path) -> list[Reviewer]:
     if not reviewers:
         raise _read.bad(path, "holds no reviewer")
     return reviewers
+
+
+class Flask(Benchmark):
+    name = "flask"
+    hard = False
+
+    def load(self) -> list[Instance]:
+        return load_flask(
+            data_dir=self.data.data_dir, cache_dir=self.data.cache_dir, hard=self.hard
+        )
+
+    def output_path(self, run: RunDir, variant: str) -> Path:
+        return run.native("model_output", f"{variant}.jsonl")
+
+    def write_outputs(
+        self,
+        run: RunDir,
+        variant: str,
+        instances: Sequence[Instance],
+        results: Sequence[InstanceResult],
+    ) -> Path:
+        rows = [
+            {"question_id": int(inst.id), "text": r.outputs[0]}
+            for inst, r in zip(instances, results, strict=True)
+            if r.outputs
+        ]
+        path = self.output_path(run, variant)
+        write_jsonl(path, rows, ascii_only=False)
+        return path
+
+
+BENCHMARK = Flask

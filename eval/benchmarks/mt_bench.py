@@ -3,22 +3,30 @@
 The constants mirror FastChat's `fastchat/llm_judge/common.py` (`temperature_config`,
 `NEED_REF_CATS`); the MoA repository's `generate_for_mt_bench.py` decodes with
 `--max-tokens 1024` (`conf/benchmark/mt_bench.yaml`).
+
+Native file: `model_answer/<model>.jsonl`, where the model id is the run directory's name
+(`moa@scripted`, `moa~first5`), in the file's name, its `model_id` and the judgments' `model`:
+FastChat matches answers to judgments by that id, so runs of one variant on different providers
+stay apart once their files are merged. Its judge is `conf/judge_spec/mt_bench.yaml`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar
 
 from eval.benchmarks import _read
 from eval.benchmarks.base import Instance
+from eval.benchmarks.benchmark import Benchmark
 from eval.benchmarks.fetch import fetch
+from eval.rundir import InstanceResult, RunDir, write_jsonl
+from moa.types import GenerateConfig
 
 QUESTIONS = "mt_bench/question.jsonl"
 REFERENCES = "mt_bench/reference_answer/gpt-4.jsonl"
-JUDGE_PROMPTS = "mt_bench/judge_prompts.jsonl"
 
 IDS = range(81, 161)
 TURNS = 2
@@ -96,3 +104,67 @@ def _read_references(path: Path) -> dict[int, tuple[str, ...]]:
             raise _read.bad(path, f"question_id {qid} occurs more than once")
         references[qid] = turns
     return references
+
+
+def model_id(run_dir: Path) -> str:
+    """The model id FastChat knows a run by: its directory's name (`moa@scripted`), in the
+    answer file's name, its `model_id` and the judgments' `model`."""
+    return run_dir.name
+
+
+def answer_id(variant: str, question_id: str) -> str:
+    """Stable across re-runs, unlike FastChat's random shortuuid, so identical runs diff clean."""
+    return hashlib.sha256(f"{variant}/{question_id}".encode()).hexdigest()[:22]
+
+
+class MTBench(Benchmark):
+    name = "mt_bench"
+    view_data: ClassVar[Mapping[str, str]] = {
+        QUESTIONS: "its categories",
+        REFERENCES: "its categories",  # read with the questions (`load_mt_bench`)
+    }
+
+    def load(self) -> list[Instance]:
+        return load_mt_bench(data_dir=self.data.data_dir, cache_dir=self.data.cache_dir)
+
+    def generation(self) -> Callable[[Instance], GenerateConfig]:
+        default = self.default_generation()
+        if not self.settings["generation"].get("per_category_temperature"):
+            return lambda instance: default
+        by_category = {c: default.merged(temperature=t) for c, t in TEMPERATURES.items()}
+        return lambda instance: by_category.get(instance.category or "", default)
+
+    def output_path(self, run: RunDir, variant: str) -> Path:
+        return run.native("model_answer", f"{model_id(run.path)}.jsonl")
+
+    def write_outputs(
+        self,
+        run: RunDir,
+        variant: str,
+        instances: Sequence[Instance],
+        results: Sequence[InstanceResult],
+    ) -> Path:
+        rows = [
+            {
+                "question_id": int(inst.id),
+                "answer_id": answer_id(variant, inst.id),
+                "model_id": model_id(run.path),
+                "choices": [{"index": 0, "turns": r.outputs}],
+                "tstamp": r.finished_at,
+            }
+            for inst, r in zip(instances, results, strict=True)
+            if r.outputs
+        ]
+        path = self.output_path(run, variant)
+        write_jsonl(path, rows, ascii_only=False)
+        return path
+
+    def categories_here(self) -> dict[str, str]:
+        """Each question's category, from the benchmark's files where they are on this
+        machine; none without them (the browser says so, `view_data`, and downloads nothing)."""
+        if any(self.data.local(relpath) is None for relpath in self.view_data):
+            return {}
+        return {i.id: i.category or "" for i in load_mt_bench(data_dir=self.data.root)}
+
+
+BENCHMARK = MTBench

@@ -8,11 +8,11 @@ from moa.errors import ConfigError
 
 
 async def rescore_task(settings: Settings) -> int:
-    from eval.tasks import task_reading
+    from eval.evaluation import evaluation_reading
 
     path = settings.rescore_path
     if not path.is_file():
         raise ConfigError(f"rescore.path={path} is not a file")
-    task = task_reading(path)
+    task = evaluation_reading(path)
     console.print_json(data={"kind": task.name, **task.rescore(path)}, default=str)
     return 0

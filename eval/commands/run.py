@@ -70,8 +70,9 @@ async def judge_existing(settings: Settings) -> int:
 async def judge(settings: Settings, run: Generation) -> RunMetrics:
     """Judges a finished generation with the configured judge; writes native files + metrics."""
     address = judge_address(settings, run.task)
-    client = build_client(settings, ledger_path=run.run.judge_ledger)
-    run.task.teach_offline_judge()
+    client = build_client(
+        settings, ledger_path=run.run.judge_ledger, judges=[run.task.judging.scripted_answer]
+    )
     done = [i for i, r in zip(run.instances, run.results, strict=True) if r.outputs]
     expected = sum(run.task.judge_calls(i) for i in done)
     try:

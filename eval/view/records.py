@@ -2,7 +2,7 @@
 instance's full record and its searchable text.
 
 Everything is read through the run directory's typed readers (`eval.rundir`) and the run's task
-(`eval.tasks`), which says what its judge's verdicts are; nothing here knows a benchmark. Layers
+(`eval.evaluation`), which says what its judge's verdicts are; nothing here knows a benchmark. Layers
 are shown as the trace holds them, a list of layers of calls and a final call, with every field
 a call carries, so that a new kind of layer or call field shows without a change here.
 """
@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from eval.benchmarks.data import Data
+from eval.evaluation import Evaluation
+from eval.judges.readings import Verdict
 from eval.report.paper import identity_departure
 from eval.report.run_figures import figures
 from eval.run_labels import Namer
 from eval.rundir import InstanceResult, RunDir, RunIdentity, RunMetrics
 from eval.runs import judgment_of, namer_of, open_run, selection_label
-from eval.tasks import Data, Task
-from eval.tasks.base import Verdict
 from moa.context import dropped, policy_of
 from moa.trace import CallTrace, TurnTrace
 
@@ -100,7 +101,7 @@ def _entry(
     run: RunDir,
     name: str,
     identity: RunIdentity,
-    task: Task,
+    task: Evaluation,
     metrics: RunMetrics | None,
     results: Mapping[str, InstanceResult],
     scores: Mapping[str, float],

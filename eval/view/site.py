@@ -5,7 +5,7 @@ records go into JavaScript files that hand their data to the page (`MOA.put(path
 which loads them on demand by adding a `<script>` tag: Chromium refuses `fetch()` of local
 files, not scripts. A run's instances are split into chunks, so an instance opens by loading
 its chunk alone. A manifest keeps each run's fingerprint (its directory's, `RunDir.fingerprint`,
-and the benchmark files its verdicts read, `Task.view_data`): a rebuild rewrites only the runs
+and the benchmark files its verdicts read, `Benchmark.view_data`): a rebuild rewrites only the runs
 whose fingerprint changed, removes those that are gone, and renders the index again.
 
 The site writes only into an empty folder or one holding its own manifest, and deletes only the
@@ -32,12 +32,13 @@ import yaml
 from rich.console import Console
 from rich.markup import escape
 
+from eval.benchmarks.data import Data
 from eval.errors import describe
+from eval.evaluation import benchmark_class
 from eval.output_dir import refuse_unless_ours
 from eval.rundir import RunDir, write_atomic
 from eval.runs import DAMAGE, Skipped, run_dirs
 from eval.settings import Settings
-from eval.tasks import Data, task_class
 from eval.view.records import RunView, read_run, run_key
 from moa.errors import ConfigError
 
@@ -131,11 +132,11 @@ def _recorded(run: RunDir) -> list[str | None] | None:
 
 def _view_data(run: RunDir) -> Mapping[str, str]:
     identity = run.identity()
-    return task_class(identity.benchmark).view_data if identity else {}
+    return benchmark_class(identity.benchmark).view_data if identity else {}
 
 
 def _data_of(files: Mapping[str, str], places: list[Data]) -> tuple[Data, list[Any], str | None]:
-    """Where the browser reads a run's benchmark `files` (`Task.view_data`): the first of
+    """Where the browser reads a run's benchmark `files` (`Benchmark.view_data`): the first of
     `places` that holds them all (where the run read them, then `data_dir`), else the first;
     each file's state there, for the run's fingerprint (so a run shown without them is rebuilt
     once they are there); and what the run is shown without, and why."""

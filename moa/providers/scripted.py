@@ -2,8 +2,9 @@
 
 Its answer is a pure function of (model, messages, sample): the same request always gets the same
 answer, and different proposers, samples or prompts get different ones. It answers the LLM
-ranker with a pick. Judges are taught to it by their tasks (`answer_judge`): each task builds its
-responder from the judge's own templates, so this module knows no judge's wording.
+ranker with a pick. It asks the judges it is given (its endpoint's `judges` option, set where the
+client is built for judging) whether a request is theirs: each judge answers from its own
+templates, so this module knows no judge's wording and holds no registry of them.
 """
 
 from __future__ import annotations
@@ -30,13 +31,7 @@ _WORDS = (
 Responder = Callable[
     [Sequence[ChatMessage], GenerateConfig, random.Random, int], str | Completion | None
 ]
-_JUDGES: dict[str, Responder] = {}
 _TOP_K_HEAD = RANK_TOP_K.partition("{k}")[2][:60]  # what every top-k ranker prompt holds
-
-
-def answer_judge(name: str, responder: Responder) -> None:
-    """Teaches the fake one judge (a later call with the same name replaces it)."""
-    _JUDGES[name] = responder
 
 
 def _rng(model: str, messages: Sequence[ChatMessage], sample: int) -> random.Random:
@@ -54,8 +49,9 @@ def _tokens(text: str) -> int:
 
 
 class Scripted:
-    def __init__(self, latency_s: float = 0.0) -> None:
+    def __init__(self, latency_s: float = 0.0, judges: Sequence[Responder] = ()) -> None:
         self.latency_s = latency_s
+        self.judges = tuple(judges)
 
     @property
     def identity(self) -> str:
@@ -73,7 +69,7 @@ class Scripted:
         rng = _rng(model, messages, sample)
         input_tokens = sum(_tokens(m["content"]) for m in messages)
         text: str | Completion | None = None
-        for responder in _JUDGES.values():
+        for responder in self.judges:
             if (text := responder(messages, config, rng, input_tokens)) is not None:
                 break
         if isinstance(text, Completion):
@@ -118,4 +114,6 @@ class Scripted:
 
 @register_provider("scripted")
 def _build(endpoint: str, options: Mapping[str, Any]) -> Scripted:
-    return Scripted(latency_s=float(options.get("latency_s", 0.0)))
+    return Scripted(
+        latency_s=float(options.get("latency_s", 0.0)), judges=tuple(options.get("judges", ()))
+    )

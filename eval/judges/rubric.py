@@ -1,10 +1,10 @@
-"""FLASK: 1,740 instances, each scored 1-5 by GPT-4 on its own three of 12 skills.
+"""The `rubric` judge kind: each answer scored 1 to 5 on its instance's own skills, as FLASK's
+`gpt_review` scores it (its prompt, reviewer and skill files read from the data at run time).
 
-Native files: `model_output/<variant>.jsonl` (`{question_id, text}`, as FLASK's gpt_review reads)
-and the review file `review/reviews.jsonl`, whose lines are, as `gpt4_eval.py` writes them, the
+Native file: `review/reviews.jsonl`, whose lines are, as `gpt4_eval.py` writes them, the
 evaluation file's whole line (`idx`, `instruction`, `answer`, `task`, `skill`, `domain`,
-`difficulty`, in the file's order) followed by the review's fields. The judge is built from
-FLASK's own files, read with the validated loaders of `eval.benchmarks.flask`.
+`difficulty`, in the file's order) followed by the review's fields; metrics:
+`aggregate_skill.py`'s per-skill averages.
 """
 
 from __future__ import annotations
@@ -13,24 +13,22 @@ import functools
 import random
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from eval.benchmarks import Instance
 from eval.benchmarks import flask as data
 from eval.benchmarks._read import read_jsonl
 from eval.judges import flask as fj
 from eval.judges.common import coverage, judge_error
-from eval.rundir import InstanceResult, RunDir, RunMetrics, write_jsonl
-from eval.tasks.base import Reading, Task, Verdict, check_rows
-from moa.providers import scripted
-from moa.types import ChatMessage, GenerateConfig
+from eval.judges.kind import JudgeKind
+from eval.judges.readings import Reading, Verdict, check_rows
+from moa.types import ChatMessage, Completion, GenerateConfig
 
 if TYPE_CHECKING:
+    from eval.rundir import InstanceResult, RunDir, RunMetrics
     from moa.client import ModelClient
     from moa.mixture import MixtureSpec
     from moa.types import Generator
-
-REVIEWS = ("review", "reviews.jsonl")
 
 
 def metrics_of(reviews: Sequence[fj.Review], *, expected: int | None = None) -> dict[str, Any]:
@@ -55,38 +53,27 @@ def metrics_of(reviews: Sequence[fj.Review], *, expected: int | None = None) -> 
     return {**counts, "partial": {"skills": skills}} if skills else counts
 
 
-class Flask(Task):
-    name = "flask"
-    hard = False
+def mean_score(review: fj.Review) -> float | None:
+    """A review's score: the mean of its numeric skill scores; none for a failed review."""
+    numbers = [v for v in map(fj.as_float, review.score.values()) if v is not None]
+    return sum(numbers) / len(numbers) if review.failure is None and numbers else None
 
-    def load(self) -> list[Instance]:
-        return data.load_flask(
-            data_dir=self.data.data_dir, cache_dir=self.data.cache_dir, hard=self.hard
-        )
 
-    def output_path(self, run: RunDir, variant: str) -> Path:
-        return run.native("model_output", f"{variant}.jsonl")
-
-    def write_outputs(
-        self,
-        run: RunDir,
-        variant: str,
-        instances: Sequence[Instance],
-        results: Sequence[InstanceResult],
-    ) -> Path:
-        rows = [
-            {"question_id": int(inst.id), "text": r.outputs[0]}
-            for inst, r in zip(instances, results, strict=True)
-            if r.outputs
-        ]
-        path = self.output_path(run, variant)
-        write_jsonl(path, rows, ascii_only=False)
-        return path
+class Rubric(JudgeKind):
+    kind = "rubric"
+    runs: ClassVar[Mapping[str, tuple[Any, ...]]] = {
+        "messages": ("system_user",),
+        "decoding": ("api_defaults",),
+        "verdict": ("skill_score_dict",),
+        "swap": ({"policy": "none"},),
+        "native_file": ("review/reviews.jsonl",),
+        "metric": ("skill_averages",),
+    }
 
     @functools.cached_property
     def _evaluation_rows(self) -> dict[str, dict[str, Any]]:
         """The evaluation file's lines by `idx`, as `gpt4_eval.py` reads them (`json.loads`)."""
-        path = self.data.path(data.HARD if self.hard else data.EVALUATION)
+        path = self.benchmark.data.path(self.spec.source("items"))
         return {str(row["idx"]): row for row in read_jsonl(path)}
 
     def review_item(self, instance: Instance) -> dict[str, Any]:
@@ -103,22 +90,23 @@ class Flask(Task):
         }
 
     def setup(self) -> fj.Setup:
-        """FLASK's prompt 2 with its skills. `gpt4_eval.py` builds the reviewer's temperature and
+        """FLASK's prompt with its skills. `gpt4_eval.py` builds the reviewer's temperature and
         max_tokens but never sends them, so its published reviews used the API's defaults; so
         do we (`GenerateConfig()`)."""
-        kwargs = {"data_dir": self.data.data_dir, "cache_dir": self.data.cache_dir}
+        files = self.benchmark.data
         return fj.make_setup(
-            data.load_review_prompts(**kwargs),
-            data.load_skills(**kwargs),
+            data.read_review_prompts(files.path(self.spec.source("prompts"))),
+            data.read_skills(files.path(self.spec.source("skills"))),
             config=GenerateConfig(),
+            prompt_id=int(self.spec.source("prompt_id")),
         )
 
     async def judge(
         self,
         client: ModelClient,
-        judge: str,
+        address: str,
         run: RunDir,
-        spec: MixtureSpec,
+        mixture: MixtureSpec,
         instances: Sequence[Instance],
         results: Sequence[InstanceResult],
     ) -> dict[str, Any]:
@@ -127,28 +115,43 @@ class Flask(Task):
             for i, r in zip(instances, results, strict=True)
             if r.outputs
         ]
-        reviews = await fj.judge_responses(client, items, self.setup(), judge=judge)
-        fj.write_reviews(run.native(*REVIEWS), reviews)
+        reviews = await fj.judge_responses(client, items, self.setup(), judge=address)
+        fj.write_reviews(run.native(*self._native_parts), reviews)
         return metrics_of(reviews, expected=len(instances))
 
-    async def plan_judge(
+    @property
+    def _native_parts(self) -> tuple[str, ...]:
+        return Path(self.spec.native_file or "").parts
+
+    async def plan(
         self,
         generator: Generator,
-        judge: str,
-        spec: MixtureSpec,
+        address: str,
+        mixture: MixtureSpec,
         instances: Sequence[Instance],
         outputs: Sequence[Sequence[str] | None],
     ) -> None:
-        """`judge`'s calls: one review per instance, on its own three skills."""
+        """One review per instance, on its own three skills."""
         items = [(self.review_item(i), o[0]) for i, o in zip(instances, outputs, strict=True) if o]
-        await fj.judge_responses(generator, items, self.setup(), judge=judge)
+        await fj.judge_responses(generator, items, self.setup(), judge=address)
 
-    @classmethod
-    def reads(cls, path: Path) -> bool:
+    def reads(self, path: Path) -> bool:
         return path.suffix == ".jsonl" and not path.name.endswith("_single.jsonl")
 
     def rescore(self, path: Path) -> dict[str, Any]:
         return metrics_of(fj.rescore(fj.read_reviews(path)))
+
+    def _reviews(
+        self, run: RunDir, metrics: RunMetrics, finished: Mapping[str, InstanceResult]
+    ) -> list[fj.Review]:
+        """The run's reviews: one per answered instance but those whose judge call failed
+        (counted in the metrics), as `check_rows` checks."""
+        path = run.native(*self._native_parts)
+        reviews = fj.read_reviews(path)
+        failures = metrics.get("failures")
+        failed = failures.get("call", 0) if isinstance(failures, Mapping) else 0
+        check_rows(path, len(reviews), len(finished) - int(failed), "reviews")
+        return reviews
 
     def instance_scores(
         self, run: RunDir, metrics: RunMetrics, finished: Mapping[str, InstanceResult]
@@ -157,8 +160,8 @@ class Flask(Task):
         answered instance but those whose judge call failed (counted in the metrics)."""
         return {
             str(review.item["idx"]): mean
-            for review in _reviews(run, metrics, finished)
-            if (mean := _mean(review)) is not None
+            for review in self._reviews(run, metrics, finished)
+            if (mean := mean_score(review)) is not None
         }
 
     def verdicts(
@@ -167,9 +170,9 @@ class Flask(Task):
         """Per instance, the review with its skill scores; tagged with its skills and domains,
         scored as `instance_scores` scores it (the mean of its numeric skill scores)."""
         verdicts = {}
-        for review in _reviews(run, metrics, finished):
+        for review in self._reviews(run, metrics, finished):
             item = review.item
-            mean = _mean(review)
+            mean = mean_score(review)
             facts = {str(k): str(v) for k, v in review.score.items()}
             facts |= {k: str(item[k]) for k in ("task", "difficulty") if item.get(k)}
             if review.failure is not None:
@@ -183,47 +186,32 @@ class Flask(Task):
             )
         return verdicts
 
-    def offline_judge(self) -> scripted.Responder:
-        """A score dict for every skill whose rubric the request shows, in `aggregate_skill.py`'s
-        order, for any request made of FLASK's review prompt."""
+    @functools.cached_property
+    def _shape(self) -> tuple[str, str, list[str]]:
+        """What a review request holds (its system prompt, its template up to the first field)
+        and the skill names in `aggregate_skill.py`'s order."""
         setup = self.setup()
-        head = setup.prompt_template.split("{", 1)[0]
         names = sorted(
             (s.name for s in setup.skills),
             key=lambda name: fj.SKILL_ORDER.index(fj.skill_key(name.lower()) or ""),
         )
+        return setup.system_prompt, setup.prompt_template.split("{", 1)[0], names
 
-        def answer(
-            messages: Sequence[ChatMessage], config: GenerateConfig, rng: random.Random, tokens: int
-        ) -> str | None:
-            if messages[0]["content"] != setup.system_prompt or not messages[-1][
-                "content"
-            ].startswith(head):
-                return None
-            prompt = "\n".join(m["content"] for m in messages)
-            scores = {s: rng.randint(1, 5) for s in names if f"\n{s}: " in prompt}
-            return f"Feedback for each skill.\n{scores}"
-
-        return answer
-
-
-def _reviews(
-    run: RunDir, metrics: RunMetrics, finished: Mapping[str, InstanceResult]
-) -> list[fj.Review]:
-    """The run's reviews: one per answered instance but those whose judge call failed
-    (counted in the metrics), as `check_rows` checks."""
-    path = run.native(*REVIEWS)
-    reviews = fj.read_reviews(path)
-    failures = metrics.get("failures")
-    failed = failures.get("call", 0) if isinstance(failures, Mapping) else 0
-    check_rows(path, len(reviews), len(finished) - int(failed), "reviews")
-    return reviews
+    def scripted_answer(
+        self,
+        messages: Sequence[ChatMessage],
+        config: GenerateConfig,
+        rng: random.Random,
+        tokens: int,
+    ) -> str | Completion | None:
+        """A score dict for every skill whose rubric the request shows, in `aggregate_skill.py`'s
+        order, for any request made of FLASK's review prompt."""
+        system, head, names = self._shape
+        if messages[0]["content"] != system or not messages[-1]["content"].startswith(head):
+            return None
+        prompt = "\n".join(m["content"] for m in messages)
+        scores = {s: rng.randint(1, 5) for s in names if f"\n{s}: " in prompt}
+        return f"Feedback for each skill.\n{scores}"
 
 
-def _mean(review: fj.Review) -> float | None:
-    """A review's score: the mean of its numeric skill scores; none for a failed review."""
-    numbers = [v for v in map(fj.as_float, review.score.values()) if v is not None]
-    return sum(numbers) / len(numbers) if review.failure is None and numbers else None
-
-
-TASK = Flask
+KIND = Rubric

@@ -1,4 +1,4 @@
-"""The task registry, and the offline judges that tasks teach the scripted fake."""
+"""The benchmark registry, the judge specs, and the scripted fake asking the judge it is given."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from eval.benchmarks.data import Data
+from eval.evaluation import evaluation_for, evaluation_reading, known
 from eval.judges import flask as fj
 from eval.judges import mt_bench as mj
+from eval.judges.kind import JudgeKind
 from eval.settings import CONF_DIR
-from eval.tasks import Data, known, task_for, task_reading
 from moa.errors import ConfigError
 from moa.providers.scripted import Scripted
 from moa.types import CallOutcome, CallRecord, ChatMessage, GenerateConfig
@@ -24,8 +26,8 @@ needs_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../share
 class ScriptedGenerator:
     """The scripted provider as a `Generator`, without a client around it."""
 
-    def __init__(self) -> None:
-        self.fake = Scripted()
+    def __init__(self, judge: JudgeKind) -> None:
+        self.fake = Scripted(judges=[judge.scripted_answer])
 
     async def generate(
         self,
@@ -40,19 +42,21 @@ class ScriptedGenerator:
         return CallOutcome(completion, CallRecord(key="k", model=model, sample=sample))
 
 
-def test_every_benchmark_config_has_a_task_and_back() -> None:
+def test_every_benchmark_config_has_a_benchmark_and_a_judge_spec() -> None:
     configs = sorted(p.stem for p in (CONF_DIR / "benchmark").glob("*.yaml"))
     assert configs == known()
     for name in known():
-        assert task_for({"name": name}).name == name
+        evaluation = evaluation_for({"name": name})
+        assert evaluation.name == name and evaluation.judging.spec.name == name
 
 
-def test_rescore_finds_the_task_by_file(tmp_path: Path) -> None:
-    assert task_reading(tmp_path / "annotations.json").name == "alpaca_eval"
-    assert task_reading(tmp_path / "model_judgment" / "gpt-4_single.jsonl").name == "mt_bench"
-    assert task_reading(tmp_path / "review" / "reviews.jsonl").name == "flask"
+def test_rescore_finds_the_judge_by_file(tmp_path: Path) -> None:
+    assert evaluation_reading(tmp_path / "annotations.json").name == "alpaca_eval"
+    path = tmp_path / "model_judgment" / "gpt-4_single.jsonl"
+    assert evaluation_reading(path).name == "mt_bench"
+    assert evaluation_reading(tmp_path / "review" / "reviews.jsonl").name == "flask"
     with pytest.raises(ConfigError, match="not a judge file"):
-        task_reading(tmp_path / "notes.txt")
+        evaluation_reading(tmp_path / "notes.txt")
 
 
 def _edited_copy(tmp_path: Path, relpath: str, old: str, new: str) -> Data:
@@ -77,8 +81,7 @@ async def test_the_offline_mt_bench_judge_follows_its_templates(
         data = _edited_copy(
             tmp_path, "mt_bench/judge_prompts.jsonl", old, "Kindly act as a fair judge"
         )
-    task = task_for({"name": "mt_bench"}, data)
-    task.teach_offline_judge()
+    task = evaluation_for({"name": "mt_bench"}, data)
     instances = task.load()[:12]
     questions = [
         {"question_id": int(i.id), "category": i.category, "turns": list(i.turns)}
@@ -88,7 +91,7 @@ async def test_the_offline_mt_bench_judge_follows_its_templates(
     references = {int(i.id): list(i.references) for i in instances if i.references}
     prompts = mj.load_judge_prompts(data.path("mt_bench/judge_prompts.jsonl"))
     matches = mj.make_matches(questions, "m", answers, prompts, references)
-    judgments = await mj.judge_matches(ScriptedGenerator(), matches)
+    judgments = await mj.judge_matches(ScriptedGenerator(task.judging), matches)
     assert len(judgments) == 24 and all(1 <= j.score <= 10 for j in judgments)
 
 
@@ -101,9 +104,8 @@ async def test_the_offline_flask_judge_follows_its_templates(tmp_path: Path, edi
         data = _edited_copy(
             tmp_path, "flask/gpt_review_prompt.jsonl", old, "We ask for your review"
         )
-    task = task_for({"name": "flask"}, data)
-    task.teach_offline_judge()
-    setup = task.setup()  # type: ignore[attr-defined]
+    task = evaluation_for({"name": "flask"}, data)
+    setup = task.judging.setup()  # type: ignore[attr-defined]
     items = [
         (
             {
@@ -117,7 +119,7 @@ async def test_the_offline_flask_judge_follows_its_templates(tmp_path: Path, edi
         for i in task.load()[:10]
         if i.references
     ]
-    reviews = await fj.judge_responses(ScriptedGenerator(), items, setup)
+    reviews = await fj.judge_responses(ScriptedGenerator(task.judging), items, setup)
     for (item, _), review in zip(items, reviews, strict=True):
         assert review.failure is None
         assert {fj.skill_key(str(k).lower()) for k in review.score} == {
@@ -127,11 +129,11 @@ async def test_the_offline_flask_judge_follows_its_templates(tmp_path: Path, edi
 
 @needs_data
 async def test_a_prompt_that_is_no_judges_gets_an_ordinary_answer() -> None:
-    for name in known():
-        task_for({"name": name}, Data(str(SHARED_DATA))).teach_offline_judge()
+    judges = [evaluation_for({"name": n}, Data(str(SHARED_DATA))).judging for n in known()]
     messages: list[ChatMessage] = [
         {"role": "system", "content": "You are a helpful assistant."},
         {"role": "user", "content": "Rate this answer from 1 to 10: [[rating]]"},
     ]
-    answer = await Scripted().generate("m", messages, GenerateConfig(max_tokens=50), 0)
+    fake = Scripted(judges=[judge.scripted_answer for judge in judges])
+    answer = await fake.generate("m", messages, GenerateConfig(max_tokens=50), 0)
     assert answer.text.startswith("[m #0] On 'Rate this answer") and "Rating" not in answer.text

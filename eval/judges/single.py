@@ -1,37 +1,29 @@
-"""MT-Bench: 80 two-turn questions graded 1-10 by GPT-4, as FastChat's `llm_judge` grades them.
+"""The `single` judge kind: each answer graded alone, 1 to 10 per turn, as FastChat's
+`llm_judge` grades MT-Bench (its judge prompts read from the benchmark's data at run time).
 
-Decoding follows FastChat's per-category temperatures (when the config asks for them). Native
-files: `model_answer/<model>.jsonl` and `model_judgment/<judge>_single.jsonl`, where the model id
-is the run directory's name (`moa@scripted`, `moa~first5`), in the answer file's name, its
-`model_id` and the judgments' `model`: FastChat matches answers to judgments by that id, so runs of
-one variant on different providers stay apart once their files are merged.
+Native file: `model_judgment/<judge>_single.jsonl`, whose `model` is the run directory's name
+(`eval.benchmarks.mt_bench.model_id`); metrics: `show_result.py --mode single`.
 """
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import random
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from eval.benchmarks import Instance
-from eval.benchmarks.mt_bench import (
-    JUDGE_PROMPTS,
-    QUESTIONS,
-    REFERENCES,
-    TEMPERATURES,
-    load_mt_bench,
-)
+from eval.benchmarks.mt_bench import model_id
 from eval.judges import mt_bench as mj
 from eval.judges.common import FailureKind, count_failures, coverage, is_complete, judge_error
-from eval.rundir import InstanceResult, RunDir, RunMetrics, write_jsonl
-from eval.tasks.base import Reading, Task, Verdict, check_rows
-from moa.providers import scripted
-from moa.types import ChatMessage, GenerateConfig
+from eval.judges.kind import JudgeKind
+from eval.judges.readings import Reading, Verdict, check_rows
+from moa.types import ChatMessage, Completion, GenerateConfig
 
 if TYPE_CHECKING:
+    from eval.rundir import InstanceResult, RunDir, RunMetrics
     from moa.client import ModelClient
     from moa.mixture import MixtureSpec
     from moa.types import Generator
@@ -94,108 +86,73 @@ def _duplicates(judgments: Sequence[mj.Judgment]) -> dict[str, Any]:
     }
 
 
-def model_id(run: RunDir) -> str:
-    """The model id FastChat knows this run by: its directory's name (`moa@scripted`)."""
-    return run.path.name
+def _matches(
+    instances: Sequence[Instance],
+    outputs: Sequence[Sequence[str] | None],
+    model: str,
+    prompts: dict[str, mj.Prompt],
+) -> list[mj.Match]:
+    done = [(i, o) for i, o in zip(instances, outputs, strict=True) if o]
+    questions = [
+        {"question_id": int(i.id), "category": i.category, "turns": list(i.turns)} for i, _ in done
+    ]
+    answers = {int(i.id): o for i, o in done if o}
+    references = {int(i.id): list(i.references) for i, _ in done if i.references}
+    return mj.make_matches(questions, model, answers, prompts, references)
 
 
-def answer_id(variant: str, question_id: str) -> str:
-    """Stable across re-runs, unlike FastChat's random shortuuid, so identical runs diff clean."""
-    return hashlib.sha256(f"{variant}/{question_id}".encode()).hexdigest()[:22]
-
-
-class MTBench(Task):
-    name = "mt_bench"
-    view_data: ClassVar[Mapping[str, str]] = {
-        QUESTIONS: "its categories",
-        REFERENCES: "its categories",  # read with the questions (`load_mt_bench`)
+class Single(JudgeKind):
+    kind = "single"
+    runs: ClassVar[Mapping[str, tuple[Any, ...]]] = {
+        "messages": ("system_user",),
+        "decoding": (
+            {
+                "temperature": mj.JUDGE_CONFIG.temperature,
+                "max_tokens": mj.JUDGE_CONFIG.max_tokens,
+            },
+        ),
+        "verdict": ("double_bracket_rating",),
+        "swap": ({"policy": "none"},),
+        "native_file": ("model_judgment/{judge}_single.jsonl",),
+        "metric": ("mean_rating",),
     }
 
-    def load(self) -> list[Instance]:
-        return load_mt_bench(data_dir=self.data.data_dir, cache_dir=self.data.cache_dir)
-
-    def generation(self) -> Callable[[Instance], GenerateConfig]:
-        default = self.default_generation()
-        if not self.settings["generation"].get("per_category_temperature"):
-            return lambda instance: default
-        by_category = {c: default.merged(temperature=t) for c, t in TEMPERATURES.items()}
-        return lambda instance: by_category.get(instance.category or "", default)
-
-    def output_path(self, run: RunDir, variant: str) -> Path:
-        return run.native("model_answer", f"{model_id(run)}.jsonl")
-
-    def write_outputs(
-        self,
-        run: RunDir,
-        variant: str,
-        instances: Sequence[Instance],
-        results: Sequence[InstanceResult],
-    ) -> Path:
-        rows = [
-            {
-                "question_id": int(inst.id),
-                "answer_id": answer_id(variant, inst.id),
-                "model_id": model_id(run),
-                "choices": [{"index": 0, "turns": r.outputs}],
-                "tstamp": r.finished_at,
-            }
-            for inst, r in zip(instances, results, strict=True)
-            if r.outputs
-        ]
-        path = self.output_path(run, variant)
-        write_jsonl(path, rows, ascii_only=False)
-        return path
-
     def _prompts(self) -> dict[str, mj.Prompt]:
-        return mj.load_judge_prompts(self.data.path(JUDGE_PROMPTS))
+        return mj.load_judge_prompts(self.benchmark.data.path(self.spec.source("file")))
 
     async def judge(
         self,
         client: ModelClient,
-        judge: str,
+        address: str,
         run: RunDir,
-        spec: MixtureSpec,
+        mixture: MixtureSpec,
         instances: Sequence[Instance],
         results: Sequence[InstanceResult],
     ) -> dict[str, Any]:
-        done = [(i, r.outputs) for i, r in zip(instances, results, strict=True) if r.outputs]
-        questions = [
-            {"question_id": int(i.id), "category": i.category, "turns": list(i.turns)}
-            for i, _ in done
-        ]
-        answers = {int(i.id): outputs for i, outputs in done if outputs}
-        references = {int(i.id): list(i.references) for i, _ in done if i.references}
-        model = model_id(run)
-        matches = mj.make_matches(questions, model, answers, self._prompts(), references)
-        judgments = await mj.judge_matches(client, matches, judge=judge)
-        mj.write_judgments(mj.judgment_path(run.path, judge), judgments)
+        model = model_id(run.path)
+        outputs = [r.outputs for r in results]
+        matches = _matches(instances, outputs, model, self._prompts())
+        judgments = await mj.judge_matches(client, matches, judge=address)
+        mj.write_judgments(mj.judgment_path(run.path, address), judgments)
         return metrics_of(judgments, model, expected=len(instances))
 
-    async def plan_judge(
+    async def plan(
         self,
         generator: Generator,
-        judge: str,
-        spec: MixtureSpec,
+        address: str,
+        mixture: MixtureSpec,
         instances: Sequence[Instance],
         outputs: Sequence[Sequence[str] | None],
     ) -> None:
-        """`judge`'s calls: one grading per question and turn (the model id, here the variant's
-        name, is in no request)."""
-        done = [(i, o) for i, o in zip(instances, outputs, strict=True) if o]
-        questions = [
-            {"question_id": int(i.id), "category": i.category, "turns": list(i.turns)}
-            for i, _ in done
-        ]
-        answers = {int(i.id): o for i, o in done}
-        references = {int(i.id): list(i.references) for i, _ in done if i.references}
-        matches = mj.make_matches(questions, spec.name, answers, self._prompts(), references)
-        await mj.judge_matches(generator, matches, judge=judge)
+        """One grading per question and turn (the model id, here the variant's name, is in no
+        request)."""
+        matches = _matches(instances, outputs, mixture.name, self._prompts())
+        await mj.judge_matches(generator, matches, judge=address)
 
-    def judge_calls(self, instance: Instance) -> int:
+    def calls(self, instance: Instance) -> int:
         return len(instance.turns)  # one grading per turn
 
-    @classmethod
-    def reads(cls, path: Path) -> bool:
+    def reads(self, path: Path) -> bool:
         return path.name.endswith("_single.jsonl")
 
     def rescore(self, path: Path) -> dict[str, Any]:
@@ -209,13 +166,6 @@ class MTBench(Task):
         judgments = _judgments(run, metrics, finished)
         return {f"{j.question_id}/{j.turn}": float(j.score) for j in judgments if j.failure is None}
 
-    def _categories(self) -> dict[str, str]:
-        """Each question's category, from the benchmark's files where they are on this
-        machine; none without them (the browser says so, `view_data`, and downloads nothing)."""
-        if any(self.data.local(relpath) is None for relpath in self.view_data):
-            return {}
-        return {i.id: i.category or "" for i in load_mt_bench(data_dir=self.data.root)}
-
     def verdicts(
         self, run: RunDir, metrics: RunMetrics, finished: Mapping[str, InstanceResult]
     ) -> dict[str, Verdict]:
@@ -224,7 +174,7 @@ class MTBench(Task):
         by_question: dict[str, list[mj.Judgment]] = {}
         for j in _judgments(run, metrics, finished):
             by_question.setdefault(str(j.question_id), []).append(j)
-        categories = self._categories()
+        categories = self.benchmark.categories_here()
         verdicts = {}
         for qid, judgments in by_question.items():
             judgments.sort(key=lambda j: j.turn)
@@ -256,25 +206,28 @@ class MTBench(Task):
         average = metrics.get("average")
         return float("nan") if average is None else float(average)
 
-    def offline_judge(self) -> scripted.Responder:
+    def scripted_answer(
+        self,
+        messages: Sequence[ChatMessage],
+        config: GenerateConfig,
+        rng: random.Random,
+        tokens: int,
+    ) -> str | Completion | None:
         """A rating in FastChat's `[[k]]` format for any request made of one of its single-answer
         templates (its system prompt, and the template's text up to its first field)."""
-        shapes = {
+        system = messages[0]["content"] if messages[0]["role"] == "system" else ""
+        user = messages[-1]["content"]
+        if not any(system == s and user.startswith(head) for s, head in self._shapes):
+            return None
+        return f"The response is adequate. Rating: [[{rng.randint(1, 10)}]]"
+
+    @functools.cached_property
+    def _shapes(self) -> set[tuple[str, str]]:
+        return {
             (p["system_prompt"], p["prompt_template"].split("{", 1)[0])
             for name, p in self._prompts().items()
             if name.startswith("single")
         }
-
-        def answer(
-            messages: Sequence[ChatMessage], config: GenerateConfig, rng: random.Random, tokens: int
-        ) -> str | None:
-            system = messages[0]["content"] if messages[0]["role"] == "system" else ""
-            user = messages[-1]["content"]
-            if not any(system == s and user.startswith(head) for s, head in shapes):
-                return None
-            return f"The response is adequate. Rating: [[{rng.randint(1, 10)}]]"
-
-        return answer
 
 
 def _judgments(
@@ -288,4 +241,4 @@ def _judgments(
     return judgments
 
 
-TASK = MTBench
+KIND = Single

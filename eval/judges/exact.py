@@ -1,0 +1,140 @@
+"""The `exact` judge kind: a verifiable answer checked by a function, no model called.
+
+The spec's `check` names a grader of `eval.verify` (`answer, gold -> Verdict`); the gold is the
+instance's reference. Native file: one JSON line per answered instance, its id then the verdict
+(`eval.verify.verdict.Verdict`); metrics: accuracy with its Wilson interval, scorer errors apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from eval.benchmarks import Instance
+from eval.benchmarks._read import read_jsonl
+from eval.judges.common import coverage, is_complete
+from eval.judges.kind import Judged, JudgeKind
+from eval.judges.readings import Reading, Verdict, check_rows
+from eval.judges.spec import JudgeSpec
+from eval.rundir import write_jsonl
+from eval.verify import gsm8k
+from eval.verify import verdict as checked
+from moa.errors import ConfigError
+
+if TYPE_CHECKING:
+    from eval.rundir import InstanceResult, RunDir, RunMetrics
+    from moa.client import ModelClient
+    from moa.mixture import MixtureSpec
+    from moa.types import Generator
+
+GRADERS: Mapping[str, Callable[[str, str], checked.Verdict]] = {"gsm8k": gsm8k.score}
+
+
+def metrics_of(verdicts: Sequence[checked.Verdict], expected: int) -> dict[str, Any]:
+    """Accuracy over the scored verdicts, with the coverage: a scorer error is not judged."""
+    acc = checked.accuracy(verdicts)
+    return {
+        "accuracy": acc.rate,
+        "ci_low": acc.low,
+        "ci_high": acc.high,
+        "correct": acc.correct,
+        "scorer_errors": acc.errors,
+        **coverage(expected, acc.scored),
+    }
+
+
+class Exact(JudgeKind):
+    kind = "exact"
+    runs: ClassVar[Mapping[str, tuple[Any, ...]]] = {
+        "metric": ("accuracy",),
+        "swap": ({"policy": "none"},),
+    }
+
+    def __init__(self, spec: JudgeSpec, benchmark: Judged) -> None:
+        super().__init__(spec, benchmark)
+        if spec.check is None or spec.check not in GRADERS or spec.native_file is None:
+            raise ConfigError(
+                f"judge spec {spec.name!r}: the exact kind needs check (one of "
+                f"{', '.join(GRADERS)}) and native_file"
+            )
+        self.grade = GRADERS[spec.check]
+        self.native = spec.native_file
+
+    async def judge(
+        self,
+        client: ModelClient,
+        address: str,
+        run: RunDir,
+        mixture: MixtureSpec,
+        instances: Sequence[Instance],
+        results: Sequence[InstanceResult],
+    ) -> dict[str, Any]:
+        rows = [
+            (i.id, self.grade(r.outputs[-1], (i.references or ("",))[0]))
+            for i, r in zip(instances, results, strict=True)
+            if r.outputs
+        ]
+        write_jsonl(run.native(self.native), ({"id": id_, **v.to_json()} for id_, v in rows))
+        return metrics_of([v for _, v in rows], len(instances))
+
+    async def plan(
+        self,
+        generator: Generator,
+        address: str,
+        mixture: MixtureSpec,
+        instances: Sequence[Instance],
+        outputs: Sequence[Sequence[str] | None],
+    ) -> None:
+        """A function checks the answers: no request to plan."""
+
+    def calls(self, instance: Instance) -> int:
+        return 0
+
+    def read(self, path: Path) -> list[tuple[str, checked.Verdict]]:
+        """The native file back as (instance id, verdict); a malformed line is a ValueError."""
+        return [(str(row["id"]), checked.Verdict.from_json(row)) for row in read_jsonl(path)]
+
+    def reads(self, path: Path) -> bool:
+        return path.name == Path(self.native).name
+
+    def rescore(self, path: Path) -> dict[str, Any]:
+        verdicts = [v for _, v in self.read(path)]
+        return metrics_of(verdicts, len(verdicts))
+
+    def _read_run(
+        self, run: RunDir, finished: Mapping[str, InstanceResult]
+    ) -> list[tuple[str, checked.Verdict]]:
+        path = run.native(self.native)
+        rows = self.read(path)
+        check_rows(path, len(rows), len(finished), "verdicts")
+        return rows
+
+    def instance_scores(
+        self, run: RunDir, metrics: RunMetrics, finished: Mapping[str, InstanceResult]
+    ) -> dict[str, float]:
+        """1 for a correct answer, 0 for a wrong one; a scorer error has no score."""
+        return {
+            id_: float(v.correct)
+            for id_, v in self._read_run(run, finished)
+            if v.verdict != "error"
+        }
+
+    def verdicts(
+        self, run: RunDir, metrics: RunMetrics, finished: Mapping[str, InstanceResult]
+    ) -> dict[str, Verdict]:
+        return {
+            id_: Verdict(
+                score=None if v.verdict == "error" else float(v.correct),
+                outcome=v.verdict,
+                readings=[Reading("check", {"extracted": str(v.extracted), "why": v.why})],
+                reference=("gold", v.gold),
+            )
+            for id_, v in self._read_run(run, finished)
+        }
+
+    def headline(self, metrics: Mapping[str, Any]) -> float:
+        return float(metrics["accuracy"]) if is_complete(metrics) else float("nan")
+
+
+KIND = Exact

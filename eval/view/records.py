@@ -3,8 +3,9 @@ instance's full record and its searchable text.
 
 Everything is read through the run directory's typed readers (`eval.rundir`) and the run's
 evaluation (`eval.evaluation`), which says what its judge's verdicts are; nothing here knows a
-benchmark. Layers are shown as the trace holds them, a list of layers of calls and a final call, with every field
-a call carries, so that a new kind of layer or call field shows without a change here.
+benchmark. Layers are shown as the trace holds them, a list of layers of calls and a final
+call, with every field a call carries, so that a new kind of layer or call field shows without
+a change here.
 """
 
 from __future__ import annotations

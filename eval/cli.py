@@ -114,7 +114,7 @@ async def answer_prompt(cfg: DictConfig) -> int:
         title = f"output: the proposal {escape(watcher.namer.shown(turn.final.model))} picked"
         console.print(Panel(escape(turn.output), title=title, border_style="green"))
     for event in turn.events:
-        console.print(f"[yellow]note: {escape(event)}")
+        console.print(f"[yellow]note: {escape(str(event))}")
     t = client.ledger.totals
     console.print(
         escape(f"{t.calls} calls ({t.cached} cached), {t.input_tokens + t.output_tokens:,} tokens, "
@@ -152,7 +152,7 @@ async def judge(cfg: DictConfig, run: Generation) -> RunMetrics:
     outputs = [o for r in run.results for o in r.outputs or ()]
     values = {**values, "avg_length": avg_length(outputs), "judge_usd": spent.cost_usd,
               "judge_nominal_usd": spent.nominal_usd}  # fmt: skip
-    metrics = RunMetrics(address, spent.calls, values)
+    metrics = RunMetrics.of(address, spent.calls, values, run.task.headline(values))
     run.run.write_metrics(metrics)
     if reason := incomplete_reason(metrics.values):
         say(reason, "red")

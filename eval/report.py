@@ -133,8 +133,7 @@ def load_run(rundir: RunDir, name: str | None = None) -> Run:
         metrics=values,
         headline=task.headline(values),
         layer_models=[
-            [catalogue.by_address(str(agent[0])).name for agent in layer]
-            for layer in identity.layers
+            [catalogue.by_address(agent.model).name for agent in layer] for layer in identity.layers
         ],
         aggregator=catalogue.by_address(identity.aggregator_model).name,
         scores=task.instance_scores(rundir, metrics, finished),

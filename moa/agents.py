@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from moa.events import TraceEvent
 from moa.prompts import AGGREGATE_AND_SYNTHESIZE, CRITIQUE, RANK_AND_SELECT, RANK_TOP_K
 from moa.trace import CallTrace
 from moa.types import GenerateConfig
@@ -106,5 +107,5 @@ class Sent:
 
     call: CallTrace
     references: tuple[str, ...] = ()
-    events: list[str] = field(default_factory=list)
+    events: list[TraceEvent] = field(default_factory=list)
     refusal: str | None = None  # the context policy failed the turn

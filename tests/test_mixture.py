@@ -15,6 +15,7 @@ from moa.cache import CallCache
 from moa.catalogue import Catalogue
 from moa.client import ModelClient
 from moa.errors import ConfigError
+from moa.events import RankerFallback
 from moa.mixture import Mixture, MixtureSpec
 from moa.prompts import RANK_AND_SELECT
 from moa.types import ChatMessage, GenerateConfig
@@ -117,7 +118,8 @@ async def test_unparseable_pick_falls_back_and_is_recorded(scripted: ModelClient
     trace = await Mixture(preset("llm_ranker"), generator).run_turn(USER, CONFIG)
     assert trace.layers[0][0].text is not None
     assert trace.output == trace.layers[0][0].text.strip()
-    assert trace.events == ["ranker pick unparseable: fell back to response 1"]
+    assert trace.events == [RankerFallback(0, 1)]
+    assert str(trace.events[0]) == "ranker pick unparseable: fell back to response 1"
     assert len(generator.ranker_prompts) == 1
 
 

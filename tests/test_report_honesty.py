@@ -17,10 +17,10 @@ from hydra import compose, initialize_config_dir
 
 from eval import tables
 from eval.plan import plan_points
+from eval.records import AgentRecord, RunIdentity
 from eval.report import load_runs, write_report
 from eval.report_section import judge_mark
 from eval.run_filter import RunFilter
-from eval.rundir import RunIdentity
 from eval.settings import CONF_DIR, to_dict
 from eval.suite import EXPERIMENTS, sweep_points
 from eval.tasks import Data
@@ -184,7 +184,7 @@ def test_the_report_chooses_its_runs_by_glob_judge_and_provider(two_judges: Path
 def test_pairs_need_the_same_judge_and_the_same_instances() -> None:
     def made(name: str, judge: str, limit: int | None) -> tables.Run:
         identity = RunIdentity("alpaca_eval", name.split("@")[0].split("~")[0], [],
-                               ["scripted/m", 0], "aggregate", {},
+                               AgentRecord("scripted/m", 0, "aggregate"), "aggregate", {},
                                {"limit": limit} if limit else None)  # fmt: skip
         scores = {str(i): float(i % 3) * 50 for i in range(limit or 10)}
         return tables.Run("alpaca_eval", name, identity, Path("/x"),

@@ -22,8 +22,8 @@ import pytest
 from eval import paper_rows, plots, tables
 from eval.cli import dispatch
 from eval.judges.flask import SKILL_ORDER
+from eval.records import AgentRecord, RunIdentity
 from eval.report import MARKER, load_runs, write_report
-from eval.rundir import RunIdentity
 from moa.errors import ConfigError
 from tests.kit.cli import scripted_config as config
 
@@ -175,7 +175,8 @@ def test_every_table_has_n_and_marks_its_subsets(report: Path) -> None:
 
 def _run(name: str, selection: dict[str, object] | None, n: int, **metrics: object) -> tables.Run:
     variant = re.split(r"[@~#]", name)[0]
-    identity = RunIdentity("alpaca_eval", variant, [], ["scripted/m", 0], "aggregate", {},
+    identity = RunIdentity("alpaca_eval", variant, [], AgentRecord("scripted/m", 0, "aggregate"),
+                           "aggregate", {},
                            selection)  # fmt: skip
     values = {"judge": "openai/gpt-4-1106-preview", "complete": True, **metrics}
     layers, aggregator = paper_rows.configuration(variant) or ([], "m")

@@ -35,7 +35,7 @@ from typing import Any, cast
 from omegaconf import DictConfig, OmegaConf
 
 from eval.records import AgentRecord
-from moa.agents import KINDS, REPEAT_STRIDE, STRATEGY_TIMEOUT_S, Agent
+from moa.agents import AGENT_KINDS, KINDS, REPEAT_STRIDE, STRATEGY_TIMEOUT_S, Agent
 from moa.catalogue import Catalogue
 from moa.errors import ConfigError
 from moa.mixture import MixtureSpec
@@ -226,10 +226,11 @@ def _check_layer(name: str, depth: int, final: bool, agents: list[Agent]) -> Non
     if final and len(agents) != 1:
         raise ConfigError(f"{where}: the last layer is one agent, whose answer is the output")
     for agent in agents:
-        if depth == 1 and agent.kind in ("rank", "critique"):
+        kind = AGENT_KINDS[agent.kind]
+        if depth == 1 and kind.reads_answers:
             raise ConfigError(f"{where}: a {agent.kind} agent needs a previous layer's answers")
-        if final and agent.kind == "critique":
-            raise ConfigError(f"{where}: a critique is not an answer: add a layer after it")
+        if final and not kind.answers:
+            raise ConfigError(f"{where}: a {agent.kind} is not an answer: add a layer after it")
     if repeated := sorted({a.model for a in agents if agents.count(a) > 1}):
         raise ConfigError(
             f"{where}: agents name {', '.join(repeated)} more than once with the same settings; "

@@ -21,11 +21,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, cast
 
-from moa.agents import REPEAT_STRIDE, Agent, Layer, Sent
+from moa.agents import AGENT_KINDS, REPEAT_STRIDE, Agent, Layer, Sent
 from moa.context import Policy, fit, prompt_limit, tightened
 from moa.events import ContextOverflow, CritiqueFailed, DroppedProposals, RankerFallback, TraceEvent
 from moa.failures import describe_exception
@@ -180,6 +180,14 @@ class Mixture:
             a.strategy: load_strategy(a.strategy) for a in spec.agents() if a.strategy
         }
         self._groups = [_groups(layer) for layer in spec.layers]  # once, not at every turn
+        # How each kind of agent (`moa.agents.AGENT_KINDS`) makes its part of a layer.
+        self._runners: dict[str, Runner] = {
+            "propose": self._answer,
+            "aggregate": self._answer,
+            "rank": _each(self._rank),
+            "critique": _each(self._critique),
+            "strategy": _each(self._strategy),
+        }
 
     async def run_turn(
         self,
@@ -270,15 +278,30 @@ class Mixture:
     ) -> list[AgentOutput]:
         agent = agents[0]
         tags = {**tags, "role": agent.role}
-        if agent.kind in ("propose", "aggregate"):
-            sent = await self.send(agents, messages, references, agent.configured(config), tags)
-            return [_answered(s) for s in sent]
-        if agent.kind == "rank":
-            return [await self._rank(agent, messages, references, config, tags)]
-        if agent.kind == "critique":
-            return [await self._critique(agent, messages, references, config, tags)]
+        return await self._runners[agent.kind](agents, messages, references, config, tags)
+
+    async def _answer(
+        self,
+        agents: list[Agent],
+        messages: Sequence[ChatMessage],
+        references: list[str],
+        config: GenerateConfig,
+        tags: dict[str, str],
+    ) -> list[AgentOutput]:
+        """Proposers and aggregators: draws of one request, each answer passed on."""
+        sent = await self.send(agents, messages, references, agents[0].configured(config), tags)
+        return [_answered(s) for s in sent]
+
+    async def _strategy(
+        self,
+        agent: Agent,
+        messages: Sequence[ChatMessage],
+        references: list[str],
+        config: GenerateConfig,
+        tags: dict[str, str],
+    ) -> AgentOutput:
         strategy = self._strategies[str(agent.strategy)]
-        return [await _run_strategy(strategy, self, agent, messages, references, config, tags)]
+        return await _run_strategy(strategy, self, agent, messages, references, config, tags)
 
     async def _rank(
         self,
@@ -444,11 +467,39 @@ def _groups(layer: Layer) -> tuple[list[list[Agent]], list[int]]:
     only by sample), and where each agent's output is in the groups' outputs, in layer order."""
     keyed: dict[Agent, list[int]] = {}
     for i, agent in enumerate(layer):
-        plain = agent.kind in ("propose", "aggregate")
+        plain = AGENT_KINDS[agent.kind].batched
         keyed.setdefault(dataclasses.replace(agent, sample=0) if plain else agent, []).append(i)
     flat = [i for members in keyed.values() for i in members]
     groups = [[layer[i] for i in members] for members in keyed.values()]
     return groups, [flat.index(i) for i in range(len(layer))]
+
+
+# How one kind of agent makes its part of a layer: from its agents (draws of one request, or
+# one agent), the conversation, the previous layer's answers, decoding and ledger tags.
+Runner = Callable[
+    [list[Agent], Sequence[ChatMessage], list[str], GenerateConfig, dict[str, str]],
+    Awaitable[list[AgentOutput]],
+]
+
+
+def _each(
+    run: Callable[
+        [Agent, Sequence[ChatMessage], list[str], GenerateConfig, dict[str, str]],
+        Awaitable[AgentOutput],
+    ],
+) -> Runner:
+    """A runner of a kind whose agents each make their own part (never batched)."""
+
+    async def runner(
+        agents: list[Agent],
+        messages: Sequence[ChatMessage],
+        references: list[str],
+        config: GenerateConfig,
+        tags: dict[str, str],
+    ) -> list[AgentOutput]:
+        return [await run(agents[0], messages, references, config, tags)]
+
+    return runner
 
 
 def _answered(sent: Sent) -> AgentOutput:

@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 
 from eval.mixture_config import build_mixture
 from eval.settings import CONF_DIR, build_catalogue
-from moa.agents import Agent
+from moa.agents import AGENT_KINDS, KINDS, Agent
 from moa.cache import CallCache
 from moa.catalogue import Catalogue
 from moa.client import ModelClient
@@ -147,3 +147,17 @@ async def test_fail_policy_fails_the_turn(scripted: ModelClient) -> None:
     )
     with pytest.raises(ConfigError):  # an unknown endpoint is a config error, not a call error
         await Mixture(spec, scripted).run_turn(USER, CONFIG)
+
+
+def test_every_agent_kind_is_registered_once_with_its_runner(
+    scripted: ModelClient,
+) -> None:
+    """One registry (`moa.agents.AGENT_KINDS`) names the kinds, their roles and placement;
+    the mixture runs each of them, and the config refuses a kind where the registry says."""
+    mixture = Mixture(preset("moa_lite"), scripted)
+    assert set(mixture._runners) == set(AGENT_KINDS) == set(KINDS)
+    readers = {name for name, kind in AGENT_KINDS.items() if kind.reads_answers}
+    assert readers == {"rank", "critique"}
+    for name in readers:
+        with pytest.raises(ConfigError, match="needs a previous layer's answers"):
+            preset("moa_lite", f"moa.layers=[[{{model: dbrx, kind: {name}}}], [{{model: dbrx}}]]")

@@ -32,7 +32,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from moa.agents import KINDS, REPEAT_STRIDE, STRATEGY_TIMEOUT_S, Agent
+from eval.records import AgentRecord
+from moa.agents import AGENT_KINDS, KINDS, REPEAT_STRIDE, STRATEGY_TIMEOUT_S, Agent
 from moa.catalogue import Catalogue
 from moa.errors import ConfigError
 from moa.mixture import MixtureSpec
@@ -221,10 +222,11 @@ def _check_layer(name: str, depth: int, final: bool, agents: list[Agent]) -> Non
     if final and len(agents) != 1:
         raise ConfigError(f"{where}: the last layer is one agent, whose answer is the output")
     for agent in agents:
-        if depth == 1 and agent.kind in ("rank", "critique"):
+        kind = AGENT_KINDS[agent.kind]
+        if depth == 1 and kind.reads_answers:
             raise ConfigError(f"{where}: a {agent.kind} agent needs a previous layer's answers")
-        if final and agent.kind == "critique":
-            raise ConfigError(f"{where}: a critique is not an answer: add a layer after it")
+        if final and not kind.answers:
+            raise ConfigError(f"{where}: a {agent.kind} is not an answer: add a layer after it")
     if repeated := sorted({a.model for a in agents if agents.count(a) > 1}):
         raise ConfigError(
             f"{where}: agents name {', '.join(repeated)} more than once with the same settings; "
@@ -233,24 +235,20 @@ def _check_layer(name: str, depth: int, final: bool, agents: list[Agent]) -> Non
         )
 
 
-def identity_layers(spec: MixtureSpec) -> tuple[list[list[list[Any]]], list[Any]]:
-    """The run identity's `layers` and `aggregator`: `[address, sample]` per agent, with a
-    third item, the agent's non-default settings, only when it has any (so a preset's identity
-    is what it was before agents had settings, and a changed prompt or a user strategy's
-    changed source, `source_sha256`, is a different run), with the samples of run 1 (the repeat
-    is a field of its own)."""
+def identity_layers(spec: MixtureSpec) -> tuple[list[list[AgentRecord]], AgentRecord]:
+    """The run identity's `layers` and `aggregator`: each agent's model, kind and non-default
+    settings (a changed prompt or a user strategy's changed source, `source_sha256`, is a
+    different run), with the samples of run 1 (the repeat is a field of its own)."""
 
     shift = (spec.repeat - 1) * REPEAT_STRIDE  # the identity holds run 1's samples
 
-    def entry(agent: Agent, default_kind: str) -> list[Any]:
-        settings = agent.settings(default_kind)
-        sample = agent.sample - shift
-        return [agent.model, sample, settings] if settings else [agent.model, sample]
+    def entry(agent: Agent) -> AgentRecord:
+        settings = agent.settings(agent.kind)
+        return AgentRecord(model=agent.model, sample=agent.sample - shift, kind=agent.kind,
+                           **settings)  # fmt: skip
 
-    final = spec.final
-    # The final agent's kind is the identity's `mode`; its sample stays as run 1 had it.
-    layers = [[entry(a, "propose") for a in layer] for layer in spec.proposer_layers]
-    return layers, entry(final, final.kind)
+    layers = [[entry(a) for a in layer] for layer in spec.proposer_layers]
+    return layers, entry(spec.final)
 
 
 def describe_spec(spec: MixtureSpec, name: Callable[[str], str]) -> str:

@@ -22,8 +22,7 @@ EMBEDDED_ID = "smollm2-135m-instruct"  # its model id, as the catalogue's `smoll
 
 def endpoints(identity: RunIdentity) -> list[str]:
     """The endpoints of a run's models (every layer's and the final agent's), sorted."""
-    addresses = [a[0] for layer in identity.layers for a in layer] + [identity.aggregator_model]
-    return sorted({str(a).split("/", 1)[0] for a in addresses})
+    return sorted({a.model.split("/", 1)[0] for a in identity.agents})
 
 
 def provider(identity: RunIdentity) -> str:
@@ -63,8 +62,7 @@ class Namer:
     def provider(self, identity: RunIdentity) -> str:
         """`provider`, the stand-in said: `local (smollm2 standing in for the named models)`."""
         said = provider(identity)
-        addresses = [str(a[0]) for layer in identity.layers for a in layer]
-        addresses.append(identity.aggregator_model)
+        addresses = [a.model for a in identity.agents]
         if any(self.stands_in(a) for a in addresses):
             embedded = self.served(next(a for a in addresses if self.stands_in(a))).name
             said += f" ({embedded} standing in for the named models)"

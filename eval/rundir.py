@@ -9,30 +9,31 @@ A run directory (`results/runs/<benchmark>/<variant>[@<provider>]/`) holds:
 - `metrics.json`: the judge's summary (`RunMetrics`);
 - the benchmark's native files, named by its benchmark (`eval.benchmarks`) under `RunDir.native`.
 
-Every record carries `format`. A file without it was written before versions were recorded and
-has the same layout as version 1, so it is read as version 1; a newer version is refused with a
-message, never misread. Readers say which file is damaged and how, in one line.
+Every record carries `format`; the records and the upgraders of older formats are
+`eval.records`. Readers say which file is damaged and how, in one line.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
 import hashlib
 import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+# The records, where the modules that read a run directory have always found them.
+from eval.records import InstanceResult as InstanceResult
+from eval.records import RunFileError as RunFileError
+from eval.records import RunIdentity as RunIdentity
+from eval.records import RunMetrics as RunMetrics
+from eval.records import version
 from moa.errors import ConfigError
 from moa.jsonl import JsonLinesError, numbered_lines
-from moa.trace import ConversationTrace, TraceError
 
-FORMAT = 1
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.yaml"
 TRACES = "traces.jsonl"
@@ -62,10 +63,6 @@ def subset_suffix(categories: Any, ids: Any, limit: Any) -> str:
 def repeat_suffix(repeat: Any) -> str:
     """The run directory's mark of run r > 1 of a repeated variant: `~run2`."""
     return "" if repeat in (None, 1, "1") else f"~run{repeat}"
-
-
-class RunFileError(ConfigError):
-    """A run-directory file that is damaged, foreign or of a newer format."""
 
 
 @contextlib.contextmanager
@@ -101,15 +98,6 @@ def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]], *, ascii_only: bo
     write_atomic(path, text)
 
 
-def _version(path: Path, data: Mapping[str, Any], where: str = "") -> None:
-    version = data.get("format", FORMAT)
-    if not isinstance(version, int) or version > FORMAT:
-        raise RunFileError(
-            f"{path}{where}: format {version!r} is newer than this moa-bench reads ({FORMAT}); "
-            "upgrade moa-bench to read it"
-        )
-
-
 def _object(path: Path, text: str, what: str) -> dict[str, Any]:
     try:
         data = json.loads(text)
@@ -117,144 +105,8 @@ def _object(path: Path, text: str, what: str) -> dict[str, Any]:
         raise RunFileError(f"{path}: not valid JSON ({exc.msg}); is it {what}?") from None
     if not isinstance(data, dict):
         raise RunFileError(f"{path}: holds {type(data).__name__}, not {what}")
-    _version(path, data)
+    version(path, data)
     return data
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    text = json.dumps(value, sort_keys=True)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-@dataclass(frozen=True)
-class RunIdentity:
-    """What must match for a run directory to be resumed: the variant and how it decodes.
-
-    `layers` are the proposer layers as `[address, sample]` pairs and `aggregator` the final
-    agent, each with a third item, its settings (kind, prompts, decoding), when it has any
-    (`eval.mixture_config.identity_layers`); `mode` is the final agent's kind. The report reads
-    its sweep axes (layers, n, mode, aggregator) from these fields.
-    """
-
-    benchmark: str
-    variant: str
-    layers: list[list[list[Any]]]
-    aggregator: list[Any]
-    mode: str
-    generation: dict[str, Any]
-    # The instances chosen (`limit`, `ids`, `categories`); None: the whole benchmark.
-    selection: dict[str, Any] | None = None
-    # Which run of a repeated variant (`repeats`); its samples are shifted by the mixture
-    # (`moa.mixture.REPEAT_STRIDE`), `layers` keeps run 1's.
-    repeat: int = 1
-
-    @property
-    def n_layers(self) -> int:
-        """Layers as the paper counts them: the aggregator's layer included."""
-        return len(self.layers) + 1
-
-    @property
-    def proposers(self) -> list[str]:
-        """The first layer's model addresses, one per agent (repeated for samples)."""
-        return [str(agent[0]) for agent in self.layers[0]] if self.layers else []
-
-    @property
-    def customized(self) -> bool:
-        """Whether any agent has settings of its own (a kind, a prompt, its decoding)."""
-        return any(len(a) > 2 for layer in self.layers for a in layer) or len(self.aggregator) > 2
-
-    @property
-    def aggregator_model(self) -> str:
-        return str(self.aggregator[0])
-
-    def differences(self, other: RunIdentity) -> str:
-        """What differs from `other`, field by field, as `field: ours -> theirs`."""
-        mine, theirs = dataclasses.asdict(self), dataclasses.asdict(other)
-        changed = [k for k in mine if mine[k] != theirs[k]]
-        return "; ".join(f"{k}: {_short(mine[k])} -> {_short(theirs[k])}" for k in changed)
-
-    def to_json(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        if self.selection is None:  # the whole benchmark: run.json as before selections
-            del data["selection"]
-        if self.repeat == 1:  # run 1: run.json as before repeats
-            del data["repeat"]
-        return {**data, "format": FORMAT}
-
-    @classmethod
-    def from_json(cls, path: Path, data: Mapping[str, Any]) -> RunIdentity:
-        names = [f.name for f in dataclasses.fields(cls)]
-        missing = [n for n in names if n not in data and n not in ("selection", "repeat")]
-        if missing:
-            raise RunFileError(f"{path}: not a moa-bench run identity (lacks {', '.join(missing)})")
-        return cls(**{n: data[n] for n in names if n in data})
-
-
-@dataclass
-class InstanceResult:
-    """One finished (or failed) instance: its outputs per turn, totals, and its full trace."""
-
-    id: str
-    outputs: list[str] | None
-    error: str | None
-    calls: int
-    input_tokens: int
-    output_tokens: int
-    seconds: float
-    finished_at: float = 0.0
-    trace: ConversationTrace = field(default_factory=ConversationTrace)
-    # The instance's own text (its user turns, and the references its judge uses), so that a
-    # reader of the traces needs no join with the benchmark's files; empty in older traces.
-    turns: list[str] = field(default_factory=list)
-    references: list[str] | None = None
-
-    @property
-    def degraded(self) -> bool:
-        """Answered, but without a proposal that failed (dropped from the references)."""
-        return any(c.error for turn in self.trace.turns for layer in turn.layers for c in layer)
-
-    def to_json(self) -> dict[str, Any]:
-        return {**vars(self), "trace": self.trace.to_json(), "format": FORMAT}
-
-    @classmethod
-    def from_json(cls, path: Path, data: Mapping[str, Any], where: str) -> InstanceResult:
-        _version(path, data, where)
-        names = [f.name for f in dataclasses.fields(cls)]
-        required = [n for n in names if n not in ("finished_at", "trace", "turns", "references")]
-        missing = [n for n in required if n not in data]
-        if missing:
-            raise RunFileError(
-                f"{path}{where}: not an instance result (lacks {', '.join(missing)})"
-            )
-        try:
-            trace = ConversationTrace.from_json(data.get("trace", {}))
-        except TraceError as exc:
-            raise RunFileError(f"{path}{where}: {exc}") from None
-        fields = {n: data[n] for n in names if n in data and n != "trace"}
-        return cls(**fields, trace=trace)
-
-
-@dataclass(frozen=True)
-class RunMetrics:
-    """`metrics.json`: the judge, how many judge calls it took, and the task's own metrics."""
-
-    judge: str
-    judge_calls: int
-    values: dict[str, Any]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"judge": self.judge, **self.values, "judge_calls": self.judge_calls,
-                "format": FORMAT}  # fmt: skip
-
-    @classmethod
-    def from_json(cls, path: Path, data: Mapping[str, Any]) -> RunMetrics:
-        if "judge" not in data:
-            raise RunFileError(f"{path}: not a moa-bench metrics file (no 'judge')")
-        values = {k: v for k, v in data.items() if k not in ("judge", "judge_calls", "format")}
-        return cls(str(data["judge"]), int(data.get("judge_calls", 0)), values)
 
 
 def read_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -269,8 +269,7 @@ def load_run(rundir: RunDir, name: str | None = None, data: Data | None = None) 
         metrics=values,
         headline=task.headline(values),
         layer_models=[
-            [catalogue.by_address(str(agent[0])).name for agent in layer]
-            for layer in identity.layers
+            [catalogue.by_address(agent.model).name for agent in layer] for layer in identity.layers
         ],
         aggregator=catalogue.by_address(identity.aggregator_model).name,
         scores=judgment.scores(),

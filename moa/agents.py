@@ -12,19 +12,41 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from moa.events import TraceEvent
 from moa.prompts import AGGREGATE_AND_SYNTHESIZE, CRITIQUE, RANK_AND_SELECT, RANK_TOP_K
 from moa.trace import CallTrace
 from moa.types import GenerateConfig
 
-KINDS = ("propose", "aggregate", "rank", "critique", "strategy")
-# The ledger's `role` tag of each kind (the names calls had before kinds existed).
-ROLES = {
-    "propose": "proposer",
-    "aggregate": "aggregator",
-    "rank": "ranker",
-    "critique": "critic",
-    "strategy": "strategy",
-}
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of agent: what the ledger calls it, where in a mixture it may stand, and what
+    heads the answers injected into its prompt. How each kind runs is `moa.mixture.Mixture`'s
+    table of runners, which lists these same kinds."""
+
+    name: str
+    role: str  # the ledger's `role` tag (the names calls had before kinds existed)
+    reads_answers: bool = False  # needs a previous layer's answers: never in layer 1
+    answers: bool = True  # its output is an answer: it may be the last layer
+    template: str = AGGREGATE_AND_SYNTHESIZE  # what heads the injected answers, by default
+    template_top_k: str | None = None  # the same, for an agent that passes on top_k > 1
+    batched: bool = False  # draws of it differing only by sample go as one batch
+
+
+# Every kind of agent, in the order the docs list them.
+AGENT_KINDS: dict[str, Kind] = {
+    k.name: k
+    for k in (
+        Kind("propose", "proposer", batched=True),
+        Kind("aggregate", "aggregator", batched=True),
+        Kind("rank", "ranker", reads_answers=True, template=RANK_AND_SELECT,
+             template_top_k=RANK_TOP_K),
+        Kind("critique", "critic", reads_answers=True, answers=False, template=CRITIQUE),
+        Kind("strategy", "strategy"),
+    )
+}  # fmt: skip
+KINDS = tuple(AGENT_KINDS)
+ROLES = {name: kind.role for name, kind in AGENT_KINDS.items()}
 # A run repeated (`repeats=k`) draws run r's samples from (r - 1) * REPEAT_STRIDE on, so that
 # run 2 is no cache hit of run 1, and run 1 is the run made before repeats existed.
 REPEAT_STRIDE = 1000
@@ -59,17 +81,16 @@ class Agent:
 
     @property
     def role(self) -> str:
-        return ROLES[self.kind]
+        return AGENT_KINDS[self.kind].role
 
     def preamble(self) -> str:
         """The template that heads the injected answers (`{k}` replaced for a ranker)."""
         if self.template is not None:
             return self.template.replace("{k}", str(self.top_k))
-        if self.kind == "rank":
-            return (
-                RANK_AND_SELECT if self.top_k == 1 else RANK_TOP_K.replace("{k}", str(self.top_k))
-            )
-        return CRITIQUE if self.kind == "critique" else AGGREGATE_AND_SYNTHESIZE
+        kind = AGENT_KINDS[self.kind]
+        if self.top_k != 1 and kind.template_top_k is not None:
+            return kind.template_top_k.replace("{k}", str(self.top_k))
+        return kind.template
 
     def configured(self, config: GenerateConfig) -> GenerateConfig:
         """The instance's decoding with the agent's own over it (a ranker's answer is short)."""
@@ -106,5 +127,5 @@ class Sent:
 
     call: CallTrace
     references: tuple[str, ...] = ()
-    events: list[str] = field(default_factory=list)
+    events: list[TraceEvent] = field(default_factory=list)
     refusal: str | None = None  # the context policy failed the turn

@@ -151,6 +151,39 @@ def _paid(record: CallRecord, completion: Completion | None) -> Completion | Non
     return Completion("", record.input_tokens + kept_in, record.output_tokens + kept_out)
 
 
+def batches_draws(supports_n: bool, on_empty: str) -> bool:
+    """Whether an endpoint sends the draws of one request as one request with `n` choices
+    (`ModelClient.generate_batch`): it `supports_n` and does not retry empty answers, which
+    goes one answer at a time (`on_empty=retry`)."""
+    return supports_n and on_empty != "retry"
+
+
+def endpoint_batches(name: str, spec: Mapping[str, Any]) -> bool:
+    """`batches_draws` of an endpoint's settings, for a caller that builds no client (a plan)."""
+    return batches_draws(
+        bool(spec.get(SUPPORTS_N, False)), EndpointLimits.from_spec(name, spec).on_empty
+    )
+
+
+async def endpoint_identity(name: str, spec: Mapping[str, Any]) -> str:
+    """The identity `ModelClient` puts into the cache keys of an endpoint's calls, for a caller
+    that sends nothing (a plan): its provider's own `identity`, from a provider built as the
+    client builds it but needing no API key (the key is in no cache key). The `local` provider
+    is not built, which would load the weights or start a server: its identity names the
+    weights file only."""
+    kind = str(spec.get("provider", "openai"))
+    if kind == "local":
+        from moa.providers import local
+
+        return local.IDENTITY
+    skip = {*_CLIENT_KEYS, "api_key_env"}
+    api = create_provider(kind, name, {k: v for k, v in spec.items() if k not in skip})
+    try:
+        return api.identity
+    finally:
+        await api.aclose()
+
+
 def _supports_n(name: str, spec: Mapping[str, Any], api: ModelAPI) -> bool:
     """An endpoint's `supports_n`, refused for a provider that cannot send `n`."""
     if not spec.get(SUPPORTS_N, False):
@@ -416,7 +449,7 @@ class ModelClient:
         `ignoring_n`), one call per sample."""
         endpoint_name, model_id = split_address(model)
         ep = self.endpoint(endpoint_name)
-        if not ep.supports_n or ep.on_empty == "retry" or len(samples) < 2:
+        if not batches_draws(ep.supports_n, ep.on_empty) or len(samples) < 2:
             return await settle_all(
                 self.generate(model, messages, config, sample=s, tags=tags) for s in samples
             )

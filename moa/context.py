@@ -11,12 +11,12 @@ is described so that the mixture can record it in the turn's trace:
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from moa.events import ContextOverflow, TraceEvent
 from moa.prompts import inject_references
 from moa.tokens import estimate_prompt, estimate_tokens
 from moa.types import ChatMessage
@@ -26,8 +26,6 @@ POLICIES: tuple[Policy, ...] = ("trim", "drop_last", "error")
 # After the endpoint itself rejects a prompt as too long, the retry aims this much lower.
 TIGHTEN = 0.75
 _SHRINK = 0.9  # trimming steps down by this factor until the estimate fits
-_EVENT = re.compile(r"^context overflow \((\w+)\)")
-_DROPPED = re.compile(r": dropped the last (\d+) of \d+ references")
 
 
 @dataclass(frozen=True)
@@ -37,28 +35,12 @@ class Fitted:
     references: tuple[str, ...]
     change: str | None = None
     error: str | None = None  # no prompt can be sent: the turn fails with this reason
+    dropped: int = 0  # drop_last: how many references, the last ones, were left out
 
 
-def event(policy: Policy, where: str, what: str) -> str:
-    """A trace event; `count_events` recognises it by its prefix."""
-    return f"context overflow ({policy}) at {where}: {what}"
-
-
-def count_events(events: Iterable[str]) -> Counter[str]:
+def count_events(events: Iterable[TraceEvent]) -> Counter[str]:
     """How often each policy applied, from trace events."""
-    return Counter(m.group(1) for e in events if (m := _EVENT.match(e)))
-
-
-def policy_of(text: str) -> str | None:
-    """The policy a trace event says applied (`trim`, `drop_last`, `error`); None: not one."""
-    match = _EVENT.match(text)
-    return match.group(1) if match else None
-
-
-def dropped(text: str) -> int:
-    """How many references, the last ones, a `drop_last` event says were left out."""
-    match = _DROPPED.search(text)
-    return int(match.group(1)) if match else 0
+    return Counter(e.policy for e in events if isinstance(e, ContextOverflow))
 
 
 def prompt_limit(context_length: int | None, max_tokens: int | None) -> int | None:
@@ -98,7 +80,9 @@ def fit(
             return Fitted((), error=f"not even one reference fits in {limit} tokens")
         dropped = len(references) - len(kept)
         return Fitted(
-            tuple(kept), f"dropped the last {dropped} of {len(references)} references (~{limit})"
+            tuple(kept),
+            f"dropped the last {dropped} of {len(references)} references (~{limit})",
+            dropped=dropped,
         )
     return _trim(references, size, full, limit)
 

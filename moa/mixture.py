@@ -21,12 +21,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, cast
 
-from moa.agents import REPEAT_STRIDE, Agent, Layer, Sent
-from moa.context import Policy, event, fit, prompt_limit, tightened
+from moa.agents import AGENT_KINDS, REPEAT_STRIDE, Agent, Layer, Sent
+from moa.context import Policy, fit, prompt_limit, tightened
+from moa.events import ContextOverflow, CritiqueFailed, DroppedProposals, RankerFallback, TraceEvent
 from moa.failures import describe_exception
 from moa.prompts import (
     CRITIQUED,
@@ -121,7 +122,7 @@ class AgentOutput:
 
     sent: list[Sent]
     outputs: list[str]
-    events: list[str] = field(default_factory=list)
+    events: list[TraceEvent] = field(default_factory=list)
     error: str | None = None  # the agent failed (its calls say why, unless `fatal`)
     fatal: bool = False  # a strategy's own failure (`moa.strategy`): the turn fails with `error`
     dropped: int = 0  # answers lost to failed calls (a proposer's; not a critic's)
@@ -148,17 +149,45 @@ def with_system(messages: Sequence[ChatMessage], system: str | None) -> Sequence
     return out
 
 
+class Picks(Protocol):
+    """What a ranker passes on: `picked`, the answers its `call` chose, in its order. A run
+    passes them as they are (`passed_as_picked`); a plan, which sends no model, names picks
+    that only the model knows (`eval.plan`)."""
+
+    def __call__(
+        self, call: CallTrace, picked: list[str], tags: Mapping[str, str]
+    ) -> list[str]: ...
+
+
+def passed_as_picked(call: CallTrace, picked: list[str], tags: Mapping[str, str]) -> list[str]:
+    """A run's ranker: the picked answers themselves."""
+    return picked
+
+
 class Mixture:
     def __init__(
-        self, spec: MixtureSpec, generator: Generator, watcher: LayerWatcher | None = None
+        self,
+        spec: MixtureSpec,
+        generator: Generator,
+        watcher: LayerWatcher | None = None,
+        picks: Picks = passed_as_picked,
     ) -> None:
         self.spec = spec
         self.generator = generator
         self.watcher = watcher
+        self.picks = picks
         self._strategies = {
             a.strategy: load_strategy(a.strategy) for a in spec.agents() if a.strategy
         }
         self._groups = [_groups(layer) for layer in spec.layers]  # once, not at every turn
+        # How each kind of agent (`moa.agents.AGENT_KINDS`) makes its part of a layer.
+        self._runners: dict[str, Runner] = {
+            "propose": self._answer,
+            "aggregate": self._answer,
+            "rank": _each(self._rank),
+            "critique": _each(self._critique),
+            "strategy": _each(self._strategy),
+        }
 
     async def run_turn(
         self,
@@ -199,9 +228,7 @@ class Mixture:
                 trace.error = f"layer {depth}: no answer was passed on to layer {depth + 1}"
                 return trace
             if dropped := sum(d.dropped for d in done):
-                trace.events.append(
-                    f"layer {depth}: dropped {dropped} failed proposal(s) from the references"
-                )
+                trace.events.append(DroppedProposals(depth, dropped))
         return trace
 
     def _finish(self, trace: TurnTrace, done: AgentOutput, calls: list[CallTrace]) -> None:
@@ -251,15 +278,30 @@ class Mixture:
     ) -> list[AgentOutput]:
         agent = agents[0]
         tags = {**tags, "role": agent.role}
-        if agent.kind in ("propose", "aggregate"):
-            sent = await self.send(agents, messages, references, agent.configured(config), tags)
-            return [_answered(s) for s in sent]
-        if agent.kind == "rank":
-            return [await self._rank(agent, messages, references, config, tags)]
-        if agent.kind == "critique":
-            return [await self._critique(agent, messages, references, config, tags)]
+        return await self._runners[agent.kind](agents, messages, references, config, tags)
+
+    async def _answer(
+        self,
+        agents: list[Agent],
+        messages: Sequence[ChatMessage],
+        references: list[str],
+        config: GenerateConfig,
+        tags: dict[str, str],
+    ) -> list[AgentOutput]:
+        """Proposers and aggregators: draws of one request, each answer passed on."""
+        sent = await self.send(agents, messages, references, agents[0].configured(config), tags)
+        return [_answered(s) for s in sent]
+
+    async def _strategy(
+        self,
+        agent: Agent,
+        messages: Sequence[ChatMessage],
+        references: list[str],
+        config: GenerateConfig,
+        tags: dict[str, str],
+    ) -> AgentOutput:
         strategy = self._strategies[str(agent.strategy)]
-        return [await _run_strategy(strategy, self, agent, messages, references, config, tags)]
+        return await _run_strategy(strategy, self, agent, messages, references, config, tags)
 
     async def _rank(
         self,
@@ -281,12 +323,8 @@ class Mixture:
         if len(picks) < k:
             missing = k - len(picks)
             picks += [i for i in range(shown) if i not in picks][:missing]
-            done.events.append(
-                "ranker pick unparseable: fell back to response 1"
-                if k == 1
-                else f"ranker named {k - missing} of {k} valid picks: filled in order"
-            )
-        done.outputs = [references[i] for i in picks]
+            done.events.append(RankerFallback(k - missing, k))
+        done.outputs = self.picks(sent.call, [references[i] for i in picks], tags)
         return done
 
     async def _critique(
@@ -308,9 +346,7 @@ class Mixture:
         for i, (ref, (s,)) in enumerate(zip(references, sent, strict=True), start=1):
             if s.call.text is None:
                 done.outputs.append(ref)
-                done.events.append(
-                    f"critique of answer {i} by {agent.label} failed: the answer went on alone"
-                )
+                done.events.append(CritiqueFailed(i, agent.label))
             else:
                 done.outputs.append(CRITIQUED.format(answer=ref, critique=s.call.text.strip()))
         return done
@@ -351,9 +387,10 @@ class Mixture:
             if fitted.error is not None:
                 for i in pending:
                     a = agents[i]
-                    refusal = event(policy, where(a), said + fitted.error)
+                    refused_now = ContextOverflow(policy, where(a), said + fitted.error)
+                    refusal = str(refused_now)
                     sent[i] = Sent(
-                        CallTrace.unsent(a.model, a.sample, refusal), (), [refusal], refusal
+                        CallTrace.unsent(a.model, a.sample, refusal), (), [refused_now], refusal
                     )
                 break
             prompt = inject_references(conversation, fitted.references, preamble)
@@ -361,7 +398,9 @@ class Mixture:
             refused = []
             for i, o in zip(pending, outcomes, strict=True):
                 a = agents[i]
-                events = [event(policy, where(a), said + what)] if what else []
+                events: list[TraceEvent] = (
+                    [ContextOverflow(policy, where(a), said + what, fitted.dropped)] if what else []
+                )
                 sent[i] = Sent(CallTrace.of(a.model, a.sample, o), fitted.references, events)
                 if o.record.error_kind == ErrorKind.CONTEXT_OVERFLOW:
                     refused.append(i)
@@ -371,8 +410,8 @@ class Mixture:
             if policy == "error":
                 for i in refused:
                     s = cast(Sent, sent[i])
-                    s.refusal = event(policy, where(agents[i]), said + str(s.call.error))
-                    s.events = [s.refusal]
+                    overflow = ContextOverflow(policy, where(agents[i]), said + str(s.call.error))
+                    s.refusal, s.events = str(overflow), [overflow]
                 break
             pending = refused
             limit = tightened(estimate_prompt(prompt), limit)
@@ -428,11 +467,39 @@ def _groups(layer: Layer) -> tuple[list[list[Agent]], list[int]]:
     only by sample), and where each agent's output is in the groups' outputs, in layer order."""
     keyed: dict[Agent, list[int]] = {}
     for i, agent in enumerate(layer):
-        plain = agent.kind in ("propose", "aggregate")
+        plain = AGENT_KINDS[agent.kind].batched
         keyed.setdefault(dataclasses.replace(agent, sample=0) if plain else agent, []).append(i)
     flat = [i for members in keyed.values() for i in members]
     groups = [[layer[i] for i in members] for members in keyed.values()]
     return groups, [flat.index(i) for i in range(len(layer))]
+
+
+# How one kind of agent makes its part of a layer: from its agents (draws of one request, or
+# one agent), the conversation, the previous layer's answers, decoding and ledger tags.
+Runner = Callable[
+    [list[Agent], Sequence[ChatMessage], list[str], GenerateConfig, dict[str, str]],
+    Awaitable[list[AgentOutput]],
+]
+
+
+def _each(
+    run: Callable[
+        [Agent, Sequence[ChatMessage], list[str], GenerateConfig, dict[str, str]],
+        Awaitable[AgentOutput],
+    ],
+) -> Runner:
+    """A runner of a kind whose agents each make their own part (never batched)."""
+
+    async def runner(
+        agents: list[Agent],
+        messages: Sequence[ChatMessage],
+        references: list[str],
+        config: GenerateConfig,
+        tags: dict[str, str],
+    ) -> list[AgentOutput]:
+        return [await run(agents[0], messages, references, config, tags)]
+
+    return runner
 
 
 def _answered(sent: Sent) -> AgentOutput:

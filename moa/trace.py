@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from moa.events import EventError, TraceEvent
+from moa.events import from_json as event_from_json
 from moa.types import CallOutcome
 
 
@@ -96,7 +98,7 @@ class TurnTrace:
     final: CallTrace | None = None
     output: str | None = None
     error: str | None = None
-    events: list[str] = field(default_factory=list)  # every policy that changed what was sent
+    events: list[TraceEvent] = field(default_factory=list)  # what changed what was sent
 
     def calls(self) -> list[CallTrace]:
         out = [c for layer in self.layers for c in layer]
@@ -107,12 +109,16 @@ class TurnTrace:
         if not isinstance(data, Mapping) or not isinstance(data.get("layers"), list):
             raise TraceError("a turn is not an object with a list of layers")
         final = data.get("final")
+        try:
+            events = [event_from_json(e) for e in data.get("events") or []]
+        except EventError as exc:
+            raise TraceError(str(exc)) from None
         return cls(
             layers=[[CallTrace.from_json(c) for c in layer] for layer in data["layers"]],
             final=None if final is None else CallTrace.from_json(final),
             output=data.get("output"),
             error=data.get("error"),
-            events=list(data.get("events") or []),
+            events=events,
         )
 
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,10 +13,11 @@ import pytest
 from eval.cli import dispatch
 from eval.mixture_config import build_mixture
 from eval.plan import plan_points
-from eval.rundir import LEDGER, TRACES
+from eval.rundir import LEDGER, TRACES, RunDir
 from eval.settings import build_client, resolve, to_dict
 from moa.agents import REPEAT_STRIDE, Agent
 from moa.errors import ConfigError
+from moa.events import ContextOverflow, CritiqueFailed, DroppedProposals
 from moa.mixture import Mixture, MixtureSpec
 from moa.prompts import CRITIQUE, RANK_TOP_K
 from moa.strategy import StrategyContext
@@ -129,8 +129,10 @@ def test_a_prompt_from_a_file_is_recorded_in_the_identity(tmp_path: Path) -> Non
     )
     cfg = config(tmp_path, *overrides)
     assert asyncio.run(dispatch(cfg)) == 0
-    identity = json.loads((Path(str(cfg.run_dir)) / "run.json").read_text())
-    assert identity["aggregator"][2] == {"template": prompt.read_text()}
+    identity = RunDir(Path(str(cfg.run_dir))).identity()
+    assert identity is not None and identity.aggregator.settings() == {
+        "template": prompt.read_text()
+    }
     trace = read_jsonl(Path(str(cfg.run_dir)) / TRACES)[0]
     assert trace["trace"]["turns"][0]["final"]["text"]
     # The same directory with another prompt is another run: refused, saying what differs.
@@ -180,10 +182,10 @@ def test_a_strategy_from_outside_the_package(
     turn = read_jsonl(run_dir / TRACES)[0]["trace"]["turns"][0]
     assert [len(layer) for layer in turn["layers"]] == [6, 3]
     assert [c["sample"] for c in turn["layers"][1]] == [0, 1, 2]
-    identity = json.loads((run_dir / "run.json").read_text())
-    assert identity["mode"] == "strategy"
-    settings = identity["aggregator"][2]
-    assert settings["strategy"] == "mylab.fusers.vote_then_fuse"
+    identity = RunDir(run_dir).identity()
+    assert identity is not None and identity.mode == "strategy"
+    settings = identity.aggregator.settings()
+    assert identity.aggregator.strategy == "mylab.fusers.vote_then_fuse"
     assert set(settings) == {"strategy", "source_sha256"}  # its module's source, fingerprinted
 
 
@@ -225,11 +227,15 @@ def test_critics_between_layers_are_planned_as_run(tmp_path: Path) -> None:
     )
     planned, calls, run_dir = _plan_then_run(tmp_path, "moa=moa", "moa.name=critics", layers)
     assert planned == len(calls) == 6 * (4 + 4 + 1)
-    identity = json.loads((run_dir / "run.json").read_text())
-    ((model, sample, settings),) = identity["layers"][1]
-    assert model.endswith("Mixtral-8x22B-Instruct-v0.1") and (sample, settings) == (
+    identity = RunDir(run_dir).identity()
+    assert identity is not None
+    (critic,) = identity.layers[1]
+    assert critic.model.endswith("Mixtral-8x22B-Instruct-v0.1")
+    assert (critic.sample, critic.kind, critic.role, critic.settings()) == (
         0,
-        {"kind": "critique"},
+        "critique",
+        "critic",
+        {},
     )
 
 
@@ -265,8 +271,8 @@ def test_draws_of_one_request_are_fitted_and_reported_each_under_its_own_name() 
             [{"role": "user", "content": "Hi?"}], CONFIG.merged(max_tokens=100)
         )
     )
-    named = [e for e in turn.events if "(layer 2)" in e]
-    assert len(named) == 3 and all(f"x/a#{s} (layer 2)" in e for s, e in enumerate(named))
+    named = [e for e in turn.events if isinstance(e, ContextOverflow) and "(layer 2)" in e.at]
+    assert len(named) == 3 and all(e.at.endswith(f"x/a#{s} (layer 2)") for s, e in enumerate(named))
 
 
 def test_a_sweep_of_rankers_within_the_mixture_is_planned_as_run(tmp_path: Path) -> None:
@@ -323,8 +329,8 @@ def test_failures_of_other_kinds_are_errors_not_answers(
         "critic",
     )
     assert critiqued.output and not critiqued.error
-    assert sum("went on alone" in e for e in critiqued.events) == 2
-    assert not any("dropped" in e for e in critiqued.events)
+    assert sum(isinstance(e, CritiqueFailed) for e in critiqued.events) == 2
+    assert not any(isinstance(e, DroppedProposals) for e in critiqued.events)
     # a layer that passes nothing on fails the turn, rather than running the next as layer 1
     silent = turn(
         [

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from eval.rundir import RunDir
 from tests.kit.cli import KEYS, SHARED_DATA, command, environment, run
 from tests.kit.fakeserver import FakeServer, serve_in_thread
 
@@ -155,8 +156,9 @@ def test_a_judge_answer_that_never_parses_is_counted_not_fatal(tmp_path: Path) -
         )
     assert done.returncode == 0, done.stderr
     run_dir = tmp_path / "runs" / "mt_bench" / "single_qwen1.5-110b~first2"
-    metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-    assert metrics["failures"] == {"call": 0, "parse": 4} and metrics["n_scored"] == 0
+    metrics = RunDir(run_dir).metrics()
+    assert metrics is not None and metrics.failures == {"call": 0, "parse": 4}
+    assert metrics.extras["n_scored"] == 0
     assert "judge verdicts missing: 4 parse" in done.stdout
     judged = [r for r in server.log if r.model == "gpt-4"]  # as FastChat sends it
     assert len(judged) == 4  # asked once each: an unparseable verdict is not retried

@@ -12,6 +12,7 @@ from eval.rundir import InstanceResult
 from eval.settings import CONF_DIR, resolve
 from moa.agents import Agent
 from moa.context import Policy, count_events, fit, prompt_limit
+from moa.events import ContextOverflow, DroppedProposals, TraceEvent
 from moa.mixture import Mixture, MixtureSpec
 from moa.prompts import AGGREGATE_AND_SYNTHESIZE, inject_references
 from moa.tokens import estimate_prompt, estimate_tokens
@@ -100,7 +101,11 @@ async def test_the_aggregator_prompt_is_fitted_and_recorded(tmp_path: Path, poli
         await client.aclose()
     assert trace.output is not None and trace.error is None
     (note,) = trace.events
-    assert note.startswith(f"context overflow ({policy}) at aggregator fake/agg#0")
+    assert isinstance(note, ContextOverflow) and (note.policy, note.at) == (
+        policy,
+        "aggregator fake/agg#0",
+    )
+    assert str(note).startswith(f"context overflow ({policy}) at aggregator fake/agg#0")
     sent = server.log[-1].messages
     assert estimate_prompt(sent) <= WINDOW - 100  # room left for max_tokens
     assert count_events(trace.events) == {policy: 1}
@@ -117,7 +122,7 @@ async def test_the_error_policy_fails_the_turn_without_a_call(tmp_path: Path) ->
         trace.error.startswith("context overflow (error) at aggregator")
         and "exceeds" in trace.error
     )
-    assert trace.events == [trace.error]
+    assert [str(e) for e in trace.events] == [trace.error]
     assert [r.model for r in server.log] == ["p0", "p1", "p2"]  # the aggregator was never called
     assert trace.final is not None and trace.final.text is None and trace.final.key == ""
 
@@ -134,7 +139,8 @@ async def test_an_endpoint_overflow_is_retried_once_tighter(tmp_path: Path) -> N
     assert estimate_prompt(second.messages) <= 0.75 * estimate_prompt(first.messages)
     assert trace.output is not None and trace.final is not None and trace.final.error is None
     (note,) = trace.events
-    assert "the endpoint refused" in note and "trimmed 3 references" in note
+    assert isinstance(note, ContextOverflow) and note.policy == "trim"
+    assert "the endpoint refused" in note.detail and "trimmed 3 references" in note.detail
     assert client.ledger.totals.errors == 1  # the refused call stays in the ledger
 
 
@@ -157,19 +163,21 @@ async def test_a_ranker_shown_fewer_references_picks_among_them(tmp_path: Path) 
         await client.aclose()
     system = server.log[-1].messages[0]["content"]
     shown = system.count("\n1. ") + system.count("\n2. ") + system.count("\n3. ")
-    assert 0 < shown < 3 and "dropped the last" in trace.events[0]
+    note = trace.events[0]
+    assert isinstance(note, ContextOverflow) and note.dropped == 3 - shown
+    assert 0 < shown < 3 and "dropped the last" in str(note)
     proposals = [c.text.strip() for c in trace.layers[0] if c.text]
     assert trace.output in proposals[:shown]
 
 
 def test_the_run_summary_counts_each_policy() -> None:
-    def result(events: list[str]) -> InstanceResult:
+    def result(events: list[TraceEvent]) -> InstanceResult:
         trace = ConversationTrace([TurnTrace(events=events)])
         return InstanceResult("1", ["x"], None, 0, 0, 0, 0.0, trace=trace)
 
-    events = [
-        "context overflow (trim) at aggregator a#0: trimmed",
-        "layer 1: dropped 1 failed proposal(s) from the references",
+    events: list[TraceEvent] = [
+        ContextOverflow("trim", "aggregator a#0", "trimmed"),
+        DroppedProposals(1, 1),
     ]
     notes = run_notes([result(events), result(events[:1])])
     assert notes == ["context overflow policy applied: trim x2 (events in traces.jsonl)"]

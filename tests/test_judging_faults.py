@@ -5,7 +5,6 @@ whole) gives no result, only its judged part under clearly named keys and a coun
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -24,6 +23,7 @@ from eval.judges import mt_bench as mj
 from eval.judges import pairwise, rubric, single
 from eval.judges.alpaca_eval_metrics import win_rates
 from eval.judges.common import incomplete_reason, is_complete, settle_all
+from eval.records import Coverage
 from eval.rundir import InstanceResult, RunDir
 from moa.agents import Agent
 from moa.budget import Budget, BudgetExceeded
@@ -361,5 +361,5 @@ def test_a_run_stopped_while_judging_finishes_with_a_cap_that_is_enough(tmp_path
         done = run(command(tmp_path, url, *args, "budget.max_calls=40"))
     assert done.returncode == 0, done.stderr
     assert len(server.log) == 40  # nothing sent twice, nothing counted that was not sent
-    metrics = json.loads((directory / "metrics.json").read_text(encoding="utf-8"))
-    assert (metrics["n_judged"], metrics["n_expected"], metrics["complete"]) == (20, 20, True)
+    metrics = RunDir(directory).metrics()
+    assert metrics is not None and metrics.coverage == Coverage(20, 20, True)

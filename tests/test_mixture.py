@@ -10,11 +10,12 @@ from hydra import compose, initialize_config_dir
 
 from eval.mixture_config import build_mixture
 from eval.settings import CONF_DIR, resolve, to_dict
-from moa.agents import Agent
+from moa.agents import AGENT_KINDS, KINDS, Agent
 from moa.cache import CallCache
 from moa.catalogue import Catalogue
 from moa.client import ModelClient
 from moa.errors import ConfigError
+from moa.events import RankerFallback
 from moa.mixture import Mixture, MixtureSpec
 from moa.prompts import RANK_AND_SELECT
 from moa.types import ChatMessage, GenerateConfig
@@ -117,7 +118,8 @@ async def test_unparseable_pick_falls_back_and_is_recorded(scripted: ModelClient
     trace = await Mixture(preset("llm_ranker"), generator).run_turn(USER, CONFIG)
     assert trace.layers[0][0].text is not None
     assert trace.output == trace.layers[0][0].text.strip()
-    assert trace.events == ["ranker pick unparseable: fell back to response 1"]
+    assert trace.events == [RankerFallback(0, 1)]
+    assert str(trace.events[0]) == "ranker pick unparseable: fell back to response 1"
     assert len(generator.ranker_prompts) == 1
 
 
@@ -145,3 +147,17 @@ async def test_fail_policy_fails_the_turn(scripted: ModelClient) -> None:
     )
     with pytest.raises(ConfigError):  # an unknown endpoint is a config error, not a call error
         await Mixture(spec, scripted).run_turn(USER, CONFIG)
+
+
+def test_every_agent_kind_is_registered_once_with_its_runner(
+    scripted: ModelClient,
+) -> None:
+    """One registry (`moa.agents.AGENT_KINDS`) names the kinds, their roles and placement;
+    the mixture runs each of them, and the config refuses a kind where the registry says."""
+    mixture = Mixture(preset("moa_lite"), scripted)
+    assert set(mixture._runners) == set(AGENT_KINDS) == set(KINDS)
+    readers = {name for name, kind in AGENT_KINDS.items() if kind.reads_answers}
+    assert readers == {"rank", "critique"}
+    for name in readers:
+        with pytest.raises(ConfigError, match="needs a previous layer's answers"):
+            preset("moa_lite", f"moa.layers=[[{{model: dbrx, kind: {name}}}], [{{model: dbrx}}]]")

@@ -18,13 +18,13 @@ from eval.generate import load_instances, task_of
 from eval.judges import alpaca_eval as ae
 from eval.judges.pairwise import request_preferences
 from eval.mixture_config import build_mixture
-from eval.plan import PlanResult, endpoint_identity, open_cache, plan, plan_points, sweep_totals
+from eval.plan import PlanResult, open_cache, plan, plan_points, sweep_totals
 from eval.rundir import JUDGE_LEDGER, LEDGER
 from eval.settings import CONF_DIR, resolve, to_dict
 from moa.agents import Agent
 from moa.cache import CacheMode, CallCache
 from moa.catalogue import Catalogue
-from moa.client import ModelClient
+from moa.client import ModelClient, endpoint_identity
 from moa.flops import call_tflops, turn_tflops
 from moa.ledger import read_ledger
 from moa.mixture import Mixture, MixtureSpec

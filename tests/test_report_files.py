@@ -271,7 +271,7 @@ def test_an_incomplete_run_is_marked_and_gives_no_number(results: Path, tmp_path
     results_ = [finished[i.id] for i in instances]
     address = "scripted/gpt-4-1106-preview"  # its judge, the others' (several: a table each)
     values = asyncio.run(task.judge(judge, address, rundir, spec, instances, results_))
-    rundir.write_metrics(RunMetrics(address, 3, values))
+    rundir.write_metrics(RunMetrics.of(address, 3, values))
 
     report = write_report(results, tmp_path / "report")
     assert report.skipped == []

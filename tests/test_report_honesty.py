@@ -17,11 +17,11 @@ from hydra import compose, initialize_config_dir
 
 from eval.benchmarks.data import Data
 from eval.plan import plan_points
+from eval.records import AgentRecord, RunIdentity
 from eval.report.build import write_report
 from eval.report.pairing import comparisons
 from eval.report.run_filter import RunFilter
 from eval.report.section import judge_mark
-from eval.rundir import RunIdentity
 from eval.runs import Run, load_runs
 from eval.settings import CONF_DIR, resolve, to_dict
 from eval.suite import EXPERIMENTS, sweep_points
@@ -185,7 +185,7 @@ def test_the_report_chooses_its_runs_by_glob_judge_and_provider(two_judges: Path
 def test_pairs_need_the_same_judge_and_the_same_instances() -> None:
     def made(name: str, judge: str, limit: int | None) -> Run:
         identity = RunIdentity("alpaca_eval", name.split("@")[0].split("~")[0], [],
-                               ["scripted/m", 0], "aggregate", {},
+                               AgentRecord("scripted/m", 0, "aggregate"), "aggregate", {},
                                {"limit": limit} if limit else None)  # fmt: skip
         scores = {str(i): float(i % 3) * 50 for i in range(limit or 10)}
         return Run("alpaca_eval", name, identity, Path("/x"),

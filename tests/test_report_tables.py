@@ -21,12 +21,12 @@ import pytest
 
 from eval.cli import dispatch
 from eval.judges.flask import SKILL_ORDER
+from eval.records import AgentRecord, RunIdentity
 from eval.report import paper, plots
 from eval.report.build import MARKER, write_report
 from eval.report.markdown import markdown
 from eval.report.metric import alpaca_metric
 from eval.report.paper_tables import figure3_skills, table2a
-from eval.rundir import RunIdentity
 from eval.runs import Run, load_runs
 from moa.errors import ConfigError
 from tests.kit.cli import scripted_config as config
@@ -179,7 +179,8 @@ def test_every_table_has_n_and_marks_its_subsets(report: Path) -> None:
 
 def _run(name: str, selection: dict[str, object] | None, n: int, **metrics: object) -> Run:
     variant = re.split(r"[@~#]", name)[0]
-    identity = RunIdentity("alpaca_eval", variant, [], ["scripted/m", 0], "aggregate", {},
+    identity = RunIdentity("alpaca_eval", variant, [], AgentRecord("scripted/m", 0, "aggregate"),
+                           "aggregate", {},
                            selection)  # fmt: skip
     values = {"judge": "openai/gpt-4-1106-preview", "complete": True, **metrics}
     layers, aggregator = paper.configuration(variant) or ([], "m")

@@ -12,7 +12,7 @@ import pytest
 from alpaca_eval.utils import load_or_convert_to_dataframe
 
 from eval.cli import dispatch
-from eval.rundir import LEDGER, TRACES
+from eval.rundir import LEDGER, TRACES, RunDir
 from moa.ledger import read_ledger
 from tests.kit.cli import scripted_config as config
 
@@ -57,8 +57,8 @@ def test_mt_bench_answers_in_fastchat_format(runs: Path) -> None:
 def test_flask_outputs_in_flask_format(runs: Path) -> None:
     frame = pd.read_json(runs / "flask/moa@scripted/model_output/moa.jsonl", lines=True)
     assert list(frame.columns) == ["question_id", "text"] and len(frame) == 1740
-    metrics = json.loads((runs / "flask/moa@scripted/metrics.json").read_text())
-    assert len(metrics["skills"]) == 12
+    metrics = RunDir(runs / "flask/moa@scripted").metrics()
+    assert metrics is not None and len(metrics.extras["skills"]) == 12
 
 
 def test_every_call_of_every_layer_is_traced(runs: Path) -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from eval.cli import dispatch
 from eval.mixture_config import build_mixture
-from eval.rundir import LEDGER, TRACES
+from eval.rundir import LEDGER, TRACES, RunDir
 from eval.settings import resolve, to_dict
 from moa.budget import BudgetExceeded
 from moa.errors import ConfigError
@@ -222,8 +222,9 @@ def test_an_edited_strategy_is_another_run(tmp_path: Path, lab: Path) -> None:
     )
     cfg = config(tmp_path, *overrides)
     assert asyncio.run(dispatch(cfg)) == 0
-    identity = json.loads((Path(str(cfg.run_dir)) / "run.json").read_text())
-    settings = identity["aggregator"][2]
+    identity = RunDir(Path(str(cfg.run_dir))).identity()
+    assert identity is not None
+    settings = identity.aggregator.settings()
     assert set(settings) == {"strategy", "source_sha256"}
     assert re.fullmatch("[0-9a-f]{64}", settings["source_sha256"])
 

@@ -20,6 +20,7 @@ from eval.judges import mt_bench as mj
 from eval.judges.pairwise import outcome_of
 from eval.rundir import InstanceResult, RunDir
 from eval.view.site import build_site
+from moa.events import ContextOverflow
 from tests.kit import browser
 from tests.kit.cli import scripted_config as config
 
@@ -256,11 +257,11 @@ def test_side_by_side_shows_each_runs_answer_and_verdict(root: Path, page: Any) 
 def test_a_dropped_reference_is_shown_as_dropped(root: Path, page: Any) -> None:
     result = finished(root, "alpaca_eval", "lite_drop@scripted~first3")["0"]
     event = result.trace.turns[0].events[0]
-    assert "dropped the last" in event
+    assert isinstance(event, ContextOverflow) and event.policy == "drop_last"
     browser.open_view(page, url(root, "#alpaca_eval/lite_drop@scripted~first3/0"))
     final = page.find_element("css selector", ".call.final").text
     assert "dropped the last" in final
-    n = int(event.split("dropped the last ")[1].split()[0])
+    n = event.dropped
     marks = [t for t in texts(page, ".call.proposal .policy") if t.startswith("dropped for")]
     assert len(marks) == n
 

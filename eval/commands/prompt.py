@@ -70,7 +70,7 @@ async def answer_prompt(settings: Settings) -> int:
         title = f"output: the proposal {escape(watcher.namer.shown(turn.final.model))} picked"
         console.print(Panel(escape(turn.output), title=title, border_style="green"))
     for event in turn.events:
-        console.print(f"[yellow]note: {escape(event)}")
+        console.print(f"[yellow]note: {escape(str(event))}")
     t = client.ledger.totals
     console.print(
         escape(f"{t.calls} calls ({t.cached} cached), {t.input_tokens + t.output_tokens:,} tokens, "

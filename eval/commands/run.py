@@ -89,7 +89,7 @@ async def judge(settings: Settings, run: Generation) -> RunMetrics:
     outputs = [o for r in run.results for o in r.outputs or ()]
     values = {**values, "avg_length": avg_length(outputs), "judge_usd": spent.cost_usd,
               "judge_nominal_usd": spent.nominal_usd}  # fmt: skip
-    metrics = RunMetrics(address, spent.calls, values)
+    metrics = RunMetrics.of(address, spent.calls, values, run.task.headline(values))
     run.run.write_metrics(metrics)
     if reason := incomplete_reason(metrics.values):
         say(reason, "red")

@@ -90,7 +90,7 @@ def departure(
 def identity_departure(identity: RunIdentity, name: Callable[[str], str]) -> str:
     """`departure` of a run identity, its addresses named by `name` (address -> catalogue
     name)."""
-    layers = [[name(str(agent[0])) for agent in layer] for layer in identity.layers]
+    layers = [[name(agent.model) for agent in layer] for layer in identity.layers]
     return departure(identity.variant, layers, name(identity.aggregator_model), identity.mode,
                      identity.customized)  # fmt: skip
 

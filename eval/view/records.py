@@ -25,7 +25,7 @@ from eval.report.run_figures import figures
 from eval.run_labels import Namer
 from eval.rundir import InstanceResult, RunDir, RunIdentity, RunMetrics
 from eval.runs import judgment_of, namer_of, open_run, selection_label
-from moa.context import dropped, policy_of
+from moa.events import ContextOverflow
 from moa.trace import CallTrace, TurnTrace
 
 # A call's fields the browser does not show: the cache key is an internal address.
@@ -93,7 +93,7 @@ def layer_kinds(identity: RunIdentity) -> list[str]:
     `rank`, `critique`, a strategy's path (`moa.mixture` kinds, from the identity's settings)."""
     kinds = []
     for layer in identity.layers:
-        said = [a[2].get("strategy") or a[2].get("kind", "") for a in layer if len(a) > 2]
+        said = [a.strategy or ("" if a.kind == "propose" else a.kind) for a in layer]
         kinds.append(", ".join(dict.fromkeys(k for k in said if k)))
     return kinds
 
@@ -180,28 +180,34 @@ def _call(call: CallTrace, notes: Sequence[str], namer: Namer) -> dict[str, Any]
     return {**data, "label": call.label, "unsent": not call.key, "notes": list(notes)}
 
 
-def _own_events(turn: TurnTrace, call: CallTrace, depth: int | None) -> list[str]:
-    """The context-policy events of one call: those at it, as `moa.context.event` names the
-    place (` <model>#<sample> (layer <d>): `, or without the layer for the final call), so that
-    `agg#1` is never taken for `agg#10`."""
-    at = f" {call.label} (layer {depth}): " if depth else f" {call.label}: "
-    return [e for e in turn.events if at in e]
+def _own_events(turn: TurnTrace, call: CallTrace, depth: int | None) -> list[ContextOverflow]:
+    """The context-policy events of one call: those at it (`<role> <model>#<sample> (layer
+    <d>)`, or without the layer for the final call), so that `agg#1` is never taken for
+    `agg#10`."""
+    at = f" {call.label} (layer {depth})" if depth else f" {call.label}"
+    return [e for e in turn.events if isinstance(e, ContextOverflow) and e.at.endswith(at)]
 
 
 def _turn(turn: TurnTrace, namer: Namer) -> dict[str, Any]:
     """A turn's layers with each call's policy events, and each proposal marked where its
     consumers saw it trimmed or dropped (or left out because it failed)."""
-    layers = [
-        [_call(c, _own_events(turn, c, depth), namer) for c in layer]
-        for depth, layer in enumerate(turn.layers, start=1)
+    own = [
+        [_own_events(turn, c, depth) for c in layer] for depth, layer in enumerate(turn.layers, 1)
     ]
-    final = (
-        None
-        if turn.final is None
-        else _call(turn.final, _own_events(turn, turn.final, None), namer)
-    )
+    layers = [
+        [_call(c, [str(e) for e in events], namer) for c, events in zip(layer, said, strict=True)]
+        for layer, said in zip(turn.layers, own, strict=True)
+    ]
+    final_events = [] if turn.final is None else _own_events(turn, turn.final, None)
+    final = None if turn.final is None else _call(turn.final, [str(e) for e in final_events], namer)
     # Layer d's proposals are read by layer d + 1, the last layer's by the final call.
-    consumers = [*layers[1:], [final] if final else []]
+    consumers = [
+        *(
+            list(zip(layer, said, strict=True))
+            for layer, said in zip(layers[1:], own[1:], strict=True)
+        ),
+        [(final, final_events)] if final else [],
+    ]
     for proposals, readers in zip(layers, consumers, strict=False):
         for proposal in proposals:
             proposal["references"] = []
@@ -209,12 +215,12 @@ def _turn(turn: TurnTrace, namer: Namer) -> dict[str, Any]:
         for p in proposals:
             if p["text"] is None:
                 p["references"].append("left out of the next layer's references: it failed")
-        for reader in readers:
-            for note in reader["notes"]:
-                if policy_of(note) == "trim":
+        for reader, events in readers:
+            for overflow in events:
+                if overflow.policy == "trim":
                     for p in answered:
                         p["references"].append(f"trimmed for {reader['label']}")
-                if n := dropped(note):
+                if n := overflow.dropped:
                     for p in answered[-n:]:
                         p["references"].append(f"dropped for {reader['label']}")
     return {
@@ -222,7 +228,7 @@ def _turn(turn: TurnTrace, namer: Namer) -> dict[str, Any]:
         "final": final,
         "output": turn.output,
         "error": turn.error,
-        "events": list(turn.events),
+        "events": [str(e) for e in turn.events],
     }
 
 

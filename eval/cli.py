@@ -4,7 +4,8 @@ Tasks: `run` (generate, then judge), `generate`, `judge` (an existing run), `pla
 calls and cost, spend nothing), `report` (tables and plots from judged runs), `view` (a static
 site to browse every run's instances, layers and verdicts), `rescore` (re-parse a judge's output
 file), `models` (what an endpoint still serves, beside the catalogue), `cache_merge` (merge call
-caches, e.g. those of a sweep's jobs on several hosts, into cache.path).
+caches, e.g. those of a sweep's jobs on several hosts, into cache.path), `calibrate` (a judge
+measured against the paper's on its published judgments).
 `prompt="..."` answers one prompt showing every layer.
 """
 
@@ -390,10 +391,14 @@ async def dispatch(cfg: DictConfig) -> int:
         return await list_models(cfg, console)
     if task == "cache_merge":
         return cache_merge_task(cfg)
+    if task == "calibrate":
+        from eval.calibrate.command import calibrate_task
+
+        return await calibrate_task(cfg, console)
     if task not in ("run", "generate", "judge"):
         raise ConfigError(
             f"task={task!r} is not one of run, generate, judge, plan, report, view, rescore, "
-            "models, cache_merge"
+            "models, cache_merge, calibrate"
         )
     repeats = cfg.get("repeats", 1)
     if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:

@@ -12,6 +12,7 @@ out, `moa.client`); `preflight.models=false` skips them all.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import time
@@ -25,7 +26,7 @@ from moa.catalogue import Catalogue, split_address
 from moa.client import LISTS_MODELS, ModelClient
 from moa.errors import ConfigError
 from moa.served import ServedModel
-from moa.types import ModelError
+from moa.types import ErrorKind, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +45,16 @@ async def model_list(
     client: ModelClient, endpoint: str, clock: Callable[[], float] = time.monotonic
 ) -> list[ServedModel]:
     """The endpoint's model list, read at most once per `LIST_TTL_S`."""
-    api = client.endpoint(endpoint).api
-    key = (endpoint, api.identity)
+    ep = client.endpoint(endpoint)
+    key = (endpoint, ep.api.identity)
     kept = _lists.get(key)
     if kept is not None and clock() - kept[0] < LIST_TTL_S:
         return kept[1]
-    served: list[ServedModel] = await cast(Any, api).list_models()
+    try:
+        async with asyncio.timeout(ep.timeout_s):  # the SDK's own timeout is off (`moa.client`)
+            served: list[ServedModel] = await cast(Any, ep.api).list_models()
+    except TimeoutError:
+        raise ModelError(ErrorKind.TRANSIENT, f"no model list after {ep.timeout_s:g}s") from None
     _lists[key] = (clock(), served)
     return served
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from pathlib import Path
+from typing import cast
 
 import pytest
 
-from moa.types import GenerateConfig
+from eval.preflight import model_list
+from moa.client import ModelClient
+from moa.types import GenerateConfig, ModelError
 from tests.conftest import make_client
 from tests.kit.cli import MOA_BENCH, SHARED_DATA, endpoint_overrides, environment, run
 from tests.kit.fakeserver import FakeServer, ModelProfile, serve_in_thread
@@ -130,3 +133,26 @@ async def test_a_model_refused_as_not_served_gets_no_more_requests(tmp_path: Pat
     assert sum(r.unsent for r in old) >= 12 - 3
     assert all(o.completion is not None for o in outcomes if o.record.model == "fake/new")
     assert list(client.gone()) == ["fake/old"] and "model_not_found" in client.gone()["fake/old"]
+
+
+class _Hanging:
+    identity = "openai:http://hangs"
+
+    async def list_models(self) -> list[object]:
+        await asyncio.sleep(60)
+        return []
+
+
+class _Endpoint:
+    api = _Hanging()
+    timeout_s = 0.05
+
+
+class _Client:
+    def endpoint(self, name: str) -> _Endpoint:
+        return _Endpoint()
+
+
+async def test_a_model_list_that_never_comes_is_an_error_not_a_hang() -> None:
+    with pytest.raises(ModelError, match=r"no model list after 0\.05s"):
+        await model_list(cast(ModelClient, _Client()), "slow")

@@ -34,6 +34,7 @@ from eval.paper_rows import PAPER_AGGREGATOR as PAPER_AGGREGATOR
 from eval.paper_rows import PAPER_PROPOSERS as PAPER_PROPOSERS
 from eval.paper_rows import TABLE2_ROWS as TABLE2_ROWS
 from eval.paper_rows import departure
+from eval.paper_translated import published_runs, translated
 from eval.run_labels import Namer
 from eval.rundir import RunIdentity, subset_suffix, write_atomic
 from eval.stats import Interval, bootstrap, paired
@@ -406,9 +407,13 @@ def table2a(runs: Iterable[Run]) -> pd.DataFrame:
     raw win rate with their standard errors (alpaca-eval's), a bootstrap 95% interval of the
     win rate over instructions, alpaca-eval's `avg_length`, cost and TFLOPs per instance; then
     the paper's values (its MoA rows: mean and std of 3 runs) and the AlpacaEval leaderboard's,
-    which are the only reference for a model the paper leaves out (dbrx-instruct)."""
+    which are the only reference for a model the paper leaves out (dbrx-instruct). Where the
+    paper's published outputs were judged by the same judge (`+experiment=paper_outputs`):
+    their win rate and avg_length, and ours minus theirs, paired (`eval.paper_translated`)."""
+    runs = list(runs)
     paper = _paper("table2a_alpaca_eval.csv").set_index("model")
     chosen = _ordered((r for r in runs if r.row), list(TABLE2_ROWS))
+    published = published_runs(runs)  # the paper's outputs under this judge, if judged
 
     def row(run: Run) -> dict[str, Any]:
         label = TABLE2_ROWS[run.variant]
@@ -431,6 +436,7 @@ def table2a(runs: Iterable[Run]) -> pd.DataFrame:
             "paper_win_rate_std": _value(paper, label, "win_rate_std"),
             "leaderboard_lc": _value(paper, label, "leaderboard_lc"),
             "leaderboard_win_rate": _value(paper, label, "leaderboard_win_rate"),
+            **(translated(run, published) if published else {}),
         }
 
     return frame_of(collapse_repeats(chosen, row)) if chosen else pd.DataFrame()

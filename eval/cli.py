@@ -46,6 +46,7 @@ COMMANDS = {
     "rescore": ("eval.commands.rescore", "rescore_task"),
     "models": ("eval.commands.models", "list_models"),
     "cache_merge": ("eval.commands.cache_merge", "cache_merge_task"),
+    "calibrate": ("eval.calibrate.command", "calibrate_task"),
 }
 PROMPT = ("eval.commands.prompt", "answer_prompt")
 RUNS = ("run", "generate", "judge")  # one run directory each (per repeat)
@@ -81,7 +82,7 @@ async def enter(cfg: DictConfig, overrides: Sequence[str] | None = None) -> Ente
     if not cfg.prompt and task not in COMMANDS:
         raise ConfigError(
             f"task={task!r} is not one of run, generate, judge, plan, report, view, rescore, "
-            "models, cache_merge"
+            "models, cache_merge, calibrate"
         )
     run = command(PROMPT if cfg.prompt else COMMANDS[task])
     if cfg.prompt or task not in RUNS:

@@ -81,6 +81,7 @@ class Generation:
     totals: Totals  # of this process's generation calls (none for `task=judge`)
     stopped: dict[str, str] = field(default_factory=dict)  # endpoints stopped: why (`ModelClient`)
     ignoring_n: dict[str, str] = field(default_factory=dict)  # `ModelClient.ignoring_n`
+    gone: dict[str, str] = field(default_factory=dict)  # models not served (`ModelClient.gone`)
 
     @property
     def failed(self) -> list[InstanceResult]:
@@ -200,7 +201,16 @@ async def generate(settings: Settings, *, show_progress: bool = True) -> Generat
         raise RunStopped(stop_message(runner.stopped, saved), runner.stopped.exit_code)
     totals, stopped = client.ledger.totals, client.stopped()
     return Generation(
-        task, run, spec, instances, results, output, totals, stopped, client.ignoring_n()
+        task,
+        run,
+        spec,
+        instances,
+        results,
+        output,
+        totals,
+        stopped,
+        client.ignoring_n(),
+        client.gone(),
     )
 
 

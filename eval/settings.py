@@ -241,6 +241,8 @@ class Settings:
     rescore_path: Path  # `None` when unset, refused by the command as no file
     models_endpoints: tuple[str, ...] | None
     cache_merge_sources: tuple[str, ...]
+    preflight: Mapping[str, Any]  # `preflight:` (`eval.preflight`)
+    calibrate: Mapping[str, Any]  # `calibrate:` (`eval.calibrate.command`)
     config_yaml: str  # the resolved config with secrets masked, as a run saves it
     overrides: tuple[str, ...] = ()  # the command's own, for the plan's sweeps
 
@@ -304,6 +306,8 @@ def resolve(cfg: DictConfig, overrides: Sequence[str] = ()) -> Settings:
         models_endpoints=_strings((plain.get("models") or {}).get("endpoints")),
         cache_merge_sources=tuple(str(s) for s in (plain.get("cache_merge") or {}).get("sources")
                                   or ()),
+        preflight=plain.get("preflight") or {},
+        calibrate=plain.get("calibrate") or {},
         config_yaml=OmegaConf.to_yaml(OmegaConf.create(redact_config(plain))),
         overrides=tuple(overrides),
     )  # fmt: skip

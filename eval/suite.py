@@ -17,6 +17,7 @@ from moa.errors import ConfigError
 
 EXPERIMENTS = (
     "table2", "baselines", "table3", "table4", "figure3", "figure4", "figure5", "aggregators",
+    "paper_outputs",
 )  # fmt: skip
 
 

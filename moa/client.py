@@ -27,7 +27,9 @@ attempts reached a server); calls already in flight end as the server answers th
 unreachable endpoint: one that has not answered once in this run, whose last `UNREACHABLE_AFTER`
 attempts reached no server (`NotSent`: a refused connection, every replica drained), which
 would otherwise cost each call minutes of backoff. One that has answered and then refuses (a
-restart) is retried as any transient failure. `stopped` names such endpoints and why. Retries
+restart) is retried as any transient failure. `stopped` names such endpoints and why. A model
+its endpoint says it does not serve (a 404 `model_not_found`: `moa.failures.model_gone`) is
+stopped alone the same way, from the first such answer: `gone` names it. Retries
 are counted in the ledger's totals as they happen (`Ledger.retrying`), for the progress bar.
 
 Answers are marked in their record: cut off at max_tokens (`truncated`), empty, tokens estimated
@@ -60,7 +62,7 @@ from moa.cache import CallCache, call_key
 from moa.catalogue import BILLS, Catalogue, ModelEntry, split_address, unbilled_endpoints
 from moa.claims import Claims
 from moa.errors import ConfigError
-from moa.failures import as_model_error, record_failure
+from moa.failures import as_model_error, model_gone, record_failure
 from moa.ledger import Ledger
 from moa.limits import LIMIT_KEYS, EndpointLimits
 from moa.providers.base import BatchingAPI, ModelAPI, create_provider
@@ -81,7 +83,9 @@ from moa.types import (
 log = logging.getLogger(__name__)
 
 SUPPORTS_N = "supports_n"  # an endpoint setting: it takes `n` choices per request
-_CLIENT_KEYS = ("provider", BILLS, SUPPORTS_N, *LIMIT_KEYS)  # read here; the rest: the provider's
+LISTS_MODELS = "lists_models"  # false: it has no model list to check a run's models against
+# read here (or by `eval.preflight`); the rest: the provider's
+_CLIENT_KEYS = ("provider", BILLS, SUPPORTS_N, LISTS_MODELS, *LIMIT_KEYS)
 # Roles (the `role` tag) whose answers are marked but never failed or retried by a policy: a
 # judge or the LLM ranker asks for a few tokens (a cut answer is expected) and parses them.
 FLAG_ONLY_ROLES = frozenset({"judge", "ranker"})
@@ -340,6 +344,7 @@ class ModelClient:
     _claims: Claims = field(init=False)
     _stopped: dict[str, str] = field(default_factory=dict, init=False)  # endpoint: why (`stop`)
     _ignoring_n: dict[str, str] = field(default_factory=dict, init=False)  # `ignoring_n`
+    _gone: dict[str, str] = field(default_factory=dict, init=False)  # model address: `gone`
 
     def __post_init__(self) -> None:
         self._claims = Claims(self.cache)
@@ -390,6 +395,21 @@ class ModelClient:
         """The endpoints the client sends nothing more, each with why, as the end of a sentence
         that starts "endpoint <name> " (still known once the client is closed)."""
         return dict(self._stopped)
+
+    def gone(self) -> dict[str, str]:
+        """The models the client sends nothing more, each with what its endpoint answered."""
+        return dict(self._gone)
+
+    def _refuse_if_gone(self, model: str, record: CallRecord, *, counted: bool) -> None:
+        """Fails a call at once, without a request, when its model is known not to be served."""
+        if model not in self._gone:
+            return
+        if counted:
+            record.attempts -= 1
+        record.unsent = record.attempts == 0
+        raise ModelError(
+            ErrorKind.PERMANENT, f"model {model} is not served: no more calls are sent to it"
+        )
 
     async def generate(
         self,
@@ -587,6 +607,7 @@ class ModelClient:
             # A plain loop, not tenacity: its per-attempt machinery cost more CPU than the request.
             while True:
                 ep.stop_if_stopped(record, counted=False, unreached=unreached)
+                self._refuse_if_gone(model, record, counted=False)
                 record.attempts += 1
                 # The model's slot first: a call queued for a busy model holds no endpoint slot.
                 ticket = await limiter.take()
@@ -594,6 +615,7 @@ class ModelClient:
                     async with ep.slots:
                         # stopped while this one waited
                         ep.stop_if_stopped(record, counted=True, unreached=unreached)
+                        self._refuse_if_gone(model, record, counted=True)
                         self.cache.refuse_if_broken()  # the cache failed while it waited
                         if hold is None:
                             hold = self.budget.hold(entry, messages, config, n)
@@ -609,6 +631,9 @@ class ModelClient:
                         self._stopped[ep.name] = stop
                         log.warning("endpoint %s %s: no more calls are sent to it", ep.name, stop)
                     unreached += isinstance(exc, NotSent)
+                    if model_gone(exc) and model not in self._gone:
+                        self._gone[model] = str(exc)
+                        log.warning("model %s is not served (%s): no more calls to it", model, exc)
                     if not exc.transient or failures >= ep.retry.max_attempts:
                         raise
                     # unreachable now: no more waiting

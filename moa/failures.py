@@ -41,3 +41,13 @@ def as_model_error(
 def record_failure(record: CallRecord, exc: ModelError) -> None:
     """Writes a failed call's error into its ledger record."""
     record.error, record.error_kind = exc.describe(), exc.kind.value
+
+
+# What providers say, with a 404, of a model they do not serve: OpenAI's code, the wording of
+# vLLM's, Together's and OpenAI's messages.
+_GONE_MARKERS = ("model_not_found", "does not exist", "unable to access model", "no such model")
+
+
+def model_gone(exc: ModelError) -> bool:
+    """A 404 saying the model is not served: no request for it can succeed in this run."""
+    return exc.status == 404 and any(m in str(exc).lower() for m in _GONE_MARKERS)

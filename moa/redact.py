@@ -20,6 +20,7 @@ from typing import Any
 
 from moa.failures import as_model_error
 from moa.providers.base import ModelAPI
+from moa.served import ServedModel
 from moa.types import ChatMessage, Completion, GenerateConfig
 
 MASK = "<redacted>"
@@ -182,13 +183,13 @@ class Redacting:
             raise as_model_error(exc, scrub=lambda text: scrub(text, self.secrets)) from None
         return drawn
 
-    async def list_models(self) -> list[str]:
+    async def list_models(self) -> list[ServedModel]:
         """The inner provider's model list, where it has one, its errors scrubbed too."""
         lister = getattr(self.inner, "list_models", None)
         if lister is None:
             raise AttributeError("list_models")
         try:
-            models: list[str] = await lister()
+            models: list[ServedModel] = await lister()
         except Exception as exc:
             raise as_model_error(exc, scrub=lambda text: scrub(text, self.secrets)) from None
         return models

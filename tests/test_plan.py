@@ -30,7 +30,14 @@ from moa.ledger import read_ledger
 from moa.mixture import Mixture, MixtureSpec
 from moa.prompts import AGGREGATE_AND_SYNTHESIZE, RANK_AND_SELECT, inject_references
 from moa.tokens import MESSAGE_OVERHEAD, estimate_prompt
-from moa.types import CallOutcome, CallRecord, ChatMessage, Completion, GenerateConfig
+from moa.types import (
+    CallOutcome,
+    CallRecord,
+    ChatMessage,
+    Completion,
+    GenerateConfig,
+    TokenLogprob,
+)
 
 from .kit.cli import SHARED_DATA
 
@@ -496,7 +503,7 @@ async def test_a_half_run_sweep_is_priced_for_what_is_left(tmp_path: Path, bench
 
 
 class _Recorder:
-    """A generator that keeps every request."""
+    """A generator that keeps every request (and answers as a judge with logprobs does)."""
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, list[ChatMessage], GenerateConfig]] = []
@@ -511,7 +518,8 @@ class _Recorder:
         tags: Mapping[str, str] | None = None,
     ) -> CallOutcome:
         self.requests.append((model, list(messages), config))
-        return CallOutcome(Completion("x", 1, 1), CallRecord("", model, sample))
+        answer = Completion("m", 1, 1, logprobs=(TokenLogprob("m", 0.0, (("m", 0.0),)),))
+        return CallOutcome(answer, CallRecord("", model, sample))
 
 
 @needs_data

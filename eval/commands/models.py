@@ -2,8 +2,10 @@
 
 The paper's 2024 models are mostly gone from hosted APIs. Listing an endpoint's models is free
 (`GET /v1/models` through the SDK), so this marks each catalogue model as served or no longer
-served by its endpoint, and shows what else the endpoint serves, so a current model can be put
-in the catalogue (with its price) and any variant run with it.
+served by its endpoint, with the shutdown date the list carries for a model being retired
+(OpenAI's), and shows what else the endpoint serves, so a current model can be put in the
+catalogue (with its price) and any variant run with it: where the list carries prices and a
+context length (Together's), as a catalogue entry ready to paste.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from eval.commands.output import console
 from eval.settings import Settings, build_client
 from moa.catalogue import ModelEntry
 from moa.errors import ConfigError
+from moa.served import ServedModel
 from moa.types import ModelError
 
 
@@ -45,7 +48,7 @@ async def list_models(settings: Settings) -> int:
                 console.print(f"{endpoint}: its provider cannot list models")
                 continue
             try:
-                served = set(await lister())
+                served = {m.id: m for m in await lister()}
             except ModelError as exc:
                 console.print(f"[red]{endpoint}: cannot list its models: {escape(str(exc))}")
                 failed += 1
@@ -56,14 +59,31 @@ async def list_models(settings: Settings) -> int:
     return 1 if failed else 0
 
 
-def _show(endpoint: str, served: set[str], entries: list[ModelEntry]) -> None:
+def _state(model: ServedModel | None) -> str:
+    if model is None:
+        return "[red]no longer served"
+    return "yes" if model.shutdown is None else f"[yellow]yes, shutdown_date {model.shutdown}"
+
+
+def entry_of(endpoint: str, model: ServedModel) -> str | None:
+    """A catalogue entry for `model` as an override, when its listing carries its prices."""
+    if model.price_in is None or model.price_out is None:
+        return None
+    name = model.id.rsplit("/", 1)[-1].lower()
+    prices = f"price_in:{model.price_in:g},price_out:{model.price_out:g}"
+    fields = f"address:{endpoint}/{model.id},{prices}"
+    if model.context_length:
+        fields += f",context_length:{model.context_length}"
+    return f"'+catalogue.{name}={{{fields}}}'"
+
+
+def _show(endpoint: str, served: dict[str, ServedModel], entries: list[ModelEntry]) -> None:
     table = Table(title=f"{endpoint}: {len(served)} models served")
     for column in ("catalogue name", "model id", "USD per M tokens in/out", "served"):
         table.add_column(column, overflow="fold")  # a narrow terminal folds an id, never cuts it
     for entry in entries:
         price = "-" if entry.price_in is None else f"{entry.price_in:g} / {entry.price_out:g}"
-        ok = entry.model_id in served
-        table.add_row(entry.name, entry.model_id, price, "yes" if ok else "[red]no longer served")
+        table.add_row(entry.name, entry.model_id, price, _state(served.get(entry.model_id)))
     console.print(table)
     if not served:
         console.print(
@@ -72,8 +92,14 @@ def _show(endpoint: str, served: set[str], entries: list[ModelEntry]) -> None:
             f"server at endpoints.{endpoint}.base_url and that it has loaded a model"
         )
         return
-    others = sorted(served - {e.model_id for e in entries})
+    others = sorted(set(served) - {e.model_id for e in entries})
     if others:  # every id whole, one a line: each is a model address to copy
         console.print(f"also served, not in the catalogue ({len(others)}):")
         for model_id in others:
-            console.print(f"  {endpoint}/{escape(model_id)}", soft_wrap=True)
+            model = served[model_id]
+            line = f"  {endpoint}/{model_id}"
+            if model.shutdown is not None:
+                line += f"  (shutdown_date {model.shutdown})"
+            if ready := entry_of(endpoint, model):
+                line += f"  catalogue entry: {ready}"
+            console.print(escape(line), soft_wrap=True)

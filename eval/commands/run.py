@@ -10,6 +10,7 @@ from eval.commands.summary import show_results, summarize
 from eval.generate import Generation, generate, generated, judge_address, task_of
 from eval.judges.common import avg_length, incomplete_reason, is_complete
 from eval.mixture_config import describe_spec
+from eval.preflight import gone_line
 from eval.progress import following, progress
 from eval.rundir import RunDir, RunMetrics
 from eval.settings import Settings, build_client, check_endpoints
@@ -33,6 +34,7 @@ async def run_one(settings: Settings) -> int:
         judging = task == "run" and settings.judge.enabled
         if judging:  # its key too, before anything is paid for
             await check_endpoints(settings, [judge_address(settings)])
+        await check_models(settings, settings.spec.models(), judging)
         run = await generate(settings)
         metrics = None
         if judging and not run.failed:
@@ -51,6 +53,7 @@ async def judge_existing(settings: Settings) -> int:
     if not settings.judge.enabled:
         raise ConfigError("task=judge with judge=none: choose a judge (judge=paper, judge=local)")
     await check_endpoints(settings, [judge_address(settings)])  # before any download
+    await check_models(settings, [], judged=True)
     run = generated(settings)
     done = len(run.results) - len(run.failed)
     if not done:
@@ -65,6 +68,15 @@ async def judge_existing(settings: Settings) -> int:
     metrics = await judge(settings, run)
     summarize(run, metrics, namer_of(settings))
     return 1 if run.failed or not judged_all(metrics) else 0
+
+
+async def check_models(settings: Settings, models: list[str], judged: bool) -> None:
+    """`eval.preflight`: the run's models (and its judge) against their endpoints' model lists."""
+    from eval.preflight import check_served
+
+    judge = [judge_address(settings)] if judged else []
+    for line in await check_served(settings, models + judge):
+        say(line, "yellow")
 
 
 async def judge(settings: Settings, run: Generation) -> RunMetrics:
@@ -85,6 +97,8 @@ async def judge(settings: Settings, run: Generation) -> RunMetrics:
                 )
     finally:
         await client.aclose()
+    for model, why in client.gone().items():
+        say(gone_line(model, why), "red")
     spent = client.ledger.totals
     outputs = [o for r in run.results for o in r.outputs or ()]
     values = {**values, "avg_length": avg_length(outputs), "judge_usd": spent.cost_usd,

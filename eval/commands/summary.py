@@ -11,6 +11,7 @@ from rich.table import Table
 
 from eval.commands.output import console, log, say
 from eval.generate import Generation
+from eval.preflight import gone_line
 from eval.run_labels import Namer
 from eval.rundir import RunMetrics
 from moa.ledger import usd
@@ -81,6 +82,8 @@ def summarize(run: Generation, metrics: RunMetrics | None, name: Namer) -> None:
         say(marks + " (each is marked in traces.jsonl and calls.jsonl)", "yellow")
     for endpoint, why in run.stopped.items():
         say(f"endpoint {endpoint} {why}: no more calls were sent to it", "red")
+    for model, why in run.gone.items():
+        say(gone_line(model, why), "red")
     for endpoint, evidence in run.ignoring_n.items():
         say(
             f"endpoint {endpoint} ignores n ({evidence}): the choices it sent are kept, the other "

@@ -21,6 +21,7 @@ comes back empty, on alpaca-eval's own files as on ours (an upstream bug;
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -42,9 +43,16 @@ from eval.judges.common import (
     settle_all,
 )
 from eval.rundir import write_atomic
+from moa.errors import ConfigError
 from moa.types import ChatMessage, Completion, GenerateConfig, Generator
 
 ANNOTATOR = "weighted_alpaca_eval_gpt4_turbo"
+# alpaca-eval's own annotator for a judge without logprobs: a plain-text ranking of the two
+# outputs, read by its `ranking_parser` (a preference of 1 or 2, no weight).
+RANKING_ANNOTATOR = "alpaca_eval_llama3_70b_fn"
+# How alpaca-eval reaches a model, not what it sends it: the endpoint decides these here.
+_TRANSPORT_KWARGS = ("requires_chatml", "price_per_token", "client_kwargs")
+_PARSERS = ("logprob_parser", "ranking_parser")
 # `PairwiseAnnotator`'s default seed, which `alpaca_eval.evaluate` leaves as is.
 SEED = 0
 # Hard-coded in `SinglePairwiseAnnotator`, which seeds the switch on `instruction` alone.
@@ -65,22 +73,23 @@ class Annotator:
     judge: str
     config: GenerateConfig
     parser_kwargs: Mapping[str, Any]
+    parser: str = "logprob_parser"  # or "ranking_parser" (`RANKING_ANNOTATOR`)
 
 
+@functools.cache
 def load_annotator(name: str = ANNOTATOR) -> Annotator:
     cfg = alpaca_upstream.annotator_config(name)
-    if cfg["fn_completions"] != "openai_completions" or cfg["fn_completion_parser"] != (
-        "logprob_parser"
-    ):
-        raise ValueError(f"{name}: only openai_completions + logprob_parser are supported")
-    kwargs = dict(cfg["completions_kwargs"])
+    parser = cfg["fn_completion_parser"]
+    if cfg["fn_completions"] != "openai_completions" or parser not in _PARSERS:
+        raise ValueError(f"{name}: only openai_completions with {' or '.join(_PARSERS)}")
+    kwargs = {k: v for k, v in cfg["completions_kwargs"].items() if k not in _TRANSPORT_KWARGS}
     model = kwargs.pop("model_name")
     config = GenerateConfig(
         temperature=float(kwargs.pop("temperature")),
         max_tokens=kwargs.pop("max_tokens"),
         top_p=_DEFAULT_TOP_P,
-        logprobs=kwargs.pop("logprobs"),
-        top_logprobs=kwargs.pop("top_logprobs"),
+        logprobs=kwargs.pop("logprobs", None),
+        top_logprobs=kwargs.pop("top_logprobs", None),
     )
     if kwargs:
         raise ValueError(f"{name}: unsupported completions_kwargs {sorted(kwargs)}")
@@ -89,7 +98,8 @@ def load_annotator(name: str = ANNOTATOR) -> Annotator:
         template=alpaca_upstream.read_evaluator_file(*cfg["prompt_template"].split("/")),
         judge=f"openai/{model}",
         config=config,
-        parser_kwargs=dict(cfg["completion_parser_kwargs"]),
+        parser_kwargs=dict(cfg.get("completion_parser_kwargs") or {}),
+        parser=parser,
     )
 
 
@@ -186,14 +196,21 @@ def _token(token: str, logprob: float) -> dict[str, Any]:
 def parse_preference(
     raw: Mapping[str, Any], annotator: Annotator, *, switched: bool
 ) -> float | Failure:
-    """alpaca_eval's `logprob_parser`, then its un-swap `3 - x`: 1 baseline wins, 2 model wins."""
+    """alpaca_eval's parser (`logprob_parser`, or `ranking_parser` of the text), then its
+    un-swap `3 - x`: 1 baseline wins, 2 model wins."""
     try:
-        parsed = alpaca_upstream.logprob_parser(raw, **annotator.parser_kwargs)
+        if annotator.parser == "ranking_parser":
+            text = str(raw.get("text") or "")
+            parsed = alpaca_upstream.ranking_parser(text, **annotator.parser_kwargs)
+        else:
+            parsed = alpaca_upstream.logprob_parser(raw, **annotator.parser_kwargs)
     except Exception as exc:  # alpaca_eval logs any parser error and stores no preference
-        return Failure(FailureKind.PARSE, f"logprob_parser failed: {exc!r}")
+        return Failure(FailureKind.PARSE, f"{annotator.parser} failed: {exc!r}")
     if len(parsed) != 1:
         return Failure(FailureKind.PARSE, f"expected 1 preference, parsed {len(parsed)}")
     value = parsed[0]
+    if math.isnan(value) and annotator.parser == "ranking_parser":
+        return Failure(FailureKind.PARSE, "no ranking of model_1 and model_2 in the answer")
     if math.isnan(value):
         tokens = annotator.parser_kwargs.get("denominator_tokens")
         return Failure(FailureKind.PARSE, f"none of {tokens} among the top logprobs")
@@ -272,13 +289,15 @@ async def annotate(
     model = judge or ann.judge
     version = alpaca_upstream.package_version()
 
-    async def one(pair: Pair) -> Annotation:
+    async def one(pair: Pair, first: bool = False) -> Annotation:
         if pair.output_1 == pair.output_2:
             return Annotation(pair, ann.name, _TIE)
         messages = build_messages(pair, ann, seed=seed)
         outcome = await generator.generate(model, messages, ann.config, tags=JUDGE_TAGS)
         if outcome.completion is None:
             return Annotation(pair, ann.name, None, failure=call_failure(outcome))
+        if first and ann.config.logprobs and outcome.completion.logprobs is None:
+            raise ConfigError(no_logprobs(model))  # a judge that never sends them: not one more
         raw = raw_completion(outcome.completion)
         annotation = Annotation(
             pair,
@@ -293,7 +312,20 @@ async def annotate(
         switched = is_switched(pair.instruction, seed)
         return _with_verdict(annotation, parse_preference(raw, ann, switched=switched))
 
-    return await settle_all(one(p) for p in pairs)
+    # The first call alone: a judge without logprobs is refused before the others are paid for
+    # (a later answer without them is that pair's parse failure, as alpaca-eval's).
+    first = next((n for n, p in enumerate(pairs) if p.output_1 != p.output_2), len(pairs))
+    done = [await one(p, first=n == first) for n, p in enumerate(pairs[: first + 1])]
+    return done + await settle_all(one(p) for p in pairs[first + 1 :])
+
+
+def no_logprobs(model: str) -> str:
+    """Why a judge that answers without logprobs is refused, and what to run instead."""
+    return (
+        f"judge {model} answered without logprobs, so it cannot give AlpacaEval's weighted "
+        f"preference ({ANNOTATOR}); judge with alpaca-eval's own ranking annotator instead: "
+        f"judge.alpaca_eval_annotator={RANKING_ANNOTATOR}"
+    )
 
 
 def rescore(

@@ -68,6 +68,11 @@ def logprob_parser(completion: Mapping[str, Any], **kwargs: Any) -> list[float]:
     return [float(x) for x in parsed]
 
 
+def ranking_parser(completion: str, **kwargs: Any) -> list[float]:
+    parsed = _module("alpaca_eval.completion_parsers").ranking_parser(completion, **kwargs)
+    return [float(x) for x in parsed]
+
+
 def get_winrate(annotations: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return cast(dict[str, Any], _module("alpaca_eval.metrics").get_winrate(list(annotations)))
 

@@ -251,6 +251,14 @@ class Pairwise(JudgeKind):
     def alone(self) -> bool:
         return self.spec.baseline == "final_model_alone"
 
+    def model(self, judges: Mapping[str, Any]) -> str:
+        """The judge config's model; its `alpaca_eval_annotator`, when set, replaces the spec's
+        annotator: alpaca-eval's ranking one for a judge without logprobs
+        (`ae.RANKING_ANNOTATOR`)."""
+        if chosen := judges.get("alpaca_eval_annotator"):
+            self.annotator = str(chosen)
+        return super().model(judges)
+
     async def judge(
         self,
         client: ModelClient,
@@ -275,7 +283,10 @@ class Pairwise(JudgeKind):
         # an AlpacaEval instance's id is its position there, which LC's GLM reads
         answered = [i.id for i, r in zip(instances, results, strict=True) if r.outputs]
         positions = [int(id_) for id_ in answered] if all(map(str.isdigit, answered)) else None
-        return metrics_of(annotations, expected=len(instances), positions=positions)
+        metrics = metrics_of(annotations, expected=len(instances), positions=positions)
+        if self.annotator != ae.ANNOTATOR:  # the paper's is implied, as it always was
+            metrics["annotator"] = self.annotator
+        return metrics
 
     async def _alone_pairs(
         self,

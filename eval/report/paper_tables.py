@@ -20,6 +20,7 @@ from eval.report.frames import (
 )
 from eval.report.metric import LC_KEY
 from eval.report.paper import FIGURE3, TABLE2_ROWS, paper_csv, paper_value
+from eval.report.paper_outputs import published_runs, translated
 from eval.runs import Run, preferred
 
 
@@ -28,9 +29,13 @@ def table2a(runs: Iterable[Run]) -> pd.DataFrame:
     raw win rate with their standard errors (alpaca-eval's), a bootstrap 95% interval of the
     win rate over instructions, alpaca-eval's `avg_length`, cost and TFLOPs per instance; then
     the paper's values (its MoA rows: mean and std of 3 runs) and the AlpacaEval leaderboard's,
-    which are the only reference for a model the paper leaves out (dbrx-instruct)."""
+    which are the only reference for a model the paper leaves out (dbrx-instruct). Where the
+    paper's published outputs were judged by the same judge (`+experiment=paper_outputs`):
+    their win rate and avg_length, and ours minus theirs, paired (`eval.report.paper_outputs`)."""
+    runs = list(runs)
     paper = paper_csv("table2a_alpaca_eval.csv").set_index("model")
     chosen = ordered((r for r in runs if r.row), list(TABLE2_ROWS))
+    published = published_runs(runs)  # the paper's outputs under this judge, if judged
 
     def row(run: Run) -> dict[str, Any]:
         label = TABLE2_ROWS[run.variant]
@@ -53,6 +58,7 @@ def table2a(runs: Iterable[Run]) -> pd.DataFrame:
             "paper_win_rate_std": paper_value(paper, label, "win_rate_std"),
             "leaderboard_lc": paper_value(paper, label, "leaderboard_lc"),
             "leaderboard_win_rate": paper_value(paper, label, "leaderboard_win_rate"),
+            **(translated(run, published) if published else {}),
         }
 
     return frame_of(collapse_repeats(chosen, row)) if chosen else pd.DataFrame()

@@ -40,6 +40,7 @@ from moa.failures import describe_exception
 from moa.limits import ReplicaSettings
 from moa.providers.base import register_provider
 from moa.providers.replicas import Replicas
+from moa.served import ServedModel
 from moa.tokens import estimate_prompt, estimate_tokens
 from moa.types import (
     ChatMessage,
@@ -255,6 +256,10 @@ def _count(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
+def _by_id(model: ServedModel) -> str:
+    return model.id
+
+
 def identity_of(base_url: str) -> str:
     """What a cache key names for a server at `base_url`."""
     return f"openai:{base_url.rstrip('/')}"
@@ -320,15 +325,16 @@ class OpenAICompatible:
             raise _malformed(exc) from None
         return parse_completions(data, config, messages, n)
 
-    async def list_models(self) -> list[str]:
-        """The model ids the endpoint serves (`GET /models`), sorted."""
+    async def list_models(self) -> list[ServedModel]:
+        """The models the endpoint serves (`GET /models`), by id, with what the list says of
+        each (a shutdown date, prices: `moa.served`)."""
         try:
             page = await self._client.models.list()
         except openai.APIStatusError as exc:
             raise classify(exc.status_code, exc.response.content, exc.response.headers) from None
         except (openai.APIConnectionError, httpx2.HTTPError) as exc:
             raise connection_error(exc, self.base_url) from None
-        return sorted(m.id for m in page.data)
+        return sorted((ServedModel.from_listing(m.model_dump()) for m in page.data), key=_by_id)
 
     async def aclose(self) -> None:
         await self._client.close()

@@ -45,6 +45,7 @@ from typing import TypeVar, cast
 
 from moa.providers.base import BatchingAPI, ModelAPI
 from moa.scheduling import AdaptiveSlots
+from moa.served import ServedModel
 from moa.types import ChatMessage, Completion, ErrorKind, GenerateConfig, ModelError, NotSent
 
 T = TypeVar("T")
@@ -262,13 +263,13 @@ class Replicas:
                 task.cancel()
             task.add_done_callback(_retrieved)
 
-    async def list_models(self) -> list[str]:
+    async def list_models(self) -> list[ServedModel]:
         """The model list of the first healthy replica (they serve the same models)."""
         api = self._pick().api
         lister = getattr(api, "list_models", None)
         if lister is None:
             raise AttributeError("list_models")
-        models: list[str] = await lister()
+        models: list[ServedModel] = await lister()
         return models
 
     async def aclose(self) -> None:

@@ -28,8 +28,11 @@ QUICK_RETRIES = {"backoff_initial_s": 0.01, "backoff_max_s": 0.05, "timeout_s": 
 
 
 def point_endpoints(url: str, **settings: object) -> list[str]:
-    """Overrides pointing both of the paper's endpoints at `url`, each with `settings`."""
+    """Overrides pointing both of the paper's endpoints at `url`, each with `settings`. The fake
+    server answers any model, so its model list says nothing: the run does not check its models
+    against it (`eval.preflight`) unless `lists_models=True` is among `settings`."""
     out = []
+    settings = {"lists_models": False, **settings}
     for name in ENDPOINTS:
         out.append(f"endpoints.{name}.base_url={url}")
         out += [f"++endpoints.{name}.{key}={value}" for key, value in settings.items()]

@@ -176,6 +176,9 @@ class FakeServer:
         server might: the worst case for keeping keys out of a run's files."""
         self.api_key = api_key
         self.serves: set[str] = set()  # model ids `/v1/models` lists besides the profiled ones
+        # Model ids shut down: not listed, and answered `404 model_not_found`, as OpenAI does.
+        self.gone: set[str] = set()
+        self.shutdown: dict[str, str] = {}  # model id: the `shutdown_date` its listing carries
         self.profiles = dict(profiles or {})
         self.default = default or ModelProfile()
         self.faults = faults or FaultPlan()
@@ -203,8 +206,11 @@ class FakeServer:
 
     async def models(self, request: web.Request) -> web.Response:
         """`/v1/models`: the models it has a profile for (`serves` adds others)."""
-        ids = sorted({*self.profiles, *self.serves})
+        ids = sorted({*self.profiles, *self.serves} - self.gone)
         data = [{"id": i, "object": "model", "created": 0, "owned_by": "fake"} for i in ids]
+        for item in data:
+            if item["id"] in self.shutdown:
+                item["shutdown_date"] = self.shutdown[item["id"]]
         return web.json_response({"object": "list", "data": data})
 
     async def timings(self, request: web.Request) -> web.Response:
@@ -242,7 +248,11 @@ class FakeServer:
         entry.seen_in_flight = active + 1
         response: web.StreamResponse
         try:
-            if profile.reject_above is not None and active >= profile.reject_above:
+            if model in self.gone:
+                entry.fault = "gone"
+                message = f"The model `{model}` does not exist or you do not have access to it."
+                response = _error_json(404, message, "model_not_found")
+            elif profile.reject_above is not None and active >= profile.reject_above:
                 entry.fault = "over_limit"
                 response = _over_limit(profile.reject_above, profile.reject_retry_after_s)
             else:

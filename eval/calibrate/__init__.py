@@ -1,0 +1,1 @@
+"""`task=calibrate`: a substitute judge measured against the paper's, on its published judgments."""

@@ -1,0 +1,96 @@
+"""`moa-bench task=calibrate`: the configured AlpacaEval judge against the paper's, on the paper
+judge's published judgments (`calibrate.models`, `calibrate.limit` pairs each).
+
+Its calls go through the client like any run's: cached (a second run pays nothing), priced,
+checked against the endpoint's model list first (`eval.preflight`). The files go to
+`calibrate.out_dir/<judge>/`.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from rich.markup import escape
+
+from eval.calibrate import files
+from eval.calibrate.judging import calibrate
+from eval.calibrate.published import published
+from eval.commands.output import console
+from eval.generate import judge_address, task_of
+from eval.judges import alpaca_eval as ae
+from eval.preflight import check_served
+from eval.settings import Settings, build_client
+from moa.errors import ConfigError
+
+PUBLISHED_JUDGE = "openai/gpt-4-1106-preview"  # weighted_alpaca_eval_gpt4_turbo's model
+
+
+def _settings(run: Settings) -> Mapping[str, Any]:
+    settings = run.calibrate
+    if run.benchmark.name != "alpaca_eval":
+        raise ConfigError(
+            f"task=calibrate: benchmark={run.benchmark.name} has no published judgments to "
+            "measure a judge on here; use benchmark=alpaca_eval"
+        )
+    if not settings.get("models"):
+        raise ConfigError("task=calibrate needs calibrate.models=[<published model>,...]")
+    share = settings.get("swap_share", 0.2)
+    if not isinstance(share, int | float) or not 0 <= share <= 1:
+        raise ConfigError(f"calibrate.swap_share={share!r}: give a share between 0 and 1")
+    return settings
+
+
+def folder(judge: str, annotator: str) -> str:
+    """A folder name for the judge (and its annotator, when not the paper's)."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", judge)
+    return name if annotator == ae.ANNOTATOR else f"{name}~{annotator}"
+
+
+async def calibrate_task(run: Settings) -> int:
+    settings = _settings(run)
+    task = task_of(run)
+    judge = judge_address(run, task)
+    annotator = ae.load_annotator(
+        str(run.judge.section.get("alpaca_eval_annotator") or ae.ANNOTATOR)
+    )
+    limit = settings.get("limit")
+    data_dir, cache_dir = run.data.data_dir, run.data.cache_dir
+    rows = {
+        str(model): published(str(model), limit, data_dir, cache_dir)
+        for model in settings["models"]
+    }
+    for line in await check_served(run, [judge]):
+        console.print(f"[yellow]{escape(line)}")
+    out_dir = Path(str(settings.get("out_dir", "results/calibrate"))) / folder(
+        judge, annotator.name
+    )
+    client = build_client(
+        run, ledger_path=out_dir / "calls.jsonl", judges=[task.judging.scripted_answer]
+    )
+    started = time.perf_counter()
+    try:
+        client.preflight([judge])
+        result = await calibrate(
+            client, judge, annotator, rows, float(settings.get("swap_share", 0.2))
+        )
+    finally:
+        await client.aclose()
+    spent = client.ledger.totals
+    calibration = {
+        "judge": judge,
+        "annotator": annotator.name,
+        "published_judge": PUBLISHED_JUDGE,
+        **result,
+        "calls": spent.calls,
+        "cached": spent.cached,
+        "cost_usd": spent.cost_usd,
+        "seconds": time.perf_counter() - started,
+    }
+    paths = files.write(calibration, out_dir)
+    console.print(files.table(calibration), markup=False)
+    console.print(f"calibration of {judge}: {', '.join(str(p) for p in paths)}")
+    return 0

@@ -1,0 +1,81 @@
+"""What `task=calibrate` writes: `calibration.json`, a Markdown table and a scatter plot."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from eval.rundir import write_atomic
+
+COLUMNS = ("n", "agreement", "kappa", "mean_shift", "length_preference", "position_consistency")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def table(calibration: Mapping[str, Any]) -> str:
+    """A Markdown table: a row per model and one for all of them, each judge named."""
+    head = (
+        f"Judge {calibration['judge']} against the published {calibration['published_judge']} "
+        f"({calibration['annotator']}); win rates in percent.\n\n"
+    )
+    names = ("model", "n", "agreement", "kappa", "mean shift", "longer wins (new / published)",
+             "position consistency", "win rate published", "win rate new")  # fmt: skip
+    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+    rows = {**calibration["models"], "overall": calibration["overall"]}
+    for model, m in rows.items():
+        length, rate = m["length_preference"], m["win_rate"]
+        cells = [model, m["n"], m["agreement"], m["kappa"], m["mean_shift"],
+                 f"{_cell(length['new'])} / {_cell(length['published'])}",
+                 m["position_consistency"]["share"], rate["published"], rate["new"]]  # fmt: skip
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    o = calibration["overall"]
+    tail = (
+        f"\nSpearman {_cell(o['spearman'])}, Pearson {_cell(o['pearson'])} of the per-model win "
+        f"rates; {calibration['calls']} calls, {_cell(calibration['cost_usd'])} USD, "
+        f"{calibration['seconds']:.0f} s.\n"
+    )
+    return head + "\n".join(lines) + "\n" + tail
+
+
+def scatter(calibration: Mapping[str, Any], path: Path) -> None:
+    """Published against new win rate per model, with the diagonal where they would agree."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rates = {m: v["win_rate"] for m, v in calibration["models"].items()}
+    shown = {m: r for m, r in rates.items() if r["new"] is not None}
+    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    ax.plot([0, 100], [0, 100], color="grey", linestyle="--", linewidth=1, label="same win rate")
+    for model, r in shown.items():
+        ax.scatter(r["published"], r["new"], color="tab:blue")
+        ax.annotate(model, (r["published"], r["new"]), fontsize=7, xytext=(3, 3),
+                    textcoords="offset points")  # fmt: skip
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel(f"win rate (%), published judge {calibration['published_judge']}")
+    ax.set_ylabel(f"win rate (%), judge {calibration['judge']}")
+    ax.set_title(f"AlpacaEval 2.0: {calibration['judge']} against the paper's judge", fontsize=9)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write(calibration: Mapping[str, Any], out_dir: Path) -> list[Path]:
+    """The three files in `out_dir`; returns their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / "calibration.json", out_dir / "calibration.md", out_dir / "calibration.png"]
+    write_atomic(paths[0], json.dumps(calibration, indent=2) + "\n")
+    write_atomic(paths[1], table(calibration))
+    scatter(calibration, paths[2])
+    return paths

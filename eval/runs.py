@@ -30,7 +30,7 @@ from eval.errors import describe
 from eval.evaluation import Evaluation, evaluation_for
 from eval.judges.common import avg_length, is_complete
 from eval.judges.readings import Verdict
-from eval.report.paper import TABLE2_ROWS, departure
+from eval.paper_rows import TABLE2_ROWS, departure
 from eval.run_labels import Namer
 from eval.rundir import (
     RUN_FILE,
@@ -180,7 +180,7 @@ class Run:
     @property
     def departure(self) -> str:
         """How this run of one of the paper's variants differs from the paper's configuration
-        of it (`eval.report.paper`); empty for the paper's configuration and for other variants."""
+        of it (`eval.paper_rows`); empty for the paper's configuration and for other variants."""
         return departure(self.variant, self.layer_models, self.aggregator, self.mode,
                          self.identity.customized)  # fmt: skip
 

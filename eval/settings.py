@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from eval.benchmarks.data import Data
 from eval.mixture_config import build_mixture, check_name, segment
-from eval.report.run_filter import RunFilter
+from eval.run_filter import RunFilter
 from eval.rundir import repeat_suffix, run_folder, subset_suffix
 from moa.budget import Budget
 from moa.cache import CacheMode, CallCache

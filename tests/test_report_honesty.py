@@ -20,8 +20,8 @@ from eval.plan import plan_points
 from eval.records import AgentRecord, RunIdentity
 from eval.report.build import write_report
 from eval.report.pairing import comparisons
-from eval.report.run_filter import RunFilter
 from eval.report.section import judge_mark
+from eval.run_filter import RunFilter
 from eval.runs import Run, load_runs
 from eval.settings import CONF_DIR, resolve, to_dict
 from eval.suite import EXPERIMENTS, sweep_points

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from eval import paper_rows
 from eval.cli import dispatch
 from eval.judges.flask import SKILL_ORDER
 from eval.records import AgentRecord, RunIdentity
@@ -183,7 +184,7 @@ def _run(name: str, selection: dict[str, object] | None, n: int, **metrics: obje
                            "aggregate", {},
                            selection)  # fmt: skip
     values = {"judge": "openai/gpt-4-1106-preview", "complete": True, **metrics}
-    layers, aggregator = paper.configuration(variant) or ([], "m")
+    layers, aggregator = paper_rows.configuration(variant) or ([], "m")
     run = Run("alpaca_eval", name, identity, Path("/nonexistent"), values,
                      layer_models=layers, aggregator=aggregator,
                      scores={str(i): 100.0 * (i % 2) for i in range(n)})  # fmt: skip
@@ -304,7 +305,9 @@ def _suite_runs(count: int) -> list[Run]:
     rng = np.random.default_rng(0)
     runs = []
     for i in range(count):
-        variant = list(paper.TABLE2_ROWS)[i] if i < len(paper.TABLE2_ROWS) else f"sweep_{i}"
+        variant = (
+            list(paper_rows.TABLE2_ROWS)[i] if i < len(paper_rows.TABLE2_ROWS) else f"sweep_{i}"
+        )
         x = 0.001 if i % 6 == 0 else 0.001 + float(rng.random()) * 0.0004
         run = _run(f"{variant}@scripted~first30", {"limit": 30}, 30,
                    win_rate=40.0 + float(rng.random()) * 4)  # fmt: skip

@@ -6,6 +6,6 @@ It stands above the benchmarks and their judges: it reads runs through their rea
 (`benchmarks`). Its modules each hold one reason to change: the paper's published numbers
 (`paper`), which AlpacaEval number is shown (`metric`), building frames (`frames`), the paper's
 tables (`paper_tables`, `ablations`), paired comparisons (`pairing`), writing tables
-(`markdown`) and figures (`plots`), one judge's part of the report (`section`), which runs it
-covers (`run_filter`), and the report folder itself (`build`).
+(`markdown`) and figures (`plots`), one judge's part of the report (`section`) and the report
+folder itself (`build`); which runs it covers is `eval.run_filter`, below the settings.
 """

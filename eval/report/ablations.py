@@ -9,11 +9,10 @@ from typing import Any
 
 import pandas as pd
 
+from eval.paper_rows import PAPER_AGGREGATOR, PAPER_PROPOSERS
 from eval.report.frames import as_float, as_int, ci, frame_of, merge_repeats, missing, repeats_of
 from eval.report.metric import LC_KEY, Metric
 from eval.report.paper import (
-    PAPER_AGGREGATOR,
-    PAPER_PROPOSERS,
     TABLE4_ROWS,
     paper_aggregator_curve,
     paper_csv,

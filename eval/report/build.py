@@ -19,8 +19,8 @@ from pathlib import Path
 
 from eval.output_dir import refuse_unless_ours
 from eval.report import benchmarks
-from eval.report.run_filter import RunFilter
 from eval.report.section import Section
+from eval.run_filter import RunFilter
 from eval.rundir import leftover, write_atomic
 from eval.runs import Run, Skipped, load_runs, unjudged
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import pandas as pd
 
+from eval.paper_rows import PAPER_AGGREGATOR
 from eval.report.frames import as_float, as_int, ci, collapse_repeats, coverage, frame_of
 from eval.report.metric import Metric
-from eval.report.paper import PAPER_AGGREGATOR
 from eval.runs import Run, preferred
 from eval.stats import Interval, paired
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from eval.paper_rows import FIGURE3, TABLE2_ROWS
 from eval.report.frames import (
     as_float,
     as_int,
@@ -19,7 +20,7 @@ from eval.report.frames import (
     ordered,
 )
 from eval.report.metric import LC_KEY
-from eval.report.paper import FIGURE3, TABLE2_ROWS, paper_csv, paper_value
+from eval.report.paper import paper_csv, paper_value
 from eval.report.paper_outputs import published_runs, translated
 from eval.runs import Run, preferred
 

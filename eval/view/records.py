@@ -20,7 +20,7 @@ from urllib.parse import quote
 from eval.benchmarks.data import Data
 from eval.evaluation import Evaluation
 from eval.judges.readings import Verdict
-from eval.report.paper import identity_departure
+from eval.paper_rows import identity_departure
 from eval.report.run_figures import figures
 from eval.run_labels import Namer
 from eval.rundir import InstanceResult, RunDir, RunIdentity, RunMetrics

@@ -12,9 +12,9 @@ from omegaconf import OmegaConf
 
 from eval.generate import identity_of
 from eval.records import FORMAT, AgentRecord, Coverage
-from eval.report import load_run
 from eval.rundir import RunDir
-from eval.settings import build_catalogue, build_spec
+from eval.runs import load_run
+from eval.settings import resolve
 from tests.kit.cli import SHARED_DATA
 
 V1_RUNS = Path(__file__).parent / "data" / "v1_runs"
@@ -72,7 +72,7 @@ def test_a_v1_run_resumes_as_the_same_run(v1_run: RunDir) -> None:
     for endpoint in cfg.endpoints.values():
         if "outputs_dir" in endpoint:
             endpoint.outputs_dir = str(SHARED_DATA / "alpaca_eval" / "model_outputs")
-    today = identity_of(cfg, build_spec(cfg, build_catalogue(cfg)))  # type: ignore[arg-type]
+    today = identity_of(resolve(cfg))  # type: ignore[arg-type]
     assert v1_run.identity() == today
     v1_run.claim(today)
     assert json.loads(v1_run.run_file.read_text())["format"] == FORMAT

@@ -48,7 +48,10 @@ RUNS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )  # fmt: skip
 # Fields whose values are times of the run, not what it sent or decided.
 VOLATILE = {"tstamp", "date", "time_per_example", "latency_s", "finished_at", "seconds",
-            "created", "started", "ended"}  # fmt: skip
+            "created", "started", "ended", "preference_date",
+            "preference_time_per_example"}  # fmt: skip
+# Cache keys hold the endpoint's URL: two snapshots compare their keys on one port.
+PORT = 18765
 # Files that are logs of the run rather than its outputs (the traces give their keys only).
 SKIPPED = {"cli.log", ".lock", "calls.jsonl", "judge_calls.jsonl", "config.yaml"}
 
@@ -101,7 +104,7 @@ def snapshot_run(run_dir: Path) -> dict[str, Any]:
 def take(out: Path) -> int:
     server = FakeServer(default=ModelProfile(min_tokens=5, max_tokens=40))
     snapshot: dict[str, Any] = {}
-    with serve_in_thread(server) as url, tempfile.TemporaryDirectory() as tmp:
+    with serve_in_thread(server, PORT) as url, tempfile.TemporaryDirectory() as tmp:
         for name, overrides in RUNS:
             root = Path(tmp) / name
             before = len(server.log)

@@ -414,8 +414,9 @@ async def _stop(runner: web.AppRunner) -> None:
 
 
 @contextlib.contextmanager
-def serve_in_thread(server: FakeServer) -> Iterator[str]:
-    """Serves on a free 127.0.0.1 port in a daemon thread; yields the `/v1` base URL."""
+def serve_in_thread(server: FakeServer, port: int = 0) -> Iterator[str]:
+    """Serves on 127.0.0.1 in a daemon thread, on `port` (0: a free one); yields the `/v1` base
+    URL."""
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     state: dict[str, Any] = {}
@@ -423,7 +424,7 @@ def serve_in_thread(server: FakeServer) -> Iterator[str]:
     async def start() -> None:
         runner = web.AppRunner(server.app(), access_log=None, shutdown_timeout=1.0)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, "127.0.0.1", port)
         await site.start()
         state["port"] = runner.addresses[0][1]
         state["runner"] = runner

@@ -46,7 +46,8 @@ def test_the_readme_example_runs_and_its_run_reads_back(
     assert metrics is not None and metrics.complete and metrics.judge_calls == 3
     assert done.judge == metrics.judge == "scripted/gpt-4-1106-preview"
     written = json.loads((done.path / "metrics.json").read_text(encoding="utf-8"))
-    assert metrics.headline == written["win_rate"] == metrics.values["win_rate"]
+    assert metrics.headline == written["headline"] == written["extras"]["win_rate"]
+    assert metrics.headline == metrics.values["win_rate"]
     assert dict(metrics.failures) == {"call": 0, "parse": 0}
     # The frame's rows are the native files' instances: outputs and the judge's preferences.
     frame = open_run(done.path).frame()

@@ -131,12 +131,13 @@ async def test_a_new_pairwise_benchmark_is_a_loader_and_a_judge_spec(tmp_path: P
     rows = json.loads((tmp_path / "run" / "annotations.json").read_text())
     assert [r["instruction"] for r in rows] == [i.turns[0] for i in instances]
     assert judge.reads(tmp_path / "run" / "annotations.json")
-    # the fake answers a judge only when it is given that judge
+    # the fake answers a judge only when it is given that judge: otherwise its answer has no
+    # logprobs, which the weighted annotator refuses at the first call (issue 23)
     unasked = FakeGenerator()
-    other = await judge.judge(unasked, "scripted/judge", RunDir(tmp_path / "other"), mixture,
-                              instances, _results(instances))  # type: ignore[arg-type]  # fmt: skip
-    assert other["failures"] == {"call": 0, "parse": len(instances)}
-    assert set(other["preference"].values()) == {None}
+    with pytest.raises(ConfigError, match="answered without logprobs"):
+        await judge.judge(unasked, "scripted/judge", RunDir(tmp_path / "other"), mixture,
+                          instances, _results(instances))  # type: ignore[arg-type]  # fmt: skip
+    assert unasked.calls == 1
 
 
 def _exact_spec(tmp_path: Path) -> Path:

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from eval import paper_rows, tables
+from eval import paper_rows
 from eval.judges.common import avg_length
-from eval.rundir import RunIdentity
+from eval.records import AgentRecord, RunIdentity
+from eval.report.paper_tables import table2a
+from eval.runs import Run
 from eval.settings import CONF_DIR
 from moa.providers.replay import read_outputs
 from tests.kit.cli import SHARED_DATA
@@ -33,13 +35,16 @@ def test_every_replayed_row_is_published_with_the_leaderboards_length() -> None:
             assert avg_length(outputs.values()) == LEADERBOARD[name]
 
 
-def _run(variant: str, win_rate: float, scores: dict[str, float], length: float) -> tables.Run:
-    identity = RunIdentity("alpaca_eval", variant, [], ["scripted/m", 0], "aggregate", {}, None)
+def _run(variant: str, win_rate: float, scores: dict[str, float], length: float) -> Run:
+    aggregator_agent = AgentRecord("scripted/m", 0, "aggregate")
+    identity = RunIdentity("alpaca_eval", variant, [], aggregator_agent, "aggregate", {}, None)
     layers, aggregator = paper_rows.configuration(variant) or ([], "m")
     metrics = {"judge": "scripted/judge", "complete": True, "win_rate": win_rate}
-    return tables.Run("alpaca_eval", variant, identity, Path("/nonexistent"), metrics,
-                      layer_models=layers, aggregator=aggregator, scores=scores,
-                      avg_length=length)  # fmt: skip
+    run = Run("alpaca_eval", variant, identity, Path("/nonexistent"), metrics,
+              layer_models=layers, aggregator=aggregator, scores=scores,
+              avg_length=length)  # fmt: skip
+    run.headline = win_rate
+    return run
 
 
 def test_table2a_sets_each_paper_row_beside_its_published_outputs_under_the_same_judge() -> None:
@@ -51,12 +56,12 @@ def test_table2a_sets_each_paper_row_beside_its_published_outputs_under_the_same
         _run("single_replay+Together-MoA", 40.0, theirs, 1825.0),
         _run("single_replay+Together-MoA-Lite", 40.0, theirs, 1968.0),
     ]
-    frame = tables.table2a(runs).set_index("model")
+    frame = table2a(runs).set_index("model")
     assert frame.loc["MoA", "published_avg_length"] == 1825
     assert frame.loc["MoA-Lite", "published_avg_length"] == 1968
     assert frame.loc["MoA", "published_win_rate"] == 40.0 and frame.loc["MoA", "paired_n"] == 8
     common = [ours[k] - theirs[k] for k in theirs]
     assert frame.loc["MoA", "paired_difference"] == pytest.approx(sum(common) / 8)
     assert frame.loc["MoA", "paper_lc"] == pytest.approx(65.1, abs=0.1)  # the paper's, beside
-    alone = tables.table2a(runs[:2])  # no published outputs judged: the table as it was
+    alone = table2a(runs[:2])  # no published outputs judged: the table as it was
     assert "published_win_rate" not in alone.columns

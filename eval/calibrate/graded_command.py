@@ -2,9 +2,10 @@
 
 The paper judge's published judgment files are given as `calibrate.file` (one path or a list):
 no copy of FastChat's `gpt-4_single.jsonl` or FLASK's review files could be pinned to a hash, so
-none is downloaded. The judge re-grades the first `calibrate.limit` scored items of each of
-`calibrate.models` (every model in the files when empty), through the client like any run's
-calls (cached, priced, preflighted); the files go to `calibrate.out_dir/<benchmark>/<judge>/`.
+none is downloaded. The judge re-grades the first `calibrate.limit` scored judgments (FLASK:
+reviews) of each of `calibrate.models` (every model in the files when empty), through the client
+like any run's calls (cached, priced, preflighted); the files go to
+`calibrate.out_dir/<benchmark>/<judge>/`.
 """
 
 from __future__ import annotations

@@ -316,16 +316,14 @@ def test_a_scripted_run_is_judged_reported_rescored_and_planned(
 
 @needs_data
 async def test_the_plan_counts_two_games_per_turn(tmp_path: Path, bench: dict[str, Any]) -> None:
-    cfg = resolve(
-        scripted_config(
-            tmp_path,
-            "benchmark=mt_bench_pair",
-            f"benchmark.baseline_file={bench['baseline_file']}",
-            "moa=single",
-            "benchmark.limit=4",
-        )
-    )
+    overrides = ("moa=single", "benchmark.limit=4")
+    baseline = f"benchmark.baseline_file={bench['baseline_file']}"
+    cfg = resolve(scripted_config(tmp_path, "benchmark=mt_bench_pair", baseline, *overrides))
     ((_, result),) = await plan_points(cfg, [cfg])
     (v,) = result.variants
     assert v.calls == 4 * 2  # the model alone, at each turn
     assert v.judge_calls == v.judge_new_calls == 4 * 2 * 2
+    # Its answers are MT-Bench's: once made for one, the other's generation is in the cache.
+    assert await dispatch(scripted_config(tmp_path, "benchmark=mt_bench", *overrides)) == 0
+    ((_, after),) = await plan_points(cfg, [cfg])
+    assert after.variants[0].new_calls == 0 and after.variants[0].judge_new_calls == 4 * 2 * 2

@@ -4,6 +4,7 @@ templates, its verdicts, its native file and its table, and a scripted run end t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -82,9 +83,9 @@ def expected_request(bench: dict[str, Any], qid: int, turn: int, game: int) -> l
     theirs = bench["baseline"][qid]["choices"][0]["turns"]
     a, b = (OURS, theirs) if game == 1 else (theirs, OURS)
     refs = {}
-    if math_like:
+    if math_like:  # the reference's second turn only at turn 2, as FastChat at 0e6d3e4
         ref = bench["references"][qid]["choices"][0]["turns"]
-        refs = {"ref_answer_1": ref[0], "ref_answer_2": ref[1]}
+        refs = {"ref_answer_1": ref[0], **({"ref_answer_2": ref[1]} if turn == 2 else {})}
     q = question["turns"]
     if turn == 1:
         user = prompt["prompt_template"].format(question=q[0], answer_a=a[0], answer_b=b[0], **refs)
@@ -175,6 +176,7 @@ def test_games_are_combined_and_counted_as_show_result_does() -> None:
         _row(88, "error", "model_1"),  # dropped
         _row(89, "model_1", "error"),  # dropped
         _row(81, "model_2", "model_2", model="other"),  # another model's: not ours
+        dataclasses.replace(_row(90, "model_1", "model_1"), model_2="third"),  # no baseline in it
     ]
     table = mp.summarize(mp.rescore(rows), "gpt-3.5-turbo")
     assert set(table) == {"moa", "other"}  # the baseline's own row is removed

@@ -99,11 +99,13 @@ def make_pair_matches(
 
 def render_game(match: PairMatch, game: Game) -> str:
     """`run_judge_pair`'s `template.format(...)`: game 1 shows model_1 as assistant A, game 2
-    shows model_2 as A."""
+    shows model_2 as A; the reference's second turn is given at turn 2 only."""
     a, b = (match.answer_1, match.answer_2) if game == 1 else (match.answer_2, match.answer_1)
     kwargs = {}
     if match.reference is not None:
-        kwargs = {"ref_answer_1": match.reference[0], "ref_answer_2": match.reference[1]}
+        kwargs["ref_answer_1"] = match.reference[0]
+        if match.turn == 2:
+            kwargs["ref_answer_2"] = match.reference[1]
     template = match.prompt["prompt_template"]
     turns = match.question["turns"]
     if match.turn == 2:
@@ -325,7 +327,10 @@ class PairScores:
 
 
 def summarize(judgments: Sequence[PairJudgment], baseline: str | None) -> dict[str, PairScores]:
-    """Every model's scores but the baseline's, by name."""
+    """Every model's scores but the baseline's, by name, over the rows the baseline plays in
+    (every row when there is none, as `--mode pairwise-all` counts them)."""
+    if baseline is not None:
+        judgments = [j for j in judgments if baseline in (j.model_1, j.model_2)]
     models = {m for j in judgments for m in (j.model_1, j.model_2)} - {baseline}
     table = {}
     for model in sorted(models):

@@ -329,3 +329,30 @@ async def test_the_plan_counts_two_games_per_turn(tmp_path: Path, bench: dict[st
     assert await dispatch(scripted_config(tmp_path, "benchmark=mt_bench", *overrides)) == 0
     ((_, after),) = await plan_points(cfg, [cfg])
     assert after.variants[0].new_calls == 0 and after.variants[0].judge_new_calls == 4 * 2 * 2
+
+
+def test_rescore_reads_a_file_as_fastchat_writes_it(tmp_path: Path) -> None:
+    def line(qid: int, model: str, g1: str, g2: str, turn: int = 1) -> str:
+        row = {
+            "question_id": qid, "model_1": model, "model_2": "gpt-3.5-turbo",
+            "g1_winner": {"[[A]]": "model_1", "[[B]]": "model_2"}.get(g1, "error"),
+            "g2_winner": {"[[A]]": "model_2", "[[B]]": "model_1"}.get(g2, "error"),
+            "judge": ("gpt-4", "pair-v2"), "g1_user_prompt": "p", "g1_judgment": g1,
+            "g2_user_prompt": "p", "g2_judgment": g2, "turn": turn, "tstamp": 1.5,
+        }  # fmt: skip
+        return json.dumps(row) + "\n"
+
+    path = tmp_path / "gpt-4_pair.jsonl"
+    path.write_text(
+        line(81, "vicuna", "[[A]]", "[[B]]")  # vicuna wins both games
+        + line(81, "vicuna", "[[B]]", "[[B]]", turn=2)  # the games disagree: a tie
+        + line(82, "vicuna", "I cannot tell.", "[[B]]")  # an error: dropped
+        + line(81, "llama", "[[B]]", "[[A]]")  # the baseline wins both
+    )
+    scores = evaluation_reading(path).rescore(path)
+    assert scores["baseline"] == "gpt-3.5-turbo" and set(scores["models"]) == {"vicuna", "llama"}
+    vicuna, llama = scores["models"]["vicuna"], scores["models"]["llama"]
+    assert (vicuna["win"], vicuna["loss"], vicuna["tie"]) == (1, 0, 1)
+    assert (vicuna["win_rate"], vicuna["loss_rate"], vicuna["win_rate_adjusted"]) == (0.5, 0, 0.75)
+    assert vicuna["failures"] == {"call": 0, "parse": 1}
+    assert (llama["win"], llama["loss"], llama["win_rate_adjusted"]) == (0, 1, 0.0)

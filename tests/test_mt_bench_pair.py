@@ -304,6 +304,13 @@ def test_a_scripted_run_is_judged_reported_rescored_and_planned(
     assert first.readings[1].facts["assistant A"] == "gpt-3.5-turbo"
     assert first.reference is not None and first.reference[0] == "gpt-3.5-turbo"
     assert bench["baseline"][81]["choices"][0]["turns"][1] in first.reference[1]
+    site = tmp_path / "site"
+    assert (
+        asyncio.run(dispatch(scripted_config(tmp_path, "task=view", f"view.out_dir={site}"))) == 0
+    )
+    shown = "".join(p.read_text() for p in site.glob("data/mt_bench_pair*/*.js"))
+    assert "turn 2, game 2" in shown
+    assert json.dumps(bench["baseline"][81]["choices"][0]["turns"][0])[1:-1] in shown
 
     # The report's table, with the judge named.
     out = tmp_path / "report"

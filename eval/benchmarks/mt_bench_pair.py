@@ -4,8 +4,9 @@ decoding and answer file, each instance carrying the baseline's answers to beat.
 The baseline is a FastChat `model_answer/<model>.jsonl` (`benchmark.baseline_file`); its model
 name is the file's stem, as FastChat's `load_model_answers` names it. FastChat's default
 baseline, gpt-3.5-turbo, is published on the Hugging Face space lmsys/mt-bench only (the GitHub
-copies found are a Polish translation and a Git LFS pointer: none to pin by hash), so the file is never downloaded: without it the run is
-refused in one line before any call. Its judge is `conf/judge_spec/mt_bench_pair.yaml`.
+copies found are a Polish translation and a Git LFS pointer: none to pin by hash), so the file
+is never downloaded: without it the run is refused in one line before any call. Its judge is
+`conf/judge_spec/mt_bench_pair.yaml`.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ annotations, or for MT-Bench and FLASK the judgment file given as `calibrate.fil
 (`eval.calibrate.graded_command`).
 
 Its calls go through the client like any run's: cached (a second run pays nothing), priced,
-checked against the endpoint's model list first (`eval.preflight`). The files go to
+planned first (`eval.calibrate.plan`: `calibrate.dry_run=true` prints the plan and stops),
+checked against the endpoint's model list (`eval.preflight`). The files go to
 `calibrate.out_dir/<judge>/`.
 """
 
@@ -19,7 +20,8 @@ from rich.markup import escape
 
 from eval.calibrate import files
 from eval.calibrate.graded_command import GRADED, calibrate_graded
-from eval.calibrate.judging import calibrate
+from eval.calibrate.judging import calibrate, request
+from eval.calibrate.plan import dry_run, plan_line
 from eval.calibrate.published import published
 from eval.commands.output import console
 from eval.generate import judge_address, task_of
@@ -61,6 +63,14 @@ async def calibrate_task(run: Settings) -> int:
         str(model): published(str(model), limit, data_dir, cache_dir)
         for model in settings["models"]
     }
+    share = float(settings.get("swap_share", 0.2))
+    console.print(
+        await plan_line(run, judge, lambda g: request(g, judge, annotator, rows, share)),
+        markup=False,
+        soft_wrap=True,
+    )
+    if dry_run(run):
+        return 0
     for line in await check_served(run, [judge]):
         console.print(f"[yellow]{escape(line)}")
     name = files.folder(judge)
@@ -72,9 +82,7 @@ async def calibrate_task(run: Settings) -> int:
     started = time.perf_counter()
     try:
         client.preflight([judge])
-        result = await calibrate(
-            client, judge, annotator, rows, float(settings.get("swap_share", 0.2))
-        )
+        result = await calibrate(client, judge, annotator, rows, share)
     finally:
         await client.aclose()
     spent = client.ledger.totals

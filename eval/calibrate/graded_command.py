@@ -4,14 +4,14 @@ The paper judge's published judgment files are given as `calibrate.file` (one pa
 no copy of FastChat's `gpt-4_single.jsonl` or FLASK's review files could be pinned to a hash, so
 none is downloaded. The judge re-grades the first `calibrate.limit` scored judgments (FLASK:
 reviews) of each of `calibrate.models` (every model in the files when empty), through the client
-like any run's calls (cached, priced, preflighted); the files go to
-`calibrate.out_dir/<benchmark>/<judge>/`.
+like any run's calls (planned first, `eval.calibrate.plan`; cached, priced, preflighted); the
+files go to `calibrate.out_dir/<benchmark>/<judge>/`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from rich.markup import escape
 
 from eval.calibrate import graded, score_files
 from eval.calibrate.files import folder
+from eval.calibrate.plan import dry_run, plan_line
 from eval.calibrate.scores import Graded, by_model
 from eval.commands.output import console
 from eval.evaluation import Evaluation
@@ -29,8 +30,8 @@ from eval.judges.rubric import Rubric
 from eval.judges.single import Single
 from eval.preflight import check_served
 from eval.settings import Settings, build_client
-from moa.client import ModelClient
 from moa.errors import ConfigError
+from moa.types import Generator
 
 # Per kind: the published judge, the score scale, and where its judgment files are published.
 GRADED = {
@@ -60,21 +61,28 @@ def _paths(run: Settings, kind: str) -> list[Path]:
     return paths
 
 
-async def _regrade(
-    client: ModelClient, judge: str, task: Evaluation, paths: Sequence[Path], run: Settings
-) -> list[Graded]:
+Regrade = Callable[[Generator], Awaitable[list[Graded]]]
+
+
+def _regrading(judge: str, task: Evaluation, paths: Sequence[Path], run: Settings) -> Regrade:
+    """The published items to re-grade, read (and checked) now; re-graded through a generator:
+    the client, or the plan's stand-in."""
     models = [str(m) for m in run.calibrate.get("models") or ()]
     limit = run.calibrate.get("limit")
     kind = task.judging
     if isinstance(kind, Single):
         prompts = mj.load_judge_prompts(kind.benchmark.data.path(kind.spec.source("file")))
         judgments = graded.single_judgments(paths, prompts, models, limit)
-        client.preflight([judge])
-        return await graded.regrade_single(client, judge, prompts, judgments)
+        return lambda g: graded.regrade_single(g, judge, prompts, judgments)
     assert isinstance(kind, Rubric)
     reviews = graded.rubric_reviews(paths, models, limit)
-    client.preflight([judge])
-    return await graded.regrade_rubric(client, judge, kind.setup(), reviews)
+    setup = kind.setup()
+    return lambda g: graded.regrade_rubric(g, judge, setup, reviews)
+
+
+async def _items(regrade: Regrade, generator: Generator) -> dict[str, int]:
+    """The items a re-grading judges, counted (its plan, `eval.calibrate.plan`)."""
+    return {"graded items": len(await regrade(generator))}
 
 
 async def calibrate_graded(run: Settings, task: Evaluation) -> int:
@@ -82,6 +90,12 @@ async def calibrate_graded(run: Settings, task: Evaluation) -> int:
     published_judge, scale, _ = GRADED[kind]
     paths = _paths(run, kind)
     judge = judge_address(run, task)
+    regrade = _regrading(judge, task, paths, run)
+    console.print(
+        await plan_line(run, judge, lambda g: _items(regrade, g)), markup=False, soft_wrap=True
+    )
+    if dry_run(run):
+        return 0
     for line in await check_served(run, [judge]):
         console.print(f"[yellow]{escape(line)}")
     out_dir = (
@@ -94,7 +108,8 @@ async def calibrate_graded(run: Settings, task: Evaluation) -> int:
     )
     started = time.perf_counter()
     try:
-        result = await _regrade(client, judge, task, paths, run)
+        client.preflight([judge])
+        result = await regrade(client)
     finally:
         await client.aclose()
     spent = client.ledger.totals

@@ -40,7 +40,9 @@ def known() -> list[str]:
 def benchmark_class(name: str) -> type[Benchmark]:
     if name not in known():
         raise ConfigError(f"unknown benchmark {name!r} (known: {', '.join(known())})")
-    cls: type[Benchmark] = importlib.import_module(f"eval.benchmarks.{name}").BENCHMARK
+    # a version's dot is an underscore in its module's name (arena_hard_v0.1)
+    module = importlib.import_module(f"eval.benchmarks.{name.replace('.', '_')}")
+    cls: type[Benchmark] = module.BENCHMARK
     return cls
 
 

@@ -1,0 +1,212 @@
+"""Arena-Hard-Auto's scores from its two games per prompt, as its `show_result.py` computes them.
+
+v0.1 (lmarena/arena-hard-auto @ 3071ef9): each game a battle against the baseline, a strong
+verdict (`>>`) counted three times, an unreadable one dropped; a Bradley-Terry fit (scikit-learn's
+unpenalised logistic regression on the battles twice, a tie once each way) anchored at the
+baseline = 1000, its win rate against the baseline the score; 100 bootstrap resamples of the
+battles from numpy's generator seeded 42 (as the reference seeds it on import), the 2.5 and 97.5
+percentiles of their ratings the 95% interval. v2.0 (@ 196f6b8): each game's verdict as a score
+for ours (1, 0.5, 0; a strong one three times), a prompt with an unreadable game dropped whole;
+the mean over 100 bootstrap resamples the score, their 5% and 95% quantiles the interval.
+Style control (v2.0's `--control-features length markdown`) fits Bradley-Terry with the style
+differences as features; the reference fits it with torch, restated here with scipy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import optimize
+
+WEIGHT = 3  # show_result.py's --weight: a strong verdict counts as three battles
+ROUNDS = 100
+SEED = 42
+_SCALE, _BASE, _INIT = 400.0, 10.0, 1000.0
+
+# v0.1 (3071ef9): a game's label -> (winner, weight), winner "a" (shown first) / "b" / "tie"
+_V01 = {
+    "A=B": ("tie", 1),
+    "A>B": ("a", 1),
+    "A>>B": ("a", WEIGHT),
+    "B>A": ("b", 1),
+    "B>>A": ("b", WEIGHT),
+}
+# v2.0 (196f6b8): a game's label -> the scores of the answer shown first
+_V20 = {
+    "A>B": [1.0],
+    "A>>B": [1.0] * WEIGHT,
+    "A=B": [0.5],
+    "A<<B": [0.0] * WEIGHT,
+    "A<B": [0.0],
+    "B>A": [0.0],
+    "B>>A": [0.0] * WEIGHT,
+    "B=A": [0.5],
+    "B<<A": [1.0] * WEIGHT,
+    "B<A": [1.0],
+}
+
+
+@dataclass(frozen=True)
+class Score:
+    """A win rate against the baseline in percent, its interval, and the battles behind it."""
+
+    score: float
+    lower: float
+    upper: float
+    battles: int
+
+    def to_json(self) -> dict[str, float | int]:
+        return {"score": self.score, "lower": self.lower, "upper": self.upper, "n": self.battles}
+
+
+def v01_battles(games: Sequence[tuple[str | None, str | None]]) -> list[str]:
+    """Per prompt (game 1 with the baseline shown first, game 2 swapped) the battles' winners in
+    the reference's order: "baseline", "ours" or "tie", a strong verdict three times."""
+    out: list[str] = []
+    for first, second in games:
+        for label, ours_is in ((first, "b"), (second, "a")):
+            winner, weight = _V01.get(label or "", ("", 0))
+            if weight:
+                side = "tie" if winner == "tie" else "ours" if winner == ours_is else "baseline"
+                out += [side] * weight
+    return out
+
+
+def _elo_ours(winners: np.ndarray) -> float:
+    """compute_mle_elo for the baseline (model_a) and ours (model_b): ours' rating with the
+    baseline anchored at 1000. `winners`: 1 baseline, 0 ours, 0.5 tie."""
+    from sklearn.linear_model import LogisticRegression
+
+    n = len(winners)
+    doubled = np.concatenate([winners, winners])
+    x = np.zeros((2 * n, 2))
+    x[:, 0], x[:, 1] = math.log(_BASE), -math.log(_BASE)
+    y = (doubled == 1.0).astype(float)
+    ties = doubled == 0.5
+    ties[n:] = False
+    y[ties] = 1.0
+    if y.min() == y.max():  # one class only: the reference's fit refuses it too
+        return math.inf if y.max() == 0 else -math.inf
+    lr = LogisticRegression(
+        fit_intercept=False, C=np.inf, tol=1e-8
+    )  # penalty=None, as 1.9 spells it
+    lr.fit(x, y)
+    elo = _SCALE * lr.coef_[0] + _INIT
+    return float(elo[1] - elo[0] + 1000.0)
+
+
+def _win_rate(elo: float) -> float:
+    """predict_win_rate of ours against the baseline at 1000, in percent."""
+    return 100.0 / (1.0 + math.pow(_BASE, (1000.0 - elo) / _SCALE))
+
+
+def bradley_terry(winners: Sequence[str], rounds: int = ROUNDS, seed: int = SEED) -> Score:
+    """v0.1's score and 95% interval from the battles (`v01_battles`)."""
+    coded = np.array([{"baseline": 1.0, "ours": 0.0, "tie": 0.5}[w] for w in winners])
+    elo = _elo_ours(coded)
+    rng = np.random.RandomState(seed)
+    boots = [
+        _elo_ours(coded[rng.choice(len(coded), size=len(coded), replace=True)])
+        for _ in range(rounds)
+    ]
+    return Score(
+        _win_rate(elo),
+        _win_rate(float(np.percentile(boots, 2.5))),
+        _win_rate(float(np.percentile(boots, 97.5))),
+        len(coded),
+    )
+
+
+def v20_scores(games: Sequence[tuple[str | None, str | None]]) -> list[float] | None:
+    """One prompt's battle scores for ours, in the reference's order (game 2's, then game 1's
+    complemented); None when a game has no verdict the reference reads."""
+    first, second = games[0]
+    if first not in _V20 or second not in _V20:
+        return None
+    return _V20[second] + [1.0 - s for s in _V20[first]]
+
+
+def mean_battle_score(scores: Sequence[float], rounds: int = ROUNDS, seed: int = SEED) -> Score:
+    """v2.0's score: the bootstrap means' mean, with their 5% and 95% quantiles."""
+    values = np.asarray(scores, dtype=float)
+    rng = np.random.RandomState(seed)
+    means = np.array(
+        [
+            values[rng.choice(len(values), size=len(values), replace=True)].mean()
+            for _ in range(rounds)
+        ]
+    )
+    return Score(
+        100.0 * float(means.mean()),
+        100.0 * float(np.quantile(means, 0.05)),
+        100.0 * float(np.quantile(means, 0.95)),
+        len(values),
+    )
+
+
+def style_features(ours: Mapping[str, object], baseline: Mapping[str, object]) -> list[float]:
+    """One battle's four style differences as `print_leaderboard_with_style_features` builds
+    them: relative length, then each markdown element's relative density."""
+
+    def counts(meta: Mapping[str, object]) -> list[float]:
+        return [
+            float(v if isinstance(v, int) else sum(v.values()))  # type: ignore[attr-defined]
+            for v in meta.values()
+        ]
+
+    m, b = counts(ours), counts(baseline)
+    out = [(m[0] - b[0]) / (m[0] + b[0])]
+    for k in range(1, len(m)):
+        md, bd = m[k] / (m[0] + 1), b[k] / (b[0] + 1)
+        out.append((md - bd) / (md + bd + 1))
+    return out
+
+
+def _fit_bt(features: np.ndarray, outcomes: np.ndarray) -> np.ndarray:
+    """The reference's `fit_pairwise_model` (loss "bt": summed logistic loss, coefficients from
+    0.5), minimised with scipy's L-BFGS instead of torch's."""
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        z = features @ w
+        value = np.sum(np.logaddexp(0.0, z) - outcomes * z)
+        grad = features.T @ (1.0 / (1.0 + np.exp(-z)) - outcomes)
+        return float(value), grad
+
+    start = np.full(features.shape[1], 0.5)
+    return np.asarray(optimize.minimize(loss, start, jac=True, method="L-BFGS-B").x)
+
+
+def style_controlled(
+    scores: Sequence[float],
+    styles: Sequence[Sequence[float]],
+    controls: Sequence[str],
+    rounds: int = ROUNDS,
+    seed: int = SEED,
+) -> Score:
+    """v2.0 with style control: ours' coefficient against the baseline's, the style features
+    normalised (ddof 1, as torch.std) and kept as `controls` say ("length", "markdown"); the
+    median, 5% and 95% quantiles of the bootstrap win rates."""
+    style = np.asarray(styles, dtype=float)
+    style = (style - style.mean(axis=0)) / style.std(axis=0, ddof=1)
+    keep = [0] if "length" in controls else []
+    keep += [1, 2, 3] if "markdown" in controls else []
+    if not keep:
+        raise ValueError(f"style control needs length and/or markdown, got {list(controls)}")
+    # one_hot_encode: the models sorted, ours +1 and the baseline -1; only their difference counts
+    x = np.column_stack([np.ones(len(style)), -np.ones(len(style)), style[:, keep]])
+    y = np.asarray(scores, dtype=float)
+    rng = np.random.RandomState(seed)
+    idx = rng.randint(0, len(y), size=(rounds, len(y)))
+    rates = []
+    for row in idx:
+        w = _fit_bt(x[row], y[row])
+        rates.append(100.0 / (1.0 + math.exp(w[1] - w[0])))
+    return Score(
+        float(np.quantile(rates, 0.5)),
+        float(np.quantile(rates, 0.05)),
+        float(np.quantile(rates, 0.95)),
+        len(y),
+    )

@@ -7,19 +7,18 @@ baseline = 1000, its win rate against the baseline the score; 100 bootstrap resa
 battles from numpy's generator seeded 42 (as the reference seeds it on import), the 2.5 and 97.5
 percentiles of their ratings the 95% interval. v2.0 (@ 196f6b8): each game's verdict as a score
 for ours (1, 0.5, 0; a strong one three times), a prompt with an unreadable game dropped whole;
-the mean over 100 bootstrap resamples the score, their 5% and 95% quantiles the interval.
-Style control (v2.0's `--control-features length markdown`) fits Bradley-Terry with the style
-differences as features; the reference fits it with torch, restated here with scipy.
+the mean over 100 bootstrap resamples the score, their 5% and 95% quantiles the interval (the
+reference does not seed this one; here it is seeded 42 too, so a rescore repeats itself).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize
 
 WEIGHT = 3  # show_result.py's --weight: a strong verdict counts as three battles
 ROUNDS = 100
@@ -78,6 +77,7 @@ def v01_battles(games: Sequence[tuple[str | None, str | None]]) -> list[str]:
 def _elo_ours(winners: np.ndarray) -> float:
     """compute_mle_elo for the baseline (model_a) and ours (model_b): ours' rating with the
     baseline anchored at 1000. `winners`: 1 baseline, 0 ours, 0.5 tie."""
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
     n = len(winners)
@@ -93,7 +93,9 @@ def _elo_ours(winners: np.ndarray) -> float:
     lr = LogisticRegression(
         fit_intercept=False, C=np.inf, tol=1e-8
     )  # penalty=None, as 1.9 spells it
-    lr.fit(x, y)
+    with warnings.catch_warnings():  # lbfgs stops short of tol 1e-8 at the optimum, as upstream's
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        lr.fit(x, y)
     elo = _SCALE * lr.coef_[0] + _INIT
     return float(elo[1] - elo[0] + 1000.0)
 
@@ -144,69 +146,4 @@ def mean_battle_score(scores: Sequence[float], rounds: int = ROUNDS, seed: int =
         100.0 * float(np.quantile(means, 0.05)),
         100.0 * float(np.quantile(means, 0.95)),
         len(values),
-    )
-
-
-def style_features(ours: Mapping[str, object], baseline: Mapping[str, object]) -> list[float]:
-    """One battle's four style differences as `print_leaderboard_with_style_features` builds
-    them: relative length, then each markdown element's relative density."""
-
-    def counts(meta: Mapping[str, object]) -> list[float]:
-        return [
-            float(v if isinstance(v, int) else sum(v.values()))  # type: ignore[attr-defined]
-            for v in meta.values()
-        ]
-
-    m, b = counts(ours), counts(baseline)
-    out = [(m[0] - b[0]) / (m[0] + b[0])]
-    for k in range(1, len(m)):
-        md, bd = m[k] / (m[0] + 1), b[k] / (b[0] + 1)
-        out.append((md - bd) / (md + bd + 1))
-    return out
-
-
-def _fit_bt(features: np.ndarray, outcomes: np.ndarray) -> np.ndarray:
-    """The reference's `fit_pairwise_model` (loss "bt": summed logistic loss, coefficients from
-    0.5), minimised with scipy's L-BFGS instead of torch's."""
-
-    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
-        z = features @ w
-        value = np.sum(np.logaddexp(0.0, z) - outcomes * z)
-        grad = features.T @ (1.0 / (1.0 + np.exp(-z)) - outcomes)
-        return float(value), grad
-
-    start = np.full(features.shape[1], 0.5)
-    return np.asarray(optimize.minimize(loss, start, jac=True, method="L-BFGS-B").x)
-
-
-def style_controlled(
-    scores: Sequence[float],
-    styles: Sequence[Sequence[float]],
-    controls: Sequence[str],
-    rounds: int = ROUNDS,
-    seed: int = SEED,
-) -> Score:
-    """v2.0 with style control: ours' coefficient against the baseline's, the style features
-    normalised (ddof 1, as torch.std) and kept as `controls` say ("length", "markdown"); the
-    median, 5% and 95% quantiles of the bootstrap win rates."""
-    style = np.asarray(styles, dtype=float)
-    style = (style - style.mean(axis=0)) / style.std(axis=0, ddof=1)
-    keep = [0] if "length" in controls else []
-    keep += [1, 2, 3] if "markdown" in controls else []
-    if not keep:
-        raise ValueError(f"style control needs length and/or markdown, got {list(controls)}")
-    # one_hot_encode: the models sorted, ours +1 and the baseline -1; only their difference counts
-    x = np.column_stack([np.ones(len(style)), -np.ones(len(style)), style[:, keep]])
-    y = np.asarray(scores, dtype=float)
-    rng = np.random.RandomState(seed)
-    idx = rng.randint(0, len(y), size=(rounds, len(y)))
-    rates = []
-    for row in idx:
-        w = _fit_bt(x[row], y[row])
-        rates.append(100.0 / (1.0 + math.exp(w[1] - w[0])))
-    return Score(
-        float(np.quantile(rates, 0.5)),
-        float(np.quantile(rates, 0.05)),
-        float(np.quantile(rates, 0.95)),
-        len(y),
     )

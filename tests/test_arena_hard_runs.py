@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import io
 import json
-import os
 import shutil
 import sys
 import types
@@ -17,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from eval.benchmarks.data import Data
 from eval.cli import dispatch
 from eval.evaluation import evaluation_reading
 from eval.rundir import RunDir
+from eval.runs import load_run
 from tests.kit.cli import scripted_config as config
 
 from .conftest import SHARED_DATA
@@ -191,9 +192,43 @@ def test_published_answers_replayed_and_judged(runs: Path, model: str) -> None:
     assert metrics.extras["games"] == 2 * LIMIT and 0 < metrics.extras["score"] < 100
 
 
-def test_report_and_browser(runs: Path) -> None:
+def test_report_table_names_score_interval_judge_and_n(runs: Path) -> None:
     out = runs / "report"
     assert asyncio.run(dispatch(config(runs, "task=report", f"report.out_dir={out}"))) == 0
+    table = pd.read_csv(out / "scores_arena_hard_v0.1.csv")
+    variants = ("moa_lite", *(f"single_replay+{p}" for p in PUBLISHED))
+    assert set(table["run"]) == {run_dir(runs, "arena_hard_v0.1", m).name for m in variants}
+    assert set(table["judge"]) == {"scripted/gpt-4-1106-preview"} and set(table["n"]) == {LIMIT}
+    assert (table["ci_low"] <= table["score"]).all()
+    assert (table["score"] <= table["ci_high"]).all()
+    assert (out / "scores_arena_hard_v2.0.csv").is_file()
+
+
+def test_browser_shows_both_games_and_the_baselines_answer(runs: Path) -> None:
     site = runs / "site"
     assert asyncio.run(dispatch(config(runs, "task=view", f"view.out_dir={site}"))) == 0
-    assert os.listdir(site)
+    run = run_dir(runs, "arena_hard_v0.1", "moa_lite")
+    verdict = load_run(RunDir(run), data=Data(str(SHARED_DATA))).verdicts()[_first_uid(run)]
+    assert [r.title for r in verdict.readings] == ["game 1", "game 2"]
+    assert verdict.readings[0].facts["shown as A"] == "the baseline (gpt-4-0314)"
+    baseline = {
+        r["uid"]: r["messages"][-1]["content"]["answer"]
+        for r in _rows(V01_ANSWERS / "gpt-4-0314.jsonl")
+    }
+    assert verdict.reference == ("gpt-4-0314", baseline[_first_uid(run)])
+    shown = "".join(p.read_text() for p in site.glob("data/arena_hard_v0.1_moa_lite*/*.js"))
+    assert "shown as A" in shown and "gpt-4-0314" in shown
+
+
+def _first_uid(run: Path) -> str:
+    return str(_rows(run / "model_answer" / f"{run.name}.jsonl")[0]["uid"])
+
+
+def test_plan_counts_two_games_per_prompt(tmp_path: Path) -> None:
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = asyncio.run(dispatch(config(tmp_path, "task=plan", "benchmark=arena_hard_v0.1",
+                                           "moa=moa_lite", "benchmark.limit=7")))  # fmt: skip
+    assert (
+        code == 0 and "judging (scripted/gpt-4-1106-preview): 14 of 14 calls" in printed.getvalue()
+    )

@@ -119,22 +119,25 @@ class Judgment:
 _NOT_JUDGED = Failure(FailureKind.CALL, "the judge returned nothing (a null game)")
 
 
-def _game(raw: Any, patterns: Sequence[str], style: str) -> Game:
+def _game(raw: Any, patterns: Sequence[str] | None, style: str) -> Game:
     if raw is None:
         return Game(None, "", [], _NOT_JUDGED)
     text = raw["judgment"]
     text = text["answer"] if isinstance(text, dict) else str(text)
-    label, _ = parse_label(text, patterns, style)
+    label = raw.get("score") if patterns is None else parse_label(text, patterns, style)[0]
     prompt = raw.get("prompt") or []
     if not prompt and raw.get("user_prompt"):  # v0.1's layout keeps the user prompt only
         prompt = [{"role": "user", "content": raw["user_prompt"]}]
     failure = None if label else Failure(FailureKind.PARSE, "no verdict label in the judgment")
-    return Game(label, text, list(prompt), failure)
+    return Game(None if label is None else str(label), text, list(prompt), failure)
 
 
-def read_judgments(path: Path, patterns: Sequence[str], style: str) -> list[Judgment]:
+def read_judgments(
+    path: Path, patterns: Sequence[str] | None = None, style: str = ""
+) -> list[Judgment]:
     """A judgment file, ours or the reference's (v2.0's `uid` layout or v0.1's `question_id`
-    one), every game's label read again from its text; damage is one `RunFileError` line."""
+    one), each game's label as stored, or read again from its text with `patterns` read as
+    `style` says (`parse_label`); damage is one `RunFileError` line."""
 
     def parse(row: Mapping[str, Any]) -> Judgment:
         games = row["games"]
@@ -354,7 +357,7 @@ class Games(JudgeKind):
         self, run: RunDir, metrics: RunMetrics, finished: Mapping[str, InstanceResult]
     ) -> list[Judgment]:
         path = self.path(run, metrics.judge)
-        judgments = read_judgments(path, self.config.regex_patterns, self.spec.verdict)
+        judgments = read_judgments(path)  # its labels as stored: no benchmark file needed
         check_rows(path, len(judgments), len(finished), "judgments")
         return judgments
 

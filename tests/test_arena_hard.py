@@ -83,6 +83,14 @@ def test_v20_hard_prompts_load_offline_and_creative_writing_names_its_missing_ba
         evaluation("v2.0").load()
 
 
+def test_a_named_baseline_replaces_the_versions_and_a_missing_one_is_one_line() -> None:
+    instances = evaluation("v0.1", baseline="gpt-3.5-turbo-0125").load()
+    assert {i.meta["reference_generator"] for i in instances} == {"gpt-3.5-turbo-0125"}
+    archon = evaluation("v0.1", baseline="claude-3-5-sonnet-20240620")
+    with pytest.raises(DataError, match=r"claude-3-5-sonnet-20240620.jsonl: not found; data_dir"):
+        archon.load()
+
+
 def _v01_reference(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     """reference/v0.1/gen_judgment.py, its `utils` the v0.1 one, its judge call replaced."""
     monkeypatch.syspath_prepend(str(REFERENCE / "v0.1"))

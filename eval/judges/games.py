@@ -37,8 +37,9 @@ from eval.judges.common import (
     parse_records,
     settle_all,
 )
-from eval.judges.kind import JudgeKind
+from eval.judges.kind import Judged, JudgeKind
 from eval.judges.readings import Reading, Verdict, check_rows
+from eval.judges.spec import JudgeSpec
 from eval.rundir import RunFileError, write_jsonl
 from moa.errors import ConfigError
 from moa.types import ChatMessage, Completion, GenerateConfig
@@ -172,7 +173,7 @@ class Games(JudgeKind):
         "metric": ("bradley_terry", "mean_battle_score"),
     }
 
-    def __init__(self, spec: Any, benchmark: Any) -> None:
+    def __init__(self, spec: JudgeSpec, benchmark: Judged) -> None:
         super().__init__(spec, benchmark)
         if spec.source("source") != "arena_hard":
             raise ConfigError(f"judge spec {spec.name!r}: template.source must be arena_hard")

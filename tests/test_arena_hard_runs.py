@@ -119,6 +119,37 @@ def test_v20_reference_show_result_reads_our_files_and_agrees(
     assert float(line.split()[2]) == round(metrics.extras["score"], 1)
 
 
+class _Words:
+    """A tokenizer standing in for tiktoken's gpt-4o encoding, which is downloaded once."""
+
+    def encode(self, text: str, disallowed_special: Any = ()) -> list[str]:
+        return text.split()
+
+
+def test_v20_style_control_where_token_lengths_are_known(
+    runs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from eval.benchmarks import arena_hard
+    from eval.evaluation import evaluation_for
+    from eval.judges.games import Games, read_judgments
+
+    run = run_dir(runs, "arena_hard_v2.0", "moa_lite")
+    metrics = RunDir(run).metrics()
+    assert metrics is not None
+    extras = metrics.extras
+    assert "style_controlled" in extras or "ours" in extras["style_controlled_unavailable"]
+    monkeypatch.setattr(arena_hard, "_encoder", _Words)
+    section = {"name": "arena_hard_v2.0", "categories": ["hard_prompt"]}
+    kind = evaluation_for(section, Data(str(SHARED_DATA))).judging
+    assert isinstance(kind, Games) and kind.controls == ("length", "markdown")
+    instances = {i.id: i for i in kind.benchmark.load()}
+    (path,) = (run / "model_judgment").glob("*/*.jsonl")
+    answers = _rows(run / "model_answer" / f"{run.name}.jsonl")
+    pairs = [(instances[r["uid"]], r["messages"][-1]["content"]["answer"]) for r in answers]
+    got = kind._style_controlled(read_judgments(path), pairs)["style_controlled"]["hard_prompt"]
+    assert got["lower"] <= got["score"] <= got["upper"] and got["n"] == extras["n"]
+
+
 def test_rescore_reads_a_file_the_reference_judge_wrote(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -157,3 +157,37 @@ def test_v20_mean_score_is_the_references_bootstrap() -> None:
     assert got.score == pytest.approx(100 * means.mean())
     assert got.lower == pytest.approx(100 * means.quantile(0.05))
     assert got.upper == pytest.approx(100 * means.quantile(0.95))
+
+
+def test_style_control_fit_is_the_logistic_mle_on_the_references_features() -> None:
+    """One fit of the style-controlled Bradley-Terry model: its win rate is the logistic MLE of
+    the battles on (1, normalised style differences), as statsmodels finds it."""
+    import statsmodels.api as sm
+
+    rng = np.random.RandomState(3)
+    lengths = rng.randint(50, 900, size=(80, 2)).astype(float)
+    counts = rng.randint(0, 6, size=(80, 2, 3)).astype(float)
+    styles = [
+        scores.style_features([lengths[i, 0], *counts[i, 0]], [lengths[i, 1], *counts[i, 1]])
+        for i in range(80)
+    ]
+    battles = [float(rng.rand() < 0.3 + 0.4 * (lengths[i, 0] > lengths[i, 1])) for i in range(80)]
+    x = scores._design(np.array(styles), ["length", "markdown"])
+    glm = sm.GLM(
+        np.array(battles), np.column_stack([x[:, 0], x[:, 2:]]), family=sm.families.Binomial()
+    )
+    beta = glm.fit().params
+    expected = 100.0 / (1.0 + np.exp(-beta[0]))
+    assert scores._bt_win_rate(x, np.array(battles)) == pytest.approx(expected, abs=1e-3)
+    got = scores.style_controlled(battles, styles, ["length", "markdown"])
+    assert got.lower <= got.score <= got.upper and got.battles == 80
+    with pytest.raises(ValueError, match="length and/or markdown"):
+        scores.style_controlled(battles, styles, ["colour"])
+
+
+def test_style_features_by_hand() -> None:
+    # ours 300 tokens with 2 headers; the baseline 100 tokens with none
+    got = scores.style_features([300, 2, 0, 0], [100, 0, 0, 0])
+    assert got[0] == pytest.approx(0.5)  # (300 - 100) / (300 + 100)
+    assert got[1] == pytest.approx((2 / 301) / (2 / 301 + 1))
+    assert got[2:] == [0.0, 0.0]

@@ -26,8 +26,9 @@ from eval.rundir import InstanceResult, RunDir, write_jsonl
 _CODE_BLOCK = re.compile("```([^`]*)```")
 
 
-def read_answers(path: Path) -> dict[str, str]:
-    """A `model_answer/<model>.jsonl` file, uid -> the last message's answer."""
+def read_answers(path: Path) -> dict[str, tuple[str, dict[str, Any] | None]]:
+    """A `model_answer/<model>.jsonl` file: uid -> the last message's answer, and the style
+    `metadata` upstream adds to it (None where the file has none, as v0.1's)."""
     answers = {}
     for n, row in enumerate(_read.read_jsonl(path), 1):
         uid = _read.text(path, row, "uid", f"line {n}")
@@ -36,7 +37,8 @@ def read_answers(path: Path) -> dict[str, str]:
         answer = content.get("answer") if isinstance(content, dict) else None
         if not isinstance(answer, str):
             raise _read.bad(path, f"line {n}: no messages[-1].content.answer string")
-        answers[uid] = answer
+        metadata = row.get("metadata")
+        answers[uid] = (answer, metadata if isinstance(metadata, dict) else None)
     return answers
 
 
@@ -79,6 +81,13 @@ def token_len(answer: str) -> int | None:
     return None if encoder is None else len(encoder.encode(answer, disallowed_special=()))
 
 
+def answer_metadata(answer: str) -> dict[str, Any]:
+    """What `add_markdown_info.py` adds to an answer: its token length (where the tokenizer is
+    here), then its markdown counts."""
+    length = token_len(answer)
+    return {**({} if length is None else {"token_len": length}), **markdown_counts(answer)}
+
+
 def answer_id(run: str, uid: str) -> str:
     """Stable across re-runs, unlike upstream's random shortuuid, so identical runs diff clean."""
     return hashlib.sha256(f"{run}/{uid}".encode()).hexdigest()[:22]
@@ -112,7 +121,7 @@ class ArenaHard(Benchmark):
         _read.check_count(path, len(rows), self.size, "prompts")
         config = self.judge_config()
         wanted = self.settings.get("categories")
-        answers: dict[str, dict[str, str]] = {}
+        answers: dict[str, dict[str, tuple[str, dict[str, Any] | None]]] = {}
         instances = []
         for n, row in enumerate(rows, 1):
             where = f"line {n}"
@@ -131,9 +140,11 @@ class ArenaHard(Benchmark):
                     )
                 if uid not in answers[baseline]:
                     raise _read.bad(path, f"{where}: {baseline} has no answer to uid {uid}")
+                answer, metadata = answers[baseline][uid]
                 meta |= {
-                    "reference_output": answers[baseline][uid],
+                    "reference_output": answer,
                     "reference_generator": baseline,
+                    "reference_metadata": metadata,
                 }
             instances.append(
                 Instance(
@@ -163,7 +174,6 @@ class ArenaHard(Benchmark):
             if not r.outputs:
                 continue
             answer = r.outputs[0]
-            length = token_len(answer)
             rows.append(
                 {
                     "uid": inst.id,
@@ -174,10 +184,7 @@ class ArenaHard(Benchmark):
                         {"role": "assistant", "content": {"answer": answer}},
                     ],
                     "tstamp": r.finished_at,
-                    "metadata": {
-                        **({} if length is None else {"token_len": length}),
-                        **markdown_counts(answer),
-                    },
+                    "metadata": answer_metadata(answer),
                 }
             )
         path = self.output_path(run, variant)

@@ -147,3 +147,68 @@ def mean_battle_score(scores: Sequence[float], rounds: int = ROUNDS, seed: int =
         100.0 * float(np.quantile(means, 0.95)),
         len(values),
     )
+
+
+def style_features(ours: Sequence[float], baseline: Sequence[float]) -> list[float]:
+    """One prompt's style differences as v2.0's `print_leaderboard_with_style_features` builds
+    them from each answer's (token_len, headers, list items, bold spans): the relative length,
+    then each markdown element's relative density per token."""
+    out = [(ours[0] - baseline[0]) / (ours[0] + baseline[0])]
+    for k in range(1, len(ours)):
+        mine, theirs = ours[k] / (ours[0] + 1), baseline[k] / (baseline[0] + 1)
+        out.append((mine - theirs) / (mine + theirs + 1))
+    return out
+
+
+_CONTROLS = {"length": [0], "markdown": [1, 2, 3]}
+
+
+def _design(styles: np.ndarray, controls: Sequence[str]) -> np.ndarray:
+    """The reference's features: ours +1 and the baseline -1 (its one-hot of two models), then
+    the chosen style columns normalised over the battles (torch.std's n - 1)."""
+    unknown = sorted(set(controls) - set(_CONTROLS))
+    if unknown or not controls:
+        raise ValueError(f"style control takes length and/or markdown, not {list(controls)}")
+    keep = [k for c in ("length", "markdown") if c in controls for k in _CONTROLS[c]]
+    spread = styles[:, keep].std(axis=0, ddof=1)
+    if not np.all(spread > 0):  # the reference's normalising would divide by zero (its assert)
+        raise ValueError("a style feature does not vary over the battles")
+    normal = (styles[:, keep] - styles[:, keep].mean(axis=0)) / spread
+    ones = np.ones(len(styles))
+    return np.column_stack([ones, -ones, normal])
+
+
+def _bt_win_rate(x: np.ndarray, y: np.ndarray) -> float:
+    """`fit_pairwise_model` with the "bt" loss (summed logistic loss, every coefficient from
+    0.5), minimised to convergence with scipy's L-BFGS where the reference runs torch's for at
+    most 50 steps; ours' win rate against the baseline, in percent."""
+    from scipy import optimize
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        z = x @ w
+        grad = x.T @ (1.0 / (1.0 + np.exp(-z)) - y)
+        return float(np.sum(np.logaddexp(0.0, z) - y * z)), grad
+
+    w = optimize.minimize(loss, np.full(x.shape[1], 0.5), jac=True, method="L-BFGS-B").x
+    return 100.0 / (1.0 + math.exp(float(w[1] - w[0])))
+
+
+def style_controlled(
+    battles: Sequence[float],
+    styles: Sequence[Sequence[float]],
+    controls: Sequence[str],
+    rounds: int = ROUNDS,
+    seed: int = SEED,
+) -> Score:
+    """v2.0 with style control (`--control-features`): per battle its score and its prompt's
+    `style_features`; the median, 5% and 95% quantiles of 100 bootstrap fits' win rates."""
+    x = _design(np.asarray(styles, dtype=float), controls)
+    y = np.asarray(battles, dtype=float)
+    rng = np.random.RandomState(seed)
+    rates = [_bt_win_rate(x[idx], y[idx]) for idx in rng.randint(0, len(y), size=(rounds, len(y)))]
+    return Score(
+        float(np.quantile(rates, 0.5)),
+        float(np.quantile(rates, 0.05)),
+        float(np.quantile(rates, 0.95)),
+        len(y),
+    )

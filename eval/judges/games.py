@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from eval.benchmarks import Instance
 from eval.benchmarks import arena_hard_files as files
+from eval.benchmarks.arena_hard import answer_metadata
 from eval.judges import arena_hard_scores as scores
 from eval.judges.common import (
     JUDGE_TAGS,
@@ -156,6 +157,11 @@ def read_judgments(
     return parse_records(path, jsonl_records(path), parse)
 
 
+def _counts(metadata: Mapping[str, Any]) -> list[float]:
+    """An answer's metadata as the reference's style tensor row: each count, summed."""
+    return [float(v if isinstance(v, int) else sum(v.values())) for v in metadata.values()]
+
+
 def _mean_score(labels: tuple[str | None, str | None]) -> float | None:
     got = scores.v20_scores([labels])
     return None if got is None else 100.0 * sum(got) / len(got)
@@ -180,6 +186,7 @@ class Games(JudgeKind):
         self.bench = spec.source("bench")
         attempts = spec.template.get("attempts")
         self.attempts = None if attempts is None else int(attempts)
+        self.controls = tuple(str(c) for c in spec.template.get("style_control") or ())
 
     @functools.cached_property
     def config(self) -> files.JudgeConfig:
@@ -271,7 +278,44 @@ class Games(JudgeKind):
             self._judge_one(client, address, model, i, o) for i, o in pairs
         )
         write_jsonl(self.path(run, address), [j.to_json() for j in judgments], ascii_only=False)
-        return self.metrics_of(judgments, expected=len(instances))
+        metrics = self.metrics_of(judgments, expected=len(instances))
+        if self.controls and metrics["complete"]:
+            metrics |= self._style_controlled(judgments, pairs)
+        return metrics
+
+    def _style_controlled(
+        self, judgments: Sequence[Judgment], ours: Sequence[tuple[Instance, str]]
+    ) -> dict[str, Any]:
+        """v2.0's score with style control per category, where every answer's token length is
+        known (ours needs tiktoken's gpt-4o encoding here, the baseline's its file's metadata);
+        else the reason there is none."""
+        by_uid = {i.id: (i, answer) for i, answer in ours}
+        features: dict[str, list[float]] = {}
+        for uid, (inst, answer) in by_uid.items():
+            mine, theirs = answer_metadata(answer), inst.meta.get("reference_metadata") or {}
+            if "token_len" not in mine or "token_len" not in theirs:
+                whose = (
+                    "ours (no tiktoken encoding here)"
+                    if "token_len" not in mine
+                    else (f"{inst.meta['reference_generator']}'s (no metadata in its file)")
+                )
+                return {"style_controlled_unavailable": f"no token length for {whose} answers"}
+            features[uid] = scores.style_features(_counts(mine), _counts(theirs))
+        out = {}
+        for category in sorted({j.category for j in judgments}):
+            battles, styles = [], []
+            for j in judgments:
+                got = scores.v20_scores([j.labels]) if j.category == category else None
+                if got is not None:
+                    battles += got
+                    styles += [features[j.uid]] * len(got)
+            if battles:
+                try:
+                    score = scores.style_controlled(battles, styles, self.controls)
+                except ValueError as exc:
+                    return {"style_controlled_unavailable": f"{category}: {exc}"}
+                out[category] = score.to_json()
+        return {"style_controlled": out}
 
     async def plan(
         self,

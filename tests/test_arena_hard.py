@@ -282,3 +282,34 @@ def test_verdicts_are_read_as_each_versions_get_score(
 ) -> None:
     patterns = (r"\[\[([AB<>=]+)\]\]", r"\[([AB<>=]+)\]")
     assert parse_label(text, patterns, style) == label
+
+
+def test_a_file_pinned_by_its_git_blob_id_is_checked_on_download_and_in_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gemini-2.0-flash's v2.0 answers are pinned by their git blob id (`git hash-object`)."""
+    import hashlib
+
+    from eval.benchmarks import fetch as fetch_mod
+
+    relpath = "arena_hard/data/arena-hard-v2.0/model_answer/gemini-2.0-flash-001.jsonl"
+    good, bad = b'{"uid": "u"}\n', b'{"uid": "tampered"}\n'
+    blob = hashlib.sha1(b"blob %d\0" % len(good) + good).hexdigest()
+    url = fetch_mod.SOURCES[relpath].url  # type: ignore[union-attr]
+    monkeypatch.setitem(fetch_mod.SOURCES, relpath, fetch_mod.GitBlobSource(url, blob))
+    served: list[bytes] = []
+
+    def network(url_: str, output_file: Any, pooch: object) -> None:
+        assert url_ == url
+        Path(output_file).write_bytes(served[-1])
+
+    monkeypatch.setattr(fetch_mod, "HTTP", network)
+    served.append(bad)
+    with pytest.raises(DataError, match="no cached copy and it cannot be downloaded"):
+        fetch_mod.fetch(relpath, cache_dir=tmp_path)
+    assert sorted(p.name for p in (tmp_path / relpath).parent.iterdir()) == []
+    served.append(good)
+    path = fetch_mod.fetch(relpath, cache_dir=tmp_path)
+    assert path.read_bytes() == good
+    served.append(bad)  # a cache hit: nothing downloaded
+    assert fetch_mod.fetch(relpath, cache_dir=tmp_path).read_bytes() == good

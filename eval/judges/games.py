@@ -13,10 +13,11 @@ its own. Native file: `model_judgment/<judge>/<run>.jsonl` in arena-hard-auto's 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -101,7 +102,6 @@ class Judgment:
     model: str
     baseline: str
     games: tuple[Game, Game]
-    tstamp: float = field(default=0.0, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -242,11 +242,9 @@ class Games(JudgeKind):
         category = inst.category or self.bench
         baseline = str(inst.meta["reference_output"])
         question = inst.turns[0]
-        first = await self._play(
-            generator, judge, self.messages(category, question, baseline, ours)
-        )
-        second = await self._play(
-            generator, judge, self.messages(category, question, ours, baseline)
+        first, second = await asyncio.gather(
+            self._play(generator, judge, self.messages(category, question, baseline, ours)),
+            self._play(generator, judge, self.messages(category, question, ours, baseline)),
         )
         return Judgment(
             inst.id,

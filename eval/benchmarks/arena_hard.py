@@ -190,12 +190,3 @@ class ArenaHard(Benchmark):
         path = self.output_path(run, variant)
         write_jsonl(path, rows, ascii_only=False)
         return path
-
-    def categories_here(self) -> dict[str, str]:
-        local = self.data.local(self.questions)
-        if local is None:
-            return {}
-        return {
-            str(row.get("uid")): str(row.get("subcategory") or row.get("category") or "")
-            for row in _read.read_jsonl(local)
-        }

@@ -141,6 +141,6 @@ def evaluation_reading(path: Path, data: Data | None = None) -> Evaluation:
             return evaluation
     raise ConfigError(
         f"rescore.path={path}: not a judge file moa-bench knows (an alpaca-eval "
-        "annotations.json, a FastChat *_single.jsonl, a FLASK review .jsonl or an Arena-Hard "
-        "model_judgment .jsonl)"
+        "annotations.json, a FastChat *_single.jsonl or *_pair.jsonl, a FLASK review .jsonl or an "
+        "Arena-Hard model_judgment .jsonl)"
     )

@@ -80,6 +80,7 @@ def test_every_shipped_spec_is_run_by_its_kind() -> None:
         "single",
         "rubric",
         "games",
+        "pairwise_baseline",
     }
 
 

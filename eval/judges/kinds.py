@@ -17,6 +17,7 @@ KINDS = {
     "rubric": "eval.judges.rubric",
     "exact": "eval.judges.exact",
     "games": "eval.judges.games",
+    "pairwise_baseline": "eval.judges.pairwise_baseline",
 }
 
 

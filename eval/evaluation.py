@@ -40,7 +40,9 @@ def known() -> list[str]:
 def benchmark_class(name: str) -> type[Benchmark]:
     if name not in known():
         raise ConfigError(f"unknown benchmark {name!r} (known: {', '.join(known())})")
-    cls: type[Benchmark] = importlib.import_module(f"eval.benchmarks.{name}").BENCHMARK
+    # a version's dot is an underscore in its module's name (arena_hard_v0.1)
+    module = importlib.import_module(f"eval.benchmarks.{name.replace('.', '_')}")
+    cls: type[Benchmark] = module.BENCHMARK
     return cls
 
 
@@ -130,13 +132,15 @@ def evaluation_for(settings: Mapping[str, Any], data: Data | None = None) -> Eva
     return Evaluation(benchmark, judge_for(settings, benchmark))
 
 
-def evaluation_reading(path: Path) -> Evaluation:
-    """The evaluation whose judge writes files like `path`, for re-scoring it."""
+def evaluation_reading(path: Path, data: Data | None = None) -> Evaluation:
+    """The evaluation whose judge writes files like `path`, for re-scoring it (with the judge
+    settings a benchmark keeps in its `data`, as Arena-Hard's regexes)."""
     for name in known():
-        evaluation = evaluation_for({"name": name})
+        evaluation = evaluation_for({"name": name}, data)
         if evaluation.judging.reads(path):
             return evaluation
     raise ConfigError(
         f"rescore.path={path}: not a judge file moa-bench knows (an alpaca-eval "
-        "annotations.json, a FastChat *_single.jsonl or *_pair.jsonl or a FLASK review .jsonl)"
+        "annotations.json, a FastChat *_single.jsonl or *_pair.jsonl, a FLASK review .jsonl or an "
+        "Arena-Hard model_judgment .jsonl)"
     )

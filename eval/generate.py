@@ -21,7 +21,7 @@ from moa.context import count_events
 from moa.errors import ConfigError
 from moa.ledger import Totals
 from moa.mixture import Mixture, MixtureSpec
-from moa.providers.replay import read_outputs
+from moa.providers.replay import published
 from moa.redact import environment_secrets, scrub
 
 log = logging.getLogger("moa_bench")
@@ -150,14 +150,13 @@ def _check_inputs(settings: Settings, instances: Sequence[Instance]) -> None:
         endpoint, model = address.split("/", 1)
         options = settings.endpoints.get(endpoint) or {}
         if options.get("provider") == "replay":
-            path = Path(str(options.get("outputs_dir"))) / f"{model}.json"
-            outputs = read_outputs(path)
+            path, outputs = published(Path(str(options.get("outputs_dir"))), model)
             missing = [i for i in instances if i.turns[0] not in outputs or len(i.turns) > 1]
             if missing:
                 raise ConfigError(
                     f"{path}: no published output for {len(missing)} of the {len(instances)} "
                     f"selected instructions (first: instance {missing[0].id}); replay serves "
-                    "single-turn AlpacaEval instructions only"
+                    "single-turn instructions only"
                 )
 
 

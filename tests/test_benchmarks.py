@@ -209,8 +209,22 @@ def test_model_outputs_real_file(alpaca: list[Instance]) -> None:
 def test_registry_names() -> None:
     data = Data(str(SHARED))
     paired = "mt_bench_pair"  # MT-Bench with a baseline's answers: tests/test_mt_bench_pair.py
-    sizes = {n: len(evaluation_for({"name": n}, data).load()) for n in known() if n != paired}
-    assert sizes == {"alpaca_eval": 805, "mt_bench": 80, "flask": 1740, "flask_hard": 89, "demo": 8}
+    # v2.0's creative-writing baseline is not in ../shared/data: its hard prompts only
+    only = {"arena_hard_v2.0": {"categories": ["hard_prompt"]}}
+    sizes = {
+        n: len(evaluation_for({"name": n, **only.get(n, {})}, data).load())
+        for n in known()
+        if n != paired
+    }
+    assert sizes == {
+        "alpaca_eval": 805,
+        "mt_bench": 80,
+        "flask": 1740,
+        "flask_hard": 89,
+        "demo": 8,
+        "arena_hard_v0.1": 500,
+        "arena_hard_v2.0": 750,
+    }
     assert evaluation_for({"name": "flask_hard"}, data).load() == load_flask(
         data_dir=SHARED, hard=True
     )
@@ -566,7 +580,9 @@ def test_a_download_error_is_never_cut_mid_word(
 
 def test_every_source_is_pinned() -> None:
     for relpath, source in fetch_mod.SOURCES.items():
-        assert relpath.split("/")[0] in {"alpaca_eval", "mt_bench", "flask"}
+        assert relpath.split("/")[0] in {"alpaca_eval", "mt_bench", "flask", "arena_hard"}
+        if isinstance(source, fetch_mod.GitBlobSource):
+            assert len(source.blob_sha1) == 40
         if isinstance(source, fetch_mod.UrlSource):
             assert len(source.sha256) == 64
             assert source.url.startswith("https://raw.githubusercontent.com/")

@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from eval.generate import judge_address, load_instances, task_of
 from eval.mixture_config import build_mixture
 from eval.settings import CONF_DIR, resolve, to_dict
-from eval.suite import EXPERIMENTS, compose_points
+from eval.suite import BEYOND_THE_PAPER, EXPERIMENTS, compose_points
 from moa.cache import CacheMode, CallCache
 from moa.catalogue import Catalogue
 from moa.client import ModelClient
@@ -34,7 +34,9 @@ def test_every_preset_builds_against_the_catalogue(preset: str) -> None:
 @pytest.mark.parametrize("benchmark", BENCHMARKS)
 def test_every_benchmark_loads_offline(benchmark: str, shared_data: Path) -> None:
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", [f"benchmark={benchmark}", f"data_dir={shared_data}"])
+        # v2.0's creative-writing baseline is not in ../shared/data: its hard prompts only
+        only = ["benchmark.categories=[hard_prompt]"] if benchmark == "arena_hard_v2.0" else []
+        cfg = compose("config", [f"benchmark={benchmark}", f"data_dir={shared_data}", *only])
     settings = resolve(cfg)
     if benchmark == "mt_bench_pair":  # no baseline's answers there: refused before any call
         with pytest.raises(ConfigError, match=r"benchmark\.baseline_file="):
@@ -85,9 +87,21 @@ def test_every_experiment_expands_and_composes() -> None:
     assert {"fig4_rank_l4", "as_proposer_dbrx", "single_gpt-4o"} <= {n for _, n in names}
 
 
+def test_arena_hard_sweeps_three_mixtures_on_both_versions() -> None:
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        points = compose_points([], ["arena_hard"])
+    names = {(c.benchmark.name, c.spec.name) for c in points}
+    assert names == {
+        (b, m)
+        for b in ("arena_hard_v0.1", "arena_hard_v2.0")
+        for m in ("moa", "moa_lite", "self_moa")
+    }
+
+
 def test_the_suite_is_every_experiment_file() -> None:
     files = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
-    assert files and sorted(EXPERIMENTS) == files  # a file the plan misses, or a name with none
+    # a file the plan misses, or a name with none
+    assert files and sorted((*EXPERIMENTS, *BEYOND_THE_PAPER)) == files
     assert len(set(EXPERIMENTS)) == len(EXPERIMENTS)
 
 

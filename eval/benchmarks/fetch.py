@@ -17,6 +17,7 @@ from pathlib import Path
 import pooch
 from huggingface_hub import hf_hub_download
 
+from eval.benchmarks import arena_hard_files as arena_hard
 from eval.benchmarks.base import DataError
 
 CACHE_ENV = "MOA_BENCH_CACHE"
@@ -41,7 +42,16 @@ class HubSource:
     filename: str
 
 
-Source = UrlSource | HubSource
+@dataclass(frozen=True)
+class GitBlobSource:
+    """A file under a URL pinned by its git blob id (`git hash-object`), where only that was
+    at hand; checked as `UrlSource`'s sha256 is."""
+
+    url: str
+    blob_sha1: str
+
+
+Source = UrlSource | HubSource | GitBlobSource
 
 # No full commit ids were at hand for the FastChat and FLASK snapshots named in
 # shared/data/README.md, so these follow `main`; the pinned hashes make a changed upstream
@@ -148,6 +158,14 @@ SOURCES: dict[str, Source] = {
         _FLASK + "model_output/outputs/gpt4.jsonl",
         "572e4190f15170e855a96782067cc853d295e48deae51771760df9b3123237b8",
     ),
+    **{
+        f"{arena_hard.ROOT}/{path}": UrlSource(arena_hard.RAW + path, sha256)
+        for path, sha256 in arena_hard.SHA256.items()
+    },
+    **{
+        f"{arena_hard.ROOT}/{path}": GitBlobSource(arena_hard.RAW + path, blob)
+        for path, blob in arena_hard.GIT_BLOB.items()
+    },
 }
 
 
@@ -195,6 +213,8 @@ def fetch(
 def _intact(path: Path, source: Source) -> bool:
     if isinstance(source, HubSource):
         return True  # no pinned hash: the loaders' row checks guard this file
+    if isinstance(source, GitBlobSource):
+        return _blob_sha1(path) == source.blob_sha1
     with path.open("rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest() == source.sha256
 
@@ -202,6 +222,16 @@ def _intact(path: Path, source: Source) -> bool:
 def _download(source: Source, target: Path) -> None:
     """Write `target` whole or not at all: both paths download beside it, then rename."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(source, GitBlobSource):
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            got = Path(pooch.retrieve(source.url, known_hash=None, path=staging, downloader=HTTP))
+            if _blob_sha1(got) != source.blob_sha1:
+                raise ValueError(f"git blob id of {source.url} is not {source.blob_sha1}")
+            os.replace(got, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return
     if isinstance(source, UrlSource):
         pooch.retrieve(
             source.url,
@@ -224,8 +254,13 @@ def _download(source: Source, target: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _blob_sha1(path: Path) -> str:
+    data = path.read_bytes()
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
 def _origin(source: Source) -> str:
-    if isinstance(source, UrlSource):
+    if isinstance(source, UrlSource | GitBlobSource):
         return source.url
     return f"the Hugging Face dataset {source.repo_id}"
 

@@ -13,6 +13,6 @@ async def rescore_task(settings: Settings) -> int:
     path = settings.rescore_path
     if not path.is_file():
         raise ConfigError(f"rescore.path={path} is not a file")
-    task = evaluation_reading(path)
+    task = evaluation_reading(path, settings.data)
     console.print_json(data={"kind": task.name, **task.rescore(path)}, default=str)
     return 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from eval.report import alpaca_eval, flask, mt_bench, mt_bench_pair
+from eval.report import alpaca_eval, arena_hard, flask, mt_bench, mt_bench_pair
 from eval.report.section import Section
 from eval.runs import Run
 
@@ -18,6 +18,12 @@ BY_BENCHMARK: dict[str, Sections] = {
     "mt_bench_pair": mt_bench_pair.sections,
     "flask": functools.partial(flask.sections, "flask", "FLASK"),
     "flask_hard": functools.partial(flask.sections, "flask_hard", "FLASK-Hard"),
+    "arena_hard_v0.1": functools.partial(
+        arena_hard.sections, "arena_hard_v0.1", "Arena-Hard-Auto v0.1"
+    ),
+    "arena_hard_v2.0": functools.partial(
+        arena_hard.sections, "arena_hard_v2.0", "Arena-Hard-Auto v2.0"
+    ),
 }
 
 

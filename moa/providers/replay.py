@@ -1,4 +1,5 @@
-"""`replay`: serves published outputs (an AlpacaEval `model_outputs.json`) as if a model wrote them.
+"""`replay`: serves published outputs (an AlpacaEval `model_outputs.json`, or an Arena-Hard-Auto
+`model_answer/<model>.jsonl`) as if a model wrote them.
 
 Holding real proposals fixed costs nothing and makes aggregator comparisons paired: the address
 `replay/Qwen1.5-110B-Chat` answers each instruction with that model's published output.
@@ -63,8 +64,38 @@ def read_outputs(path: Path, *, expected: Sequence[str] | None = None) -> dict[s
     return outputs
 
 
+def read_answers(path: Path) -> dict[str, str]:
+    """An Arena-Hard-Auto `model_answer` file as prompt -> answer (its first message is the
+    prompt, its last message's content the answer); damage is one `ConfigError` line."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc})") from None
+    outputs: dict[str, str] = {}
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            messages = json.loads(line)["messages"]
+            outputs[str(messages[0]["content"])] = str(messages[-1]["content"]["answer"])
+        except (json.JSONDecodeError, KeyError, TypeError, IndexError) as exc:
+            raise ConfigError(f"{path}: line {n} is not an Arena-Hard answer ({exc!r})") from None
+    return outputs
+
+
+def published(outputs_dir: Path, model: str) -> tuple[Path, dict[str, str]]:
+    """`model`'s outputs in `outputs_dir` and the file they came from: Arena-Hard's
+    `<model>.jsonl` where there is one, else AlpacaEval's `<model>.json`."""
+    answers = outputs_dir / f"{model}.jsonl"
+    if answers.is_file():
+        return answers, read_answers(answers)
+    path = outputs_dir / f"{model}.json"
+    return path, read_outputs(path)
+
+
 class Replay:
-    """Looks up `<outputs_dir>/<model>.json` by the single user turn's text."""
+    """Looks up `<outputs_dir>/<model>.json` (or `.jsonl`, Arena-Hard's) by the single user
+    turn's text."""
 
     def __init__(self, outputs_dir: Path) -> None:
         self.outputs_dir = outputs_dir
@@ -78,9 +109,9 @@ class Replay:
         table = self._tables.get(model)
         if table is None:
             path = self.outputs_dir / f"{model}.json"
-            if not path.is_file():
+            if not (path.is_file() or path.with_suffix(".jsonl").is_file()):
                 raise ModelError(ErrorKind.PERMANENT, f"no published outputs at {path}")
-            table = self._tables[model] = read_outputs(path)
+            table = self._tables[model] = published(self.outputs_dir, model)[1]
         return table
 
     async def generate(

@@ -209,7 +209,9 @@ def test_model_outputs_real_file(alpaca: list[Instance]) -> None:
 def test_registry_names() -> None:
     data = Data(str(SHARED))
     sizes = {name: len(evaluation_for({"name": name}, data).load()) for name in known()}
-    assert sizes == {"alpaca_eval": 805, "mt_bench": 80, "flask": 1740, "flask_hard": 89, "demo": 8}
+    assert sizes == {"alpaca_eval": 805, "mt_bench": 80, "flask": 1740, "flask_hard": 89, "demo": 8,
+                     "gsm8k": 1319, "math500": 500, "cruxeval_o": 800,
+                     "cruxeval_i": 800}  # fmt: skip
     assert evaluation_for({"name": "flask_hard"}, data).load() == load_flask(
         data_dir=SHARED, hard=True
     )
@@ -565,7 +567,8 @@ def test_a_download_error_is_never_cut_mid_word(
 
 def test_every_source_is_pinned() -> None:
     for relpath, source in fetch_mod.SOURCES.items():
-        assert relpath.split("/")[0] in {"alpaca_eval", "mt_bench", "flask"}
+        assert relpath.split("/")[0] in {"alpaca_eval", "mt_bench", "flask", "gsm8k", "math500",
+                                          "cruxeval"}  # fmt: skip
         if isinstance(source, fetch_mod.UrlSource):
             assert len(source.sha256) == 64
             assert source.url.startswith("https://raw.githubusercontent.com/")

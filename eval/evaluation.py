@@ -104,6 +104,9 @@ class Evaluation:
     ) -> None:
         await self.judging.plan(generator, judge, spec, instances, outputs)
 
+    def extractor(self) -> Callable[[str], str | None] | None:
+        return self.judging.extractor()
+
     def judge_calls(self, instance: Instance) -> int:
         return self.judging.calls(instance)
 

@@ -153,3 +153,24 @@ def test_the_prompts_say_how_to_state_the_answer() -> None:
     assert "\\boxed{}" in turns["math500"]
     assert "assert f(" in turns["cruxeval_o"] and "[ANSWER]" in turns["cruxeval_o"]
     assert "assert f(??) ==" in turns["cruxeval_i"]
+
+
+def test_a_vote_over_gold_samples_scores_all_and_records_its_tally(
+    tmp_path: Path, answers: dict[str, str]
+) -> None:
+    data = Data(data_dir=str(SHARED_DATA))
+    instances = evaluation_for({"name": "math500"}, data).load()[:20]
+    answers.update({i.turns[0]: gold_text("math500", i, False) for i in instances})
+    config = scripted_config(
+        tmp_path, "benchmark=math500", "benchmark.limit=20", "moa=vote", "moa.samples=3",
+        "judge=paper", "endpoints.scripted.provider=test-verify-gold", "preflight.models=false",
+    )  # fmt: skip
+    assert asyncio.run(dispatch(config)) == 0
+    (run,) = (tmp_path / "runs" / "math500").iterdir()
+    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["extras"]["accuracy"] == 1.0
+    traces = [json.loads(line) for line in (run / "traces.jsonl").read_text().splitlines()]
+    events = [e for t in traces for turn in t["trace"]["turns"] for e in turn["events"]]
+    assert len(events) == 20 and all(e["kind"] == "voted" and e["votes"] == 3 for e in events)
+    ledger = (run / "calls.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(ledger) == 60  # the proposers' calls only: the vote makes none

@@ -10,14 +10,14 @@ the judge config names, no model is called: the kind's address is a free scripte
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from eval.benchmarks import Instance
 from eval.benchmarks._read import read_jsonl
 from eval.judges.common import coverage, is_complete
-from eval.judges.exact_checks import CHECKS
+from eval.judges.exact_checks import CHECKS, extractor
 from eval.judges.kind import Judged, JudgeKind
 from eval.judges.readings import Reading, Verdict, check_rows
 from eval.judges.spec import JudgeSpec
@@ -86,6 +86,9 @@ class Exact(JudgeKind):
     def model(self, judges: Mapping[str, Any]) -> str:
         """No model judges: every judge config gives this kind its check."""
         return ADDRESS
+
+    def extractor(self) -> Callable[[str], str | None]:
+        return extractor(self.check, getattr(self.benchmark, "settings", {}))
 
     async def judge(
         self,

@@ -70,13 +70,12 @@ CHECKS: Mapping[str, Callable[[Mapping[str, Any]], Check]] = {
 }
 
 
-def _crux(mode: Mode) -> Callable[[str], str | None]:
-    return lambda answer: crux_extract(answer, mode, cot=False) or None
-
-
-EXTRACTORS: Mapping[str, Callable[[str], str | None]] = {
-    "gsm8k": lambda answer: gsm8k.final_number(answer)[0],
-    "math": lambda answer: math.boxed_answer(answer)[0],
-    "cruxeval_output": _crux("output"),
-    "cruxeval_input": _crux("input"),
-}
+def extractor(check: str, settings: Mapping[str, Any]) -> Callable[[str], str | None]:
+    """The final answer of a text as `check` reads it, or None where it finds none."""
+    if check == "gsm8k":
+        return lambda answer: gsm8k.final_number(answer)[0]
+    if check == "math":
+        return lambda answer: math.boxed_answer(answer)[0]
+    mode: Mode = "output" if check == "cruxeval_output" else "input"
+    cot = bool(settings.get("cot"))
+    return lambda answer: crux_extract(answer, mode, cot=cot) or None

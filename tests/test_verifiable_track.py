@@ -174,3 +174,43 @@ def test_a_vote_over_gold_samples_scores_all_and_records_its_tally(
     assert len(events) == 20 and all(e["kind"] == "voted" and e["votes"] == 3 for e in events)
     ledger = (run / "calls.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(ledger) == 60  # the proposers' calls only: the vote makes none
+
+
+def test_the_self_moa_experiment_sweeps_five_methods_over_three_benchmarks() -> None:
+    from hydra import initialize_config_dir
+
+    from eval.settings import CONF_DIR
+    from eval.suite import compose_points
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        points = compose_points([], ["self_moa_verifiable"])
+    names = {(c.benchmark.name, c.spec.name) for c in points}
+    assert len(points) == len(names) == 15 and all(c.repeats == 3 for c in points)
+    assert {b for b, _ in names} == {"math500", "cruxeval_o", "gsm8k"}
+    assert {n for _, n in names} == {"moa", "self_moa", "self_moa_seq", "vote",
+                                     "single_qwen1.5-110b"}  # fmt: skip
+
+
+def test_the_report_gives_self_moas_table_with_a_test_per_pair_of_rows(
+    tmp_path: Path, answers: dict[str, str]
+) -> None:
+    from eval.report.build import write_report
+
+    for name in ("gsm8k", "cruxeval_o"):
+        data = Data(data_dir=str(SHARED_DATA))
+        instances = evaluation_for({"name": name}, data).load()[:12]
+        answers.update({i.turns[0]: gold_text(name, i, False) for i in instances})
+        for moa in ("moa=single", "moa=vote"):
+            config = scripted_config(
+                tmp_path, f"benchmark={name}", "benchmark.limit=12", moa, "moa.samples=3",
+                "repeats=2", "judge=paper", "endpoints.scripted.provider=test-verify-gold",
+                "preflight.models=false",
+            )  # fmt: skip
+            assert asyncio.run(dispatch(config)) == 0
+    report = write_report(tmp_path / "runs", tmp_path / "report")
+    table = (tmp_path / "report" / "self_moa_table.csv").read_text(encoding="utf-8").splitlines()
+    assert table[0].startswith("method,GSM8K,GSM8K n, k,CRUX-O") or "CRUX-O" in table[0]
+    assert len(table) == 3 and all("100.0 [" in row and "12, 2" in row for row in table[1:])
+    pairs = (tmp_path / "report" / "self_moa_table_pairs.csv").read_text(encoding="utf-8")
+    assert len(pairs.splitlines()) == 3  # one pair of rows, on two benchmarks
+    assert "Self-MoA's comparison" in str(report)

@@ -134,12 +134,18 @@ def evaluation_for(settings: Mapping[str, Any], data: Data | None = None) -> Eva
 
 
 def evaluation_reading(path: Path) -> Evaluation:
-    """The evaluation whose judge writes files like `path`, for re-scoring it."""
-    for name in known():
-        evaluation = evaluation_for({"name": name})
+    """The evaluation whose judge writes files like `path`, for re-scoring it: one whose spec
+    names the file exactly first (the verifiable track's), then one that reads its kind."""
+    evaluations = [evaluation_for({"name": name}) for name in known()]
+    for evaluation in evaluations:
+        native = evaluation.judging.spec.native_file
+        if native is not None and Path(native).name == path.name:
+            return evaluation
+    for evaluation in evaluations:
         if evaluation.judging.reads(path):
             return evaluation
     raise ConfigError(
         f"rescore.path={path}: not a judge file moa-bench knows (an alpaca-eval "
-        "annotations.json, a FastChat *_single.jsonl or a FLASK review .jsonl)"
+        "annotations.json, a FastChat *_single.jsonl, a FLASK review .jsonl or a "
+        "<benchmark>_verdicts.jsonl of the verifiable track)"
     )

@@ -16,7 +16,7 @@ import pytest
 from eval.benchmarks.data import Data
 from eval.benchmarks.fetch import SOURCES, UrlSource
 from eval.cli import dispatch
-from eval.evaluation import evaluation_for
+from eval.evaluation import evaluation_for, evaluation_reading
 from eval.judges.spec import load_spec
 from moa.providers.base import register_provider
 from moa.types import ChatMessage, Completion, GenerateConfig
@@ -98,6 +98,10 @@ def run_track(root: Path, name: str, answers: dict[str, str], off: bool, limit: 
     return run
 
 
+def root_of(run: Path) -> Path:
+    return run.parents[2]
+
+
 def load_benchmark_yaml(name: str) -> dict[str, Any]:
     import yaml
 
@@ -121,13 +125,18 @@ def test_gold_answers_score_all_and_answers_off_by_one_none(
     assert values["scorer_errors"] == 0 and metrics["headline"] == values["accuracy"]
     assert values["accuracy"] == (0.0 if off else 1.0)
     assert 0 <= values["ci_low"] <= values["accuracy"] <= values["ci_high"] <= 1
-    lines = [json.loads(line) for line in (run / "verdicts.jsonl").read_text().splitlines()]
+    native = run / f"{name}_verdicts.jsonl"
+    lines = [json.loads(line) for line in native.read_text(encoding="utf-8").splitlines()]
     assert len(lines) == limit
     first = lines[0]
     assert {"id", "answer", "extracted", "gold", "verdict", "why"} <= set(first)
     assert first["verdict"] == ("wrong" if off else "correct") and first["why"]
     outputs = (run / "outputs.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(outputs) == limit
+    rescore = scripted_config(root_of(run), "task=rescore", f"rescore.path='{native}'")
+    assert asyncio.run(dispatch(rescore)) == 0  # the native file scored again, no model called
+    again = evaluation_reading(native)
+    assert again.name == name and again.rescore(native)["accuracy"] == values["accuracy"]
     if name == "math500":
         assert set(values["by_subject"]) >= {"Algebra"} and set(values["by_level"]) <= set("12345")
         assert first["subject"] and first["level"]
@@ -136,7 +145,7 @@ def test_gold_answers_score_all_and_answers_off_by_one_none(
 def test_each_benchmark_names_its_exact_judge_and_a_pinned_source() -> None:
     for name in TRACK:
         spec = load_spec(load_benchmark_yaml(name)["judge_spec"])
-        assert spec.kind == "exact" and spec.native_file == "verdicts.jsonl"
+        assert spec.kind == "exact" and spec.native_file == f"{name}_verdicts.jsonl"
     for relpath in ("gsm8k/test.jsonl", "cruxeval/cruxeval.jsonl"):
         source = SOURCES[relpath]
         assert isinstance(source, UrlSource) and re.fullmatch(r"[0-9a-f]{64}", source.sha256)
@@ -214,3 +223,25 @@ def test_the_report_gives_self_moas_table_with_a_test_per_pair_of_rows(
     pairs = (tmp_path / "report" / "self_moa_table_pairs.csv").read_text(encoding="utf-8")
     assert len(pairs.splitlines()) == 3  # one pair of rows, on two benchmarks
     assert "Self-MoA's comparison" in str(report)
+
+
+def test_the_browser_shows_the_gold_the_verdict_and_each_layers_final_answer(
+    tmp_path: Path, answers: dict[str, str]
+) -> None:
+    from eval.view.site import build_site
+
+    data = Data(data_dir=str(SHARED_DATA))
+    instances = evaluation_for({"name": "gsm8k"}, data).load()[:3]
+    answers.update({i.turns[0]: gold_text("gsm8k", i, False) for i in instances})
+    config = scripted_config(
+        tmp_path, "benchmark=gsm8k", "benchmark.limit=3", "moa=vote", "moa.samples=2",
+        "judge=paper", "endpoints.scripted.provider=test-verify-gold", "preflight.models=false",
+    )  # fmt: skip
+    assert asyncio.run(dispatch(config)) == 0
+    build_site(tmp_path / "runs", tmp_path / "site", data)
+    written = "".join(
+        p.read_text(encoding="utf-8") for p in (tmp_path / "site").rglob("*") if p.is_file()
+    )
+    assert "each layer's final answers" in written and "layer 1, " in written
+    assert '"gold":"18"' in written and '"verdict":"correct"' in written
+    assert "the last `####` line, equal to the gold" in written

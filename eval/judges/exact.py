@@ -170,10 +170,34 @@ class Exact(JudgeKind):
             id_: Verdict(
                 score=None if v.verdict == "error" else float(v.correct),
                 outcome=v.verdict,
-                readings=[Reading("check", {"extracted": str(v.extracted), "why": v.why})],
+                readings=[
+                    Reading(
+                        "check",
+                        {
+                            "extracted": str(v.extracted),
+                            "gold": v.gold,
+                            "verdict": v.verdict,
+                            "why": v.why,
+                        },
+                    ),
+                    Reading("each layer's final answers", self._layers(finished[id_])),
+                ],
                 reference=("gold", v.gold),
             )
             for id_, v in self._read_run(run, finished)
+            if id_ in finished
+        }
+
+    def _layers(self, result: InstanceResult) -> dict[str, str]:
+        """What the check reads as the final answer of every call before the last, by layer."""
+        read = self.extractor()
+        return {
+            f"layer {depth}, {call.label}": (
+                "failed" if call.text is None else str(read(call.text) or "none found")
+            )
+            for turn in result.trace.turns
+            for depth, layer in enumerate(turn.layers, 1)
+            for call in layer
         }
 
     def headline(self, metrics: Mapping[str, Any]) -> float:

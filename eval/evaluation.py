@@ -146,6 +146,6 @@ def evaluation_reading(path: Path) -> Evaluation:
             return evaluation
     raise ConfigError(
         f"rescore.path={path}: not a judge file moa-bench knows (an alpaca-eval "
-        "annotations.json, a FastChat *_single.jsonl, a FLASK review .jsonl or a "
-        "<benchmark>_verdicts.jsonl of the verifiable track)"
+        "annotations.json, a FastChat *_single.jsonl or *_pair.jsonl, a FLASK review .jsonl or "
+        "a <benchmark>_verdicts.jsonl of the verifiable track)"
     )

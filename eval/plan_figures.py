@@ -250,6 +250,12 @@ class Tally:
         for r in records:
             self._count(r.key, r.model, r.input_tokens, r.output_tokens, judging=True)
 
+    def add_calls(self, records: Sequence[CallRecord]) -> None:
+        """Calls made outside a mixture, counted as a variant's own (a calibration's judge
+        calls, `eval.calibrate.plan`)."""
+        for r in records:
+            self._count(r.key, r.model, r.input_tokens, r.output_tokens, judging=False)
+
     def result(self) -> VariantPlan:
         flops = self.tflops
         self.plan.tflops = sum(flops) / len(flops) if flops else math.nan

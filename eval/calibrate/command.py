@@ -1,14 +1,16 @@
-"""`moa-bench task=calibrate`: the configured AlpacaEval judge against the paper's, on the paper
-judge's published judgments (`calibrate.models`, `calibrate.limit` pairs each).
+"""`moa-bench task=calibrate`: the configured judge against the paper's, on the paper judge's
+published judgments (`calibrate.models`, `calibrate.limit` pairs or graded items each): AlpacaEval's
+annotations, or for MT-Bench and FLASK the judgment file given as `calibrate.file`
+(`eval.calibrate.graded_command`).
 
 Its calls go through the client like any run's: cached (a second run pays nothing), priced,
-checked against the endpoint's model list first (`eval.preflight`). The files go to
+planned first (`eval.calibrate.plan`: `calibrate.dry_run=true` prints the plan and stops),
+checked against the endpoint's model list (`eval.preflight`). The files go to
 `calibrate.out_dir/<judge>/`.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,7 +19,9 @@ from typing import Any
 from rich.markup import escape
 
 from eval.calibrate import files
-from eval.calibrate.judging import calibrate
+from eval.calibrate.graded_command import GRADED, calibrate_graded
+from eval.calibrate.judging import calibrate, request
+from eval.calibrate.plan import dry_run, plan_line
 from eval.calibrate.published import published
 from eval.commands.output import console
 from eval.generate import judge_address, task_of
@@ -31,11 +35,6 @@ PUBLISHED_JUDGE = "openai/gpt-4-1106-preview"  # weighted_alpaca_eval_gpt4_turbo
 
 def _settings(run: Settings) -> Mapping[str, Any]:
     settings = run.calibrate
-    if run.benchmark.name != "alpaca_eval":
-        raise ConfigError(
-            f"task=calibrate: benchmark={run.benchmark.name} has no published judgments to "
-            "measure a judge on here; use benchmark=alpaca_eval"
-        )
     if not settings.get("models"):
         raise ConfigError("task=calibrate needs calibrate.models=[<published model>,...]")
     share = settings.get("swap_share", 0.2)
@@ -44,15 +43,16 @@ def _settings(run: Settings) -> Mapping[str, Any]:
     return settings
 
 
-def folder(judge: str, annotator: str) -> str:
-    """A folder name for the judge (and its annotator, when not the paper's)."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", judge)
-    return name if annotator == ae.ANNOTATOR else f"{name}~{annotator}"
-
-
 async def calibrate_task(run: Settings) -> int:
-    settings = _settings(run)
     task = task_of(run)
+    if task.judging.kind in GRADED:
+        return await calibrate_graded(run, task)
+    if run.benchmark.name != "alpaca_eval":
+        raise ConfigError(
+            f"task=calibrate: benchmark={run.benchmark.name} has no published judgments to "
+            "measure a judge on here; use alpaca_eval, mt_bench or flask"
+        )
+    settings = _settings(run)
     judge = judge_address(run, task)
     annotator = ae.load_annotator(
         str(run.judge.section.get("alpaca_eval_annotator") or ae.ANNOTATOR)
@@ -63,20 +63,26 @@ async def calibrate_task(run: Settings) -> int:
         str(model): published(str(model), limit, data_dir, cache_dir)
         for model in settings["models"]
     }
+    share = float(settings.get("swap_share", 0.2))
+    console.print(
+        await plan_line(run, judge, lambda g: request(g, judge, annotator, rows, share)),
+        markup=False,
+        soft_wrap=True,
+    )
+    if dry_run(run):
+        return 0
     for line in await check_served(run, [judge]):
         console.print(f"[yellow]{escape(line)}")
-    out_dir = Path(str(settings.get("out_dir", "results/calibrate"))) / folder(
-        judge, annotator.name
-    )
+    name = files.folder(judge)
+    folder = name if annotator.name == ae.ANNOTATOR else f"{name}~{annotator.name}"
+    out_dir = Path(str(settings.get("out_dir", "results/calibrate"))) / folder
     client = build_client(
         run, ledger_path=out_dir / "calls.jsonl", judges=[task.judging.scripted_answer]
     )
     started = time.perf_counter()
     try:
         client.preflight([judge])
-        result = await calibrate(
-            client, judge, annotator, rows, float(settings.get("swap_share", 0.2))
-        )
+        result = await calibrate(client, judge, annotator, rows, share)
     finally:
         await client.aclose()
     spent = client.ledger.totals

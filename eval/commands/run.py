@@ -105,6 +105,7 @@ async def judge(settings: Settings, run: Generation) -> RunMetrics:
               "judge_nominal_usd": spent.nominal_usd}  # fmt: skip
     metrics = RunMetrics.of(address, spent.calls, values, run.task.headline(values))
     run.run.write_metrics(metrics)
+    run.run.name_judge(address)
     if reason := incomplete_reason(metrics.values):
         say(reason, "red")
     return metrics

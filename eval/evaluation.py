@@ -106,6 +106,9 @@ class Evaluation:
     ) -> None:
         await self.judging.plan(generator, judge, spec, instances, outputs)
 
+    def extractor(self) -> Callable[[str], str | None] | None:
+        return self.judging.extractor()
+
     def judge_calls(self, instance: Instance) -> int:
         return self.judging.calls(instance)
 
@@ -134,13 +137,18 @@ def evaluation_for(settings: Mapping[str, Any], data: Data | None = None) -> Eva
 
 def evaluation_reading(path: Path, data: Data | None = None) -> Evaluation:
     """The evaluation whose judge writes files like `path`, for re-scoring it (with the judge
-    settings a benchmark keeps in its `data`, as Arena-Hard's regexes)."""
-    for name in known():
-        evaluation = evaluation_for({"name": name}, data)
+    settings a benchmark keeps in its `data`, as Arena-Hard's regexes): one whose spec names the
+    file exactly first (the verifiable track's), then one that reads its kind."""
+    evaluations = [evaluation_for({"name": name}, data) for name in known()]
+    for evaluation in evaluations:
+        native = evaluation.judging.spec.native_file
+        if native is not None and Path(native).name == path.name:
+            return evaluation
+    for evaluation in evaluations:
         if evaluation.judging.reads(path):
             return evaluation
     raise ConfigError(
         f"rescore.path={path}: not a judge file moa-bench knows (an alpaca-eval "
-        "annotations.json, a FastChat *_single.jsonl or *_pair.jsonl, a FLASK review .jsonl or an "
-        "Arena-Hard model_judgment .jsonl)"
+        "annotations.json, a FastChat *_single.jsonl or *_pair.jsonl, a FLASK review .jsonl, an "
+        "Arena-Hard model_judgment .jsonl or a <benchmark>_verdicts.jsonl of the verifiable track)"
     )

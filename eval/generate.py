@@ -181,7 +181,7 @@ async def generate(settings: Settings, *, show_progress: bool = True) -> Generat
             ", ".join(spec.models()), ", ".join(endpoints), run.path,
         )  # fmt: skip
         runner: Runner[Instance] = Runner(
-            Mixture(spec, client),
+            Mixture(spec, client, extract=task.extractor()),
             client.ledger,
             run,
             concurrency=settings.concurrency,

@@ -19,8 +19,8 @@ EXPERIMENTS = (
     "table2", "baselines", "table3", "table4", "figure3", "figure4", "figure5", "aggregators",
     "paper_outputs",
 )  # fmt: skip
-# Experiments beyond the paper's suite (`plan.experiments=all` leaves them out): name them.
-BEYOND_THE_PAPER = ("arena_hard",)
+# Experiment files beyond the paper: `plan.experiments=[name]` plans one, `all` leaves them out.
+BEYOND_THE_PAPER = ("arena_hard", "self_moa_verifiable")
 
 
 def sweep_points(params: dict[str, str]) -> list[list[str]]:

@@ -16,6 +16,7 @@ from moa.events import TraceEvent
 from moa.prompts import AGGREGATE_AND_SYNTHESIZE, CRITIQUE, RANK_AND_SELECT, RANK_TOP_K
 from moa.trace import CallTrace
 from moa.types import GenerateConfig
+from moa.voting import VERIFY
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ AGENT_KINDS: dict[str, Kind] = {
         Kind("rank", "ranker", reads_answers=True, template=RANK_AND_SELECT,
              template_top_k=RANK_TOP_K),
         Kind("critique", "critic", reads_answers=True, answers=False, template=CRITIQUE),
+        Kind("vote", "voter", reads_answers=True),  # makes no call (`moa.voting`)
+        Kind("verify", "verifier", reads_answers=True, template=VERIFY),
         Kind("strategy", "strategy"),
     )
 }  # fmt: skip

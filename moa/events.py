@@ -67,6 +67,43 @@ class CritiqueFailed:
 
 
 @dataclass(frozen=True)
+class Voted:
+    """What a `vote` agent passed on: answer `chosen` (1-based) of `answers`, with `votes` of
+    the `voters` whose answer could be read, chosen by `rule`."""
+
+    chosen: int
+    votes: int
+    voters: int
+    answers: int
+    rule: str  # majority, tie (earliest), or none readable (first)
+    kind: str = field(default="voted", init=False)
+
+    def __str__(self) -> str:
+        return (
+            f"vote: answer {self.chosen} of {self.answers} passed on, {self.votes} of "
+            f"{self.voters} readable votes ({self.rule})"
+        )
+
+
+@dataclass(frozen=True)
+class Verified:
+    """What a `verify` agent passed on: candidate `chosen` (1-based) of `answers`, of which
+    `verified` were judged correct (`rule`: first verified, or none verified: first)."""
+
+    chosen: int
+    verified: int
+    answers: int
+    rule: str
+    kind: str = field(default="verified", init=False)
+
+    def __str__(self) -> str:
+        return (
+            f"verify: candidate {self.chosen} of {self.answers} passed on, {self.verified} "
+            f"verified ({self.rule})"
+        )
+
+
+@dataclass(frozen=True)
 class Note:
     """A format-1 event of no kind above, kept as its sentence."""
 
@@ -77,12 +114,16 @@ class Note:
         return self.text
 
 
-TraceEvent = ContextOverflow | DroppedProposals | RankerFallback | CritiqueFailed | Note
+TraceEvent = (
+    ContextOverflow | DroppedProposals | RankerFallback | CritiqueFailed | Voted | Verified | Note
+)
 KINDS: dict[str, type[TraceEvent]] = {
     "overflow": ContextOverflow,
     "dropped_proposals": DroppedProposals,
     "ranker_fallback": RankerFallback,
     "critique_failed": CritiqueFailed,
+    "voted": Voted,
+    "verified": Verified,
     "note": Note,
 }
 

@@ -9,6 +9,8 @@ by default). What an agent does with them is its kind:
 - `rank`: picks the best `top_k` answers and passes them on (the paper's LLM-ranker is a final
   `rank` with k = 1);
 - `critique`: one call per answer, writing a critique that travels on beside it (Archon's critic);
+- `vote` and `verify`: the answer most given (no call), or the first its model verifies (one
+  call per answer), for answers that can be checked (`moa.voting`);
 - `strategy`: a user's Python callable (`moa.strategy`), whose calls go through the same door.
 
 All agents of a layer run concurrently; draws of one request by one model (samples) go as one
@@ -39,6 +41,7 @@ from moa.strategy import Strategy, StrategyContext, load_strategy
 from moa.tokens import estimate_prompt
 from moa.trace import CallTrace, ConversationTrace, TurnTrace
 from moa.types import CallOutcome, ChatMessage, ErrorKind, GenerateConfig, Generator
+from moa.voting import Extractor, best_verified, majority, verdict_of
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +99,12 @@ class MixtureSpec:
             for agent in layer:
                 if agent.kind == "strategy":
                     return None
-                made = answers if agent.kind == "critique" else 1
+                made = {"critique": answers, "verify": answers, "vote": 0}.get(agent.kind, 1)
                 calls += made
-                passed += min(agent.top_k, answers) if agent.kind == "rank" else made
+                if agent.kind == "rank":
+                    passed += min(agent.top_k, answers)
+                else:
+                    passed += 1 if agent.kind in ("vote", "verify") else made
             answers = passed
         return calls
 
@@ -171,11 +177,13 @@ class Mixture:
         generator: Generator,
         watcher: LayerWatcher | None = None,
         picks: Picks = passed_as_picked,
+        extract: Extractor | None = None,
     ) -> None:
         self.spec = spec
         self.generator = generator
         self.watcher = watcher
         self.picks = picks
+        self.extract = extract  # the benchmark's final-answer reader, for `vote`
         self._strategies = {
             a.strategy: load_strategy(a.strategy) for a in spec.agents() if a.strategy
         }
@@ -186,6 +194,8 @@ class Mixture:
             "aggregate": self._answer,
             "rank": _each(self._rank),
             "critique": _each(self._critique),
+            "vote": _each(self._vote),
+            "verify": _each(self._verify),
             "strategy": _each(self._strategy),
         }
 
@@ -350,6 +360,37 @@ class Mixture:
             else:
                 done.outputs.append(CRITIQUED.format(answer=ref, critique=s.call.text.strip()))
         return done
+
+    async def _vote(
+        self,
+        agent: Agent,
+        messages: Sequence[ChatMessage],
+        references: list[str],
+        config: GenerateConfig,
+        tags: dict[str, str],
+    ) -> AgentOutput:
+        """The answer most given passes on; no call is made."""
+        voted = majority(references, self.extract)
+        return AgentOutput([], [references[voted.chosen - 1]], [voted])
+
+    async def _verify(
+        self,
+        agent: Agent,
+        messages: Sequence[ChatMessage],
+        references: list[str],
+        config: GenerateConfig,
+        tags: dict[str, str],
+    ) -> AgentOutput:
+        """One verification per candidate; the first verified passes on. A failed call leaves
+        its candidate unverified (the failure is in the trace)."""
+        decoding = agent.configured(config)
+        sent = await settle_all(
+            self.send([agent], messages, [ref], decoding, {**tags, "answer": str(i)})
+            for i, ref in enumerate(references, start=1)
+        )
+        calls = [s for (s,) in sent]
+        verified = best_verified([verdict_of(s.call.text) for s in calls])
+        return AgentOutput(calls, [references[verified.chosen - 1]], [verified])
 
     async def send(
         self,

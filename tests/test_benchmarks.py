@@ -224,6 +224,10 @@ def test_registry_names() -> None:
         "demo": 8,
         "arena_hard_v0.1": 500,
         "arena_hard_v2.0": 750,
+        "gsm8k": 1319,
+        "math500": 500,
+        "cruxeval_o": 800,
+        "cruxeval_i": 800,
     }
     assert evaluation_for({"name": "flask_hard"}, data).load() == load_flask(
         data_dir=SHARED, hard=True
@@ -580,7 +584,15 @@ def test_a_download_error_is_never_cut_mid_word(
 
 def test_every_source_is_pinned() -> None:
     for relpath, source in fetch_mod.SOURCES.items():
-        assert relpath.split("/")[0] in {"alpaca_eval", "mt_bench", "flask", "arena_hard"}
+        assert relpath.split("/")[0] in {
+            "alpaca_eval",
+            "mt_bench",
+            "flask",
+            "arena_hard",
+            "gsm8k",
+            "math500",
+            "cruxeval",
+        }
         if isinstance(source, fetch_mod.GitBlobSource):
             assert len(source.blob_sha1) == 40
         if isinstance(source, fetch_mod.UrlSource):

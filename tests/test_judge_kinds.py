@@ -81,6 +81,7 @@ def test_every_shipped_spec_is_run_by_its_kind() -> None:
         "rubric",
         "games",
         "pairwise_baseline",
+        "exact",
     }
 
 

@@ -157,7 +157,7 @@ def test_every_agent_kind_is_registered_once_with_its_runner(
     mixture = Mixture(preset("moa_lite"), scripted)
     assert set(mixture._runners) == set(AGENT_KINDS) == set(KINDS)
     readers = {name for name, kind in AGENT_KINDS.items() if kind.reads_answers}
-    assert readers == {"rank", "critique"}
+    assert readers == {"rank", "critique", "vote", "verify"}
     for name in readers:
         with pytest.raises(ConfigError, match="needs a previous layer's answers"):
             preset("moa_lite", f"moa.layers=[[{{model: dbrx, kind: {name}}}], [{{model: dbrx}}]]")

@@ -58,6 +58,8 @@ Source = UrlSource | HubSource | GitBlobSource
 # file fail loudly instead of silently changing the benchmark.
 _FASTCHAT = "https://raw.githubusercontent.com/lm-sys/FastChat/main/fastchat/llm_judge/data/"
 _FLASK = "https://raw.githubusercontent.com/kaistAI/FLASK/main/"
+_GSM8K = "https://raw.githubusercontent.com/openai/grade-school-math/master/"
+_CRUXEVAL = "https://raw.githubusercontent.com/facebookresearch/cruxeval/main/"
 _ALPACA_RESULTS = (
     "https://raw.githubusercontent.com/tatsu-lab/alpaca_eval/"
     "cd543a149df89434d8a54582c0151c0b945c3d20/results/"
@@ -133,6 +135,17 @@ SOURCES: dict[str, Source] = {
     "mt_bench/judge_prompts.jsonl": UrlSource(
         _FASTCHAT + "judge_prompts.jsonl",
         "fd283293406d024f44c174b094ef48031d0687a4682fd3a56b29b138f80281b6",
+    ),
+    # The verifiable track; the copies in shared/data are grade-school-math @ 3101c7d,
+    # prm800k @ 7ecc794 (MATH-500, which Hugging Face republishes) and cruxeval @ 190faf1.
+    "gsm8k/test.jsonl": UrlSource(
+        _GSM8K + "grade_school_math/data/test.jsonl",
+        "3730d312f6e3440559ace48831e51066acaca737f6eabec99bccb9e4b3c39d14",
+    ),
+    "math500/test.jsonl": HubSource("HuggingFaceH4/MATH-500", "test.jsonl"),
+    "cruxeval/cruxeval.jsonl": UrlSource(
+        _CRUXEVAL + "data/cruxeval.jsonl",
+        "8368b81047dc5014e4caf5a2f97604eff7644e0ecd7415e3ceeb184bbc2e0c96",
     ),
     "flask/flask_evaluation.jsonl": UrlSource(
         _FLASK + "evaluation_set/flask_evaluation.jsonl",

@@ -94,6 +94,11 @@ class JudgeKind:
         and nothing else: no file is written and no answer read (`task=plan`)."""
         raise NotImplementedError
 
+    def extractor(self) -> Callable[[str], str | None] | None:
+        """How the judge reads a final answer out of a text, for the `vote` agent kind; None
+        for a judge that reads none (each answer's whole text then votes)."""
+        return None
+
     def calls(self, instance: Instance) -> int:
         """The calls judging one finished instance takes, for the judging progress bar."""
         return 1

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from eval.output_dir import refuse_unless_ours
-from eval.report import benchmarks
+from eval.report import benchmarks, verifiable
 from eval.report.section import Section
 from eval.run_filter import RunFilter
 from eval.rundir import leftover, write_atomic
@@ -155,6 +155,7 @@ def write_report(
             parts += benchmarks.sections(
                 bench, [r for r in bench_runs if r.judge == judge], section
             )
+    parts += verifiable.track(runs, Section(out_dir, reference, "exact checks"))
     text = _index(results_dir, out_dir, runs, reference, parts, skipped, chosen, left_out)
     write_atomic(out_dir / INDEX, text)
     written = sorted(name for name, inode in _inodes(out_dir).items() if before.get(name) != inode)

@@ -30,8 +30,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from eval.judges import alpaca_upstream
 from eval.judges.common import (
     JUDGE_TAGS,
@@ -400,6 +398,8 @@ def _annotation(row: Mapping[str, Any]) -> Annotation:
 def write_annotations(path: Path, annotations: Sequence[Annotation]) -> None:
     """The text `alpaca_eval.evaluate` writes, pandas `to_json(orient="records", indent=2)`,
     rendered to a string and written whole (`write_atomic`): a kill leaves the old file or the
-    new one, never a truncated one."""
+    new one, never a truncated one. (pandas is imported here, not at start-up.)"""
+    import pandas as pd
+
     frame = pd.DataFrame([a.to_json() for a in annotations])
     write_atomic(path, frame.to_json(orient="records", indent=2))

@@ -15,7 +15,6 @@ from importlib import resources
 from types import ModuleType
 from typing import Any, cast
 
-import pandas as pd
 import yaml
 
 
@@ -44,6 +43,8 @@ def annotator_config(name: str) -> dict[str, Any]:
 
 def make_prompt(template: str, fields: Mapping[str, str]) -> str:
     """`alpaca_eval.utils.make_prompts` for one row: first-occurrence replacement, in order."""
+    import pandas as pd
+
     utils = _module("alpaca_eval.utils")
     prompts, _ = utils.make_prompts(df=pd.DataFrame([dict(fields)]), template=template)
     return cast(str, prompts[0])

@@ -1,8 +1,9 @@
 """AlpacaEval 2.0 judge (`weighted_alpaca_eval_gpt4_turbo`), faithful to alpaca_eval 0.6.6.
 
 The prompt template, decoding settings and parser settings are read at run time from the
-installed package; rendering, the seeded swap of the two outputs and the logprob parser are
-alpaca_eval's own functions. Only the call goes through our `Generator`.
+installed package's files; rendering and the seeded swap of the two outputs are alpaca_eval's,
+rendered without importing it (`alpaca_upstream`), and the logprob parser is its own function.
+Only the call goes through our `Generator`.
 
 `annotations.json` has the columns `alpaca_eval.evaluate` 0.6.6 writes: the pair (`instruction`,
 `output_1`, `generator_1`, `dataset`, `output_2`, `generator_2`), `annotator`, `preference`, then

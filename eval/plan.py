@@ -48,6 +48,7 @@ traces add up into them, `eval.plan_figures`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -67,7 +68,8 @@ from moa.catalogue import Catalogue, ModelEntry, split_address, unbilled_endpoin
 from moa.client import endpoint_batches, endpoint_identity
 from moa.mixture import MixtureSpec
 from moa.strategy import load_strategy, plan_exact
-from moa.types import GenerateConfig
+from moa.trace import ConversationTrace
+from moa.types import CallRecord, GenerateConfig
 
 
 @dataclass(frozen=True)
@@ -123,26 +125,38 @@ async def plan(
             f"the calls of {', '.join(guessed)} depend on the answers (plan_exact = False): "
             "counted on stand-in answers, an estimate"
         )
+    # A variant the sweep runs under several names (one experiment's `moa` is another's) makes
+    # the very same requests each time: simulated once, its traces and judging recounted.
+    simulated: dict[MixtureSpec, tuple[list[ConversationTrace], list[CallRecord]]] = {}
     for spec in variants:
-        mixture = PlanningMixture(spec, planner)
         tally = Tally(spec.name + repeat_suffix(spec.repeat), catalogue, planner, charged)
         tally.served = served or catalogue.by_address
-        outputs = []
-        for instance, config in zip(instances, configs, strict=True):
-            trace = await mixture.converse(instance.turns, config)
+        same = dataclasses.replace(spec, name="")
+        if same not in simulated:
+            mixture = PlanningMixture(spec, planner)
+            traces = [
+                await mixture.converse(instance.turns, config)
+                for instance, config in zip(instances, configs, strict=True)
+            ]
+            judged: list[CallRecord] = []
+            if judge is not None:
+                planner.recording = judged
+                outputs = [trace.outputs for trace in traces]
+                try:
+                    await judge.task.plan_judge(planner, judge.model, spec, instances, outputs)
+                except NotImplementedError:
+                    notes.append(
+                        f"judging is not planned: the {judge.task.name} task cannot plan it"
+                    )
+                    judge = None
+                finally:
+                    planner.recording = None
+            simulated[same] = traces, judged
+        traces, judged = simulated[same]
+        for trace in traces:
             tally.add(trace)
-            outputs.append(trace.outputs)
         if judge is not None:
-            planner.recording = []
-            try:
-                await judge.task.plan_judge(planner, judge.model, spec, instances, outputs)
-            except NotImplementedError:
-                notes.append(f"judging is not planned: the {judge.task.name} task cannot plan it")
-                judge = None
-            else:
-                tally.add_judging(planner.recording)
-            finally:
-                planner.recording = None
+            tally.add_judging(judged)
         plans.append(tally.result())
     return PlanResult(plans, frozenset(planner.seen), None if judge is None else judge.model, notes)
 

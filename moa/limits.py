@@ -33,6 +33,9 @@ class EndpointLimits:
     for `rpm` and `tpm` that is no limit."""
 
     max_concurrency: int = 16  # calls in flight at once
+    # Where each model's learned concurrency starts (`moa.scheduling.AdaptiveSlots`, slow
+    # start), up to its cap; left out: `moa.scheduling.SLOW_START`.
+    start_concurrency: int | None = None
     rpm: int | None = None  # requests per minute
     tpm: int | None = None  # tokens per minute, at the `moa.tokens` estimate
     # Per call, the first one included; a rate-limit refusal that lowers the model's learned

@@ -26,6 +26,9 @@ PRIORITY: ContextVar[int | None] = ContextVar("moa_priority", default=None)
 
 _LAST = math.inf  # the place of a waiter whose task set no priority
 _MOST_PATIENCE = 16.0  # a found limit is probed at least once per 16 x limit successes
+# Where a model's learned concurrency starts (`AdaptiveSlots`' slow start) unless told otherwise:
+# a full-width opening burst against a lower real limit is mostly 429s.
+SLOW_START = 4
 
 
 class Slots:
@@ -92,10 +95,15 @@ class Slots:
 
 
 class AdaptiveSlots(Slots):
-    """One model's concurrency, learned: additive increase, multiplicative decrease.
+    """One model's concurrency, learned: a slow start, then additive increase, multiplicative
+    decrease.
 
-    The limit starts at `cap` (the configured concurrency) and never passes it. A call holds one
-    slot while in flight (`take`, then `give_back` with how it ended):
+    The limit starts at `start` (default `cap`, the configured concurrency) and never passes
+    `cap`. Until the first refusal it is in slow start: each success adds a whole slot while the
+    slots are all in use or wanted (the limit doubles per round of calls), so an unknown limit is
+    found in a few rounds without a full-width burst of refusals; the first refusal halves it
+    and ends the slow start. Then a call holds one slot while in flight (`take`, then
+    `give_back` with how it ended):
 
     - a success adds 1/(limit x patience) while the slots are all in use or wanted, up to `cap`:
       one more slot per `limit` successes while patience is 1;
@@ -114,11 +122,12 @@ class AdaptiveSlots(Slots):
     1 teaches nothing more, and counts.
     """
 
-    def __init__(self, cap: int) -> None:
+    def __init__(self, cap: int, start: int | None = None) -> None:
         super().__init__(cap)
         self.cap = max(1, cap)
-        self.limit = float(self.cap)
-        self.lowest = self.cap  # the lowest the limit went, for a run's summary and tests
+        self.limit = float(self.cap if start is None else min(max(1, start), self.cap))
+        self.slow_start = self.limit < self.cap
+        self.lowest = self.capacity  # the lowest the limit went, for a run's summary and tests
         self.decreases = 0
         self._sent = 0  # requests let through so far: their tickets
         self._window = 0  # tickets below this were sent before the last decrease
@@ -142,14 +151,18 @@ class AdaptiveSlots(Slots):
         learned = False
         if ok:
             if self.limit < self.cap and (self._waiters or self.in_use >= self.capacity):
-                self.limit = min(float(self.cap), self.limit + 1.0 / (self.limit * self._patience))
+                step = 1.0 if self.slow_start else 1.0 / (self.limit * self._patience)
+                self.limit = min(float(self.cap), self.limit + step)
                 if self.capacity >= self._level + 2:
                     self._patience = 1.0
         elif refused:
+            slow_start, self.slow_start = self.slow_start, False
             if ticket < self._window:
                 learned = True  # sent before the last decrease: that one accounted for it
             elif self.limit > 1.0:
-                if self.capacity > self._level:  # a probe
+                if slow_start:  # past the real limit: halve, and grow slowly from there
+                    self.limit = max(1.0, self.limit / 2.0)
+                elif self.capacity > self._level:  # a probe
                     self.limit -= 1.0
                     self._patience = min(2.0 * self._patience, _MOST_PATIENCE)
                 else:

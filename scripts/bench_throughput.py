@@ -21,7 +21,8 @@ says 32. It runs `--rate-limit-instances` AlpacaEval instances, must end with no
 and its bound is computed at the true limit. It is compared with the same run configured at the
 true limit (what a user who knew it would get): that is the learning's cost.
 
-The targets checked at the end are the ones of the throughput and endpoint-trust issues.
+The targets checked at the end are the ones of the throughput, endpoint-trust and fixed-cost
+issues (start-up to the first request, CPU per call, a slow start under an unknown limit).
 
 Usage: `.venv/bin/python scripts/bench_throughput.py` (`--help` for the latency model knobs).
 """
@@ -432,9 +433,12 @@ def verdicts(rows: dict[str, dict[str, Any]]) -> list[tuple[str, bool]]:
             row = rows[name]
             out.append((f"{name}: efficiency >= 0.9", row["efficiency"] >= 0.9))
             cpu = row["marginal_cpu_ms_per_call"]
-            out.append((f"{name}: <= 1 ms harness CPU per call (marginal)", cpu <= 1.0))
+            out.append((f"{name}: <= 1.2 ms harness CPU per call (marginal)", cpu <= 1.2))
     if "alpaca_eval" in rows:
-        out.append(("alpaca_eval: peak RSS < 500 MB", rows["alpaca_eval"]["peak_rss_mb"] < 500))
+        row = rows["alpaca_eval"]
+        out.append(("alpaca_eval: peak RSS < 500 MB", row["peak_rss_mb"] < 500))
+        start = row["to_first_request_s"]
+        out.append(("alpaca_eval: start-up to the first request <= 1.5 s", start <= 1.5))
     if "prompt" in rows:
         row = rows["prompt"]
         out.append(
@@ -445,6 +449,9 @@ def verdicts(rows: dict[str, dict[str, Any]]) -> list[tuple[str, bool]]:
     if "rate_limit" in rows:
         row = rows["rate_limit"]
         out.append(("rate_limit: no failed instance", row["failed_instances"] == 0))
+        # a slow start per model: an unknown limit is found without a full-width burst of 429s
+        span = row["span_efficiency"]
+        out.append(("rate_limit: >= 0.9 of the bound over the requests' span", span >= 0.9))
         ratio = row["wall_s"] / row["known_limit_wall_s"]
         out.append(("rate_limit: wall <= 1.1 x the run configured at the true limit", ratio <= 1.1))
     return out

@@ -1,4 +1,6 @@
-"""Start-up imports only what a run needs: a scripted run never loads the `openai` SDK."""
+"""Start-up imports only what a run needs: a scripted run never loads the `openai` SDK; a
+benchmark run with `judge=none` and a `data_dir` never loads pandas, alpaca-eval or the
+downloaders (huggingface_hub, pooch)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,10 @@ import pytest
 
 from moa.errors import ConfigError
 from moa.providers.base import create_provider, register_provider
-from tests.kit.cli import MOA_BENCH, environment, run
+from tests.kit.cli import MOA_BENCH, SHARED_DATA, environment, point_endpoints, run
+
+# What a benchmark run that judges nothing and reads its data from `data_dir` does not need.
+UNNEEDED = ("pandas", "alpaca_eval", "scipy", "huggingface_hub", "pooch")
 
 
 def imported_modules(stderr: str) -> list[str]:
@@ -40,6 +45,31 @@ def test_a_scripted_prompt_never_imports_openai(tmp_path: Path) -> None:
     # what it imports in turn is, and `openai_compat` imports `openai` with a plain `import`.)
     assert "moa.providers.base" in modules and "moa.client" in modules
     assert [m for m in modules if m == "openai" or m.startswith("openai.")] == []
+
+
+def test_a_benchmark_run_without_judge_imports_no_pandas_nor_downloader(
+    tmp_path: Path, fake_url: str
+) -> None:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real benchmark data not found at {SHARED_DATA}")
+    args = [
+        MOA_BENCH,
+        f"data_dir={SHARED_DATA}",
+        "benchmark=alpaca_eval",
+        "benchmark.ids=[0]",
+        "moa=moa",
+        "task=generate",
+        "judge=none",
+        f"results_dir={tmp_path / 'runs'}",
+        f"cache.path={tmp_path / 'calls.sqlite'}",
+        *point_endpoints(fake_url),
+    ]
+    done = run(args, env=environment(PYTHONPROFILEIMPORTTIME="1"))
+    errors = [line for line in done.stderr.splitlines() if not line.startswith("import time:")]
+    assert done.returncode == 0, "\n".join(errors[-20:])
+    modules = imported_modules(done.stderr)
+    assert {"openai", "eval.benchmarks.fetch"} <= set(modules)  # the run's own path
+    assert [m for m in modules if m.split(".")[0] in UNNEEDED] == []
 
 
 def test_a_third_party_provider_is_built_by_its_registered_name() -> None:

@@ -13,17 +13,24 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-
-import pooch
-from huggingface_hub import hf_hub_download
+from typing import Any
 
 from eval.benchmarks import arena_hard_files as arena_hard
 from eval.benchmarks.base import DataError
 
 CACHE_ENV = "MOA_BENCH_CACHE"
 _DETAIL_CHARS = 300  # of a download error's first line in the one-line refusal
-# pooch's HTTP transport, named here so that tests can put a fake network in its place.
-HTTP = pooch.HTTPDownloader(progressbar=False)
+# pooch's HTTP transport (None: its own, made when a file is downloaded), named here so that
+# tests can put a fake network in its place.
+HTTP: Any = None
+
+
+def hf_hub_download(**kwargs: Any) -> str:
+    """huggingface_hub's download, imported only when a file is fetched: a run from a
+    `data_dir` never pays its import."""
+    from huggingface_hub import hf_hub_download as download
+
+    return str(download(**kwargs))
 
 
 @dataclass(frozen=True)
@@ -246,12 +253,14 @@ def _download(source: Source, target: Path) -> None:
             shutil.rmtree(staging, ignore_errors=True)
         return
     if isinstance(source, UrlSource):
+        import pooch
+
         pooch.retrieve(
             source.url,
             known_hash=f"sha256:{source.sha256}",
             fname=target.name,
             path=target.parent,
-            downloader=HTTP,
+            downloader=HTTP or pooch.HTTPDownloader(progressbar=False),
         )
         return
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))

@@ -1,8 +1,9 @@
 """AlpacaEval 2.0 judge (`weighted_alpaca_eval_gpt4_turbo`), faithful to alpaca_eval 0.6.6.
 
 The prompt template, decoding settings and parser settings are read at run time from the
-installed package; rendering, the seeded swap of the two outputs and the logprob parser are
-alpaca_eval's own functions. Only the call goes through our `Generator`.
+installed package's files; rendering and the seeded swap of the two outputs are alpaca_eval's,
+rendered without importing it (`alpaca_upstream`), and the logprob parser is its own function.
+Only the call goes through our `Generator`.
 
 `annotations.json` has the columns `alpaca_eval.evaluate` 0.6.6 writes: the pair (`instruction`,
 `output_1`, `generator_1`, `dataset`, `output_2`, `generator_2`), `annotator`, `preference`, then
@@ -29,8 +30,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-
-import pandas as pd
 
 from eval.judges import alpaca_upstream
 from eval.judges.common import (
@@ -400,6 +399,8 @@ def _annotation(row: Mapping[str, Any]) -> Annotation:
 def write_annotations(path: Path, annotations: Sequence[Annotation]) -> None:
     """The text `alpaca_eval.evaluate` writes, pandas `to_json(orient="records", indent=2)`,
     rendered to a string and written whole (`write_atomic`): a kill leaves the old file or the
-    new one, never a truncated one."""
+    new one, never a truncated one. (pandas is imported here, not at start-up.)"""
+    import pandas as pd
+
     frame = pd.DataFrame([a.to_json() for a in annotations])
     write_atomic(path, frame.to_json(orient="records", indent=2))

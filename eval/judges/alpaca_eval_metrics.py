@@ -13,9 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import huggingface_hub.constants
-from huggingface_hub import hf_hub_download
-
 from eval.judges import alpaca_upstream
 from eval.judges.alpaca_eval import Annotation
 from eval.judges.common import count_failures
@@ -67,7 +64,17 @@ def fetch_length_control_files() -> str | None:
     return None
 
 
+def hf_hub_download(**kwargs: Any) -> str:
+    """huggingface_hub's download, imported at metric time only: a run without AlpacaEval's
+    judge never pays its import."""
+    from huggingface_hub import hf_hub_download as download
+
+    return str(download(**kwargs))
+
+
 def _hub_reachable(timeout_s: float = 3.0) -> bool:
+    import huggingface_hub.constants
+
     if huggingface_hub.constants.HF_HUB_OFFLINE:
         return False
     try:

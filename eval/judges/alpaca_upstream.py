@@ -1,22 +1,34 @@
 """Typed access to the installed `alpaca_eval` package, so our judge runs its code, not a copy.
 
-Importing `alpaca_eval` sets the root logger to INFO (`alpaca_eval.annotators.base` does so at
-import time) and pulls in datasets, sklearn and patsy; we therefore import it lazily, once, and
-put the root logger's level back.
+Importing `alpaca_eval` costs seconds (its `analyze` pulls in scipy.stats, and datasets), sets
+the root logger to INFO (`alpaca_eval.annotators.base` does so at import time); so what a judge
+needs before its first request is had without importing it: the evaluator files are read as the
+package's data, located by `importlib.util.find_spec` (which runs none of its code), and the
+few string helpers that build a request (`make_prompts` for one row, `prompt_to_chatml`,
+`random_seeded_choice`) are rendered here as upstream does, which the parity tests check
+against upstream's own functions to the byte. The parsers and metrics stay upstream's: the
+package is imported lazily, once, at the first answer, and the root logger's level put back.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+import importlib.metadata
+import importlib.util
 import logging
+import random
+import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from importlib import resources
+from pathlib import Path
 from types import ModuleType
 from typing import Any, cast
 
-import pandas as pd
 import yaml
+
+_PACKAGE = "alpaca_eval"
+_START, _END = "<|im_start|>", "<|im_end|>"  # `prompt_to_chatml`'s defaults
 
 
 @functools.cache
@@ -29,11 +41,19 @@ def _module(name: str) -> ModuleType:
         root.setLevel(level)
 
 
+@functools.cache
+def _package_dir() -> Path:
+    """Where the installed package's files are, found without running its `__init__`."""
+    spec = importlib.util.find_spec(_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(f"the {_PACKAGE} package is not installed", name=_PACKAGE)
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+@functools.cache
 def read_evaluator_file(*parts: str) -> str:
     """A file under `alpaca_eval/evaluators_configs/`, read from the installed package."""
-    _module("alpaca_eval")
-    path = resources.files("alpaca_eval").joinpath("evaluators_configs", *parts)
-    return path.read_text(encoding="utf-8")
+    return _package_dir().joinpath("evaluators_configs", *parts).read_text(encoding="utf-8")
 
 
 def annotator_config(name: str) -> dict[str, Any]:
@@ -42,25 +62,54 @@ def annotator_config(name: str) -> dict[str, Any]:
     return cast(dict[str, Any], configs[name])
 
 
+@functools.cache
+def _template_fields(template: str) -> tuple[str, ...]:
+    """The `{field}`s of a template in first-occurrence order, as `make_prompts` finds them."""
+    found = Counter(re.findall(r"{([^ \s]+?)}", template))
+    if any(n != 1 for n in found.values()):
+        raise ValueError(f"All placeholders should be repeated batch_size=1 times but {found}.")
+    return tuple(found)
+
+
 def make_prompt(template: str, fields: Mapping[str, str]) -> str:
-    """`alpaca_eval.utils.make_prompts` for one row: first-occurrence replacement, in order."""
-    utils = _module("alpaca_eval.utils")
-    prompts, _ = utils.make_prompts(df=pd.DataFrame([dict(fields)]), template=template)
-    return cast(str, prompts[0])
+    """`alpaca_eval.utils.make_prompts` for one row of strings, without the DataFrame it builds
+    (a third of a millisecond a prompt): each field's first occurrence replaced, in template
+    order, one after the other (a value holding a later `{field}` gets it replaced, as upstream)."""
+    prompt = template
+    for name in _template_fields(template):
+        prompt = prompt.replace("{" + name + "}", str(fields[name]), 1)
+    return prompt
 
 
 def prompt_to_chatml(prompt: str) -> list[dict[str, str]]:
-    return cast(list[dict[str, str]], _module("alpaca_eval.utils").prompt_to_chatml(prompt))
+    """`alpaca_eval.utils.prompt_to_chatml`: the chat messages of a prompt in ChatML markup,
+    a `system name=x` header giving a system message with those keys."""
+    prompt = prompt.strip()
+    if not (prompt.startswith(_START) and prompt.endswith(_END)):
+        raise ValueError(f"not a ChatML prompt (from {_START} to {_END}): {prompt[:80]!r}")
+    messages = []
+    for part in prompt.split(_START)[1:]:
+        header, body = part.split("\n", 1)
+        role = header.strip()
+        content = body.split(_END, 1)[0].strip()
+        extra: dict[str, str] = {}
+        if role.startswith("system") and role != "system":
+            pairs = (word.split("=", 1) for word in role.split("system", 1)[-1].split(" ") if word)
+            extra = {key: value for key, value in pairs}
+            role = "system"
+        messages.append({"content": content, "role": role, **extra})
+    return messages
 
 
 def random_seeded_choice(seed: str, choices: Sequence[Any]) -> Any:
-    return _module("alpaca_eval.utils").random_seeded_choice(seed=seed, choices=list(choices))
+    """`alpaca_eval.utils.random_seeded_choice`: one of `choices`, drawn with a string seed."""
+    return random.Random(seed).choices(list(choices), k=1)[0]
 
 
+@functools.cache
 def package_version() -> str:
     """What `SingleAnnotator` records as each call's `version`: `alpaca_eval==0.6.6`."""
-    utils = _module("alpaca_eval.utils")
-    return cast(str, utils.get_multi_package_version(["alpaca_eval"]))
+    return f"{_PACKAGE}=={importlib.metadata.version(_PACKAGE)}"
 
 
 def logprob_parser(completion: Mapping[str, Any], **kwargs: Any) -> list[float]:

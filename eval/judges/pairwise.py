@@ -12,8 +12,6 @@ from __future__ import annotations
 import functools
 import math
 import random
-import re
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -93,26 +91,6 @@ def _annotator(name: str) -> ae.Annotator:
     return ae.load_annotator(name)
 
 
-@functools.cache
-def _template_fields(template: str) -> tuple[str, ...]:
-    """The `{field}`s of a template in first-occurrence order, as `make_prompts` finds them."""
-    found = Counter(re.findall(r"{([^ \s]+?)}", template))
-    if any(n != 1 for n in found.values()):
-        raise ValueError(f"All placeholders should be repeated batch_size=1 times but {found}.")
-    return tuple(found)
-
-
-def fill_template(template: str, fields: Mapping[str, str]) -> str:
-    """alpaca_eval's `make_prompts` for one row of strings, as `alpaca_upstream.make_prompt`, but
-    without the DataFrame it builds per row (a third of a millisecond: ten seconds over the
-    paper's suite in `task=plan`): each field's first occurrence replaced, in template order, one
-    after the other (a field's value holding a later `{field}` gets it replaced, as upstream)."""
-    prompt = template
-    for name in _template_fields(template):
-        prompt = prompt.replace("{" + name + "}", str(fields[name]), 1)
-    return prompt
-
-
 @functools.lru_cache(maxsize=4096)
 def _switched(instruction: str, seed: int) -> bool:
     return ae.is_switched(instruction, seed)
@@ -138,7 +116,7 @@ async def request_preferences(
             (pair.output_2, pair.output_1) if switched else (pair.output_1, pair.output_2)
         )
         fields = {"instruction": pair.instruction, "output_1": first, "output_2": second}
-        prompt = fill_template(ann.template, fields)
+        prompt = alpaca_upstream.make_prompt(ann.template, fields)
         messages = [
             ChatMessage(role=m["role"], content=m["content"])
             for m in alpaca_upstream.prompt_to_chatml(prompt.strip())

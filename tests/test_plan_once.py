@@ -1,0 +1,37 @@
+"""The plan simulates a variant the sweep runs under several names once, and counts it as often
+as the sweep runs it, with the same figures the simulation would give again."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+import eval.plan
+from eval.plan import plan
+from tests.test_plan import constant, presets, questions
+
+
+async def test_a_variant_under_another_name_is_simulated_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (moa, lite), catalogue = presets(("moa",), ("moa_lite",))
+    again = dataclasses.replace(moa, name="again")
+    simulated: list[str] = []
+    real = eval.plan.PlanningMixture
+
+    def counted(spec: Any, planner: Any) -> Any:
+        simulated.append(spec.name)
+        return real(spec, planner)
+
+    monkeypatch.setattr(eval.plan, "PlanningMixture", counted)
+    items = questions(10)
+    result = await plan([moa, lite, again], items, constant, catalogue)
+    assert simulated == ["moa", "moa_lite"]
+    first, _, second = result.variants
+    assert second.name == "again"
+    figures = ("calls", "input_tokens", "output_tokens", "usd", "tflops")
+    assert [getattr(second, f) for f in figures] == [getattr(first, f) for f in figures]
+    assert (second.new_calls, second.sweep_calls, second.new_usd) == (0, 0, 0.0)
+    assert (result.total_calls, result.unique_calls) == (130 + 70 + 130, 130)

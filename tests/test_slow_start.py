@@ -1,0 +1,72 @@
+"""A model's concurrency starts below its cap and grows on success (slow start), so a run under
+an unknown, lower limit meets far fewer 429s than a full-width start; behaviour, not timing."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from moa.scheduling import SLOW_START, AdaptiveSlots
+from moa.types import ChatMessage, GenerateConfig
+from tests.kit.fakeserver import FakeServer, ModelProfile, serve_in_thread
+
+from .conftest import make_client
+
+CONFIG = GenerateConfig(temperature=0.7, max_tokens=8)
+
+
+async def test_slow_start_grows_a_slot_a_success_until_a_refusal_halves_it() -> None:
+    limiter = AdaptiveSlots(32, SLOW_START)
+    assert (limiter.limit, limiter.capacity, limiter.slow_start) == (4.0, 4, True)
+    limits: list[float] = []
+
+    async def worker() -> None:  # 64 callers: successes while slots are wanted
+        for _ in range(2):
+            ticket = await limiter.take()
+            await asyncio.sleep(0)
+            limiter.give_back(ticket, ok=True)
+            limits.append(limiter.limit)
+
+    await asyncio.gather(*(worker() for _ in range(64)))
+    assert limits[:4] == [5.0, 6.0, 7.0, 8.0]  # a whole slot each: the first round doubles it
+    assert max(limits) == 32.0 and limiter.in_use == 0
+    assert limiter.give_back(await limiter.take(), refused=True)  # learned, not counted
+    assert (limiter.limit, limiter.slow_start, limiter.decreases) == (16.0, False, 1)
+    assert AdaptiveSlots(4, SLOW_START).slow_start is False  # the cap is where it starts
+    assert AdaptiveSlots(8).limit == 8.0  # no start given: the cap, as before
+
+
+async def refusals(tmp_path: Path, start: int | None) -> tuple[int, int, AdaptiveSlots]:
+    """192 calls, 64 at once, to a model that takes 8 and refuses more (429), configured for
+    32: the refusals, the answers, and the model's limiter."""
+    server = FakeServer(
+        profiles={"m": ModelProfile(ttft_s=0.02, min_tokens=1, max_tokens=4, reject_above=8)}
+    )
+    limits = {"max_concurrency": 32} | ({"start_concurrency": start} if start else {})
+    with serve_in_thread(server) as url:
+        client = make_client(url, tmp_path / f"c{start}.sqlite", max_attempts=1, **limits)
+        gate = asyncio.Semaphore(64)
+
+        async def ask(n: int) -> bool:
+            messages: list[ChatMessage] = [{"role": "user", "content": f"question {n}"}]
+            async with gate:
+                return (await client.generate("fake/m", messages, CONFIG)).ok
+
+        done = await asyncio.gather(*(ask(n) for n in range(192)))
+        await client.aclose()
+    assert all(done)
+    limiter = client.limiter("fake/m")
+    assert limiter is not None
+    refused = sum(r.fault == "over_limit" for r in server.log)
+    return refused, sum(r.fault is None for r in server.log), limiter
+
+
+async def test_a_slow_start_meets_far_fewer_refusals_than_a_full_width_one(
+    tmp_path: Path,
+) -> None:
+    slow, served, limiter = await refusals(tmp_path, None)
+    full, served_full, _ = await refusals(tmp_path, 32)
+    assert served == served_full == 192
+    assert limiter.cap == 32 and limiter.lowest <= 8 and not limiter.slow_start
+    assert full >= 24  # the opening burst: 32 sent, 8 taken
+    assert slow * 2 <= full, (slow, full)

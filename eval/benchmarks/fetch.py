@@ -241,11 +241,16 @@ def _intact(path: Path, source: Source) -> bool:
 
 def _download(source: Source, target: Path) -> None:
     """Write `target` whole or not at all: both paths download beside it, then rename."""
+    import pooch
+
     target.parent.mkdir(parents=True, exist_ok=True)
+    downloader = HTTP or pooch.HTTPDownloader(progressbar=False)
     if isinstance(source, GitBlobSource):
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         try:
-            got = Path(pooch.retrieve(source.url, known_hash=None, path=staging, downloader=HTTP))
+            got = Path(
+                pooch.retrieve(source.url, known_hash=None, path=staging, downloader=downloader)
+            )
             if _blob_sha1(got) != source.blob_sha1:
                 raise ValueError(f"git blob id of {source.url} is not {source.blob_sha1}")
             os.replace(got, target)
@@ -253,14 +258,12 @@ def _download(source: Source, target: Path) -> None:
             shutil.rmtree(staging, ignore_errors=True)
         return
     if isinstance(source, UrlSource):
-        import pooch
-
         pooch.retrieve(
             source.url,
             known_hash=f"sha256:{source.sha256}",
             fname=target.name,
             path=target.parent,
-            downloader=HTTP or pooch.HTTPDownloader(progressbar=False),
+            downloader=downloader,
         )
         return
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))

@@ -131,3 +131,26 @@ def bias_of(
         return {"kind": "grader",
                 "score_length": dataclasses.asdict(score_length(scores, lengths))}  # fmt: skip
     return None
+
+
+def _range(found: Mapping[str, Any], key: str = "value") -> str:
+    return f"{found[key]:.2f} [{found['low']:.2f}, {found['high']:.2f}]"
+
+
+def summary(bias: Mapping[str, Any] | None) -> str:
+    """The biases in one line, for the run browser; empty when there are none."""
+    if not bias:
+        return ""
+    if bias.get("kind") == "grader":
+        return f"score vs log length: r = {_range(bias['score_length'], 'r')}"
+    parts = []
+    if first := bias.get("first"):
+        parts.append(f"the answer shown first wins {_range(first)}")
+    if consistency := bias.get("consistency"):
+        parts.append(
+            f"the winner survives the swap in {_range(consistency)} of {consistency['n']} pairs"
+        )
+    parts.append(f"the longer answer wins {_range(bias['longer'])}")
+    slope = bias["length_curve"]["slope"]
+    parts.append(f"{_range(slope)} log-odds per doubling of the length ratio")
+    return "; ".join(parts) + " (95% intervals)"

@@ -90,7 +90,8 @@ def paired_tests(runs: Sequence[Run], reference: str) -> pd.DataFrame:
         corrected = verdicts.get(id(comparison)) if comparison is not None else None
         table.append({
             "run": ", ".join(r.name for r in group), "minus": ", ".join(r.name for r in base),
-            "judge": group[0].judge_shown, "subset": group[0].subset, "outcome": outcome,
+            "judge": group[0].judge_shown, "subset": group[0].subset, "n": group[0].n,
+            "outcome": outcome,
             **_cells(comparison),
             "p_holm": None if corrected is None or math.isnan(corrected.p_holm)
             else corrected.p_holm,

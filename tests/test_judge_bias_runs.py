@@ -12,10 +12,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from eval.benchmarks.data import Data
 from eval.judge_bias import pair_verdicts, swapped_path
 from eval.judges import alpaca_eval as ae
 from eval.report.build import write_report
 from eval.runs import load_runs
+from eval.view.site import build_site
 from tests.kit.cli import SHARED_DATA, read_jsonl, scripted_runs
 
 needs_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")
@@ -77,3 +79,8 @@ def test_the_biases_are_in_metrics_the_report_and_the_browser(judged: Path) -> N
     assert -1 <= graded_row["score_length_r"] <= 1
     caption = (out / "judge_bias_alpaca_eval.md").read_text(encoding="utf-8")
     assert "Wilson" in caption and "logistic GLM" in caption
+    site = judged / "site"
+    build_site(judged / "runs", site, Data(str(SHARED_DATA)))
+    pages = "".join(p.read_text(encoding="utf-8", errors="replace") for p in site.rglob("*")
+                    if p.is_file() and p.suffix in (".json", ".js", ".html"))  # fmt: skip
+    assert "the winner survives the swap in" in pages and "score vs log length: r = " in pages

@@ -260,7 +260,8 @@ class Coverage:
 # The metrics every judge writes (besides judge and judge_calls), named in `RunMetrics`.
 _SHARED = ("failures", "judge_error", "avg_length", "judge_usd", "judge_nominal_usd")
 _COVERAGE = ("n_expected", "n_judged", "complete")
-_OPTIONAL = ("judge_repeats", "bias")  # format-2 fields written only when there is something to say
+# Format-2 fields written only when there is something to say
+_OPTIONAL = ("judge_repeats", "bias", "precision")
 
 
 @dataclass(frozen=True)
@@ -283,6 +284,9 @@ class RunMetrics:
     judge_repeats: list[dict[str, Any]] | None = None
     # Optional: the judge's biases in this run (`eval.judge_bias`), each with its method
     bias: dict[str, Any] | None = None
+    # Optional: the run's mean score with its standard error split into instances and judge
+    # repeats (`eval.report.precision.parts`), each with its method
+    precision: dict[str, Any] | None = None
 
     @classmethod
     def of(

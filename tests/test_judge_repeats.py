@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from eval.records import RunMetrics
 from eval.report.build import write_report
 from eval.runs import load_runs
 from eval.settings import resolve
@@ -53,9 +54,29 @@ def test_repeat_zero_keeps_todays_keys_and_each_repeat_its_sample(
     assert [r["repeat"] for r in metrics["judge_repeats"]] == [1, 2]
     kept = folder / "judge_repeats" / "2" / folder.name / "model_judgment"
     assert len(read_jsonl(next(kept.iterdir()))) == 6  # three questions, two turns
-    # a run judged once writes no repeats field: its metrics.json is as it was
-    plain = once / "runs" / "mt_bench" / "moa_lite@scripted~first3" / "metrics.json"
-    assert "judge_repeats" not in json.loads(plain.read_text(encoding="utf-8"))
+    precision = metrics["precision"]  # the run's own error, split over instances and judgments
+    assert precision["judgments"] == 3 and precision["repeats"] == 1
+    assert precision["se_judge"] is not None and "cluster bootstrap" in precision["method"]
+    # a run judged once writes no repeats field, and no judge part it cannot tell apart
+    plain = json.loads(
+        (once / "runs" / "mt_bench" / "moa_lite@scripted~first3" / "metrics.json").read_text()
+    )
+    assert "judge_repeats" not in plain and plain["precision"]["se_judge"] is None
+
+
+def test_the_new_metrics_fields_are_optional_in_format_2_and_absent_from_v1(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "metrics.json"
+    full = RunMetrics("scripted/j", 6, {"win_rate": 50.0}, 50.0, judge_repeats=[
+        {"repeat": 1, "headline": 40.0, "values": {"win_rate": 40.0}}],
+        bias={"kind": "grader"}, precision={"se": 1.0})  # fmt: skip
+    assert RunMetrics.from_json(path, json.loads(json.dumps(full.to_json()))) == full
+    bare = RunMetrics("scripted/j", 6, {"win_rate": 50.0}, 50.0)
+    assert not {"judge_repeats", "bias", "precision"} & bare.to_json().keys()
+    assert RunMetrics.from_json(path, bare.to_json()) == bare
+    v1 = RunMetrics.from_json(path, {"judge": "scripted/j", "judge_calls": 6, "win_rate": 50.0})
+    assert v1.judge_repeats is None and v1.bias is None and v1.precision is None
 
 
 @needs_data

@@ -10,7 +10,7 @@ from eval.commands.prompt import namer_of
 from eval.commands.summary import show_results, summarize
 from eval.generate import Generation, generate, generated, judge_address, task_of
 from eval.judge_bias import bias_of, judge_swapped
-from eval.judge_repeats import judge_again
+from eval.judge_repeats import judge_again, repeat_scores
 from eval.judges.common import avg_length, incomplete_reason, is_complete
 from eval.mixture_config import describe_spec
 from eval.preflight import gone_line
@@ -115,16 +115,28 @@ async def judge(settings: Settings, run: Generation) -> RunMetrics:
     values = {**values, "avg_length": avg_length(outputs), "judge_usd": spent.cost_usd,
               "judge_nominal_usd": spent.nominal_usd}  # fmt: skip
     metrics = RunMetrics.of(address, spent.calls, values, run.task.headline(values))
-    bias = None
+    metrics = dataclasses.replace(metrics, judge_repeats=again or None)
     if is_complete(metrics.values):  # a partly judged run's files are read by the report alone
-        finished = {r.id: r for r in run.results if r.outputs}
-        scores = run.task.instance_scores(run.run, metrics, finished)
-        bias = bias_of(run.task, run.run, scores, finished)
-    metrics = dataclasses.replace(metrics, judge_repeats=again or None, bias=bias)
+        metrics = with_statistics(run, metrics)
     run.run.write_metrics(metrics)
     if reason := incomplete_reason(metrics.values):
         say(reason, "red")
     return metrics
+
+
+def with_statistics(run: Generation, metrics: RunMetrics) -> RunMetrics:
+    """The wholly judged run's metrics with its precision and its judge's biases (README,
+    "Statistics"), read back from the files its judge wrote."""
+    from eval.report.precision import cluster_of, parts
+    from eval.stats.repeats import Scores, estimate
+
+    finished = {r.id: r for r in run.results if r.outputs}
+    scores = run.task.instance_scores(run.run, metrics, finished)
+    again = repeat_scores(run.task, run.run, metrics, finished)
+    found = estimate(Scores.from_runs([[scores, *again]], cluster_of(run.task.name)))
+    precision = {**parts(found), "method": found.method, "split": found.split.method}
+    bias = bias_of(run.task, run.run, scores, finished)
+    return dataclasses.replace(metrics, bias=bias, precision=precision)
 
 
 def describe(settings: Settings) -> str:

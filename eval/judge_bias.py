@@ -117,23 +117,42 @@ def bias_of(
         if len({v.pair for v in verdicts}) < 3:
             return None
         where = position(verdicts)
-        return {
-            "kind": "pairwise",
-            "first": None if where.first is None else dataclasses.asdict(where.first),
-            "consistency": None
-            if where.consistency is None
-            else dataclasses.asdict(where.consistency),
-            "longer": dataclasses.asdict(longer_share(verdicts)),
-            "length_curve": dataclasses.asdict(length_curve(verdicts)),
-        }
+        return finite(
+            {
+                "kind": "pairwise",
+                "first": None if where.first is None else dataclasses.asdict(where.first),
+                "consistency": None
+                if where.consistency is None
+                else dataclasses.asdict(where.consistency),
+                "longer": dataclasses.asdict(longer_share(verdicts)),
+                "length_curve": dataclasses.asdict(length_curve(verdicts)),
+            }
+        )
     if task.judging.kind in GRADERS and len(scores) >= 4:
         lengths = _lengths(finished, list(scores))
-        return {"kind": "grader",
-                "score_length": dataclasses.asdict(score_length(scores, lengths))}  # fmt: skip
+        found = dataclasses.asdict(score_length(scores, lengths))
+        return finite({"kind": "grader", "score_length": found})
     return None
 
 
+def _finite(data: Any) -> Any:
+    if isinstance(data, float) and math.isnan(data):
+        return None
+    if isinstance(data, Mapping):
+        return finite(data)
+    if isinstance(data, list | tuple):
+        return [_finite(v) for v in data]
+    return data
+
+
+def finite(data: Mapping[str, Any]) -> dict[str, Any]:
+    """`data` with every NaN, however deep, as None, so that metrics.json stays plain JSON."""
+    return {k: _finite(v) for k, v in data.items()}
+
+
 def _range(found: Mapping[str, Any], key: str = "value") -> str:
+    if None in (found[key], found["low"], found["high"]):
+        return "undefined"
     return f"{found[key]:.2f} [{found['low']:.2f}, {found['high']:.2f}]"
 
 

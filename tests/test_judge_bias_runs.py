@@ -5,6 +5,7 @@ Offline, on the scripted fake."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -13,10 +14,11 @@ import pandas as pd
 import pytest
 
 from eval.benchmarks.data import Data
-from eval.judge_bias import pair_verdicts, swapped_path
+from eval.judge_bias import finite, pair_verdicts, summary, swapped_path
 from eval.judges import alpaca_eval as ae
 from eval.report.build import write_report
 from eval.runs import load_runs
+from eval.stats.bias import score_length
 from eval.view.site import build_site
 from tests.kit.cli import SHARED_DATA, read_jsonl, scripted_runs
 
@@ -84,3 +86,12 @@ def test_the_biases_are_in_metrics_the_report_and_the_browser(judged: Path) -> N
     pages = "".join(p.read_text(encoding="utf-8", errors="replace") for p in site.rglob("*")
                     if p.is_file() and p.suffix in (".json", ".js", ".html"))  # fmt: skip
     assert "the winner survives the swap in" in pages and "score vs log length: r = " in pages
+
+
+def test_an_undefined_bias_is_written_as_null_and_said_so() -> None:
+    """A grader that gives every answer one score has no correlation: null, not NaN."""
+    r = score_length({"a": 5.0, "b": 5.0, "c": 5.0, "d": 5.0}, {"a": 1, "b": 2, "c": 3, "d": 4})
+    found = finite({"kind": "grader", "score_length": dataclasses.asdict(r)})
+    assert found["score_length"]["r"] is None
+    json.dumps(found, allow_nan=False)
+    assert summary(found) == "score vs log length: r = undefined"

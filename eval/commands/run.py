@@ -9,7 +9,7 @@ from eval.commands.output import say
 from eval.commands.prompt import namer_of
 from eval.commands.summary import show_results, summarize
 from eval.generate import Generation, generate, generated, judge_address, task_of
-from eval.judge_bias import bias_of, judge_swapped
+from eval.judge_bias import bias_of, finite, judge_swapped
 from eval.judge_repeats import judge_again, repeat_scores
 from eval.judges.common import avg_length, incomplete_reason, is_complete
 from eval.mixture_config import describe_spec
@@ -134,7 +134,7 @@ def with_statistics(run: Generation, metrics: RunMetrics) -> RunMetrics:
     scores = run.task.instance_scores(run.run, metrics, finished)
     again = repeat_scores(run.task, run.run, metrics, finished)
     found = estimate(Scores.from_runs([[scores, *again]], cluster_of(run.task.name)))
-    precision = {**parts(found), "method": found.method, "split": found.split.method}
+    precision = finite({**parts(found), "method": found.method, "split": found.split.method})
     bias = bias_of(run.task, run.run, scores, finished)
     return dataclasses.replace(metrics, bias=bias, precision=precision)
 

@@ -138,5 +138,5 @@ def evaluation_reading(path: Path) -> Evaluation:
             return evaluation
     raise ConfigError(
         f"rescore.path={path}: not a judge file moa-bench knows (an alpaca-eval "
-        "annotations.json, a FastChat *_single.jsonl or a FLASK review .jsonl)"
+        "annotations.json, a FastChat *_single.jsonl or *_pair.jsonl or a FLASK review .jsonl)"
     )

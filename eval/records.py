@@ -135,6 +135,9 @@ class RunIdentity:
     # Which run of a repeated variant (`repeats`); its samples are shifted by the mixture
     # (`moa.mixture.REPEAT_STRIDE`), `layers` keeps run 1's.
     repeat: int = 1
+    # The judge of the run's `metrics.json` (set when it is judged); not part of what must
+    # match, as a generated run may be judged again by another judge.
+    judge: str | None = field(default=None, compare=False)
 
     @property
     def n_layers(self) -> int:
@@ -164,7 +167,9 @@ class RunIdentity:
     def differences(self, other: RunIdentity) -> str:
         """What differs from `other`, field by field, as `field: ours -> theirs`."""
         mine, theirs = self.to_json(), other.to_json()
-        changed = [k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k)]
+        changed = [
+            k for k in mine.keys() | theirs.keys() if k != "judge" and mine.get(k) != theirs.get(k)
+        ]
         return "; ".join(
             f"{k}: {_short(mine.get(k))} -> {_short(theirs.get(k))}" for k in sorted(changed)
         )
@@ -182,13 +187,15 @@ class RunIdentity:
             data["selection"] = self.selection
         if self.repeat != 1:
             data["repeat"] = self.repeat
+        if self.judge is not None:
+            data["judge"] = self.judge
         return {**data, "format": FORMAT}
 
     @classmethod
     def from_json(cls, path: Path, data: Mapping[str, Any]) -> RunIdentity:
         found = version(path, data)
         names = [f.name for f in dataclasses.fields(cls)]
-        missing = [n for n in names if n not in data and n not in ("selection", "repeat")]
+        missing = [n for n in names if n not in data and n not in ("selection", "repeat", "judge")]
         if missing:
             raise RunFileError(f"{path}: not a moa-bench run identity (lacks {', '.join(missing)})")
         layers, final = data["layers"], data["aggregator"]

@@ -16,6 +16,7 @@ Every record carries `format`; the records and the upgraders of older formats ar
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -248,6 +249,8 @@ class RunDir:
         and records the run."""
         self.refuse_foreign()
         previous = self.identity()
+        if previous is not None and previous.judge is not None and identity.judge is None:
+            identity = dataclasses.replace(identity, judge=previous.judge)  # a resume keeps it
         if previous is not None and previous != identity:
             raise ConfigError(
                 f"{self.path} holds a different run of {previous.variant!r} "
@@ -260,12 +263,21 @@ class RunDir:
             for stale in self.path.rglob(".*.tmp"):  # from a write that a kill cut short
                 if leftover(stale):
                     stale.unlink(missing_ok=True)
-            text = json.dumps(identity.to_json(), indent=2, sort_keys=True) + "\n"
-            write_atomic(self.run_file, text)
+            self._write_identity(identity)
         except OSError as exc:
             raise ConfigError(
                 f"cannot write the run directory {self.path}: {exc.strerror}"
             ) from None
+
+    def _write_identity(self, identity: RunIdentity) -> None:
+        text = json.dumps(identity.to_json(), indent=2, sort_keys=True) + "\n"
+        write_atomic(self.run_file, text)
+
+    def name_judge(self, judge: str) -> None:
+        """Records in `run.json` the judge that wrote `metrics.json`."""
+        identity = self.identity()
+        if identity is not None and identity.judge != judge:
+            self._write_identity(dataclasses.replace(identity, judge=judge))
 
     def finished(self) -> dict[str, InstanceResult]:
         """The last complete record per instance id that has outputs."""

@@ -15,6 +15,7 @@ from eval.suite import EXPERIMENTS, compose_points
 from moa.cache import CacheMode, CallCache
 from moa.catalogue import Catalogue
 from moa.client import ModelClient
+from moa.errors import ConfigError
 
 PRESETS = sorted(p.stem for p in (CONF_DIR / "moa").glob("*.yaml"))
 BENCHMARKS = sorted(p.stem for p in (CONF_DIR / "benchmark").glob("*.yaml"))
@@ -35,6 +36,10 @@ def test_every_benchmark_loads_offline(benchmark: str, shared_data: Path) -> Non
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", [f"benchmark={benchmark}", f"data_dir={shared_data}"])
     settings = resolve(cfg)
+    if benchmark == "mt_bench_pair":  # no baseline's answers there: refused before any call
+        with pytest.raises(ConfigError, match=r"benchmark\.baseline_file="):
+            load_instances(settings)
+        return
     instances = load_instances(settings)
     configs = {task_of(settings).generation()(i) for i in instances}
     assert instances and all(c.max_tokens for c in configs)

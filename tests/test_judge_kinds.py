@@ -79,6 +79,7 @@ def test_every_shipped_spec_is_run_by_its_kind() -> None:
         "pairwise",
         "single",
         "rubric",
+        "pairwise_baseline",
     }
 
 

@@ -40,8 +40,10 @@ def test_task_judge_judges_what_exists_with_the_judges_key_only(tmp_path: Path) 
     assert "1 of 3 instances are not generated yet (2)" in judged.stdout
     assert "judging the 2 that are" in judged.stdout
     after = files(folder)
-    for name in ("run.json", "config.yaml", "traces.jsonl", "calls.jsonl", "model_outputs.json"):
+    for name in ("config.yaml", "traces.jsonl", "calls.jsonl", "model_outputs.json"):
         assert after[name] == before[name], name  # nothing of the generation is rewritten
+    named = json.loads(after["run.json"])  # the run as it was, now naming its judge
+    assert named == {**json.loads(before["run.json"]), "judge": f"openai/{JUDGE}"}
     assert len(server.log) == generation_requests + 2  # two judge calls, no generation call
     assert {r.model for r in server.log[generation_requests:]} == {JUDGE}
     assert len(json.loads(after["annotations.json"])) == 2

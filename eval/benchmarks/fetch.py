@@ -66,14 +66,46 @@ _PUBLISHED_OUTPUTS = {
     "gpt-4o-2024-05-13": "653c131d58e8d5802203c85e80ca3fb4b378f22e2a0280ad5cd910ff0bee9535",
 }
 
+# The published GPT-4 Turbo judgments `task=calibrate` re-judges (results/NAME/
+# weighted_alpaca_eval_gpt4_turbo/annotations.json): the 13 models of shared/data/README.md.
+_PUBLISHED_ANNOTATIONS = {
+    "FuseChat-Gemma-2-9B-Instruct": (
+        "72945b6a549eadcd18940fee835343d62985fced144e5b7a2b69c79e120d3cab"
+    ),
+    "FuseChat-Llama-3.2-3B-Instruct": (
+        "32d4b6912694012c82c1b822792a3fc9e492119a48d93a10c3fbf2990b3a40ae"
+    ),
+    "FuseChat-Qwen-2.5-7B-Instruct": (
+        "c816628e6973dc86ed95e6f6a50fdc09fbc4fcb970ee39140138e652cbf2a505"
+    ),
+    "Mixtral-8x7B-Instruct-v0.1_concise": (
+        "5f0d215b9a5796ad666dfce980ab4f8db38efa68b766b114f5d44cf85ce25315"
+    ),
+    "NullModel": "d8e6d6d8ad735b57149fe0d9cb307e095cdc8befee5f0a849e00d66912500be3",
+    "alpaca-7b": "41047c654c6c5ddc0290fb207367e3f458d22692045eb41927eb64103a2cb764",
+    "claude-2": "cb4ef83e4f77bc2106c53ec0645a47e0b704b6ff7d013936ef9e70f330ca264b",
+    "gemma-7b-it": "bd5de7f969f6783933d7cf2cf6720d1ebcfdf0a164626fa5439abea521e27de3",
+    "gpt-3.5-turbo-1106": "4558bed562144780dfcdd5ff55cafc17d76eea62eca143cfcc7ac5f3c154de10",
+    "gpt-3.5-turbo-1106_concise": (
+        "87f84647d56b37e4e8c40a874ba33752f8e54f37ffcdfaab366775d84bf1adde"
+    ),
+    "gpt-3.5-turbo-1106_verbose": (
+        "7d04918cdcdfee001cb27255fe52acf7cc1d6b2afde651d129b87d0707c99d8a"
+    ),
+    "gpt4_0613_concise": "91780cf1f3f2e78658aa369a5f65bc07660b9025e38f549fc787ed41f1c3c332",
+    "vicuna-13b": "3bd08c0e1cee0f649d95a6986ca275f9281448a2237afed941133b7957212ef8",
+}
+
 SOURCES: dict[str, Source] = {
     "alpaca_eval/alpaca_eval_gpt4_baseline.json": HubSource(
         "tatsu-lab/alpaca_eval", "alpaca_eval_gpt4_baseline.json"
     ),
-    "alpaca_eval/annotations/alpaca-7b.weighted_alpaca_eval_gpt4_turbo.json": UrlSource(
-        _ALPACA_RESULTS + "alpaca-7b/weighted_alpaca_eval_gpt4_turbo/annotations.json",
-        "41047c654c6c5ddc0290fb207367e3f458d22692045eb41927eb64103a2cb764",
-    ),
+    **{
+        f"alpaca_eval/annotations/{name}.weighted_alpaca_eval_gpt4_turbo.json": UrlSource(
+            f"{_ALPACA_RESULTS}{name}/weighted_alpaca_eval_gpt4_turbo/annotations.json", sha256
+        )
+        for name, sha256 in _PUBLISHED_ANNOTATIONS.items()
+    },
     **{
         f"alpaca_eval/model_outputs/{name}.json": UrlSource(
             f"{_ALPACA_RESULTS}{name}/model_outputs.json", sha256

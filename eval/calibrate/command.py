@@ -1,5 +1,7 @@
-"""`moa-bench task=calibrate`: the configured AlpacaEval judge against the paper's, on the paper
-judge's published judgments (`calibrate.models`, `calibrate.limit` pairs each).
+"""`moa-bench task=calibrate`: the configured judge against the paper's, on the paper judge's
+published judgments (`calibrate.models`, `calibrate.limit` pairs or graded items each): AlpacaEval's
+annotations, or for MT-Bench and FLASK the judgment file given as `calibrate.file`
+(`eval.calibrate.graded_command`).
 
 Its calls go through the client like any run's: cached (a second run pays nothing), priced,
 checked against the endpoint's model list first (`eval.preflight`). The files go to
@@ -8,7 +10,6 @@ checked against the endpoint's model list first (`eval.preflight`). The files go
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 from rich.markup import escape
 
 from eval.calibrate import files
+from eval.calibrate.graded_command import GRADED, calibrate_graded
 from eval.calibrate.judging import calibrate
 from eval.calibrate.published import published
 from eval.commands.output import console
@@ -31,11 +33,6 @@ PUBLISHED_JUDGE = "openai/gpt-4-1106-preview"  # weighted_alpaca_eval_gpt4_turbo
 
 def _settings(run: Settings) -> Mapping[str, Any]:
     settings = run.calibrate
-    if run.benchmark.name != "alpaca_eval":
-        raise ConfigError(
-            f"task=calibrate: benchmark={run.benchmark.name} has no published judgments to "
-            "measure a judge on here; use benchmark=alpaca_eval"
-        )
     if not settings.get("models"):
         raise ConfigError("task=calibrate needs calibrate.models=[<published model>,...]")
     share = settings.get("swap_share", 0.2)
@@ -44,15 +41,16 @@ def _settings(run: Settings) -> Mapping[str, Any]:
     return settings
 
 
-def folder(judge: str, annotator: str) -> str:
-    """A folder name for the judge (and its annotator, when not the paper's)."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", judge)
-    return name if annotator == ae.ANNOTATOR else f"{name}~{annotator}"
-
-
 async def calibrate_task(run: Settings) -> int:
-    settings = _settings(run)
     task = task_of(run)
+    if task.judging.kind in GRADED:
+        return await calibrate_graded(run, task)
+    if run.benchmark.name != "alpaca_eval":
+        raise ConfigError(
+            f"task=calibrate: benchmark={run.benchmark.name} has no published judgments to "
+            "measure a judge on here; use alpaca_eval, mt_bench or flask"
+        )
+    settings = _settings(run)
     judge = judge_address(run, task)
     annotator = ae.load_annotator(
         str(run.judge.section.get("alpaca_eval_annotator") or ae.ANNOTATOR)
@@ -65,9 +63,9 @@ async def calibrate_task(run: Settings) -> int:
     }
     for line in await check_served(run, [judge]):
         console.print(f"[yellow]{escape(line)}")
-    out_dir = Path(str(settings.get("out_dir", "results/calibrate"))) / folder(
-        judge, annotator.name
-    )
+    name = files.folder(judge)
+    folder = name if annotator.name == ae.ANNOTATOR else f"{name}~{annotator.name}"
+    out_dir = Path(str(settings.get("out_dir", "results/calibrate"))) / folder
     client = build_client(
         run, ledger_path=out_dir / "calls.jsonl", judges=[task.judging.scripted_answer]
     )

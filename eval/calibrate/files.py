@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,12 @@ from eval.rundir import write_atomic
 COLUMNS = ("n", "agreement", "kappa", "mean_shift", "length_preference", "position_consistency")
 
 
-def _cell(value: Any) -> str:
+def folder(judge: str) -> str:
+    """A folder name for the judge's address."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", judge)
+
+
+def cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -33,13 +39,13 @@ def table(calibration: Mapping[str, Any]) -> str:
     for model, m in rows.items():
         length, rate = m["length_preference"], m["win_rate"]
         cells = [model, m["n"], m["agreement"], m["kappa"], m["mean_shift"],
-                 f"{_cell(length['new'])} / {_cell(length['published'])}",
+                 f"{cell(length['new'])} / {cell(length['published'])}",
                  m["position_consistency"]["share"], rate["published"], rate["new"]]  # fmt: skip
-        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+        lines.append("| " + " | ".join(cell(c) for c in cells) + " |")
     o = calibration["overall"]
     tail = (
-        f"\nSpearman {_cell(o['spearman'])}, Pearson {_cell(o['pearson'])} of the per-model win "
-        f"rates; {calibration['calls']} calls, {_cell(calibration['cost_usd'])} USD, "
+        f"\nSpearman {cell(o['spearman'])}, Pearson {cell(o['pearson'])} of the per-model win "
+        f"rates; {calibration['calls']} calls, {cell(calibration['cost_usd'])} USD, "
         f"{calibration['seconds']:.0f} s.\n"
     )
     return head + "\n".join(lines) + "\n" + tail

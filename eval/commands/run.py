@@ -119,6 +119,7 @@ async def judge(settings: Settings, run: Generation) -> RunMetrics:
     if is_complete(metrics.values):  # a partly judged run's files are read by the report alone
         metrics = with_statistics(run, metrics)
     run.run.write_metrics(metrics)
+    run.run.name_judge(address)
     if reason := incomplete_reason(metrics.values):
         say(reason, "red")
     return metrics

@@ -16,6 +16,7 @@ KINDS = {
     "single": "eval.judges.single",
     "rubric": "eval.judges.rubric",
     "exact": "eval.judges.exact",
+    "pairwise_baseline": "eval.judges.pairwise_baseline",
 }
 
 

@@ -136,7 +136,7 @@ class Rubric(JudgeKind):
         await fj.judge_responses(generator, items, self.setup(), judge=address)
 
     def reads(self, path: Path) -> bool:
-        return path.suffix == ".jsonl" and not path.name.endswith("_single.jsonl")
+        return path.suffix == ".jsonl" and not path.name.endswith(("_single.jsonl", "_pair.jsonl"))
 
     def rescore(self, path: Path) -> dict[str, Any]:
         return metrics_of(fj.rescore(fj.read_reviews(path)))

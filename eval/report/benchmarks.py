@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from eval.report import alpaca_eval, flask, mt_bench, statistics
+from eval.report import alpaca_eval, flask, mt_bench, mt_bench_pair, statistics
 from eval.report.section import Section
 from eval.runs import Run
 
@@ -15,6 +15,7 @@ Sections = Callable[[list[Run], Section], list[str]]
 BY_BENCHMARK: dict[str, Sections] = {
     "alpaca_eval": alpaca_eval.sections,
     "mt_bench": mt_bench.sections,
+    "mt_bench_pair": mt_bench_pair.sections,
     "flask": functools.partial(flask.sections, "flask", "FLASK"),
     "flask_hard": functools.partial(flask.sections, "flask_hard", "FLASK-Hard"),
 }

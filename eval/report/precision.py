@@ -31,8 +31,9 @@ CAPTION = (
 
 
 def cluster_of(benchmark: str) -> Any:
-    """What an instance is resampled with: MT-Bench's turns with their question."""
-    return mt_bench_question if benchmark == "mt_bench" else None
+    """What an instance is resampled with: MT-Bench's turns (its pairwise variant's too) with
+    their question."""
+    return mt_bench_question if benchmark in ("mt_bench", "mt_bench_pair") else None
 
 
 def scores_of(runs: Sequence[Run]) -> Scores:

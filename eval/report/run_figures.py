@@ -85,6 +85,16 @@ def mt_bench(variant: str, metrics: Mapping[str, Any], scores: Mapping[str, floa
     ]  # fmt: skip
 
 
+def mt_bench_pair(
+    variant: str, metrics: Mapping[str, Any], scores: Mapping[str, float]
+) -> list[Figure]:
+    """The adjusted win rate against the baseline (bootstrap over the counted turns)."""
+    if not is_complete(metrics):
+        rate = (metrics.get("partial") or {}).get("win_rate_adjusted")
+        return [Figure("win rate adjusted", rate, note="partial")] if rate is not None else []
+    return [Figure.over("win rate adjusted", metrics.get("win_rate_adjusted"), scores.values())]
+
+
 def flask(variant: str, metrics: Mapping[str, Any], scores: Mapping[str, float]) -> list[Figure]:
     """The mean skill score per instance (bootstrap), then each skill's average (1-5); the
     paper draws FLASK (Figure 3) but tabulates no number."""
@@ -103,6 +113,7 @@ def flask(variant: str, metrics: Mapping[str, Any], scores: Mapping[str, float])
 BY_BENCHMARK: dict[str, Figures] = {
     "alpaca_eval": alpaca_eval,
     "mt_bench": mt_bench,
+    "mt_bench_pair": mt_bench_pair,
     "flask": flask,
     "flask_hard": flask,
 }

@@ -57,6 +57,7 @@ from rich.console import Console
 from eval.benchmarks.base import Instance
 from eval.evaluation import Evaluation
 from eval.generate import judge_address, load_instances, task_of
+from eval.judge_repeats import RepeatedJudge
 from eval.plan_figures import PlanResult as PlanResult
 from eval.plan_figures import Tally
 from eval.plan_stand_in import PlanningMixture, StandIn
@@ -78,6 +79,7 @@ class Judging:
 
     task: Evaluation
     model: str
+    repeats: int = 1  # `judge.repeats`: each repeat after the first under its own sample index
 
 
 async def plan(
@@ -143,7 +145,9 @@ async def plan(
                 planner.recording = judged
                 outputs = [trace.outputs for trace in traces]
                 try:
-                    await judge.task.plan_judge(planner, judge.model, spec, instances, outputs)
+                    for repeat in range(judge.repeats):
+                        judging = RepeatedJudge(planner, repeat) if repeat else planner
+                        await judge.task.plan_judge(judging, judge.model, spec, instances, outputs)
                 except NotImplementedError:
                     notes.append(
                         f"judging is not planned: the {judge.task.name} task cannot plan it"
@@ -200,7 +204,7 @@ async def plan_points(
             task = task_of(first)
             judging = None
             if first.judge.enabled:
-                judging = Judging(task, judge_address(first, task))
+                judging = Judging(task, judge_address(first, task), first.judge.repeats)
             if cache is not None:  # no cache, no need of the real keys
                 used = [m for spec in specs for m in spec.models()]
                 used += [judging.model] if judging else []
@@ -257,8 +261,11 @@ def sweep_totals(results: Sequence[tuple[str, PlanResult]], output_tokens: int) 
     )
 
 
-async def plan_sweep(settings: Settings, points: Sequence[Settings], console: Console) -> None:
-    """`task=plan`: a table per benchmark (`plan_points`), then the totals of the whole sweep."""
+async def plan_sweep(
+    settings: Settings, points: Sequence[Settings], console: Console
+) -> list[tuple[str, PlanResult]]:
+    """`task=plan`: a table per benchmark (`plan_points`), then the totals of the whole sweep;
+    returns the plans."""
     results = await plan_points(settings, points)
     budget = settings.budget
     for name, result in results:
@@ -267,3 +274,4 @@ async def plan_sweep(settings: Settings, points: Sequence[Settings], console: Co
         print(result.render(budget.max_usd, budget.max_calls))
     console.rule("all")
     console.print(sweep_totals(results, settings.plan.output_tokens))
+    return results

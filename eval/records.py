@@ -267,6 +267,8 @@ class Coverage:
 # The metrics every judge writes (besides judge and judge_calls), named in `RunMetrics`.
 _SHARED = ("failures", "judge_error", "avg_length", "judge_usd", "judge_nominal_usd")
 _COVERAGE = ("n_expected", "n_judged", "complete")
+# Format-2 fields written only when there is something to say
+_OPTIONAL = ("judge_repeats", "bias", "precision")
 
 
 @dataclass(frozen=True)
@@ -285,6 +287,13 @@ class RunMetrics:
     avg_length: float | None = None  # the answers' mean length, in characters
     judge_usd: float | None = None
     judge_nominal_usd: float | None = None
+    # Optional: each judge repeat after the first (`eval.judge_repeats`): repeat, headline, values
+    judge_repeats: list[dict[str, Any]] | None = None
+    # Optional: the judge's biases in this run (`eval.judge_bias`), each with its method
+    bias: dict[str, Any] | None = None
+    # Optional: the run's mean score with its standard error split into instances and judge
+    # repeats (`eval.report.precision.parts`), each with its method
+    precision: dict[str, Any] | None = None
 
     @classmethod
     def of(
@@ -312,7 +321,8 @@ class RunMetrics:
 
     def to_json(self) -> dict[str, Any]:
         named = dataclasses.asdict(self)
-        return {**named, "format": FORMAT}
+        optional = [k for k in _OPTIONAL if named[k] is None]  # absent: files stay as they were
+        return {**{k: v for k, v in named.items() if k not in optional}, "format": FORMAT}
 
     @classmethod
     def from_json(cls, path: Path, data: Mapping[str, Any]) -> RunMetrics:

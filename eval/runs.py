@@ -28,6 +28,7 @@ from eval.benchmarks import DataError
 from eval.benchmarks.data import Data
 from eval.errors import describe
 from eval.evaluation import Evaluation, evaluation_for
+from eval.judge_repeats import repeat_scores
 from eval.judges.common import avg_length, is_complete
 from eval.judges.readings import Verdict
 from eval.paper_rows import TABLE2_ROWS, departure
@@ -79,6 +80,10 @@ class Judgment:
     def verdicts(self) -> dict[str, Verdict]:
         """Per instance id, its judge's verdict (`eval.judges.readings.Verdict`)."""
         return self.task.verdicts(self.rundir, self.metrics, self.finished)
+
+    def repeat_scores(self) -> list[dict[str, float]]:
+        """Per judge repeat after the first (`judge.repeats`), its scores as `scores` gives."""
+        return repeat_scores(self.task, self.rundir, self.metrics, self.finished)
 
 
 def judgment_of(

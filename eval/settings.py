@@ -135,6 +135,29 @@ def repeats_of(cfg: Mapping[str, Any]) -> int:
     return repeats
 
 
+def judge_repeats(repeats: Any) -> int:
+    """How many times each answer is judged (`judge.repeats`)."""
+    if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
+        raise ConfigError(f"judge.repeats={repeats!r}: give the judgments per answer, at least 1")
+    return repeats
+
+
+def share_of(name: str, share: Any) -> float:
+    """A share between 0 and 1 (`judge.swap_share`)."""
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
+        raise ConfigError(f"{name}={share!r}: give a share between 0 and 1")
+    return float(share)
+
+
+def _detect(difference: Any) -> float | None:
+    """`plan.detect`: a nonzero difference, or none."""
+    if difference is None:
+        return None
+    if isinstance(difference, bool) or not isinstance(difference, int | float) or not difference:
+        raise ConfigError(f"plan.detect={difference!r}: give the difference to detect, not 0")
+    return float(difference)
+
+
 def _cache_mode(mode: Any) -> CacheMode:
     try:
         return CacheMode(str(mode))
@@ -180,6 +203,8 @@ class JudgeSettings:
 
     enabled: bool
     section: Mapping[str, Any]
+    repeats: int = 1  # each answer judged this many times (`eval.judge_repeats`)
+    swap_share: float = 0.0  # pairwise judges: the share of pairs judged in both orders
 
 
 @dataclass(frozen=True)
@@ -212,6 +237,8 @@ class ViewSettings:
 class PlanSettings:
     experiments: tuple[str, ...] | str | None  # names, or "all" for the paper's whole suite
     output_tokens: int
+    detect: float | None = None  # a difference to plan a paired comparison for (`power_plan`)
+    power: float = 0.8
 
 
 @dataclass(frozen=True)
@@ -277,7 +304,12 @@ def resolve(cfg: DictConfig, overrides: Sequence[str] = ()) -> Settings:
             ids=_strings(bench.get("ids")),
             categories=_strings(bench.get("categories")),
         ),
-        judge=JudgeSettings(bool(judge.get("enabled", False)), judge),
+        judge=JudgeSettings(
+            bool(judge.get("enabled", False)),
+            judge,
+            repeats=judge_repeats(judge.get("repeats", 1)),
+            swap_share=share_of("judge.swap_share", judge.get("swap_share", 0.0)),
+        ),
         data=Data(
             None if data_dir is None else str(data_dir),
             None if cache_dir is None else str(cache_dir),
@@ -301,6 +333,8 @@ def resolve(cfg: DictConfig, overrides: Sequence[str] = ()) -> Settings:
         plan=PlanSettings(
             experiments if experiments in (None, "all") else _strings(experiments),
             int(plan["output_tokens"]),
+            detect=_detect(plan.get("detect")),
+            power=share_of("plan.power", plan.get("power", 0.8)),
         ),
         rescore_path=Path(str((plain.get("rescore") or {}).get("path"))),
         models_endpoints=_strings((plain.get("models") or {}).get("endpoints")),

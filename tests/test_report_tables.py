@@ -416,7 +416,8 @@ def test_a_rebuild_removes_stale_files_and_nothing_else(results: Path, tmp_path:
     # an earlier report against another reference leaves nothing of its own behind: no run of
     # moa_lite on MT-Bench or FLASK, so no paired table of theirs, old or new
     write_report(results, out, reference="moa_lite")
-    gone = {"paired_mt_bench.csv", "paired_mt_bench.md", "paired_flask.csv", "paired_flask.md"}
+    gone = {f"{table}_{bench}.{suffix}" for table in ("paired", "tests")
+            for bench in ("mt_bench", "flask") for suffix in ("csv", "md")}  # fmt: skip
     assert gone <= first
     assert all((out / name).read_text() == "x" for name in kept)
     assert {p.name for p in out.iterdir()} == (first - gone) | {"notes.txt", "mine.md",

@@ -114,11 +114,17 @@ def test_report_builds_every_table_and_plot(
     assert tables == {
         "table2a_alpaca_eval", "table2b_mt_bench", "flask_skills", "table3_num_proposers",
         "table4_roles", "figure4_ranker", "paired_alpaca_eval", "published_aggregators", "index",
+        "tests_alpaca_eval",
+        *(f"{table}_{bench}" for table in ("precision", "judge_bias")
+          for bench in ("alpaca_eval", "mt_bench", "flask")),
     }  # fmt: skip
-    # (paired_mt_bench is not written: one MT-Bench run has nothing to pair with)
+    # (paired_mt_bench and tests_mt_bench are not written: one MT-Bench run has nothing to pair
+    # with)
     plots = {p.name for p in out.glob("*.png")}
-    assert plots == {"figure5_cost.png", "figure5_tflops.png", "figure4_ranker.png",
-                     "flask_radar.png"}  # fmt: skip
+    lengths = {p for p in plots if p.startswith("length_bias_alpaca_eval_")}
+    assert len(lengths) == len(pd.read_csv(out / "judge_bias_alpaca_eval.csv"))
+    assert plots - lengths == {"figure5_cost.png", "figure5_tflops.png", "figure4_ranker.png",
+                               "flask_radar.png"}  # fmt: skip
     table2a = pd.read_csv(out / "table2a_alpaca_eval.csv").set_index("run")
     assert table2a.loc["moa@scripted", "paper_lc"] == 65.1
     assert table2a.loc["moa@scripted", "tflops_per_instance"] > 0

@@ -16,5 +16,10 @@ async def plan_task(settings: Settings) -> int:
     wanted = settings.plan.experiments
     experiments = list(EXPERIMENTS) if wanted == "all" else list(wanted or [])
     points = compose_points(settings.overrides, experiments) if experiments else [settings]
-    await plan_sweep(settings, points, console)
+    results = await plan_sweep(settings, points, console)
+    if settings.plan.detect is not None:
+        from eval.power_plan import plan_power
+
+        console.rule("power")
+        print(plan_power(settings, results[0][1] if results else None).render())
     return 0

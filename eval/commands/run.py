@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from eval.commands.output import say
 from eval.commands.prompt import namer_of
 from eval.commands.summary import show_results, summarize
 from eval.generate import Generation, generate, generated, judge_address, task_of
+from eval.judge_bias import bias_of, finite, judge_swapped
+from eval.judge_repeats import judge_again, repeat_scores
 from eval.judges.common import avg_length, incomplete_reason, is_complete
 from eval.mixture_config import describe_spec
 from eval.preflight import gone_line
@@ -86,7 +89,7 @@ async def judge(settings: Settings, run: Generation) -> RunMetrics:
         settings, ledger_path=run.run.judge_ledger, judges=[run.task.judging.scripted_answer]
     )
     done = [i for i, r in zip(run.instances, run.results, strict=True) if r.outputs]
-    expected = sum(run.task.judge_calls(i) for i in done)
+    expected = sum(run.task.judge_calls(i) for i in done) * settings.judge.repeats
     try:
         client.preflight([address])
         with progress(client.ledger) as bar:
@@ -95,6 +98,14 @@ async def judge(settings: Settings, run: Generation) -> RunMetrics:
                 values = await run.task.judge(
                     client, address, run.run, run.spec, run.instances, run.results
                 )
+                again = await judge_again(
+                    run.task, client, address, run.run, run.spec, run.instances, run.results,
+                    settings.judge.repeats,
+                )  # fmt: skip
+                await judge_swapped(
+                    run.task, client, address, run.run, run.spec, run.instances, run.results,
+                    settings.judge.swap_share,
+                )  # fmt: skip
     finally:
         await client.aclose()
     for model, why in client.gone().items():
@@ -104,11 +115,29 @@ async def judge(settings: Settings, run: Generation) -> RunMetrics:
     values = {**values, "avg_length": avg_length(outputs), "judge_usd": spent.cost_usd,
               "judge_nominal_usd": spent.nominal_usd}  # fmt: skip
     metrics = RunMetrics.of(address, spent.calls, values, run.task.headline(values))
+    metrics = dataclasses.replace(metrics, judge_repeats=again or None)
+    if is_complete(metrics.values):  # a partly judged run's files are read by the report alone
+        metrics = with_statistics(run, metrics)
     run.run.write_metrics(metrics)
     run.run.name_judge(address)
     if reason := incomplete_reason(metrics.values):
         say(reason, "red")
     return metrics
+
+
+def with_statistics(run: Generation, metrics: RunMetrics) -> RunMetrics:
+    """The wholly judged run's metrics with its precision and its judge's biases (README,
+    "Statistics"), read back from the files its judge wrote."""
+    from eval.report.precision import cluster_of, parts
+    from eval.stats.repeats import Scores, estimate
+
+    finished = {r.id: r for r in run.results if r.outputs}
+    scores = run.task.instance_scores(run.run, metrics, finished)
+    again = repeat_scores(run.task, run.run, metrics, finished)
+    found = estimate(Scores.from_runs([[scores, *again]], cluster_of(run.task.name)))
+    precision = finite({**parts(found), "method": found.method, "split": found.split.method})
+    bias = bias_of(run.task, run.run, scores, finished)
+    return dataclasses.replace(metrics, bias=bias, precision=precision)
 
 
 def describe(settings: Settings) -> str:

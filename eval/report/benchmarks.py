@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from eval.report import alpaca_eval, arena_hard, flask, mt_bench, mt_bench_pair
+from eval.report import alpaca_eval, arena_hard, flask, mt_bench, mt_bench_pair, statistics
 from eval.report.section import Section
 from eval.runs import Run
 
@@ -31,4 +31,4 @@ def sections(benchmark: str, runs: list[Run], section: Section) -> list[str]:
     """Writes `benchmark`'s tables and plots of one judge's runs (`section` says where and under
     which names); returns their Markdown."""
     write = BY_BENCHMARK.get(benchmark)
-    return write(runs, section) if write else []
+    return [*write(runs, section), *statistics.sections(benchmark, runs, section)] if write else []

@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from eval.benchmarks.data import Data
 from eval.evaluation import Evaluation
+from eval.judge_bias import summary
 from eval.judges.readings import Verdict
 from eval.paper_rows import identity_departure
 from eval.report.run_figures import figures
@@ -142,6 +143,7 @@ def _entry(
         "judge_nominal_usd": values.get("judge_nominal_usd"),
         "judge_failures": values.get("failures"),
         "judge_error": values.get("judge_error"),
+        "judge_bias": summary(metrics.bias) if metrics else "",  # `eval.judge_bias`
         "scored": len(scores),
         "departure": departure,
         "figures": [

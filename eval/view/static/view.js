@@ -240,7 +240,8 @@
       { class: "summary" },
       run.variant + ": " + run.layers + " layers, " + run.proposers.length + " proposers → " + run.aggregator,
       " · " + run.instances + " instances, " + run.calls + " calls, " + usd(run.cost_usd),
-      run.judge ? " · judged by " + run.judge : " · not judged"
+      run.judge ? " · judged by " + run.judge : " · not judged",
+      run.judge_bias ? h("span", { class: "bias" }, " · judge's biases: " + run.judge_bias) : null
     );
   }
 

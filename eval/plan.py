@@ -129,7 +129,7 @@ async def plan(
         tally.served = served or catalogue.by_address
         outputs = []
         for instance, config in zip(instances, configs, strict=True):
-            trace = await mixture.converse(instance.turns, config)
+            trace = await mixture.converse(instance.turns, config, system=instance.system)
             tally.add(trace)
             outputs.append(trace.outputs)
         if judge is not None:

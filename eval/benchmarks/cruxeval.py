@@ -62,6 +62,9 @@ class CruxEval(Verifiable):
         _read.check_unique(path, (i.id for i in instances), "id")
         return instances
 
+    def recorded_prompt(self) -> dict[str, str] | None:
+        return {"template": TEMPLATES[(self.mode, self.cot)], "system": prompts.SYSTEM}
+
     def generation(self) -> Callable[[Instance], GenerateConfig]:
         gen = self.settings["generation"]
         config = GenerateConfig(

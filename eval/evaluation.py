@@ -70,6 +70,9 @@ class Evaluation:
     def generation(self) -> Callable[[Instance], GenerateConfig]:
         return self.benchmark.generation()
 
+    def recorded_prompt(self) -> dict[str, str] | None:
+        return self.benchmark.recorded_prompt()
+
     def output_path(self, run: RunDir, variant: str) -> Path:
         return self.benchmark.output_path(run, variant)
 

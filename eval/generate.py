@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -166,7 +167,7 @@ async def generate(settings: Settings, *, show_progress: bool = True) -> Generat
     spec = settings.spec
     task = task_of(settings)
     run = RunDir(settings.run_dir)
-    run.claim(identity_of(settings))
+    run.claim(dataclasses.replace(identity_of(settings), prompt=task.recorded_prompt()))
     write_atomic(run.config_file, scrub(settings.config_yaml, environment_secrets()))
     client = build_client(settings, ledger_path=run.ledger)
     try:

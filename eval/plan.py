@@ -137,7 +137,7 @@ async def plan(
         if same not in simulated:
             mixture = PlanningMixture(spec, planner)
             traces = [
-                await mixture.converse(instance.turns, config)
+                await mixture.converse(instance.turns, config, system=instance.system)
                 for instance, config in zip(instances, configs, strict=True)
             ]
             judged: list[CallRecord] = []

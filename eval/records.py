@@ -138,6 +138,9 @@ class RunIdentity:
     # The judge of the run's `metrics.json` (set when it is judged); not part of what must
     # match, as a generated run may be judged again by another judge.
     judge: str | None = field(default=None, compare=False)
+    # The benchmark's own prompt where it has one (`template`, and `system` if sent): a record
+    # of what was asked; the requests themselves, and so resuming, are keyed by the cache.
+    prompt: dict[str, str] | None = field(default=None, compare=False)
 
     @property
     def n_layers(self) -> int:
@@ -168,7 +171,9 @@ class RunIdentity:
         """What differs from `other`, field by field, as `field: ours -> theirs`."""
         mine, theirs = self.to_json(), other.to_json()
         changed = [
-            k for k in mine.keys() | theirs.keys() if k != "judge" and mine.get(k) != theirs.get(k)
+            k
+            for k in mine.keys() | theirs.keys()
+            if k not in ("judge", "prompt") and mine.get(k) != theirs.get(k)
         ]
         return "; ".join(
             f"{k}: {_short(mine.get(k))} -> {_short(theirs.get(k))}" for k in sorted(changed)
@@ -189,13 +194,16 @@ class RunIdentity:
             data["repeat"] = self.repeat
         if self.judge is not None:
             data["judge"] = self.judge
+        if self.prompt is not None:
+            data["prompt"] = self.prompt
         return {**data, "format": FORMAT}
 
     @classmethod
     def from_json(cls, path: Path, data: Mapping[str, Any]) -> RunIdentity:
         found = version(path, data)
         names = [f.name for f in dataclasses.fields(cls)]
-        missing = [n for n in names if n not in data and n not in ("selection", "repeat", "judge")]
+        optional = ("selection", "repeat", "judge", "prompt")
+        missing = [n for n in names if n not in data and n not in optional]
         if missing:
             raise RunFileError(f"{path}: not a moa-bench run identity (lacks {', '.join(missing)})")
         layers, final = data["layers"], data["aggregator"]

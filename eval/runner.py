@@ -61,6 +61,8 @@ class Item(Protocol):
     def turns(self) -> tuple[str, ...]: ...
     @property
     def references(self) -> tuple[str, ...] | None: ...
+    @property
+    def system(self) -> str | None: ...
 
 
 ItemT = TypeVar("ItemT", bound=Item)
@@ -240,7 +242,11 @@ class Runner(Generic[ItemT]):
     ) -> InstanceResult:
         started = time.perf_counter()
         trace = await self.mixture.converse(
-            item.turns, config, {**(tags or {}), "instance": item.id}, on_turn=on_turn
+            item.turns,
+            config,
+            {**(tags or {}), "instance": item.id},
+            system=item.system,
+            on_turn=on_turn,
         )
         calls = trace.calls()
         return InstanceResult(

@@ -9,15 +9,18 @@ import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
 from eval.benchmarks.data import Data
 from eval.benchmarks.fetch import SOURCES, UrlSource
+from eval.benchmarks.gsm8k import Gsm8k
 from eval.cli import dispatch
 from eval.evaluation import evaluation_for, evaluation_reading
 from eval.judges.spec import load_spec
+from eval.rundir import RunDir
+from eval.verify import cruxeval_prompts
 from moa.providers.base import register_provider
 from moa.types import ChatMessage, Completion, GenerateConfig
 from tests.kit.cli import SHARED_DATA, scripted_config
@@ -245,3 +248,83 @@ def test_the_browser_shows_the_gold_the_verdict_and_each_layers_final_answer(
     assert "each layer's final answers" in written and "layer 1, " in written
     assert '"gold":"18"' in written and '"verdict":"correct"' in written
     assert "the last `####` line, equal to the gold" in written
+
+
+class Recording(Gold):
+    """The gold endpoint, keeping every request's messages."""
+
+    requests: ClassVar[list[list[ChatMessage]]] = []
+
+    async def generate(
+        self, model: str, messages: Sequence[ChatMessage], config: GenerateConfig, sample: int
+    ) -> Completion:
+        self.requests.append(list(messages))
+        return await super().generate(model, messages, config, sample)
+
+
+@register_provider("test-verify-recording")
+def _recording(endpoint: str, options: Any) -> Recording:
+    return Recording()
+
+
+@pytest.mark.parametrize("name", ["cruxeval_o", "gsm8k"])
+def test_cruxeval_sends_the_reference_system_message_and_the_others_none(
+    tmp_path: Path, answers: dict[str, str], name: str
+) -> None:
+    """CRUXEval's chat script sends its system message before each prompt; GSM8K's requests
+    (like every benchmark's without one) are the user turn alone."""
+    evaluation = evaluation_for(
+        {**load_benchmark_yaml(name), "name": name}, Data(data_dir=str(SHARED_DATA))
+    )
+    instances = evaluation.load()[:2]
+    answers.update({i.turns[0]: gold_text(name, i, False) for i in instances})
+    Recording.requests = []
+    config = scripted_config(
+        tmp_path,
+        f"benchmark={name}",
+        "benchmark.limit=2",
+        "moa=single",
+        "endpoints.scripted.provider=test-verify-recording",
+        "preflight.models=false",
+    )
+    assert asyncio.run(dispatch(config)) == 0
+    expected = [
+        ([{"role": "system", "content": cruxeval_prompts.SYSTEM}] if name == "cruxeval_o" else [])
+        + [{"role": "user", "content": i.turns[0]}]
+        for i in instances
+    ]
+    assert sorted(Recording.requests, key=str) == sorted(expected, key=str)
+    (run,) = (tmp_path / "runs" / name).iterdir()
+    recorded = json.loads((run / "run.json").read_text(encoding="utf-8"))["prompt"]
+    if name == "cruxeval_o":
+        assert recorded == {
+            "template": cruxeval_prompts.OUTPUT_DIRECT,
+            "system": cruxeval_prompts.SYSTEM,
+        }
+    else:
+        assert recorded == {"template": Gsm8k.PROMPT}
+    assert RunDir(run).identity().prompt == recorded  # type: ignore[union-attr]
+    assert all(
+        i.system == (cruxeval_prompts.SYSTEM if name == "cruxeval_o" else None) for i in instances
+    )
+
+
+def test_the_yaml_prompt_is_the_one_sent_and_recorded() -> None:
+    section = {**load_benchmark_yaml("math500"), "name": "math500", "prompt": "Q: {question}"}
+    evaluation = evaluation_for(section, Data(data_dir=str(SHARED_DATA)))
+    first = evaluation.load()[0]
+    problem = json.loads((SHARED_DATA / "math500/test.jsonl").read_text().splitlines()[0])
+    assert first.turns == ("Q: " + problem["problem"],) and first.system is None
+    assert evaluation.recorded_prompt() == {"template": "Q: {question}"}
+
+
+def test_benchmarks_without_a_prompt_of_their_own_record_none(tmp_path: Path) -> None:
+    """Other benchmarks' run.json is as it was: no `prompt` field, and one without it reads."""
+    alpaca = evaluation_for({"name": "alpaca_eval", **load_benchmark_yaml("alpaca_eval")})
+    assert alpaca.recorded_prompt() is None
+    config = scripted_config(tmp_path, "benchmark=mt_bench", "benchmark.limit=1", "moa=single")
+    assert asyncio.run(dispatch(config)) == 0
+    (run,) = (tmp_path / "runs" / "mt_bench").iterdir()
+    data = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    assert "prompt" not in data
+    assert RunDir(run).identity().prompt is None  # type: ignore[union-attr]

@@ -21,7 +21,9 @@ class Instance:
 
     `turns` are the user messages in order (one for single-turn benchmarks); `references` holds a
     reference answer per turn where the benchmark's judge uses one; `meta` keeps the fields that
-    only one benchmark has (AlpacaEval's `dataset`, FLASK's `skill`, ...), read-only.
+    only one benchmark has (AlpacaEval's `dataset`, FLASK's `skill`, ...), read-only. `system`
+    is the system message the benchmark's reference sends first (CRUXEval's); with none, the
+    requests are the turns alone, as every other benchmark's (and their cache keys) always were.
     """
 
     id: str
@@ -29,3 +31,4 @@ class Instance:
     category: str | None
     references: tuple[str, ...] | None
     meta: Mapping[str, Any] = field(hash=False)
+    system: str | None = None

@@ -50,6 +50,11 @@ class Benchmark:
             temperature=float(gen["temperature"]), max_tokens=int(gen["max_tokens"])
         )
 
+    def recorded_prompt(self) -> dict[str, str] | None:
+        """The prompt around each instance (`template`, `system`) for `run.json`, where the
+        benchmark has one of its own; the others send the instances as they are."""
+        return None
+
     def output_path(self, run: RunDir, variant: str) -> Path:
         raise NotImplementedError
 

@@ -2,8 +2,10 @@
 (`cruxeval_i`), each sent in the reference's own prompt and scored by running the assertion.
 
 The YAML's `cot` picks the direct or the chain-of-thought prompt (and the reference's token
-allowance for it); requests stop at `[/ANSWER]` as the reference's chat script's do. The gold
-is the side asked for; `meta` keeps the code and both sides for the check.
+allowance for it); each request opens with the system message the reference's chat script
+(`openai/openai_prompt.py`) sends before every prompt, `prompts.SYSTEM`, and stops at
+`[/ANSWER]` as that script's do. The gold is the side asked for; `meta` keeps the code and
+both sides for the check.
 """
 
 from __future__ import annotations
@@ -54,10 +56,14 @@ class CruxEval(Verifiable):
                     category=None,
                     references=(output if self.mode == "output" else given,),
                     meta=MappingProxyType({"code": code, "input": given, "output": output}),
+                    system=prompts.SYSTEM,
                 )
             )
         _read.check_unique(path, (i.id for i in instances), "id")
         return instances
+
+    def recorded_prompt(self) -> dict[str, str] | None:
+        return {"template": TEMPLATES[(self.mode, self.cot)], "system": prompts.SYSTEM}
 
     def generation(self) -> Callable[[Instance], GenerateConfig]:
         gen = self.settings["generation"]

@@ -17,6 +17,7 @@ from typing import Any
 
 from eval.benchmarks import arena_hard_files as arena_hard
 from eval.benchmarks.base import DataError
+from eval.benchmarks.row_digest import rows_sha256
 
 CACHE_ENV = "MOA_BENCH_CACHE"
 _DETAIL_CHARS = 300  # of a download error's first line in the one-line refusal
@@ -43,10 +44,17 @@ class UrlSource:
 
 @dataclass(frozen=True)
 class HubSource:
-    """A file of a Hugging Face dataset repository, the canonical home of AlpacaEval 2.0."""
+    """A file of a Hugging Face dataset repository, the canonical home of AlpacaEval 2.0.
+
+    With `rows_sha256`, the file (JSON lines) is checked by `row_digest.rows_sha256` over
+    `row_fields` rather than by its bytes, which the Hub's copy need not share with ours.
+    """
 
     repo_id: str
     filename: str
+    revision: str | None = None
+    row_fields: tuple[str, ...] = ()
+    rows_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,8 +73,14 @@ Source = UrlSource | HubSource | GitBlobSource
 # file fail loudly instead of silently changing the benchmark.
 _FASTCHAT = "https://raw.githubusercontent.com/lm-sys/FastChat/main/fastchat/llm_judge/data/"
 _FLASK = "https://raw.githubusercontent.com/kaistAI/FLASK/main/"
-_GSM8K = "https://raw.githubusercontent.com/openai/grade-school-math/master/"
-_CRUXEVAL = "https://raw.githubusercontent.com/facebookresearch/cruxeval/main/"
+_GSM8K = (
+    "https://raw.githubusercontent.com/openai/grade-school-math/"
+    "3101c7d5072418e28b9008a6636bde82a006892c/"
+)
+_CRUXEVAL = (
+    "https://raw.githubusercontent.com/facebookresearch/cruxeval/"
+    "190faf16d175b5847b0af05d937872b1fb395942/"
+)
 _ALPACA_RESULTS = (
     "https://raw.githubusercontent.com/tatsu-lab/alpaca_eval/"
     "cd543a149df89434d8a54582c0151c0b945c3d20/results/"
@@ -149,7 +163,15 @@ SOURCES: dict[str, Source] = {
         _GSM8K + "grade_school_math/data/test.jsonl",
         "3730d312f6e3440559ace48831e51066acaca737f6eabec99bccb9e4b3c39d14",
     ),
-    "math500/test.jsonl": HubSource("HuggingFaceH4/MATH-500", "test.jsonl"),
+    # The Hub's revision is the one public harnesses pin; the rows that decide a score are
+    # checked against prm800k's git-lfs copy (sha256 35dc4108...), which data_dir may hold.
+    "math500/test.jsonl": HubSource(
+        "HuggingFaceH4/MATH-500",
+        "test.jsonl",
+        revision="6e4ed1a2a79af7d8630a6b768ec859cb5af4d3be",
+        row_fields=("unique_id", "problem", "answer", "subject", "level"),
+        rows_sha256="f80353668b4039850be1486cf37e95d2dc63c032e0b9099418ed42d052c65494",
+    ),
     "cruxeval/cruxeval.jsonl": UrlSource(
         _CRUXEVAL + "data/cruxeval.jsonl",
         "8368b81047dc5014e4caf5a2f97604eff7644e0ecd7415e3ceeb184bbc2e0c96",
@@ -232,7 +254,7 @@ def fetch(
 
 def _intact(path: Path, source: Source) -> bool:
     if isinstance(source, HubSource):
-        return True  # no pinned hash: the loaders' row checks guard this file
+        return _rows_intact(path, source)
     if isinstance(source, GitBlobSource):
         return _blob_sha1(path) == source.blob_sha1
     with path.open("rb") as f:
@@ -272,11 +294,28 @@ def _download(source: Source, target: Path) -> None:
             repo_id=source.repo_id,
             repo_type="dataset",
             filename=source.filename,
+            revision=source.revision,
             local_dir=staging,
         )
-        os.replace(staging / source.filename, target)
+        got = staging / source.filename
+        if not _rows_intact(got, source):
+            raise ValueError(
+                f"rows of {source.filename} ({', '.join(source.row_fields)}) "
+                f"do not match the pinned digest {source.rows_sha256}"
+            )
+        os.replace(got, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _rows_intact(path: Path, source: HubSource) -> bool:
+    """True without a pinned digest (AlpacaEval's: the loader's row checks guard it)."""
+    if source.rows_sha256 is None:
+        return True
+    try:
+        return rows_sha256(path, source.row_fields) == source.rows_sha256
+    except (ValueError, KeyError, TypeError, OSError):  # not rows of JSON objects with the fields
+        return False
 
 
 def _blob_sha1(path: Path) -> str:

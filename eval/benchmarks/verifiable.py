@@ -2,9 +2,9 @@
 
 GSM8K, MATH-500 and CRUXEval are scored by the `exact` judge kind (no model): each instance's
 reference is its gold answer and `meta` holds what the check needs besides (CRUXEval's code).
-The prompt template is the module's `PROMPT`, or the YAML's `prompt` where set; every request
-sent is in the run's traces. Native file: `outputs.jsonl`, one `{id, output}`
-line per answered instance; the verdicts are the judge's file.
+The prompt template is the module's `PROMPT`, or the YAML's `prompt` where set; `run.json`
+records the one used (`prompt`), and every request sent is in the run's traces. Native file:
+`outputs.jsonl`, one `{id, output}` line per answered instance; the verdicts are the judge's file.
 """
 
 from __future__ import annotations
@@ -34,6 +34,9 @@ class Verifiable(Benchmark):
                 f"got {template!r}"
             )
         return template
+
+    def recorded_prompt(self) -> dict[str, str] | None:
+        return {"template": self.prompt()}
 
     def output_path(self, run: RunDir, variant: str) -> Path:
         return run.native(OUTPUTS)

@@ -545,6 +545,27 @@ def test_fetch_alpaca_eval_from_the_hub(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert len(load_alpaca_eval(cache_dir=tmp_path)) == 805
 
 
+@needs_data
+def test_a_hub_baseline_with_a_changed_output_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The Hub's file has no pinned revision: its rows are checked against the pinned digest."""
+    rows = json.loads((SHARED / ALPACA).read_text(encoding="utf-8"))
+    rows[400]["output"] += " (edited)"
+
+    def hub(**kwargs: Any) -> str:
+        out = Path(kwargs["local_dir"]) / kwargs["filename"]
+        out.write_text(json.dumps(rows), encoding="utf-8")
+        return str(out)
+
+    monkeypatch.setattr(fetch_mod, "hf_hub_download", hub)
+    with pytest.raises(DataError) as error:
+        fetch(ALPACA, data_dir=None, cache_dir=tmp_path)
+    assert "do not match the pinned digest" in str(error.value)
+    assert "\n" not in str(error.value)
+    assert _leftovers(tmp_path / "alpaca_eval") == []
+
+
 def test_fetch_hub_failure_leaves_no_partial_file(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

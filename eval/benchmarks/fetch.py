@@ -46,7 +46,7 @@ class UrlSource:
 class HubSource:
     """A file of a Hugging Face dataset repository, the canonical home of AlpacaEval 2.0.
 
-    With `rows_sha256`, the file (JSON lines) is checked by `row_digest.rows_sha256` over
+    With `rows_sha256`, the file is checked by `row_digest.rows_sha256` over
     `row_fields` rather than by its bytes, which the Hub's copy need not share with ours.
     """
 
@@ -130,8 +130,13 @@ _PUBLISHED_ANNOTATIONS = {
 }
 
 SOURCES: dict[str, Source] = {
+    # No revision at hand for the Hub's file: the instructions and baseline outputs that decide
+    # every preference are checked against alpaca-eval cd543a1's gpt4_1106_preview outputs.
     "alpaca_eval/alpaca_eval_gpt4_baseline.json": HubSource(
-        "tatsu-lab/alpaca_eval", "alpaca_eval_gpt4_baseline.json"
+        "tatsu-lab/alpaca_eval",
+        "alpaca_eval_gpt4_baseline.json",
+        row_fields=("instruction", "output"),
+        rows_sha256="aea8604a31b28c9a84df8dedb8789039678861da015c70d57ebcabace1e10158",
     ),
     **{
         f"alpaca_eval/annotations/{name}.weighted_alpaca_eval_gpt4_turbo.json": UrlSource(

@@ -48,6 +48,11 @@ _V20 = {
 }
 
 
+def labels(v01: bool) -> frozenset[str]:
+    """The verdict labels the version's `show_result.py` scores; any other is unparseable."""
+    return frozenset(_V01 if v01 else _V20)
+
+
 @dataclass(frozen=True)
 class Score:
     """A win rate against the baseline in percent, its interval, and the battles behind it."""

@@ -233,6 +233,10 @@ def test_report_table_names_score_interval_judge_and_n(runs: Path) -> None:
     assert (table["ci_low"] <= table["score"]).all()
     assert (table["score"] <= table["ci_high"]).all()
     assert (out / "scores_arena_hard_v2.0.csv").is_file()
+    index = "".join(p.read_text() for p in out.glob("*.md"))
+    for version in ("v0.1", "v2.0"):
+        (figure,) = out.glob(f"*figure_arena_hard_{version}.png")
+        assert figure.stat().st_size > 0 and f"]({figure.name})" in index
 
 
 def test_browser_shows_both_games_and_the_baselines_answer(runs: Path) -> None:

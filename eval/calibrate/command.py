@@ -19,6 +19,7 @@ from typing import Any
 from rich.markup import escape
 
 from eval.calibrate import files
+from eval.calibrate.games_command import calibrate_games
 from eval.calibrate.graded_command import GRADED, calibrate_graded
 from eval.calibrate.judging import calibrate, request
 from eval.calibrate.plan import dry_run, plan_line
@@ -47,10 +48,12 @@ async def calibrate_task(run: Settings) -> int:
     task = task_of(run)
     if task.judging.kind in GRADED:
         return await calibrate_graded(run, task)
+    if task.judging.kind == "games":
+        return await calibrate_games(run, task)
     if run.benchmark.name != "alpaca_eval":
         raise ConfigError(
             f"task=calibrate: benchmark={run.benchmark.name} has no published judgments to "
-            "measure a judge on here; use alpaca_eval, mt_bench or flask"
+            "measure a judge on here; use alpaca_eval, mt_bench, flask or arena_hard_v*"
         )
     settings = _settings(run)
     judge = judge_address(run, task)

@@ -8,7 +8,9 @@ battles from numpy's generator seeded 42 (as the reference seeds it on import), 
 percentiles of their ratings the 95% interval. v2.0 (@ 196f6b8): each game's verdict as a score
 for ours (1, 0.5, 0; a strong one three times), a prompt with an unreadable game dropped whole;
 the mean over 100 bootstrap resamples the score, their 5% and 95% quantiles the interval (the
-reference does not seed this one; here it is seeded 42 too, so a rescore repeats itself).
+reference does not seed this one; here it is seeded 42 too, so a rescore repeats itself). v2.0's
+style control ports upstream's torch fit step for step (`_lbfgs`); both were checked against
+`reference/v2.0/show_result.py` (`tests/test_arena_hard_v20_reference.py` says how).
 """
 
 from __future__ import annotations
@@ -46,6 +48,11 @@ _V20 = {
     "B<<A": [1.0] * WEIGHT,
     "B<A": [1.0],
 }
+
+
+def labels(v01: bool) -> frozenset[str]:
+    """The verdict labels the version's `show_result.py` scores; any other is unparseable."""
+    return frozenset(_V01 if v01 else _V20)
 
 
 @dataclass(frozen=True)
@@ -178,18 +185,65 @@ def _design(styles: np.ndarray, controls: Sequence[str]) -> np.ndarray:
     return np.column_stack([ones, -ones, normal])
 
 
+# fit_pairwise_model's optimiser: torch.optim.LBFGS(lr=0.1, max_iter=50, tolerance_grad=1e-9,
+# tolerance_change=1e-9), no line search, one `step`; 50 steps never fill its history of 100
+_STEPS, _LR, _TOL = 50, 0.1, 1e-9
+
+
+def _bt_loss(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[float, np.ndarray]:
+    """The "bt" loss (logistic loss summed over the battles) and its gradient."""
+    z = x @ w
+    grad = x.T @ (1.0 / (1.0 + np.exp(-z)) - y)
+    return float(np.sum(np.logaddexp(0.0, z) - y * z)), grad
+
+
+def _lbfgs(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The coefficients after torch's L-BFGS step as upstream runs it, every coefficient from
+    0.5: fixed steps of 0.1 (the first scaled by the gradient), at most 50, which stops short of
+    the optimum; ported step for step, because the quantiles move with where it stops."""
+    w = np.full(x.shape[1], 0.5)
+    loss, grad = _bt_loss(x, y, w)
+    if np.abs(grad).max() <= _TOL:
+        return w
+    dirs: list[np.ndarray] = []
+    steps: list[np.ndarray] = []
+    rho: list[float] = []
+    scale, d, t = 1.0, -grad, 0.0
+    prev_grad = grad
+    for n in range(1, _STEPS + 1):
+        if n > 1:
+            change, step = grad - prev_grad, d * t
+            ys = float(change @ step)
+            if ys > 1e-10:
+                dirs += [change]
+                steps += [step]
+                rho += [1.0 / ys]
+                scale = ys / float(change @ change)
+            q, alpha = -grad, [0.0] * len(dirs)
+            for i in range(len(dirs) - 1, -1, -1):
+                alpha[i] = float(steps[i] @ q) * rho[i]
+                q = q - alpha[i] * dirs[i]
+            d = q * scale
+            for i in range(len(dirs)):
+                d = d + steps[i] * (alpha[i] - float(dirs[i] @ d) * rho[i])
+        prev_grad, prev_loss = grad, loss
+        t = min(1.0, 1.0 / float(np.abs(grad).sum())) * _LR if n == 1 else _LR
+        if float(grad @ d) > -_TOL:
+            break
+        w = w + t * d
+        if n == _STEPS:
+            break
+        loss, grad = _bt_loss(x, y, w)
+        if np.abs(grad).max() <= _TOL or np.abs(d * t).max() <= _TOL:
+            break
+        if abs(loss - prev_loss) < _TOL:
+            break
+    return w
+
+
 def _bt_win_rate(x: np.ndarray, y: np.ndarray) -> float:
-    """`fit_pairwise_model` with the "bt" loss (summed logistic loss, every coefficient from
-    0.5), minimised to convergence with scipy's L-BFGS where the reference runs torch's for at
-    most 50 steps; ours' win rate against the baseline, in percent."""
-    from scipy import optimize
-
-    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
-        z = x @ w
-        grad = x.T @ (1.0 / (1.0 + np.exp(-z)) - y)
-        return float(np.sum(np.logaddexp(0.0, z) - y * z)), grad
-
-    w = optimize.minimize(loss, np.full(x.shape[1], 0.5), jac=True, method="L-BFGS-B").x
+    """`fit_pairwise_model` with the "bt" loss: ours' win rate against the baseline, percent."""
+    w = _lbfgs(x, y)
     return 100.0 / (1.0 + math.exp(float(w[1] - w[0])))
 
 

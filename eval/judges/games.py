@@ -121,7 +121,17 @@ class Judgment:
 _NOT_JUDGED = Failure(FailureKind.CALL, "the judge returned nothing (a null game)")
 
 
-def _game(raw: Any, patterns: Sequence[str] | None, style: str) -> Game:
+def _unread(label: str | None, category: str) -> Failure | None:
+    """A parse failure for no label or one outside the version's set: v0.1's `show_result.py`
+    skips such a game, v2.0's has no score for it, so it is counted unparseable either way."""
+    if label is None:
+        return Failure(FailureKind.PARSE, "no verdict label in the judgment")
+    if label not in scores.labels(category == files.V01):
+        return Failure(FailureKind.PARSE, f"verdict label {label!r} is not one the version scores")
+    return None
+
+
+def _game(raw: Any, patterns: Sequence[str] | None, style: str, category: str) -> Game:
     if raw is None:
         return Game(None, "", [], _NOT_JUDGED)
     text = raw["judgment"]
@@ -130,8 +140,8 @@ def _game(raw: Any, patterns: Sequence[str] | None, style: str) -> Game:
     prompt = raw.get("prompt") or []
     if not prompt and raw.get("user_prompt"):  # v0.1's layout keeps the user prompt only
         prompt = [{"role": "user", "content": raw["user_prompt"]}]
-    failure = None if label else Failure(FailureKind.PARSE, "no verdict label in the judgment")
-    return Game(None if label is None else str(label), text, list(prompt), failure)
+    label = None if label is None else str(label)
+    return Game(label, text, list(prompt), _unread(label, category))
 
 
 def read_judgments(
@@ -145,13 +155,17 @@ def read_judgments(
         games = row["games"]
         if not isinstance(games, list) or len(games) != 2:
             raise ValueError("games is not a list of two")
+        category = str(row.get("category") or files.V01)
         return Judgment(
             uid=str(row["uid"] if "uid" in row else row["question_id"]),
-            category=str(row.get("category") or files.V01),
+            category=category,
             judge=str(row.get("judge", "")),
             model=str(row["model"]),
             baseline=str(row.get("baseline") or ""),
-            games=(_game(games[0], patterns, style), _game(games[1], patterns, style)),
+            games=(
+                _game(games[0], patterns, style, category),
+                _game(games[1], patterns, style, category),
+            ),
         )
 
     return parse_records(path, jsonl_records(path), parse)
@@ -213,7 +227,9 @@ class Games(JudgeKind):
     ) -> list[tuple[Instance, str]]:
         return [(i, o[0]) for i, o in zip(instances, outputs, strict=True) if o]
 
-    async def _play(self, generator: Generator, judge: str, messages: list[ChatMessage]) -> Game:
+    async def _play(
+        self, generator: Generator, judge: str, category: str, messages: list[ChatMessage]
+    ) -> Game:
         """One game, asking again as the v0.1 reference does when the text has no label."""
         patterns, style = self.config.regex_patterns, self.spec.verdict
         prompt = [{"role": m["role"], "content": m["content"]} for m in messages]
@@ -233,8 +249,7 @@ class Games(JudgeKind):
                 ChatMessage(role="assistant", content=answer),
                 ChatMessage(role="user", content=CONTINUE),
             ]
-        failure = None if label else Failure(FailureKind.PARSE, "no verdict label in the judgment")
-        return Game(label, text, prompt, failure)
+        return Game(label, text, prompt, _unread(label, category))
 
     async def _judge_one(
         self, generator: Generator, judge: str, model: str, inst: Instance, ours: str
@@ -243,8 +258,12 @@ class Games(JudgeKind):
         baseline = str(inst.meta["reference_output"])
         question = inst.turns[0]
         first, second = await asyncio.gather(
-            self._play(generator, judge, self.messages(category, question, baseline, ours)),
-            self._play(generator, judge, self.messages(category, question, ours, baseline)),
+            self._play(
+                generator, judge, category, self.messages(category, question, baseline, ours)
+            ),
+            self._play(
+                generator, judge, category, self.messages(category, question, ours, baseline)
+            ),
         )
         return Judgment(
             inst.id,

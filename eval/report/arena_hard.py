@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from eval.report import plots, score_intervals
 from eval.report.frames import as_float, coverage, frame_of
 from eval.report.section import Section
 from eval.runs import Run
@@ -33,7 +34,8 @@ def _row(run: Run) -> dict[str, Any]:
 
 
 def sections(benchmark: str, title: str, runs: list[Run], section: Section) -> list[str]:
-    """One table of every run of this judge, best score first."""
+    """One table of every run of this judge, best score first, and a figure of the scored ones'
+    intervals."""
     rows = sorted((_row(r) for r in runs), key=lambda r: -(r["score"] or -1.0))
     note = (
         f"{title}: win rate (%) against the baseline's answers, two games per prompt with the "
@@ -41,4 +43,22 @@ def sections(benchmark: str, title: str, runs: list[Run], section: Section) -> l
         f"{_INTERVAL[benchmark]}; `n`: prompts judged; `battles`: the verdicts scored; "
         "`unparseable`: games whose verdict could not be read (left out, as upstream).\n\n"
     )
-    return [section.table(frame_of(rows), f"scores_{benchmark}", note, title)]
+    parts = [section.table(frame_of(rows), f"scores_{benchmark}", note, title)]
+    drawn = [
+        (r["run"], r["score"], r["ci_low"], r["ci_high"])
+        for r in rows
+        if None not in (r["score"], r["ci_low"], r["ci_high"])
+    ]
+    if drawn:
+        who = ", ".join(sorted({b for r in rows if (b := r["baseline"])})) or "the baseline"
+        missing = [f"not drawn (no score): {r['run']}" for r in rows if r["score"] is None]
+        parts.append(
+            score_intervals.draw(
+                drawn,
+                section.path(f"figure_{benchmark}"),
+                xlabel=f"win rate (%) against {who}",
+                title=f"{title}: win rate against {who}\n{plots.describe(title, runs)}",
+                notes=[f"bars: {_INTERVAL[benchmark]}", *missing],
+            )
+        )
+    return parts

@@ -61,7 +61,7 @@ async def rejudge(
             ChatMessage(role="system", content=kind.config.system_prompt(j.category)),
             ChatMessage(role="user", content=user),
         ]
-        return await kind._play(generator, judge, j.category, messages)
+        return await kind.play_game(generator, judge, j.category, messages)
 
     async def one(j: Judgment) -> Judgment:
         first, second = await asyncio.gather(play(j, j.games[0]), play(j, j.games[1]))
@@ -90,7 +90,7 @@ def _compare(kind: Games, old: Sequence[Judgment], new: Sequence[Judgment]) -> d
     ]
     both = [(a, b) for a, b in pairs if b is not None and b in _SIDE]
     shares = [float(a == b) for a, b in both], [float(_SIDE[a] == _SIDE[b]) for a, b in both]
-    scores = [kind._score(js) for js in (old, new)]
+    scores = [kind.score(js) for js in (old, new)]
     return {
         "n": len(both),
         "failed": len(pairs) - len(both),

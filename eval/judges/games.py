@@ -227,10 +227,11 @@ class Games(JudgeKind):
     ) -> list[tuple[Instance, str]]:
         return [(i, o[0]) for i, o in zip(instances, outputs, strict=True) if o]
 
-    async def _play(
+    async def play_game(
         self, generator: Generator, judge: str, category: str, messages: list[ChatMessage]
     ) -> Game:
-        """One game, asking again as the v0.1 reference does when the text has no label."""
+        """One game, asking again as the v0.1 reference does when the text has no label; public so
+        that a calibration plays a published game exactly as a run does."""
         patterns, style = self.config.regex_patterns, self.spec.verdict
         prompt = [{"role": m["role"], "content": m["content"]} for m in messages]
         conv = list(messages)
@@ -258,10 +259,10 @@ class Games(JudgeKind):
         baseline = str(inst.meta["reference_output"])
         question = inst.turns[0]
         first, second = await asyncio.gather(
-            self._play(
+            self.play_game(
                 generator, judge, category, self.messages(category, question, baseline, ours)
             ),
-            self._play(
+            self.play_game(
                 generator, judge, category, self.messages(category, question, ours, baseline)
             ),
         )
@@ -396,7 +397,7 @@ class Games(JudgeKind):
         by_category: dict[str, dict[str, Any]] = {}
         for category in sorted({j.category for j in judgments}):
             chosen = [j for j in judgments if j.category == category]
-            score = self._score(chosen)
+            score = self.score(chosen)
             if score is not None:
                 by_category[category] = score.to_json()
         if not by_category:
@@ -405,7 +406,9 @@ class Games(JudgeKind):
         numbers = {**lead, "categories": by_category} if len(by_category) > 1 else lead
         return {**out, **numbers} if cover["complete"] else {**out, "partial": numbers}
 
-    def _score(self, judgments: Sequence[Judgment]) -> scores.Score | None:
+    def score(self, judgments: Sequence[Judgment]) -> scores.Score | None:
+        """The version's score of these judgments (v0.1 Bradley-Terry, v2.0 mean battle score),
+        or None when no game was read; public for the calibration of published games."""
         labels = [j.labels for j in judgments]
         if self.spec.metric == "bradley_terry":
             winners = scores.v01_battles(labels)

@@ -3,12 +3,11 @@
 An experiment's sweep lives in its `hydra.sweeper.params`; we expand it with Hydra's own override
 parser (so ranges and choice syntax mean what they mean to the launcher) and compose each point.
 Composing is most of the plan's cost, so points that choose the same config groups share one
-composition, each getting a copy with its value overrides applied as Hydra applies them.
+composition, which each point's value overrides then change as Hydra applies them.
 """
 
 from __future__ import annotations
 
-import copy
 import itertools
 from collections.abc import Iterable, Sequence
 
@@ -65,16 +64,19 @@ def compose_points(base_overrides: Sequence[str], experiments: Iterable[str]) ->
         composed: dict[tuple[str, ...], DictConfig] = {}
         for point in sweep_points(params):
             parsed = parser.parse_overrides(point)
-            # a plain `key=value` is applied after composing; anything else is composed with
+            # a plain `key=value` is set after composing; anything else is composed with
             shared = [
-                o.type == OverrideType.CHANGE and not _is_group(o.key_or_group) for o in parsed
+                o.type == OverrideType.CHANGE
+                and not _is_group(o.key_or_group)
+                and not isinstance(o.value(), dict | list)  # merged, not set: composed with
+                for o in parsed
             ]
             structural = tuple(o for o, s in zip(point, shared, strict=True) if not s)
             if structural not in composed:
                 composed[structural] = compose(
                     "config", [*base, f"+experiment={name}", *structural]
                 )
-            cfg = copy.deepcopy(composed[structural])
+            cfg = composed[structural]  # its points set the same keys: no copy needed
             for override, applied in zip(parsed, shared, strict=True):
                 if applied:
                     OmegaConf.update(cfg, override.key_or_group, override.value(), merge=True)

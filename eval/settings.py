@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -270,8 +271,14 @@ class Settings:
     cache_merge_sources: tuple[str, ...]
     preflight: Mapping[str, Any]  # `preflight:` (`eval.preflight`)
     calibrate: Mapping[str, Any]  # `calibrate:` (`eval.calibrate.command`)
-    config_yaml: str  # the resolved config with secrets masked, as a run saves it
+    redacted: Mapping[str, Any]  # the resolved config with secrets masked
     overrides: tuple[str, ...] = ()  # the command's own, for the plan's sweeps
+
+    @cached_property
+    def config_yaml(self) -> str:
+        """`redacted` as a run saves it; written when asked, as a plan resolves dozens of points
+        and writing it is most of resolving one."""
+        return OmegaConf.to_yaml(OmegaConf.create(dict(self.redacted)))
 
 
 def resolve(cfg: DictConfig, overrides: Sequence[str] = ()) -> Settings:
@@ -342,7 +349,7 @@ def resolve(cfg: DictConfig, overrides: Sequence[str] = ()) -> Settings:
                                   or ()),
         preflight=plain.get("preflight") or {},
         calibrate=plain.get("calibrate") or {},
-        config_yaml=OmegaConf.to_yaml(OmegaConf.create(redact_config(plain))),
+        redacted=redact_config(plain),
         overrides=tuple(overrides),
     )  # fmt: skip
 

@@ -2,6 +2,8 @@
 
 An experiment's sweep lives in its `hydra.sweeper.params`; we expand it with Hydra's own override
 parser (so ranges and choice syntax mean what they mean to the launcher) and compose each point.
+Composing is most of the plan's cost, so points that choose the same config groups share one
+composition, which each point's value overrides then change as Hydra applies them.
 """
 
 from __future__ import annotations
@@ -10,7 +12,10 @@ import itertools
 from collections.abc import Iterable, Sequence
 
 from hydra import compose
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import OverrideType
+from omegaconf import DictConfig, OmegaConf
 
 from eval.settings import Settings, resolve
 from moa.errors import ConfigError
@@ -38,17 +43,42 @@ def sweep_points(params: dict[str, str]) -> list[list[str]]:
     return [list(point) for point in itertools.product(*axes)]
 
 
+def _is_group(key: str) -> bool:
+    """Whether an override's key names a config group (it changes what is composed)."""
+    parent, _, name = key.rpartition("/")
+    return name in GlobalHydra.instance().config_loader().list_groups(parent)
+
+
 def compose_points(base_overrides: Sequence[str], experiments: Iterable[str]) -> list[Settings]:
     """The settings of every sweep point of every experiment, each composed and resolved as its
     own command would be (GlobalHydra must be initialised)."""
     configs = []
     base = [o for o in base_overrides if not o.startswith(("+experiment=", "task="))]
+    parser = OverridesParser.create()
     for name in experiments:
         if name not in (*EXPERIMENTS, *BEYOND_THE_PAPER):
             known = ", ".join((*EXPERIMENTS, *BEYOND_THE_PAPER))
             raise ConfigError(f"unknown experiment {name!r} (known: {known})")
         head = compose("config", [*base, f"+experiment={name}"], return_hydra_config=True)
         params = {str(k): str(v) for k, v in head.hydra.sweeper.params.items()}
+        composed: dict[tuple[str, ...], DictConfig] = {}
         for point in sweep_points(params):
-            configs.append(resolve(compose("config", [*base, f"+experiment={name}", *point])))
+            parsed = parser.parse_overrides(point)
+            # a plain `key=value` is set after composing; anything else is composed with
+            shared = [
+                o.type == OverrideType.CHANGE
+                and not _is_group(o.key_or_group)
+                and not isinstance(o.value(), dict | list)  # merged, not set: composed with
+                for o in parsed
+            ]
+            structural = tuple(o for o, s in zip(point, shared, strict=True) if not s)
+            if structural not in composed:
+                composed[structural] = compose(
+                    "config", [*base, f"+experiment={name}", *structural]
+                )
+            cfg = composed[structural]  # its points set the same keys: no copy needed
+            for override, applied in zip(parsed, shared, strict=True):
+                if applied:
+                    OmegaConf.update(cfg, override.key_or_group, override.value(), merge=True)
+            configs.append(resolve(cfg))
     return configs

@@ -115,7 +115,8 @@ def gated() -> Iterator[Gated]:
 
 
 def make_client(path: Path, ledger: Path | None = None) -> ModelClient:
-    spec = {"provider": "test-cache-faults-gated", "max_concurrency": 64}
+    # a full-width start (no slow start): the tests hold many calls in flight at once
+    spec = {"provider": "test-cache-faults-gated", "max_concurrency": 64, "start_concurrency": 64}
     return ModelClient({"gated": spec}, Catalogue({}, ["gated"]), CallCache(path), Ledger(ledger))
 
 

@@ -63,7 +63,7 @@ def test_every_track_source_is_pinned() -> None:
         assert len(source.sha256) == 64
     source = _math_source()
     assert source.revision is not None and len(source.revision) == 40
-    assert source.rows_sha256 is not None and len(source.rows_sha256) == 64
+    assert len(source.rows_sha256) == 64
     assert set(source.row_fields) == {"unique_id", "problem", "answer", "subject", "level"}
 
 

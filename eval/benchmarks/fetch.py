@@ -44,17 +44,15 @@ class UrlSource:
 
 @dataclass(frozen=True)
 class HubSource:
-    """A file of a Hugging Face dataset repository, the canonical home of AlpacaEval 2.0.
-
-    With `rows_sha256`, the file is checked by `row_digest.rows_sha256` over
-    `row_fields` rather than by its bytes, which the Hub's copy need not share with ours.
-    """
+    """A file of a Hugging Face dataset repository (AlpacaEval 2.0's and MATH-500's home),
+    checked by `row_digest.rows_sha256` over `row_fields` rather than by its bytes, which the
+    Hub's copy need not share with ours; `revision` pins the repository where one is known."""
 
     repo_id: str
     filename: str
+    row_fields: tuple[str, ...]
+    rows_sha256: str
     revision: str | None = None
-    row_fields: tuple[str, ...] = ()
-    rows_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -314,9 +312,7 @@ def _download(source: Source, target: Path) -> None:
 
 
 def _rows_intact(path: Path, source: HubSource) -> bool:
-    """True without a pinned digest (AlpacaEval's: the loader's row checks guard it)."""
-    if source.rows_sha256 is None:
-        return True
+    """The file's rows are those pinned (False for a file that is not such rows at all)."""
     try:
         return rows_sha256(path, source.row_fields) == source.rows_sha256
     except (ValueError, KeyError, TypeError, OSError):  # not rows of JSON objects with the fields

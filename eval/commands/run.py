@@ -9,7 +9,6 @@ from eval.commands.output import say
 from eval.commands.prompt import namer_of
 from eval.commands.summary import show_results, summarize
 from eval.generate import Generation, generate, generated, judge_address, task_of
-from eval.judge_bias import bias_of, finite, judge_swapped
 from eval.judge_repeats import judge_again, repeat_scores
 from eval.judges.common import avg_length, incomplete_reason, is_complete
 from eval.mixture_config import describe_spec
@@ -84,6 +83,8 @@ async def check_models(settings: Settings, models: list[str], judged: bool) -> N
 
 async def judge(settings: Settings, run: Generation) -> RunMetrics:
     """Judges a finished generation with the configured judge; writes native files + metrics."""
+    from eval.judge_bias import judge_swapped  # scipy: loaded by judging, not by generating
+
     address = judge_address(settings, run.task)
     client = build_client(
         settings, ledger_path=run.run.judge_ledger, judges=[run.task.judging.scripted_answer]
@@ -128,6 +129,7 @@ async def judge(settings: Settings, run: Generation) -> RunMetrics:
 def with_statistics(run: Generation, metrics: RunMetrics) -> RunMetrics:
     """The wholly judged run's metrics with its precision and its judge's biases (README,
     "Statistics"), read back from the files its judge wrote."""
+    from eval.judge_bias import bias_of, finite
     from eval.report.precision import cluster_of, parts
     from eval.stats.repeats import Scores, estimate
 

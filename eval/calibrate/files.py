@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -51,37 +51,61 @@ def table(calibration: Mapping[str, Any]) -> str:
     return head + "\n".join(lines) + "\n" + tail
 
 
-def scatter(calibration: Mapping[str, Any], path: Path) -> None:
-    """Published against new win rate per model, with the diagonal where they would agree."""
+def scatter(
+    points: Mapping[str, tuple[float | None, float | None]],
+    scale: tuple[float, float],
+    quantity: str,
+    calibration: Mapping[str, Any],
+    path: Path,
+) -> None:
+    """Published against new `quantity` per model (`points`: model -> (published, new)), with
+    the diagonal where the two judges would agree."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rates = {m: v["win_rate"] for m, v in calibration["models"].items()}
-    shown = {m: r for m, r in rates.items() if r["new"] is not None}
+    low, high = scale
     fig, ax = plt.subplots(figsize=(5.5, 5.5))
-    ax.plot([0, 100], [0, 100], color="grey", linestyle="--", linewidth=1, label="same win rate")
-    for model, r in shown.items():
-        ax.scatter(r["published"], r["new"], color="tab:blue")
-        ax.annotate(model, (r["published"], r["new"]), fontsize=7, xytext=(3, 3),
-                    textcoords="offset points")  # fmt: skip
-    ax.set_xlim(0, 100)
-    ax.set_ylim(0, 100)
-    ax.set_xlabel(f"win rate (%), published judge {calibration['published_judge']}")
-    ax.set_ylabel(f"win rate (%), judge {calibration['judge']}")
-    ax.set_title(f"AlpacaEval 2.0: {calibration['judge']} against the paper's judge", fontsize=9)
+    ax.plot([low, high], [low, high], color="grey", linestyle="--", linewidth=1,
+            label=f"same {quantity}")  # fmt: skip
+    for model, (old, new) in points.items():
+        if old is None or new is None:
+            continue
+        ax.scatter(old, new, color="tab:blue")
+        ax.annotate(model, (old, new), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xlim(low, high)
+    ax.set_ylim(low, high)
+    ax.set_xlabel(f"{quantity}, published judge {calibration['published_judge']}")
+    ax.set_ylabel(f"{quantity}, judge {calibration['judge']}")
+    benchmark = calibration.get("benchmark", "AlpacaEval 2.0")
+    ax.set_title(f"{benchmark}: {calibration['judge']} against the published judge", fontsize=9)
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def write(calibration: Mapping[str, Any], out_dir: Path) -> list[Path]:
-    """The three files in `out_dir`; returns their paths."""
+def write_files(
+    calibration: Mapping[str, Any], out_dir: Path, markdown: str, draw: Callable[[Path], None]
+) -> list[Path]:
+    """`calibration.json`, the Markdown table and the scatter `draw` makes, in `out_dir`;
+    returns their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "calibration.json", out_dir / "calibration.md", out_dir / "calibration.png"]
     write_atomic(paths[0], json.dumps(calibration, indent=2) + "\n")
-    write_atomic(paths[1], table(calibration))
-    scatter(calibration, paths[2])
+    write_atomic(paths[1], markdown)
+    draw(paths[2])
     return paths
+
+
+def write(calibration: Mapping[str, Any], out_dir: Path) -> list[Path]:
+    """AlpacaEval's calibration files: win rates on 0-100."""
+    rates = {m: v["win_rate"] for m, v in calibration["models"].items()}
+    points = {m: (r["published"], r["new"]) for m, r in rates.items()}
+    return write_files(
+        calibration,
+        out_dir,
+        table(calibration),
+        lambda path: scatter(points, (0, 100), "win rate (%)", calibration, path),
+    )

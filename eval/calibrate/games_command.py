@@ -9,7 +9,6 @@ each model's score under both judges (`calibration.png`).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,14 +17,13 @@ from typing import Any
 from rich.markup import escape
 
 from eval.calibrate import games
-from eval.calibrate.files import cell, folder
+from eval.calibrate.files import cell, folder, scatter, write_files
 from eval.calibrate.plan import dry_run, plan_line
 from eval.commands.output import console
 from eval.evaluation import Evaluation
 from eval.generate import judge_address
 from eval.judges.games import Games
 from eval.preflight import check_served
-from eval.rundir import write_atomic
 from eval.settings import Settings, build_client
 from moa.errors import ConfigError
 from moa.types import Generator
@@ -71,40 +69,16 @@ def table(calibration: Mapping[str, Any]) -> str:
     return head + "\n".join(lines) + "\n" + tail
 
 
-def scatter(calibration: Mapping[str, Any], path: Path) -> None:
-    """Published against new score per model, with the diagonal where they would agree."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 5.5))
-    ax.plot([0, 100], [0, 100], color="grey", linestyle="--", linewidth=1, label="same score")
-    for model, m in calibration["models"].items():
-        old, new = m["score"]["published"], m["score"]["new"]
-        if old is None or new is None:
-            continue
-        ax.scatter(old, new, color="tab:blue")
-        ax.annotate(model, (old, new), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.set_xlim(0, 100)
-    ax.set_ylim(0, 100)
-    ax.set_xlabel(f"win rate (%), published judge {calibration['published_judge']}")
-    ax.set_ylabel(f"win rate (%), judge {calibration['judge']}")
-    ax.set_title(f"{calibration['benchmark']}: {calibration['judge']} against the published "
-                 "judge", fontsize=9)  # fmt: skip
-    ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def write(calibration: Mapping[str, Any], out_dir: Path) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / "calibration.json", out_dir / "calibration.md", out_dir / "calibration.png"]
-    write_atomic(paths[0], json.dumps(calibration, indent=2) + "\n")
-    write_atomic(paths[1], table(calibration))
-    scatter(calibration, paths[2])
-    return paths
+    """Arena-Hard's calibration files: each model's score (its win rate against the baseline)."""
+    points = {m: (v["score"]["published"], v["score"]["new"])
+              for m, v in calibration["models"].items()}  # fmt: skip
+    return write_files(
+        calibration,
+        out_dir,
+        table(calibration),
+        lambda path: scatter(points, (0, 100), "win rate (%)", calibration, path),
+    )
 
 
 async def calibrate_games(run: Settings, task: Evaluation) -> int:

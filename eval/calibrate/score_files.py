@@ -3,13 +3,11 @@ Markdown table and a scatter plot of each model's mean score under both judges."
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from eval.calibrate.files import cell
-from eval.rundir import write_atomic
+from eval.calibrate.files import cell, scatter, write_files
 
 NAMES = ("model", "n", "failed", "exact", "within 1", "Pearson", "Spearman", "mean shift",
          "mean published", "mean new")  # fmt: skip
@@ -35,40 +33,14 @@ def table(calibration: Mapping[str, Any]) -> str:
     return head + "\n".join(lines) + "\n" + tail
 
 
-def scatter(calibration: Mapping[str, Any], path: Path) -> None:
-    """Published against new mean score per model, with the diagonal where they would agree."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    low, high = calibration["scale"]
-    fig, ax = plt.subplots(figsize=(5.5, 5.5))
-    ax.plot([low, high], [low, high], color="grey", linestyle="--", linewidth=1,
-            label="same mean score")  # fmt: skip
-    for model, m in calibration["models"].items():
-        old, new = m["mean_score"]["published"], m["mean_score"]["new"]
-        if new is None:
-            continue
-        ax.scatter(old, new, color="tab:blue")
-        ax.annotate(model, (old, new), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.set_xlim(low, high)
-    ax.set_ylim(low, high)
-    ax.set_xlabel(f"mean score, published judge {calibration['published_judge']}")
-    ax.set_ylabel(f"mean score, judge {calibration['judge']}")
-    ax.set_title(f"{calibration['benchmark']}: {calibration['judge']} against the paper's judge",
-                 fontsize=9)  # fmt: skip
-    ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def write(calibration: Mapping[str, Any], out_dir: Path) -> list[Path]:
-    """The three files in `out_dir`; returns their paths."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / "calibration.json", out_dir / "calibration.md", out_dir / "calibration.png"]
-    write_atomic(paths[0], json.dumps(calibration, indent=2) + "\n")
-    write_atomic(paths[1], table(calibration))
-    scatter(calibration, paths[2])
-    return paths
+    """MT-Bench's or FLASK's calibration files: mean scores on the grader's scale."""
+    points = {m: (v["mean_score"]["published"], v["mean_score"]["new"])
+              for m, v in calibration["models"].items()}  # fmt: skip
+    low, high = calibration["scale"]
+    return write_files(
+        calibration,
+        out_dir,
+        table(calibration),
+        lambda path: scatter(points, (low, high), "mean score", calibration, path),
+    )

@@ -87,6 +87,7 @@ class ModelProfile:
     reject_above: int | None = None
     reject_retry_after_s: float | None = None
     ignores_n: bool = False  # one choice per answer, whatever `n` asks (as some servers do)
+    verdict: str = ""  # appended to every answer: a judge's verdict (`[[A>B]]`) to parse
 
 
 @dataclass
@@ -296,7 +297,11 @@ class FakeServer:
         if fault == "malformed":
             return web.Response(text='{"id": "x", "choices": [', content_type="application/json")
         count = 1 if profile.ignores_n else int(body.get("n") or 1)  # OpenAI's `n`
-        choices = [] if fault == "empty" else [self._choice(body, n, i) for i in range(count)]
+        choices = (
+            []
+            if fault == "empty"
+            else [self._choice(body, n, i, profile.verdict) for i in range(count)]
+        )
         if fault == "empty_content":
             choices[0]["message"]["content"] = ""
         elif fault == "length":
@@ -328,10 +333,12 @@ class FakeServer:
             self._sems[model] = asyncio.Semaphore(profile.max_concurrency)
         return self._sems[model]
 
-    def _choice(self, body: Mapping[str, Any], n: int, index: int = 0) -> dict[str, Any]:
+    def _choice(
+        self, body: Mapping[str, Any], n: int, index: int = 0, verdict: str = ""
+    ) -> dict[str, Any]:
         drawn = json.dumps(body, sort_keys=True) + (f"#{index}" if index else "")
         digest = hashlib.sha256(drawn.encode()).hexdigest()
-        text = f"answer {digest[:12]}: " + " ".join(["word"] * max(n - 3, 0))
+        text = f"answer {digest[:12]}: " + " ".join(["word"] * max(n - 3, 0)) + verdict
         choice: dict[str, Any] = {
             "index": index,
             "message": {"role": "assistant", "content": text},

@@ -11,6 +11,7 @@ child writes, and removes the directory whatever happened. Linux only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import marshal
 import os
 import shutil
@@ -122,15 +123,22 @@ async def _supervise(workdir: str, request: bytes, seconds: float) -> Outcome:
         report, err = await asyncio.wait_for(reading, seconds + GRACE_S)
         await proc.wait()
     except TimeoutError:
-        os.killpg(proc.pid, signal.SIGKILL)  # still running, so the group is still its own
+        _kill_group(proc.pid)
         await proc.wait()
         return Outcome("timed out", f"timed out after {seconds:g} s (killed)", ())
     except BaseException:
         if proc.returncode is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+            _kill_group(proc.pid)
             await proc.wait()
         raise
     return _outcome(report, err, proc.returncode)
+
+
+def _kill_group(pid: int) -> None:
+    """Kills the sandbox's process group; one that ended meanwhile (its leader already reaped by
+    asyncio's child watcher, the group empty) is gone, as wanted."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 async def _read_capped(stream: asyncio.StreamReader, limit: int) -> bytes:

@@ -304,10 +304,19 @@ def test_a_file_pinned_by_its_git_blob_id_is_checked_on_download_and_in_the_cach
         Path(output_file).write_bytes(served[-1])
 
     monkeypatch.setattr(fetch_mod, "HTTP", network)
+    # a folder that already holds a user's own files: the failed download's staging folder is
+    # removed, and nothing else
+    folder = (tmp_path / relpath).parent
+    folder.mkdir(parents=True)
+    (folder / "mine.jsonl").write_text("a user's file\n")
+    (folder / ".mine").mkdir()
+    (folder / ".mine" / "kept.txt").write_text("kept\n")
     served.append(bad)
     with pytest.raises(DataError, match="no cached copy and it cannot be downloaded"):
         fetch_mod.fetch(relpath, cache_dir=tmp_path)
-    assert sorted(p.name for p in (tmp_path / relpath).parent.iterdir()) == []
+    assert sorted(p.name for p in folder.iterdir()) == [".mine", "mine.jsonl"]
+    assert (folder / "mine.jsonl").read_text() == "a user's file\n"
+    assert (folder / ".mine" / "kept.txt").read_text() == "kept\n"
     served.append(good)
     path = fetch_mod.fetch(relpath, cache_dir=tmp_path)
     assert path.read_bytes() == good

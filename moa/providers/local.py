@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import importlib.util
 import os
@@ -58,7 +59,9 @@ def sample_seed(model: str, sample: int) -> int:
 
 
 class InProcess:
-    """llama.cpp in a worker thread; one request at a time, as one context allows."""
+    """llama.cpp in a worker thread, one request at a time. Calls that ask for logprobs (the
+    judge's) go through `Llama.create_chat_completion`; the others are sampled by a
+    `DrawDecoder`, which draws the samples of one request together (`generate_n`)."""
 
     def __init__(self, n_ctx: int, n_threads: int | None) -> None:
         try:
@@ -67,14 +70,18 @@ class InProcess:
             raise ConfigError(
                 "the embedded model needs llama-cpp-python: pip install 'moa-bench[local]'"
             ) from None
+        from moa.providers.local_draws import DrawDecoder
+
         self._path = weights_path()
+        threads = n_threads or os.cpu_count() or 2
         self._llama = Llama(
             model_path=str(self._path),
             n_ctx=n_ctx,
-            n_threads=n_threads or os.cpu_count() or 2,
+            n_threads=threads,
             logits_all=True,  # needed for top_logprobs
             verbose=False,
         )
+        self._draws = DrawDecoder(self._llama, n_ctx, threads)
         self._lock = threading.Lock()
 
     @property
@@ -88,7 +95,29 @@ class InProcess:
         config: GenerateConfig,
         sample: int,
     ) -> Completion:
+        if not config.logprobs:
+            return (await self.generate_n(model, messages, config, [sample]))[0]
         return await asyncio.to_thread(self._generate, model, messages, config, sample)
+
+    async def generate_n(
+        self,
+        model: str,
+        messages: Sequence[ChatMessage],
+        config: GenerateConfig,
+        samples: Sequence[int],
+    ) -> list[Completion]:
+        """The samples decoded side by side, each seeded by its own index (`BatchingAPI`); a
+        request for logprobs draws them one at a time."""
+        if config.logprobs:
+            return [await self.generate(model, messages, config, s) for s in samples]
+        seeds = [sample_seed(model, s) if config.seed is None else config.seed for s in samples]
+        return await asyncio.to_thread(self._draw, messages, config, seeds)
+
+    def _draw(
+        self, messages: Sequence[ChatMessage], config: GenerateConfig, seeds: Sequence[int]
+    ) -> list[Completion]:
+        with self._lock:
+            return self._draws.draw(messages, config, seeds)
 
     def _generate(
         self,
@@ -125,6 +154,7 @@ class InProcess:
 
     async def aclose(self) -> None:
         with self._lock:
+            self._draws.close()
             self._llama.close()
 
 
@@ -189,6 +219,18 @@ class ManagedServer:
         if config.seed is None:
             config = config.merged(seed=sample_seed(model, sample))
         return await self._client.generate(model, messages, config, sample)
+
+    async def generate_n(
+        self,
+        model: str,
+        messages: Sequence[ChatMessage],
+        config: GenerateConfig,
+        samples: Sequence[int],
+    ) -> list[Completion]:
+        """One request per sample (the server draws one choice per request), the usage split
+        as `BatchingAPI` says."""
+        drawn = [await self.generate(model, messages, config, s) for s in samples]
+        return [drawn[0], *(dataclasses.replace(c, input_tokens=0) for c in drawn[1:])]
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -81,6 +81,9 @@ class StandIn:
         self.recording: list[CallRecord] | None = None  # every call's record, while set
         self.stands_for: dict[str, int] = {}  # placeholder -> the tokens of the answer it names
         self._estimates: dict[str, int] = {}
+        # A message's estimate by its text: a layer's agents and the sweep's variants send the
+        # same instruction and references many times (a judge's prompt, once: not kept).
+        self._estimated: dict[str, int] = {}
         # Identical requests get one key and one answer, computed once. The requests are kept
         # as tuples of strings and numbers, which the garbage collector does not need to follow.
         self._configs: dict[int, tuple[GenerateConfig, int, str]] = {}  # by id(); keeps them
@@ -136,7 +139,10 @@ class StandIn:
             else:
                 text = f"⟦call:{key}⟧"
                 self.stands_for[text] = out
-            prompt = sum(self._estimate(m["content"]) for m in messages)
+            if request is None:
+                prompt = sum(self._estimate(m["content"]) for m in messages)
+            else:
+                prompt = sum(self._estimate_kept(m["content"]) for m in messages)
             completion = Completion(text, prompt, out)
         if request is not None:
             self._answers[request] = key, completion
@@ -210,6 +216,14 @@ class StandIn:
     def tokens_of(self, text: str) -> int:
         """An answer's estimated tokens, each placeholder in it counted as what it names."""
         return self._estimate(text) - MESSAGE_OVERHEAD
+
+    def _estimate_kept(self, content: str) -> int:
+        """`_estimate`, kept by text: a placeholder's tokens are set before any text holds it
+        and never change, so a text's estimate never does either."""
+        known = self._estimated.get(content)
+        if known is None:
+            known = self._estimated[content] = self._estimate(content)
+        return known
 
     def _estimate(self, content: str) -> int:
         """One message's share of `moa.tokens.estimate_prompt`, each placeholder counted as the

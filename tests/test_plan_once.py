@@ -10,6 +10,7 @@ import pytest
 
 import eval.plan
 from eval.plan import plan
+from eval.plan_stand_in import StandIn
 from tests.test_plan import constant, presets, questions
 
 
@@ -35,3 +36,17 @@ async def test_a_variant_under_another_name_is_simulated_once(
     assert [getattr(second, f) for f in figures] == [getattr(first, f) for f in figures]
     assert (second.new_calls, second.sweep_calls, second.new_usd) == (0, 0, 0.0)
     assert (result.total_calls, result.unique_calls) == (130 + 70 + 130, 130)
+
+
+async def test_kept_estimates_are_the_estimates_made_afresh(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A message's token estimate, kept by its text, is what estimating it again gives: the
+    sweep's figures are the same with every estimate made afresh."""
+    (moa, lite, rank), catalogue = presets(("moa",), ("moa_lite",), ("llm_ranker",))
+    items = questions(10)
+    kept = await plan([moa, lite, rank], items, constant, catalogue)
+    monkeypatch.setattr(StandIn, "_estimate_kept", StandIn._estimate)
+    afresh = await plan([moa, lite, rank], items, constant, catalogue)
+    assert kept.variants == afresh.variants
+    assert kept.total_calls == afresh.total_calls > 0

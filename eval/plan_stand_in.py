@@ -15,9 +15,10 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import cast
 
+from moa.agents import Agent
 from moa.cache import CallCache, call_key
 from moa.catalogue import split_address
-from moa.mixture import Mixture, MixtureSpec
+from moa.mixture import AgentOutput, Mixture, MixtureSpec
 from moa.tokens import MESSAGE_OVERHEAD, estimate_tokens
 from moa.trace import CallTrace, TurnTrace
 from moa.types import CallOutcome, CallRecord, ChatMessage, Completion, GenerateConfig
@@ -92,6 +93,8 @@ class StandIn:
         # encoding of the request, a third of a planned call's time): else `_plan_key`.
         self.real_keys = cache is not None or bool(self.identities)
         self._answers: dict[tuple[str | int, ...], tuple[str, Completion]] = {}
+        # What agents made, by what they were given (`PlanningMixture._agents`).
+        self.made: dict[tuple[object, ...], list[AgentOutput]] = {}
 
     async def generate(
         self,
@@ -246,6 +249,35 @@ class PlanningMixture(Mixture):
 
     def __init__(self, spec: MixtureSpec, stand_in: StandIn) -> None:
         super().__init__(spec, stand_in, picks=stand_in.name_picks)
+
+    async def _agents(
+        self,
+        agents: list[Agent],
+        messages: Sequence[ChatMessage],
+        references: list[str],
+        config: GenerateConfig,
+        tags: dict[str, str],
+    ) -> list[AgentOutput]:
+        """Agents the sweep has run on the very same input (an earlier variant's, or this one's
+        under another name) make what they made: the same requests, whose answers are the same
+        placeholders, already counted. So they run once and their outputs are passed on again;
+        a user's strategy, which may keep state, always runs."""
+        stand_in = self.generator
+        if stand_in.recording is not None or agents[0].strategy:
+            return await super()._agents(agents, messages, references, config, tags)
+        given = (
+            tuple(agents),
+            self.spec.context_overflow,
+            stand_in._config(config)[0],
+            tuple(sorted(tags.items())),
+            tuple((m["role"], m["content"]) for m in messages),
+            tuple(references),
+        )
+        done = stand_in.made.get(given)
+        if done is None:
+            done = await super()._agents(agents, messages, references, config, tags)
+            stand_in.made[given] = done
+        return done
 
     async def run_turn(
         self,

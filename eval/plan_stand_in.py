@@ -15,9 +15,10 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import cast
 
+from moa.agents import Agent
 from moa.cache import CallCache, call_key
 from moa.catalogue import split_address
-from moa.mixture import Mixture, MixtureSpec
+from moa.mixture import AgentOutput, Mixture, MixtureSpec
 from moa.tokens import MESSAGE_OVERHEAD, estimate_tokens
 from moa.trace import CallTrace, TurnTrace
 from moa.types import CallOutcome, CallRecord, ChatMessage, Completion, GenerateConfig
@@ -81,6 +82,9 @@ class StandIn:
         self.recording: list[CallRecord] | None = None  # every call's record, while set
         self.stands_for: dict[str, int] = {}  # placeholder -> the tokens of the answer it names
         self._estimates: dict[str, int] = {}
+        # A message's estimate by its text: a layer's agents and the sweep's variants send the
+        # same instruction and references many times (a judge's prompt, once: not kept).
+        self._estimated: dict[str, int] = {}
         # Identical requests get one key and one answer, computed once. The requests are kept
         # as tuples of strings and numbers, which the garbage collector does not need to follow.
         self._configs: dict[int, tuple[GenerateConfig, int, str]] = {}  # by id(); keeps them
@@ -89,6 +93,8 @@ class StandIn:
         # encoding of the request, a third of a planned call's time): else `_plan_key`.
         self.real_keys = cache is not None or bool(self.identities)
         self._answers: dict[tuple[str | int, ...], tuple[str, Completion]] = {}
+        # What agents made, by what they were given (`PlanningMixture._agents`).
+        self.made: dict[tuple[object, ...], list[AgentOutput]] = {}
 
     async def generate(
         self,
@@ -136,7 +142,10 @@ class StandIn:
             else:
                 text = f"⟦call:{key}⟧"
                 self.stands_for[text] = out
-            prompt = sum(self._estimate(m["content"]) for m in messages)
+            if request is None:
+                prompt = sum(self._estimate(m["content"]) for m in messages)
+            else:
+                prompt = sum(self._estimate_kept(m["content"]) for m in messages)
             completion = Completion(text, prompt, out)
         if request is not None:
             self._answers[request] = key, completion
@@ -211,6 +220,14 @@ class StandIn:
         """An answer's estimated tokens, each placeholder in it counted as what it names."""
         return self._estimate(text) - MESSAGE_OVERHEAD
 
+    def _estimate_kept(self, content: str) -> int:
+        """`_estimate`, kept by text: a placeholder's tokens are set before any text holds it
+        and never change, so a text's estimate never does either."""
+        known = self._estimated.get(content)
+        if known is None:
+            known = self._estimated[content] = self._estimate(content)
+        return known
+
     def _estimate(self, content: str) -> int:
         """One message's share of `moa.tokens.estimate_prompt`, each placeholder counted as the
         answer it names."""
@@ -232,6 +249,35 @@ class PlanningMixture(Mixture):
 
     def __init__(self, spec: MixtureSpec, stand_in: StandIn) -> None:
         super().__init__(spec, stand_in, picks=stand_in.name_picks)
+
+    async def _agents(
+        self,
+        agents: list[Agent],
+        messages: Sequence[ChatMessage],
+        references: list[str],
+        config: GenerateConfig,
+        tags: dict[str, str],
+    ) -> list[AgentOutput]:
+        """Agents the sweep has run on the very same input (an earlier variant's, or this one's
+        under another name) make what they made: the same requests, whose answers are the same
+        placeholders, already counted. So they run once and their outputs are passed on again;
+        a user's strategy, which may keep state, always runs."""
+        stand_in = self.generator
+        if stand_in.recording is not None or agents[0].strategy:
+            return await super()._agents(agents, messages, references, config, tags)
+        given = (
+            tuple(agents),
+            self.spec.context_overflow,
+            stand_in._config(config)[0],
+            tuple(sorted(tags.items())),
+            tuple((m["role"], m["content"]) for m in messages),
+            tuple(references),
+        )
+        done = stand_in.made.get(given)
+        if done is None:
+            done = await super()._agents(agents, messages, references, config, tags)
+            stand_in.made[given] = done
+        return done
 
     async def run_turn(
         self,

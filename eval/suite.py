@@ -43,10 +43,15 @@ def sweep_points(params: dict[str, str]) -> list[list[str]]:
     return [list(point) for point in itertools.product(*axes)]
 
 
-def _is_group(key: str) -> bool:
-    """Whether an override's key names a config group (it changes what is composed)."""
-    parent, _, name = key.rpartition("/")
-    return name in GlobalHydra.instance().config_loader().list_groups(parent)
+def _is_group(key: str, groups: dict[str, bool]) -> bool:
+    """Whether an override's key names a config group (it changes what is composed); `groups`
+    keeps the answers of one composition's keys (listing a group's folder reads the disk)."""
+    known = groups.get(key)
+    if known is None:
+        parent, _, name = key.rpartition("/")
+        loader = GlobalHydra.instance().config_loader()
+        known = groups[key] = name in loader.list_groups(parent)
+    return known
 
 
 def compose_points(base_overrides: Sequence[str], experiments: Iterable[str]) -> list[Settings]:
@@ -55,6 +60,7 @@ def compose_points(base_overrides: Sequence[str], experiments: Iterable[str]) ->
     configs = []
     base = [o for o in base_overrides if not o.startswith(("+experiment=", "task="))]
     parser = OverridesParser.create()
+    groups: dict[str, bool] = {}
     for name in experiments:
         if name not in (*EXPERIMENTS, *BEYOND_THE_PAPER):
             known = ", ".join((*EXPERIMENTS, *BEYOND_THE_PAPER))
@@ -67,7 +73,7 @@ def compose_points(base_overrides: Sequence[str], experiments: Iterable[str]) ->
             # a plain `key=value` is set after composing; anything else is composed with
             shared = [
                 o.type == OverrideType.CHANGE
-                and not _is_group(o.key_or_group)
+                and not _is_group(o.key_or_group, groups)
                 and not isinstance(o.value(), dict | list)  # merged, not set: composed with
                 for o in parsed
             ]

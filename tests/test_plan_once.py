@@ -10,7 +10,9 @@ import pytest
 
 import eval.plan
 from eval.plan import plan
-from tests.test_plan import constant, presets, questions
+from eval.plan_stand_in import PlanningMixture, StandIn
+from moa.mixture import Mixture
+from tests.test_plan import constant, instance, presets, questions
 
 
 async def test_a_variant_under_another_name_is_simulated_once(
@@ -35,3 +37,45 @@ async def test_a_variant_under_another_name_is_simulated_once(
     assert [getattr(second, f) for f in figures] == [getattr(first, f) for f in figures]
     assert (second.new_calls, second.sweep_calls, second.new_usd) == (0, 0, 0.0)
     assert (result.total_calls, result.unique_calls) == (130 + 70 + 130, 130)
+
+
+async def test_kept_estimates_are_the_estimates_made_afresh(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A message's token estimate, kept by its text, is what estimating it again gives: the
+    sweep's figures are the same with every estimate made afresh."""
+    (moa, lite, rank), catalogue = presets(("moa",), ("moa_lite",), ("llm_ranker",))
+    items = questions(10)
+    kept = await plan([moa, lite, rank], items, constant, catalogue)
+    monkeypatch.setattr(StandIn, "_estimate_kept", StandIn._estimate)
+    afresh = await plan([moa, lite, rank], items, constant, catalogue)
+    assert kept.variants == afresh.variants
+    assert kept.total_calls == afresh.total_calls > 0
+
+
+async def test_agents_given_what_they_were_given_before_run_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Agents of a later variant given the very input an earlier variant's were given pass on
+    what those made, and the sweep's figures are those of running every agent again."""
+    specs, catalogue = presets(
+        ("moa",), ("moa_lite",), ("moa_gpt4o",), ("llm_ranker",), ("as_aggregator",)
+    )
+    items = [*questions(6), instance("two", "First turn.", "Second turn.")]
+    made: list[int] = []
+    real = eval.plan.PlanningMixture
+
+    def kept(spec: Any, planner: Any) -> Any:
+        made.append(len(planner.made))
+        return real(spec, planner)
+
+    monkeypatch.setattr(eval.plan, "PlanningMixture", kept)
+    once = await plan(specs, items, constant, catalogue)
+    monkeypatch.setattr(PlanningMixture, "_agents", Mixture._agents)
+    again = await plan(specs, items, constant, catalogue)
+    assert repr(once.variants) == repr(again.variants)  # tflops may be NaN (GPT-4o)
+    assert (once.total_calls, once.unique_calls) == (again.total_calls, again.unique_calls)
+    assert once.notes == again.notes
+    # MoA-Lite runs its aggregator at each of the 8 turns, but its proposers only at the second
+    # turn of "two" (which follows its own answer): their first turns are MoA's layer 1.
+    assert made[2] - made[1] == 8 + 6

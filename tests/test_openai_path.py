@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from pathlib import Path
 
 from openai._utils._json import openapi_dumps
@@ -12,7 +13,7 @@ from moa.cache import CacheMode
 from moa.client import ModelClient
 from moa.mixture import Mixture, MixtureSpec
 from moa.prompts import AGGREGATE_AND_SYNTHESIZE
-from moa.providers.openai_compat import OpenAICompatible, _json_body
+from moa.providers.openai_compat import OpenAICompatible, _json_body, tls_context
 from moa.types import ChatMessage, GenerateConfig
 from tests.kit.fakeserver import FakeServer, FaultPlan, ModelProfile, serve_in_thread
 
@@ -224,3 +225,15 @@ async def test_the_prepared_url_and_body_are_the_ones_the_sdk_would_build() -> N
     assert _json_body({**params, "temperature": 0.7}) == openapi_dumps(
         {**params, "temperature": 0.7}
     )
+
+
+async def test_every_endpoint_shares_one_tls_context() -> None:
+    first, second = (
+        OpenAICompatible("a", "https://a.example/v1", "k"),
+        OpenAICompatible("b", "https://b.example/v1", "k"),
+    )
+    contexts = {id(p._client._client._transport.ssl_context) for p in (first, second)}  # type: ignore[attr-defined]
+    assert contexts == {id(tls_context())}
+    assert tls_context().verify_mode == ssl.CERT_REQUIRED  # still verifies, as the default does
+    await first.aclose()
+    await second.aclose()

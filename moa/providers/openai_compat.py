@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import email.utils
 import errno
+import functools
 import json
 import math
 import os
 import re
 import socket
+import ssl
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -266,6 +268,13 @@ def _by_id(model: ServedModel) -> str:
     return model.id
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """One TLS context for every endpoint's client, the one httpx2 builds by default: building
+    it loads the system's certificates, tens of milliseconds each time, at start-up."""
+    return httpx2.create_ssl_context()
+
+
 def identity_of(base_url: str) -> str:
     """What a cache key names for a server at `base_url`."""
     return f"openai:{base_url.rstrip('/')}"
@@ -282,7 +291,9 @@ class OpenAICompatible:
             api_key=api_key,
             max_retries=0,
             timeout=None,  # `ModelClient` times every attempt
-            http_client=openai.DefaultAioHttpClient(limits=httpx2.Limits(max_connections=_POOL)),
+            http_client=openai.DefaultAioHttpClient(
+                limits=httpx2.Limits(max_connections=_POOL), verify=tls_context()
+            ),
         )
         # The URL the SDK would merge from its base URL per request, merged once its own way:
         # an absolute URL skips that work on every call.

@@ -101,9 +101,14 @@ class AdaptiveSlots(Slots):
     The limit starts at `start` (default `cap`, the configured concurrency) and never passes
     `cap`. Until the first refusal it is in slow start: each success adds a whole slot while the
     slots are all in use or wanted (the limit doubles per round of calls), so an unknown limit is
-    found in a few rounds without a full-width burst of refusals; the first refusal halves it
-    and ends the slow start. Then a call holds one slot while in flight (`take`, then
-    `give_back` with how it ended):
+    found in a few rounds without a full-width burst of refusals. The first refusal ends the slow
+    start: the limit drops to the calls sent before the refused one and still in flight (what
+    the server was holding when it refused: a provider refuses at once), or to half, whichever
+    is more; halving alone would undershoot a limit the doubling just passed by a few calls and
+    take many rounds of additive increase to win back. Refusals of calls sent before that
+    decrease may lower it again to their own count, not below the half (a server answers them
+    in any order). Then a call holds one slot while in flight (`take`, then `give_back` with
+    how it ended):
 
     - a success adds 1/(limit x patience) while the slots are all in use or wanted, up to `cap`:
       one more slot per `limit` successes while patience is 1;
@@ -130,9 +135,13 @@ class AdaptiveSlots(Slots):
         self.lowest = self.capacity  # the lowest the limit went, for a run's summary and tests
         self.decreases = 0
         self._sent = 0  # requests let through so far: their tickets
+        self._flying: set[int] = set()  # the tickets of the requests in flight
         self._window = 0  # tickets below this were sent before the last decrease
         self._level = self.cap  # the slots right after the last decrease
         self._patience = 1.0
+        # After the slow start's end, until the next decrease: the lowest the limit may go
+        # (half of where it ended) while the refusals of calls sent before it come in.
+        self._settling: float | None = None
 
     @property
     def capacity(self) -> int:
@@ -143,12 +152,14 @@ class AdaptiveSlots(Slots):
         await self.acquire()
         ticket = self._sent
         self._sent += 1
+        self._flying.add(ticket)
         return ticket
 
     def give_back(self, ticket: int, *, ok: bool = False, refused: bool = False) -> bool:
         """Frees the slot; adapts the limit to how the call ended. True when a refusal was the
         limiter learning (see the class)."""
         learned = False
+        self._flying.discard(ticket)
         if ok:
             if self.limit < self.cap and (self._waiters or self.in_use >= self.capacity):
                 step = 1.0 if self.slow_start else 1.0 / (self.limit * self._patience)
@@ -159,15 +170,23 @@ class AdaptiveSlots(Slots):
             slow_start, self.slow_start = self.slow_start, False
             if ticket < self._window:
                 learned = True  # sent before the last decrease: that one accounted for it
+                if self._settling is not None:  # the slow start's end: the fewest held wins
+                    self.limit = max(self._settling, min(self.limit, self._held_before(ticket)))
+                    self._level = self.capacity
+                    self.lowest = min(self.lowest, self._level)
             elif self.limit > 1.0:
-                if slow_start:  # past the real limit: halve, and grow slowly from there
-                    self.limit = max(1.0, self.limit / 2.0)
+                if slow_start:  # past the real limit: back to it, and grow slowly from there
+                    self._settling = max(1.0, self.limit / 2.0)
+                    held = min(self._held_before(ticket), self.limit - 1.0)
+                    self.limit = max(self._settling, held)
                 elif self.capacity > self._level:  # a probe
                     self.limit -= 1.0
                     self._patience = min(2.0 * self._patience, _MOST_PATIENCE)
+                    self._settling = None
                 else:
                     self.limit = max(1.0, self.limit / 2.0)
                     self._patience = 1.0
+                    self._settling = None
                 self._level = self.capacity
                 self.lowest = min(self.lowest, self._level)
                 self._window = self._sent
@@ -175,6 +194,11 @@ class AdaptiveSlots(Slots):
                 learned = True
         self.release()
         return learned
+
+    def _held_before(self, ticket: int) -> float:
+        """The calls sent before `ticket` and still in flight: what the server held when it
+        refused that one, as a provider refuses at once."""
+        return float(sum(1 for t in self._flying if t < ticket))
 
 
 T = TypeVar("T")

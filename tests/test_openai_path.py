@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from pathlib import Path
+
+from openai._utils._json import openapi_dumps
 
 from moa.agents import Agent
 from moa.cache import CacheMode
 from moa.client import ModelClient
 from moa.mixture import Mixture, MixtureSpec
 from moa.prompts import AGGREGATE_AND_SYNTHESIZE
+from moa.providers.openai_compat import OpenAICompatible, _json_body, tls_context
 from moa.types import ChatMessage, GenerateConfig
 from tests.kit.fakeserver import FakeServer, FaultPlan, ModelProfile, serve_in_thread
 
@@ -206,3 +210,30 @@ async def test_logprobs_round_trip(client: ModelClient) -> None:
     assert outcome.completion is not None and outcome.completion.logprobs is not None
     top = dict(outcome.completion.logprobs[0].top)
     assert set(top) == {"m", "M"}
+
+
+async def test_the_prepared_url_and_body_are_the_ones_the_sdk_would_build() -> None:
+    """The chat URL merged once and the body serialised by us are what the SDK builds from a
+    relative path and a dict (its own encoder and merge are the oracle), so requests stay
+    byte-identical."""
+    params = {"model": "m", "messages": [{"role": "user", "content": 'Grüß dich ✓ "q"'}]}
+    for base in ("http://127.0.0.1:9/v1", "https://api.example.com/v1/", "http://h:8000"):
+        provider = OpenAICompatible("e", base, "k")
+        sdk = provider._client
+        assert provider._chat_url == str(sdk._prepare_url("/chat/completions"))
+        await provider.aclose()
+    assert _json_body({**params, "temperature": 0.7}) == openapi_dumps(
+        {**params, "temperature": 0.7}
+    )
+
+
+async def test_every_endpoint_shares_one_tls_context() -> None:
+    first, second = (
+        OpenAICompatible("a", "https://a.example/v1", "k"),
+        OpenAICompatible("b", "https://b.example/v1", "k"),
+    )
+    contexts = {id(p._client._client._transport.ssl_context) for p in (first, second)}  # type: ignore[attr-defined]
+    assert contexts == {id(tls_context())}
+    assert tls_context().verify_mode == ssl.CERT_REQUIRED  # still verifies, as the default does
+    await first.aclose()
+    await second.aclose()

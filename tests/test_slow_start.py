@@ -70,3 +70,27 @@ async def test_a_slow_start_meets_far_fewer_refusals_than_a_full_width_one(
     assert limiter.cap == 32 and limiter.lowest <= 8 and not limiter.slow_start
     assert full >= 24  # the opening burst: 32 sent, 8 taken
     assert slow * 2 <= full, (slow, full)
+
+
+async def test_the_slow_start_ends_at_what_the_server_held_not_at_half() -> None:
+    """A server that holds 12 refuses the calls sent past them; the refusals may come back out
+    of order, and the earliest refused call's count of calls still in flight before it wins."""
+    limiter = AdaptiveSlots(32, 20)
+    tickets = [await limiter.take() for _ in range(20)]  # 0..19 in flight; 12..19 refused
+    assert limiter.give_back(tickets[16], refused=True)  # 16 sent before it still in flight
+    assert (limiter.limit, limiter.slow_start, limiter.decreases) == (16.0, False, 1)
+    assert limiter.give_back(tickets[12], refused=True)  # the same window: not another decrease
+    assert (limiter.limit, limiter.decreases, limiter.lowest) == (12.0, 1, 12)
+    for ticket in (13, 14, 15, 17, 18, 19):  # later ones held more: the fewest stands
+        assert limiter.give_back(tickets[ticket], refused=True)
+    assert limiter.limit == 12.0
+    for ticket in tickets[:12]:  # ended some other way: the limit stays
+        limiter.give_back(ticket)
+    # sent after the decrease and refused at that level: the limit is still too high, halve
+    late = await limiter.take()
+    assert limiter.give_back(late, refused=True)
+    assert (limiter.limit, limiter.decreases) == (6.0, 2)
+    # never below half of where the slow start ended, however few were in flight
+    alone = AdaptiveSlots(32, 20)
+    assert alone.give_back(await alone.take(), refused=True)
+    assert alone.limit == 10.0

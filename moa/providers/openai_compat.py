@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import email.utils
 import errno
+import functools
 import json
 import math
 import os
 import re
 import socket
+import ssl
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -256,8 +258,21 @@ def _count(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
+def _json_body(params: Mapping[str, Any]) -> bytes:
+    """The request body as the SDK's own encoder writes it (`openai._utils._json`), byte for
+    byte for plain JSON values: the SDK sends bytes as they are, without its encoder's walk."""
+    return json.dumps(params, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
 def _by_id(model: ServedModel) -> str:
     return model.id
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """One TLS context for every endpoint's client, the one httpx2 builds by default: building
+    it loads the system's certificates, tens of milliseconds each time, at start-up."""
+    return httpx2.create_ssl_context()
 
 
 def identity_of(base_url: str) -> str:
@@ -276,8 +291,14 @@ class OpenAICompatible:
             api_key=api_key,
             max_retries=0,
             timeout=None,  # `ModelClient` times every attempt
-            http_client=openai.DefaultAioHttpClient(limits=httpx2.Limits(max_connections=_POOL)),
+            http_client=openai.DefaultAioHttpClient(
+                limits=httpx2.Limits(max_connections=_POOL), verify=tls_context()
+            ),
         )
+        # The URL the SDK would merge from its base URL per request, merged once its own way:
+        # an absolute URL skips that work on every call.
+        base = self._client.base_url
+        self._chat_url = str(base.copy_with(raw_path=base.raw_path + b"chat/completions"))
 
     @property
     def identity(self) -> str:
@@ -311,7 +332,7 @@ class OpenAICompatible:
             params["n"] = n
         try:
             response = await self._client.post(
-                "/chat/completions", body=params, cast_to=httpx2.Response
+                self._chat_url, body=_json_body(params), cast_to=httpx2.Response
             )
             raw = await response.aread()
         except openai.APIStatusError as exc:

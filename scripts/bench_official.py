@@ -26,7 +26,8 @@ def official_peer(args: argparse.Namespace, slowest: Profile, work: Path) -> dic
     server, url = start_server({}, {}, args, default=slowest)
     try:
         python = args.official_python or sys.executable
-        env = {"TOGETHER_BASE_URL": url, "TOGETHER_API_KEY": "sk-bench-0000"}
+        # the `together` SDK (3.x) takes the host root: its paths begin with /v1
+        env = {"TOGETHER_BASE_URL": url.removesuffix("/v1"), "TOGETHER_API_KEY": "sk-bench-0000"}
         measured = run_measured([str(python), str(script)], work, may_fail=True, env=env)
         log = server_log(url)
     finally:

@@ -88,3 +88,18 @@ def test_a_peer_is_shown_beside_the_run_or_said_not_to_run() -> None:
     assert show(_run("prompt", 11.0, 0.84, peer=missing)).endswith(
         "official MoA (advanced-moa.py): could not run here: exit code 1: no together"
     )
+
+
+def test_the_loopback_server_streams_an_answer_asked_for_as_a_stream() -> None:
+    """The official MoA's last call streams (`--official`): its answer in server-sent events."""
+    from openai import OpenAI
+
+    from tests.kit.fakeserver import FakeServer, serve_in_thread
+
+    messages: list[Any] = [{"role": "user", "content": "hi"}]
+    with serve_in_thread(FakeServer()) as url:
+        client = OpenAI(base_url=url, api_key="sk-test")
+        parts = client.chat.completions.create(model="m", messages=messages, stream=True)
+        streamed = "".join(chunk.choices[0].delta.content or "" for chunk in parts)
+        client.close()
+    assert streamed.startswith("answer ") and streamed.endswith(" word")

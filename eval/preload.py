@@ -13,12 +13,16 @@ import threading
 from collections.abc import Callable
 
 
-def preload(*modules: str, load: Callable[[str], object] = importlib.import_module) -> None:
-    """Imports `modules` (with `load`) in a daemon thread, in order, and returns at once."""
+def preload(
+    *modules: str, load: Callable[[str], object] = importlib.import_module
+) -> threading.Thread:
+    """Imports `modules` (with `load`) in a daemon thread, in order; returns it, started."""
 
     def run() -> None:
         for name in modules:
             with contextlib.suppress(Exception):
                 load(name)
 
-    threading.Thread(target=run, name="preload", daemon=True).start()
+    thread = threading.Thread(target=run, name="preload", daemon=True)
+    thread.start()
+    return thread

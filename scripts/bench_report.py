@@ -64,11 +64,13 @@ def peer_line(row: Row, peer: Row) -> str:
     """Another program on the same server and work, beside this run (the after)."""
     if "error" in peer:
         return f"  {peer['name']}: could not run here: {peer['error']}"
+    ratio = peer["wall_s"] / row["wall_s"]
+    verdict = f"{ratio:.2f}x faster" if ratio >= 1 else f"{1 / ratio:.2f}x slower"
     return (
         f"  {peer['name']} on the same server and work: wall {peer['wall_s']:.2f}s "
         f"({peer['to_first_request_s']:.2f}s to the first request, {peer['requests']} requests, "
         f"CPU {peer['cpu_s']:.2f}s, efficiency {peer['efficiency']:.3f}); ours "
-        f"{row['wall_s']:.2f}s: {peer['wall_s'] / row['wall_s']:.2f}x faster"
+        f"{row['wall_s']:.2f}s: {verdict}"
     )
 
 

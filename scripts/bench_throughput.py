@@ -21,8 +21,15 @@ says 32. It runs `--rate-limit-instances` AlpacaEval instances, must end with no
 and its bound is computed at the true limit. It is compared with the same run configured at the
 true limit (what a user who knew it would get): that is the learning's cost.
 
-The targets checked at the end are the ones of the throughput, endpoint-trust and fixed-cost
-issues (start-up to the first request, CPU per call, a slow start under an unknown limit).
+The `judge` run is `task=judge` of 805 AlpacaEval outputs (`scripts/bench_judge.py`), with
+`alpaca_eval evaluate` judging the same ones beside it; `plan` and `demo` time whole commands
+(`scripts/bench_tasks.py`); `--official DIR` runs the official MoA beside the `prompt` run
+(`scripts/bench_official.py`). With `--before DIR`, every run is made first with the CLI of the
+checkout in DIR, then with this one's, and each figure prints as a `before -> after` pair.
+
+The targets checked at the end (`scripts/bench_report.py`) are the ones of the throughput,
+endpoint-trust and fixed-cost issues (start-up to the first request, CPU per call, a slow start
+under an unknown limit, judging, the plan and the demo), each printed with its figure.
 
 Usage: `.venv/bin/python scripts/bench_throughput.py` (`--help` for the latency model knobs).
 """

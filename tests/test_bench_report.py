@@ -84,6 +84,7 @@ def test_a_peer_is_shown_beside_the_run_or_said_not_to_run() -> None:
     }
     text = show(_run("judge", 12.0, 1.2, peer=peer))
     assert text.endswith("ours 12.00s: 2.50x faster")
+    assert show(_run("judge", 60.0, 1.2, peer=peer)).endswith("ours 60.00s: 2.00x slower")
     missing = {"name": "official MoA (advanced-moa.py)", "error": "exit code 1: no together"}
     assert show(_run("prompt", 11.0, 0.84, peer=missing)).endswith(
         "official MoA (advanced-moa.py): could not run here: exit code 1: no together"

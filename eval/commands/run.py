@@ -84,8 +84,6 @@ async def check_models(settings: Settings, models: list[str], judged: bool) -> N
 
 async def judge(settings: Settings, run: Generation) -> RunMetrics:
     """Judges a finished generation with the configured judge; writes native files + metrics."""
-    # scipy, statsmodels and pandas, for after the answers: imported while the judge answers
-    preload("eval.judge_bias", "eval.report.precision")
     address = judge_address(settings, run.task)
     client = build_client(
         settings, ledger_path=run.run.judge_ledger, judges=[run.task.judging.scripted_answer]
@@ -94,6 +92,9 @@ async def judge(settings: Settings, run: Generation) -> RunMetrics:
     expected = sum(run.task.judge_calls(i) for i in done) * settings.judge.repeats
     try:
         client.preflight([address])
+        # scipy, statsmodels and pandas, for after the answers: imported while the judge
+        # answers (not before: they would slow the start-up to the first request)
+        preload("eval.judge_bias", "eval.report.precision")
         with progress(client.ledger) as bar:
             judged = bar.add_task("judging", total=expected)
             async with following(bar, judged, lambda: client.ledger.totals.calls):

@@ -13,6 +13,7 @@ from eval.judge_repeats import judge_again, repeat_scores
 from eval.judges.common import avg_length, incomplete_reason, is_complete
 from eval.mixture_config import describe_spec
 from eval.preflight import gone_line
+from eval.preload import preload
 from eval.progress import following, progress
 from eval.rundir import RunDir, RunMetrics
 from eval.settings import Settings, build_client, check_endpoints
@@ -83,8 +84,6 @@ async def check_models(settings: Settings, models: list[str], judged: bool) -> N
 
 async def judge(settings: Settings, run: Generation) -> RunMetrics:
     """Judges a finished generation with the configured judge; writes native files + metrics."""
-    from eval.judge_bias import judge_swapped  # scipy: loaded by judging, not by generating
-
     address = judge_address(settings, run.task)
     client = build_client(
         settings, ledger_path=run.run.judge_ledger, judges=[run.task.judging.scripted_answer]
@@ -93,6 +92,9 @@ async def judge(settings: Settings, run: Generation) -> RunMetrics:
     expected = sum(run.task.judge_calls(i) for i in done) * settings.judge.repeats
     try:
         client.preflight([address])
+        # scipy, statsmodels and pandas, for after the answers: imported while the judge
+        # answers (not before: they would slow the start-up to the first request)
+        preload("eval.judge_bias", "eval.report.precision")
         with progress(client.ledger) as bar:
             judged = bar.add_task("judging", total=expected)
             async with following(bar, judged, lambda: client.ledger.totals.calls):
@@ -103,6 +105,8 @@ async def judge(settings: Settings, run: Generation) -> RunMetrics:
                     run.task, client, address, run.run, run.spec, run.instances, run.results,
                     settings.judge.repeats,
                 )  # fmt: skip
+                from eval.judge_bias import judge_swapped
+
                 await judge_swapped(
                     run.task, client, address, run.run, run.spec, run.instances, run.results,
                     settings.judge.swap_share,

@@ -22,6 +22,8 @@ comes back empty, on alpaca-eval's own files as on ours (an upstream bug;
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import json
 import math
@@ -287,17 +289,24 @@ async def annotate(
     ann = annotator or load_annotator()
     model = judge or ann.judge
     version = alpaca_upstream.package_version()
+    # upstream's parsers take seconds to import: a thread imports them while the first
+    # requests are out, and each answer (not the event loop) waits for them
+    parsers = asyncio.ensure_future(asyncio.to_thread(alpaca_upstream.load_parsers))
+    checked = asyncio.get_running_loop().create_future()  # the first answer has logprobs
 
     async def one(pair: Pair, first: bool = False) -> Annotation:
         if pair.output_1 == pair.output_2:
             return Annotation(pair, ann.name, _TIE)
         messages = build_messages(pair, ann, seed=seed)
         outcome = await generator.generate(model, messages, ann.config, tags=JUDGE_TAGS)
-        if outcome.completion is None:
-            return Annotation(pair, ann.name, None, failure=call_failure(outcome))
-        if first and ann.config.logprobs and outcome.completion.logprobs is None:
+        completion = outcome.completion
+        if first and completion is not None and ann.config.logprobs and completion.logprobs is None:
             raise ConfigError(no_logprobs(model))  # a judge that never sends them: not one more
-        raw = raw_completion(outcome.completion)
+        if first:
+            checked.set_result(None)
+        if completion is None:
+            return Annotation(pair, ann.name, None, failure=call_failure(outcome))
+        raw = raw_completion(completion)
         annotation = Annotation(
             pair,
             ann.name,
@@ -309,13 +318,21 @@ async def annotate(
             date=datetime.now().isoformat(),
         )
         switched = is_switched(pair.instruction, seed)
+        with contextlib.suppress(Exception):  # a failed import fails the parse, below
+            await parsers
         return _with_verdict(annotation, parse_preference(raw, ann, switched=switched))
 
     # The first call alone: a judge without logprobs is refused before the others are paid for
     # (a later answer without them is that pair's parse failure, as alpaca-eval's).
     first = next((n for n, p in enumerate(pairs) if p.output_1 != p.output_2), len(pairs))
-    done = [await one(p, first=n == first) for n, p in enumerate(pairs[: first + 1])]
-    return done + await settle_all(one(p) for p in pairs[first + 1 :])
+    done = [await one(p) for p in pairs[:first]]  # ties: no call
+    if first == len(pairs):
+        return done
+    head = asyncio.ensure_future(one(pairs[first], first=True))
+    await asyncio.wait([head, checked], return_when=asyncio.FIRST_COMPLETED)
+    if head.done() and not checked.done():
+        head.result()  # it raised before its answer was checked
+    return done + await settle_all([head, *(one(p) for p in pairs[first + 1 :])])
 
 
 def no_logprobs(model: str) -> str:

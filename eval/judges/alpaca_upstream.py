@@ -7,7 +7,8 @@ package's data, located by `importlib.util.find_spec` (which runs none of its co
 few string helpers that build a request (`make_prompts` for one row, `prompt_to_chatml`,
 `random_seeded_choice`) are rendered here as upstream does, which the parity tests check
 against upstream's own functions to the byte. The parsers and metrics stay upstream's: the
-package is imported lazily, once, at the first answer, and the root logger's level put back.
+package is imported once, in a thread while the first requests are out (`load_parsers`), and
+the root logger's level put back.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import importlib.util
 import logging
 import random
 import re
+import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,14 +33,47 @@ _PACKAGE = "alpaca_eval"
 _START, _END = "<|im_start|>", "<|im_end|>"  # `prompt_to_chatml`'s defaults
 
 
+_IMPORTING = threading.Lock()  # one import at a time: each puts the root logger's level back
+
+
+class _LevelBefore(logging.Filter):
+    """Passes a record only at the level its logger had before the package's import set the
+    root logger to INFO: the import runs in a thread, beside requests that log at INFO."""
+
+    def __init__(self, root_level: int) -> None:
+        super().__init__()
+        self.root_level = root_level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        logger: logging.Logger | None = logging.getLogger(record.name)
+        while logger is not None and logger.level == logging.NOTSET:
+            logger = logger.parent
+        level = self.root_level if logger is None or logger is logging.root else logger.level
+        return record.levelno >= level
+
+
 @functools.cache
 def _module(name: str) -> ModuleType:
-    root = logging.getLogger()
-    level = root.level
-    try:
-        return importlib.import_module(name)
-    finally:
-        root.setLevel(level)
+    with _IMPORTING:
+        root = logging.getLogger()
+        level = root.level
+        guard = _LevelBefore(level)
+        handlers = list(root.handlers)
+        for handler in handlers:
+            handler.addFilter(guard)
+        try:
+            return importlib.import_module(name)
+        finally:
+            root.setLevel(level)
+            for handler in handlers:
+                handler.removeFilter(guard)
+
+
+def load_parsers() -> None:
+    """Imports the package's parsers and metrics: seconds, so a judge runs it in a thread while
+    its first requests are out, rather than on the event loop at the first answer."""
+    _module(f"{_PACKAGE}.completion_parsers")
+    _module(f"{_PACKAGE}.metrics")
 
 
 @functools.cache

@@ -324,6 +324,8 @@ class FakeServer:
             del answer["usage"]
         if fault == "short_body":
             return await _short_body(request, json.dumps(answer).encode())
+        if body.get("stream"):
+            return await _streamed(request, answer)
         return web.json_response(answer)
 
     def _semaphore(self, model: str, profile: ModelProfile) -> asyncio.Semaphore | None:
@@ -395,6 +397,23 @@ async def _short_body(request: web.Request, body: bytes) -> web.StreamResponse:
     await response.write(body[: len(body) // 2])
     assert request.transport is not None
     request.transport.close()
+    return response
+
+
+async def _streamed(request: web.Request, answer: dict[str, Any]) -> web.StreamResponse:
+    """The answer as server-sent events, as a client that asked for `stream` reads it: one
+    chunk per choice with its whole text, one with its finish reason, then `[DONE]`."""
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    head = {k: answer[k] for k in ("id", "created", "model")} | {"object": "chat.completion.chunk"}
+    for choice in answer["choices"]:
+        delta = {"role": "assistant", "content": choice["message"]["content"]}
+        parts = ({"delta": delta, "finish_reason": None}, {"delta": {}, "finish_reason": "stop"})
+        for part in parts:
+            chunk = {**head, "choices": [{"index": choice["index"], **part}]}
+            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+    await response.write(b"data: [DONE]\n\n")
+    await response.write_eof()
     return response
 
 

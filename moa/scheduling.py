@@ -99,16 +99,17 @@ class AdaptiveSlots(Slots):
     decrease.
 
     The limit starts at `start` (default `cap`, the configured concurrency) and never passes
-    `cap`. Until the first refusal it is in slow start: each success adds a whole slot while the
-    slots are all in use or wanted (the limit doubles per round of calls), so an unknown limit is
-    found in a few rounds without a full-width burst of refusals. The first refusal ends the slow
-    start: the limit drops to the calls sent before the refused one and still in flight (what
-    the server was holding when it refused: a provider refuses at once), or to half, whichever
-    is more; halving alone would undershoot a limit the doubling just passed by a few calls and
-    take many rounds of additive increase to win back. Refusals of calls sent before that
-    decrease may lower it again to their own count, not below the half (a server answers them
-    in any order). Then a call holds one slot while in flight (`take`, then `give_back` with
-    how it ended):
+    `cap`. Until the first refusal it is in slow start: each success adds two slots while the
+    slots are all in use or wanted (the limit triples per round of calls: the rounds spent below
+    the real limit are most of what a short run loses), so an unknown limit is found in a few
+    rounds without a full-width burst of refusals. The first refusal ends the slow start: the
+    limit drops to the calls sent before the refused one and still in flight (what the server
+    was holding when it refused: a provider refuses at once), not below a quarter; halving
+    instead would undershoot a limit just passed and take many rounds of additive increase to
+    win back, or overshoot it when the tripling ran past twice the limit. Refusals of calls
+    sent before that decrease may lower it again to their own count, not below the quarter (a
+    server answers them in any order). Then a call holds one slot while in flight (`take`,
+    then `give_back` with how it ended):
 
     - a success adds 1/(limit x patience) while the slots are all in use or wanted, up to `cap`:
       one more slot per `limit` successes while patience is 1;
@@ -140,7 +141,7 @@ class AdaptiveSlots(Slots):
         self._level = self.cap  # the slots right after the last decrease
         self._patience = 1.0
         # After the slow start's end, until the next decrease: the lowest the limit may go
-        # (half of where it ended) while the refusals of calls sent before it come in.
+        # (a quarter of where it ended) while the refusals of calls sent before it come in.
         self._settling: float | None = None
 
     @property
@@ -162,7 +163,7 @@ class AdaptiveSlots(Slots):
         self._flying.discard(ticket)
         if ok:
             if self.limit < self.cap and (self._waiters or self.in_use >= self.capacity):
-                step = 1.0 if self.slow_start else 1.0 / (self.limit * self._patience)
+                step = 2.0 if self.slow_start else 1.0 / (self.limit * self._patience)
                 self.limit = min(float(self.cap), self.limit + step)
                 if self.capacity >= self._level + 2:
                     self._patience = 1.0
@@ -176,7 +177,7 @@ class AdaptiveSlots(Slots):
                     self.lowest = min(self.lowest, self._level)
             elif self.limit > 1.0:
                 if slow_start:  # past the real limit: back to it, and grow slowly from there
-                    self._settling = max(1.0, self.limit / 2.0)
+                    self._settling = max(1.0, self.limit / 4.0)
                     held = min(self._held_before(ticket), self.limit - 1.0)
                     self.limit = max(self._settling, held)
                 elif self.capacity > self._level:  # a probe

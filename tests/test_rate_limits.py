@@ -107,7 +107,9 @@ async def test_only_so_many_refusals_of_one_call_are_free(
     monkeypatch.setattr(moa.client, "FREE_REFUSALS", 2)
     server = FakeServer(profiles={"m": ModelProfile(reject_above=0)})
     with serve_in_thread(server) as url:
-        client = make_client(url, tmp_path / "c.sqlite", max_concurrency=16, max_attempts=3)
+        client = make_client(
+            url, tmp_path / "c.sqlite", max_concurrency=16, max_attempts=3, start_concurrency=16
+        )
         (messages,) = questions(1)
         outcome = await client.generate("fake/m", messages, CONFIG)
         await client.aclose()

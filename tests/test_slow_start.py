@@ -15,7 +15,7 @@ from .conftest import make_client
 CONFIG = GenerateConfig(temperature=0.7, max_tokens=8)
 
 
-async def test_slow_start_grows_a_slot_a_success_until_a_refusal_halves_it() -> None:
+async def test_slow_start_grows_two_slots_a_success_until_a_refusal_ends_it() -> None:
     limiter = AdaptiveSlots(32, SLOW_START)
     assert (limiter.limit, limiter.capacity, limiter.slow_start) == (4.0, 4, True)
     limits: list[float] = []
@@ -28,10 +28,10 @@ async def test_slow_start_grows_a_slot_a_success_until_a_refusal_halves_it() -> 
             limits.append(limiter.limit)
 
     await asyncio.gather(*(worker() for _ in range(64)))
-    assert limits[:4] == [5.0, 6.0, 7.0, 8.0]  # a whole slot each: the first round doubles it
+    assert limits[:4] == [6.0, 8.0, 10.0, 12.0]  # two slots each: the first round triples it
     assert max(limits) == 32.0 and limiter.in_use == 0
     assert limiter.give_back(await limiter.take(), refused=True)  # learned, not counted
-    assert (limiter.limit, limiter.slow_start, limiter.decreases) == (16.0, False, 1)
+    assert (limiter.limit, limiter.slow_start, limiter.decreases) == (8.0, False, 1)  # none held
     assert AdaptiveSlots(4, SLOW_START).slow_start is False  # the cap is where it starts
     assert AdaptiveSlots(8).limit == 8.0  # no start given: the cap, as before
 
@@ -90,7 +90,7 @@ async def test_the_slow_start_ends_at_what_the_server_held_not_at_half() -> None
     late = await limiter.take()
     assert limiter.give_back(late, refused=True)
     assert (limiter.limit, limiter.decreases) == (6.0, 2)
-    # never below half of where the slow start ended, however few were in flight
+    # never below a quarter of where the slow start ended, however few were in flight
     alone = AdaptiveSlots(32, 20)
     assert alone.give_back(await alone.take(), refused=True)
-    assert alone.limit == 10.0
+    assert alone.limit == 5.0

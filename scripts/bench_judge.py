@@ -22,6 +22,7 @@ from bench_kit import (
     run_measured,
     server_log,
     start_server,
+    timed_row,
     work_bound,
     write_conf,
 )
@@ -64,29 +65,9 @@ def judge_run(
         server.terminate()
         server.wait()
     ledger = read_jsonl(next(work.glob("alpaca_eval/*/judge_calls.jsonl")))
-    first = min(r["started"] for r in log)
-    last = max(r["ended"] for r in log)
-    work_s = work_bound(log, by_id_profile)
     chain = max(by_id_profile[r["model"]].duration(r["tokens"]) for r in log)
-    bound = max(work_s, chain)
-    row: dict[str, Any] = {
-        "run": "judge",
-        "wall_s": measured.wall_s,
-        "to_first_request_s": first - measured.launched,
-        "span_s": last - first,
-        "after_last_answer_s": measured.ended - last,
-        "bound_s": bound,
-        "work_bound_s": work_s,
-        "chain_bound_s": chain,
-        "efficiency": bound / measured.wall_s,
-        "span_efficiency": bound / (last - first),
-        "requests": len(log),
-        "calls": len(ledger),
-        "cache_hits": sum(r["cached"] for r in ledger),
-        "cpu_s": measured.cpu_s,
-        "cpu_ms_per_call": 1000 * measured.cpu_s / max(len(ledger), 1),
-        "peak_rss_mb": measured.peak_rss_mb,
-    }
+    cached = sum(r["cached"] for r in ledger)
+    row = timed_row("judge", measured, log, by_id_profile, chain, len(ledger), cached)
     if peer:
         row["peer"] = peer_row
     return row

@@ -227,3 +227,38 @@ def layers_by_time(log: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 
 def ledger_of(work: Path, name: str) -> list[dict[str, Any]]:
     return read_jsonl(next(work.glob(f"{name}/*/calls.jsonl")))  # results_dir/bench/variant
+
+
+def timed_row(
+    name: str,
+    measured: Measured,
+    log: list[dict[str, Any]],
+    by_id_profile: dict[str, Profile],
+    chain: float,
+    calls: int,
+    cached: int,
+) -> dict[str, Any]:
+    """A run's figures against the server's log: its phases, its bound (the busiest model's
+    work or the chain, whichever is longer) and the efficiencies, calls, CPU and memory."""
+    first = min(r["started"] for r in log)
+    last = max(r["ended"] for r in log)
+    work_s = work_bound(log, by_id_profile)
+    bound = max(work_s, chain)
+    return {
+        "run": name,
+        "wall_s": measured.wall_s,
+        "to_first_request_s": first - measured.launched,
+        "span_s": last - first,
+        "after_last_answer_s": measured.ended - last,
+        "bound_s": bound,
+        "work_bound_s": work_s,
+        "chain_bound_s": chain,
+        "efficiency": bound / measured.wall_s,
+        "span_efficiency": bound / (last - first),
+        "requests": len(log),
+        "calls": calls,
+        "cache_hits": cached,
+        "cpu_s": measured.cpu_s,
+        "cpu_ms_per_call": 1000 * measured.cpu_s / max(calls, 1),
+        "peak_rss_mb": measured.peak_rss_mb,
+    }

@@ -62,7 +62,7 @@ from bench_kit import (
     run_measured,
     server_log,
     start_server,
-    work_bound,
+    timed_row,
     write_conf,
 )
 from bench_official import official_peer
@@ -203,8 +203,6 @@ def bench_run(
     finally:
         server.terminate()
         server.wait()
-    first = min(r["started"] for r in log)
-    last = max(r["ended"] for r in log)
     if name == "prompt":
         chain = sum(
             max(by_id_profile[r["model"]].duration(r["tokens"]) for r in layer)
@@ -216,26 +214,7 @@ def bench_run(
         ledger = ledger_of(work, bench)
         chain = chain_bound(ledger, by_id_profile)
         calls, cached = len(ledger), sum(r["cached"] for r in ledger)
-    work_s = work_bound(log, by_id_profile)
-    bound = max(work_s, chain)
-    row: dict[str, Any] = {
-        "run": name,
-        "wall_s": measured.wall_s,
-        "to_first_request_s": first - measured.launched,
-        "span_s": last - first,
-        "after_last_answer_s": measured.ended - last,
-        "bound_s": bound,
-        "work_bound_s": work_s,
-        "chain_bound_s": chain,
-        "efficiency": bound / measured.wall_s,
-        "span_efficiency": bound / (last - first),
-        "requests": len(log),
-        "calls": calls,
-        "cache_hits": cached,
-        "cpu_s": measured.cpu_s,
-        "cpu_ms_per_call": 1000 * measured.cpu_s / calls,
-        "peak_rss_mb": measured.peak_rss_mb,
-    }
+    row = timed_row(name, measured, log, by_id_profile, chain, calls, cached)
     if limited:
         instances = read_jsonl(next(work.glob(f"{bench}/*/traces.jsonl")))
         row["true_limit"] = args.true_limit
@@ -256,7 +235,7 @@ def bench_run(
             server.terminate()
             server.wait()
         row["known_limit_wall_s"] = reference.wall_s
-        row["known_limit_efficiency"] = bound / reference.wall_s
+        row["known_limit_efficiency"] = row["bound_s"] / reference.wall_s
     if one is not None:
         one_calls = len(ledger_of(work / "one", name))
         row["fixed_cpu_s"] = one.cpu_s

@@ -16,18 +16,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from rich.markup import escape
-
 from eval.calibrate import files
 from eval.calibrate.games_command import calibrate_games
 from eval.calibrate.graded_command import GRADED, calibrate_graded
 from eval.calibrate.judging import calibrate, request
-from eval.calibrate.plan import dry_run, plan_line
+from eval.calibrate.plan import announce
 from eval.calibrate.published import published
 from eval.commands.output import console
 from eval.generate import judge_address, task_of
 from eval.judges import alpaca_eval as ae
-from eval.preflight import check_served
 from eval.settings import Settings, build_client
 from moa.errors import ConfigError
 
@@ -67,15 +64,8 @@ async def calibrate_task(run: Settings) -> int:
         for model in settings["models"]
     }
     share = float(settings.get("swap_share", 0.2))
-    console.print(
-        await plan_line(run, judge, lambda g: request(g, judge, annotator, rows, share)),
-        markup=False,
-        soft_wrap=True,
-    )
-    if dry_run(run):
+    if not await announce(run, judge, lambda g: request(g, judge, annotator, rows, share)):
         return 0
-    for line in await check_served(run, [judge]):
-        console.print(f"[yellow]{escape(line)}")
     name = files.folder(judge)
     folder = name if annotator.name == ae.ANNOTATOR else f"{name}~{annotator.name}"
     out_dir = Path(str(settings.get("out_dir", "results/calibrate"))) / folder

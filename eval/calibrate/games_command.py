@@ -14,16 +14,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from rich.markup import escape
-
 from eval.calibrate import games
 from eval.calibrate.files import cell, folder, scatter, write_files
-from eval.calibrate.plan import dry_run, plan_line
+from eval.calibrate.plan import announce
 from eval.commands.output import console
 from eval.evaluation import Evaluation
 from eval.generate import judge_address
 from eval.judges.games import Games
-from eval.preflight import check_served
 from eval.settings import Settings, build_client
 from moa.errors import ConfigError
 from moa.types import Generator
@@ -96,11 +93,8 @@ async def calibrate_games(run: Settings, task: Evaluation) -> int:
         await games.rejudge(g, kind, judge, published)
         return {"prompts": len(published)}
 
-    console.print(await plan_line(run, judge, send), markup=False, soft_wrap=True)
-    if dry_run(run):
+    if not await announce(run, judge, send):
         return 0
-    for line in await check_served(run, [judge]):
-        console.print(f"[yellow]{escape(line)}")
     out_dir = (
         Path(str(run.calibrate.get("out_dir", "results/calibrate")))
         / run.benchmark.name

@@ -15,11 +15,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from rich.markup import escape
-
 from eval.calibrate import graded, score_files
 from eval.calibrate.files import folder
-from eval.calibrate.plan import dry_run, plan_line
+from eval.calibrate.plan import announce
 from eval.calibrate.scores import Graded, by_model
 from eval.commands.output import console
 from eval.evaluation import Evaluation
@@ -28,7 +26,6 @@ from eval.judges import flask as fj
 from eval.judges import mt_bench as mj
 from eval.judges.rubric import Rubric
 from eval.judges.single import Single
-from eval.preflight import check_served
 from eval.settings import Settings, build_client
 from moa.errors import ConfigError
 from moa.types import Generator
@@ -91,13 +88,8 @@ async def calibrate_graded(run: Settings, task: Evaluation) -> int:
     paths = _paths(run, kind)
     judge = judge_address(run, task)
     regrade = _regrading(judge, task, paths, run)
-    console.print(
-        await plan_line(run, judge, lambda g: _items(regrade, g)), markup=False, soft_wrap=True
-    )
-    if dry_run(run):
+    if not await announce(run, judge, lambda g: _items(regrade, g)):
         return 0
-    for line in await check_served(run, [judge]):
-        console.print(f"[yellow]{escape(line)}")
     out_dir = (
         Path(str(run.calibrate.get("out_dir", "results/calibrate")))
         / run.benchmark.name

@@ -14,9 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 
+from rich.markup import escape
+
+from eval.commands.output import console
 from eval.plan import open_cache
 from eval.plan_figures import PlanResult, Tally
 from eval.plan_stand_in import StandIn
+from eval.preflight import check_served
 from eval.settings import Settings
 from moa.catalogue import split_address, unbilled_endpoints
 from moa.client import endpoint_identity
@@ -76,3 +80,14 @@ async def plan_line(run: Settings, judge: str, send: Send) -> str:
     budget = run.budget
     warning = PlanResult([made], frozenset()).budget_warning(budget.max_usd, budget.max_calls)
     return line + (f"\n{warning}" if warning else "")
+
+
+async def announce(run: Settings, judge: str, send: Send) -> bool:
+    """Prints the calibration's plan line; then, unless `calibrate.dry_run`, what the judge's
+    endpoint no longer serves. False for a dry run: nothing is to be sent."""
+    console.print(await plan_line(run, judge, send), markup=False, soft_wrap=True)
+    if dry_run(run):
+        return False
+    for line in await check_served(run, [judge]):
+        console.print(f"[yellow]{escape(line)}")
+    return True

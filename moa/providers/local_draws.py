@@ -75,10 +75,12 @@ class DrawDecoder:
 
     def prompt(self, messages: Sequence[ChatMessage]) -> list[int]:
         """The prompt's tokens, as the chat handler of `Llama` makes them."""
-        rendered = self._format(messages=[dict(m) for m in messages])  # type: ignore[misc]
-        return self._llama.tokenize(
+        chat: list[Any] = [dict(m) for m in messages]  # llama.cpp's message TypedDicts
+        rendered = self._format(messages=chat)
+        tokens: list[int] = self._llama.tokenize(
             rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
         )
+        return tokens
 
     def draw(
         self,

@@ -84,6 +84,7 @@ class Check:
     passes: Callable[[float], bool]
     spec: str = ".2f"
     unit: str = ""
+    floor: str | None = None  # the same figure of the SDK alone (`bench_sdk`), if it has one
 
 
 @dataclass(frozen=True)
@@ -94,12 +95,25 @@ class Verdict:
     before: float | None
     spec: str
     unit: str
+    floor: float | None = None
 
     def line(self) -> str:
         figures = f"{self.after:{self.spec}}{self.unit}"
         if self.before is not None:
             figures = f"before {self.before:{self.spec}}{self.unit}, after {figures}"
+        if self.floor is not None:
+            figures += f"; the openai SDK alone: {self.floor:{self.spec}}{self.unit}"
         return f"{'PASS' if self.ok else 'FAIL'}  {self.label}  ({figures})"
+
+
+def sdk_line(floor: Row) -> str:
+    """The SDK alone's figures (`bench_sdk.sdk_floor`)."""
+    return (
+        f"sdk: {floor['name']}: {floor['post_to_first_request_s']:.2f}s to the first request; "
+        f"CPU per further call {floor['post_marginal_cpu_ms_per_call']:.3f} ms on the lightest "
+        f"path (ours), {floor['create_marginal_cpu_ms_per_call']:.3f} ms on "
+        "chat.completions.create"
+    )
 
 
 def _marginal(row: Row) -> float:
@@ -115,7 +129,7 @@ CHECKS = (
             Check(name, "efficiency >= 0.9", lambda r: r["efficiency"], lambda v: v >= 0.9, ".3f"),
             Check(
                 name, "<= 1.2 ms harness CPU per call (marginal)", _marginal,
-                lambda v: v <= 1.2, ".3f", " ms",
+                lambda v: v <= 1.2, ".3f", " ms", "post_marginal_cpu_ms_per_call",
             ),
         )
     ),
@@ -126,6 +140,7 @@ CHECKS = (
     Check(
         "alpaca_eval", "start-up to the first request <= 1.5 s",
         lambda r: r["to_first_request_s"], lambda v: v <= 1.5, unit=" s",
+        floor="post_to_first_request_s",
     ),
     Check(
         "prompt", "query (first request to answer) <= 1.1 x chain",
@@ -133,7 +148,7 @@ CHECKS = (
     ),
     Check(
         "prompt", "start-up to the first request <= 1 s", lambda r: r["to_first_request_s"],
-        lambda v: v <= 1, unit=" s",
+        lambda v: v <= 1, unit=" s", floor="post_to_first_request_s",
     ),
     Check(
         "judge", "whole command >= 0.8 of the bound", lambda r: r["efficiency"],
@@ -157,8 +172,11 @@ CHECKS = (
 )  # fmt: skip
 
 
-def verdicts(rows: Mapping[str, Row], before: Mapping[str, Row] | None = None) -> list[Verdict]:
-    """Each target whose run was made, judged on the after; the before's figure beside it."""
+def verdicts(
+    rows: Mapping[str, Row], before: Mapping[str, Row] | None = None, floor: Row | None = None
+) -> list[Verdict]:
+    """Each target whose run was made, judged on the after; the before's figure beside it, and
+    the SDK alone's when it was measured and the target has one."""
     out = []
     for check in CHECKS:
         if check.run not in rows:
@@ -173,6 +191,7 @@ def verdicts(rows: Mapping[str, Row], before: Mapping[str, Row] | None = None) -
                 check.figure(old) if old is not None else None,
                 check.spec,
                 check.unit,
+                floor[check.floor] if floor is not None and check.floor else None,
             )
         )
     return out

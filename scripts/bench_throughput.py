@@ -24,8 +24,10 @@ true limit (what a user who knew it would get): that is the learning's cost.
 The `judge` run is `task=judge` of 805 AlpacaEval outputs (`scripts/bench_judge.py`), with
 `alpaca_eval evaluate` judging the same ones beside it; `plan` and `demo` time whole commands
 (`scripts/bench_tasks.py`); `--official DIR` runs the official MoA beside the `prompt` run
-(`scripts/bench_official.py`). With `--before DIR`, every run is made first with the CLI of the
-checkout in DIR, then with this one's, and each figure prints as a `before -> after` pair.
+(`scripts/bench_official.py`); the `openai` SDK alone, no harness, gives the floor under the
+start-up and CPU-per-call targets (`scripts/bench_sdk.py`). With `--before DIR`, every run is
+made first with the CLI of the checkout in DIR, then with this one's, and each figure prints as
+a `before -> after` pair.
 
 The targets checked at the end (`scripts/bench_report.py`) are the ones of the throughput,
 endpoint-trust and fixed-cost issues (start-up to the first request, CPU per call, a slow start
@@ -66,7 +68,8 @@ from bench_kit import (
     write_conf,
 )
 from bench_official import official_peer
-from bench_report import show, verdicts
+from bench_report import sdk_line, show, verdicts
+from bench_sdk import sdk_floor
 from bench_tasks import task_run
 
 # Each run's latencies are scaled so that it takes most of a minute: long enough that the
@@ -291,12 +294,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             work = base / name / "after" if args.before else base / name
             rows[name] = run_once(name, args, run_profiles, work, after_tree, peers=True)
             print(show(rows[name], before.get(name)), flush=True)
+    floor = None
+    if {"prompt", "alpaca_eval", "mt_bench"} & set(names):  # targets the SDK alone has a floor for
+        floor = sdk_floor(args)
+        print(sdk_line(floor), flush=True)
     passed = True
-    for verdict in verdicts(rows, before if args.before else None):
+    for verdict in verdicts(rows, before if args.before else None, floor):
         print(verdict.line())
         passed &= verdict.ok
     if args.json:
-        args.json.write_text(json.dumps({"after": rows, "before": before or None}, indent=2))
+        figures = {"after": rows, "before": before or None, "sdk": floor}
+        args.json.write_text(json.dumps(figures, indent=2))
     return 0 if passed else 1
 
 

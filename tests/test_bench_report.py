@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from bench_report import pair, show, verdicts
+from bench_report import pair, sdk_line, show, verdicts
 
 
 def _run(name: str, wall: float, start: float, **extra: Any) -> dict[str, Any]:
@@ -104,3 +104,22 @@ def test_the_loopback_server_streams_an_answer_asked_for_as_a_stream() -> None:
         streamed = "".join(chunk.choices[0].delta.content or "" for chunk in parts)
         client.close()
     assert streamed.startswith("answer ") and streamed.endswith(" word")
+
+
+def test_the_sdk_alone_is_shown_beside_the_targets_it_floors() -> None:
+    floor = {
+        "name": "the openai SDK alone (scripts/sdk_alone.py)",
+        "post_to_first_request_s": 1.25,
+        "post_marginal_cpu_ms_per_call": 1.4,
+        "create_to_first_request_s": 1.3,
+        "create_marginal_cpu_ms_per_call": 2.6,
+    }
+    rows = {"prompt": _run("prompt", 11.0, 2.7), "plan": {"run": "plan", "wall_s": 16.0}}
+    lines = [v.line() for v in verdicts(rows, None, floor)]
+    assert "FAIL  prompt: start-up to the first request <= 1 s  (2.70 s; the openai SDK alone: " \
+        "1.25 s)" in lines  # fmt: skip
+    assert "FAIL  plan: wall <= 15 s  (16.00 s)" in lines  # a target the SDK does not floor
+    assert sdk_line(floor) == (
+        "sdk: the openai SDK alone (scripts/sdk_alone.py): 1.25s to the first request; CPU per "
+        "further call 1.400 ms on the lightest path (ours), 2.600 ms on chat.completions.create"
+    )

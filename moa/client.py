@@ -67,7 +67,7 @@ from moa.ledger import Ledger
 from moa.limits import LIMIT_KEYS, EndpointLimits
 from moa.providers.base import BatchingAPI, ModelAPI, create_provider
 from moa.redact import Redacting, redacting
-from moa.scheduling import SLOW_START, AdaptiveSlots, Slots, settle_all
+from moa.scheduling import AdaptiveSlots, Slots, opening, settle_all
 from moa.tokens import estimate_prompt
 from moa.types import (
     CallOutcome,
@@ -269,7 +269,8 @@ class _Drawn:
 class _Endpoint:
     api: ModelAPI
     slots: Slots  # its max_concurrency
-    start_concurrency: int  # where each model's learned concurrency starts (slow start)
+    # where each model's learned concurrency starts (slow start); None: `opening` of its cap
+    start_concurrency: int | None
     retry: RetryPolicy
     timeout_s: float
     rpm: AsyncLimiter | None
@@ -368,7 +369,7 @@ class ModelClient:
         ep = _Endpoint(
             api=api,
             slots=Slots(limits.max_concurrency),
-            start_concurrency=limits.start_concurrency or SLOW_START,
+            start_concurrency=limits.start_concurrency,
             retry=RetryPolicy(
                 max_attempts=limits.max_attempts,
                 backoff_initial_s=limits.backoff_initial_s,
@@ -722,7 +723,8 @@ class ModelClient:
         limiter = self._limiters.get(model)
         if limiter is None:
             cap = ep.slots.capacity if model_cap is None else min(model_cap, ep.slots.capacity)
-            limiter = self._limiters[model] = AdaptiveSlots(cap, ep.start_concurrency)
+            start = ep.start_concurrency or opening(cap)
+            limiter = self._limiters[model] = AdaptiveSlots(cap, start)
         return limiter
 
     def limiter(self, model: str) -> AdaptiveSlots | None:

@@ -34,7 +34,7 @@ class EndpointLimits:
 
     max_concurrency: int = 16  # calls in flight at once
     # Where each model's learned concurrency starts (`moa.scheduling.AdaptiveSlots`, slow
-    # start), up to its cap; left out: `moa.scheduling.SLOW_START`.
+    # start), up to its cap; left out: `moa.scheduling.opening` (half the cap, at least 4).
     start_concurrency: int | None = None
     rpm: int | None = None  # requests per minute
     tpm: int | None = None  # tokens per minute, at the `moa.tokens` estimate

@@ -26,9 +26,17 @@ PRIORITY: ContextVar[int | None] = ContextVar("moa_priority", default=None)
 
 _LAST = math.inf  # the place of a waiter whose task set no priority
 _MOST_PATIENCE = 16.0  # a found limit is probed at least once per 16 x limit successes
-# Where a model's learned concurrency starts (`AdaptiveSlots`' slow start) unless told otherwise:
-# a full-width opening burst against a lower real limit is mostly 429s.
+# The least a model's learned concurrency starts at (`opening`) unless the endpoint says.
 SLOW_START = 4
+
+
+def opening(cap: int) -> int:
+    """Where a model's learned concurrency starts (`AdaptiveSlots`' slow start) unless the
+    endpoint sets `start_concurrency`: half its cap, at least `SLOW_START`. A round of calls
+    below the cap costs a call's duration at part width, a refusal only an instant answer: from
+    half the cap one round of successes reaches it, and a cap above the server's real limit meets
+    at most half the opening refusals of a full-width start."""
+    return min(cap, max(SLOW_START, cap // 2))
 
 
 class Slots:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from moa.scheduling import SLOW_START, AdaptiveSlots
+from moa.scheduling import SLOW_START, AdaptiveSlots, opening
 from moa.types import ChatMessage, GenerateConfig
 from tests.kit.fakeserver import FakeServer, ModelProfile, serve_in_thread
 
@@ -34,6 +34,28 @@ async def test_slow_start_grows_two_slots_a_success_until_a_refusal_ends_it() ->
     assert (limiter.limit, limiter.slow_start, limiter.decreases) == (8.0, False, 1)  # none held
     assert AdaptiveSlots(4, SLOW_START).slow_start is False  # the cap is where it starts
     assert AdaptiveSlots(8).limit == 8.0  # no start given: the cap, as before
+
+
+def test_a_model_opens_at_half_its_cap_never_below_the_least_start_nor_above_the_cap() -> None:
+    assert [opening(cap) for cap in (1, 3, 4, 8, 9, 32, 256)] == [1, 3, 4, 4, 4, 16, 128]
+
+
+async def test_the_default_start_is_half_the_cap_and_one_round_of_successes_reaches_it(
+    tmp_path: Path,
+) -> None:
+    server = FakeServer(profiles={"m": ModelProfile(ttft_s=0.0, min_tokens=1, max_tokens=2)})
+    with serve_in_thread(server) as url:
+        client = make_client(url, tmp_path / "c.sqlite", max_concurrency=32)
+        messages: list[ChatMessage] = [{"role": "user", "content": "q"}]
+        await client.generate("fake/m", messages, CONFIG)
+        limiter = client.limiter("fake/m")
+        assert limiter is not None and limiter.slow_start and limiter.limit == 16.0
+        await asyncio.gather(
+            *(client.generate("fake/m", [{"role": "user", "content": f"q{n}"}], CONFIG)
+              for n in range(48))
+        )  # fmt: skip
+        assert limiter.limit == 32.0
+        await client.aclose()
 
 
 async def refusals(tmp_path: Path, start: int | None) -> tuple[int, int, AdaptiveSlots]:

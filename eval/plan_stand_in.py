@@ -12,8 +12,8 @@ import dataclasses
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
-from typing import cast
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import TypeVar, cast
 
 from moa.agents import Agent
 from moa.cache import CallCache, call_key
@@ -29,6 +29,8 @@ _PLACEHOLDER = re.compile("⟦(?:call|pick):[0-9a-f]{64}(?::[0-9]+)?⟧")
 # What a planned ranker answers: a valid pick, so the mixture records no fallback.
 _RANKER_ANSWER = "1"
 _JUDGE_ROLE = "judge"  # `eval.judges.common.JUDGE_TAGS`
+
+T = TypeVar("T")
 
 
 def _plan_key(
@@ -278,6 +280,21 @@ class PlanningMixture(Mixture):
             done = await super()._agents(agents, messages, references, config, tags)
             stand_in.made[given] = done
         return done
+
+    async def _settle(self, calls: Iterable[Awaitable[T]]) -> list[T]:
+        """`moa.scheduling.settle_all` without its tasks, most of a plan's time: the stand-in
+        never waits, so a gather runs each call through in the order given, as this does, and
+        as it does an error is raised once every call has ended."""
+        results: list[T] = []
+        raised: Exception | None = None
+        for call in calls:
+            try:
+                results.append(await call)
+            except Exception as exc:
+                raised = raised or exc
+        if raised is not None:
+            raise raised
+        return results
 
     async def run_turn(
         self,

@@ -79,3 +79,37 @@ async def test_agents_given_what_they_were_given_before_run_once(
     # MoA-Lite runs its aggregator at each of the 8 turns, but its proposers only at the second
     # turn of "two" (which follows its own answer): their first turns are MoA's layer 1.
     assert made[2] - made[1] == 8 + 6
+
+
+async def test_calls_one_after_the_other_plan_what_a_gather_plans(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The plan runs a layer's calls in turn, without a task each: its figures are those of
+    the mixture's own concurrent gather."""
+    specs, catalogue = presets(("moa",), ("llm_ranker",), ("rank_fuse",), ("moa_lite",))
+    items = [*questions(5), instance("two", "First turn.", "Second turn.")]
+    in_turn = await plan(specs, items, constant, catalogue)
+    monkeypatch.setattr(PlanningMixture, "_settle", Mixture._settle)
+    gathered = await plan(specs, items, constant, catalogue)
+    assert repr(in_turn.variants) == repr(gathered.variants)
+    assert in_turn.identities == gathered.identities
+
+
+async def test_calls_in_turn_all_end_before_an_error_is_raised() -> None:
+    """As `moa.scheduling.settle_all` does: results in order, and an error raised only once
+    every call has ended."""
+    (moa,), _ = presets(("moa",))
+    mixture = PlanningMixture(moa, StandIn(lambda _model: 1, frozenset()))
+    ended: list[int] = []
+
+    async def call(i: int) -> int:
+        ended.append(i)
+        if i == 1:
+            raise ValueError("refused")
+        return i
+
+    assert await mixture._settle(call(i) for i in (0, 2, 3)) == [0, 2, 3]
+    ended.clear()
+    with pytest.raises(ValueError, match="refused"):
+        await mixture._settle(call(i) for i in range(4))
+    assert ended == [0, 1, 2, 3]

@@ -19,7 +19,7 @@ from moa.agents import Agent
 from moa.cache import CallCache, call_key
 from moa.catalogue import split_address
 from moa.mixture import AgentOutput, Mixture, MixtureSpec
-from moa.tokens import MESSAGE_OVERHEAD, estimate_tokens
+from moa.tokens import ASCII_CHARS_PER_TOKEN, MESSAGE_OVERHEAD, estimate_tokens
 from moa.trace import CallTrace, TurnTrace
 from moa.types import CallOutcome, CallRecord, ChatMessage, Completion, GenerateConfig
 
@@ -234,10 +234,15 @@ class StandIn:
         """One message's share of `moa.tokens.estimate_prompt`, each placeholder counted as the
         answer it names."""
         names = _PLACEHOLDER.findall(content) if "⟦" in content else []
-        text = _PLACEHOLDER.sub("", content) if names else content
-        return (
-            estimate_tokens(text) + MESSAGE_OVERHEAD + sum(map(self.stands_for.__getitem__, names))
-        )
+        if not names:
+            return estimate_tokens(content) + MESSAGE_OVERHEAD
+        # The text without its placeholders, counted without making it: a placeholder is ASCII
+        # but for its two brackets.
+        named = sum(map(len, names))
+        ascii_chars = len(content.encode("ascii", "ignore")) - named + 2 * len(names)
+        others = len(content) - named - ascii_chars
+        text = -(-ascii_chars // ASCII_CHARS_PER_TOKEN) + others
+        return text + MESSAGE_OVERHEAD + sum(map(self.stands_for.__getitem__, names))
 
 
 class PlanningMixture(Mixture):

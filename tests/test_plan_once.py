@@ -12,6 +12,7 @@ import eval.plan
 from eval.plan import plan
 from eval.plan_stand_in import PlanningMixture, StandIn
 from moa.mixture import Mixture
+from moa.tokens import MESSAGE_OVERHEAD, estimate_tokens
 from tests.test_plan import constant, instance, presets, questions
 
 
@@ -113,3 +114,24 @@ async def test_calls_in_turn_all_end_before_an_error_is_raised() -> None:
     with pytest.raises(ValueError, match="refused"):
         await mixture._settle(call(i) for i in range(4))
     assert ended == [0, 1, 2, 3]
+
+
+def test_a_placeholder_counts_as_what_it_names_and_its_text_as_none() -> None:
+    """A message's estimate is `moa.tokens`' of its text with the placeholders cut out, plus
+    what each placeholder stands for (counted without cutting them out)."""
+    stand_in = StandIn(lambda _model: 1, frozenset())
+    call, pick = f"⟦call:{'a' * 64}⟧", f"⟦pick:{'0f' * 32}:2⟧"
+    stand_in.stands_for.update({call: 400, pick: 37})
+    for content in (
+        "Plain text, no placeholder.",
+        f"Responses:\n1. {call}\n2. {pick}",
+        f"Ünïcode — 中文 {call} and ⟦ a stray bracket ⟧ {call}{pick}.",
+        f"{call}",
+        "",
+    ):
+        names = [n for n in (call, pick) for _ in range(content.count(n))]
+        text = content.replace(call, "").replace(pick, "")
+        expected = (
+            estimate_tokens(text) + MESSAGE_OVERHEAD + sum(stand_in.stands_for[n] for n in names)
+        )
+        assert stand_in._estimate(content) == expected, content

@@ -4,15 +4,17 @@ as the sweep runs it, with the same figures the simulation would give again."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from typing import Any
 
 import pytest
 
 import eval.plan
 from eval.plan import plan
-from eval.plan_stand_in import PlanningMixture, StandIn
+from eval.plan_stand_in import PlanningMixture, StandIn, _plan_key
 from moa.mixture import Mixture
 from moa.tokens import MESSAGE_OVERHEAD, estimate_tokens
+from moa.types import ChatMessage
 from tests.test_plan import constant, instance, presets, questions
 
 
@@ -135,3 +137,16 @@ def test_a_placeholder_counts_as_what_it_names_and_its_text_as_none() -> None:
             estimate_tokens(text) + MESSAGE_OVERHEAD + sum(stand_in.stands_for[n] for n in names)
         )
         assert stand_in._estimate(content) == expected, content
+
+
+def test_a_plan_key_is_the_digest_of_its_fields_each_length_prefixed() -> None:
+    messages: list[ChatMessage] = [
+        {"role": "system", "content": f"Refs:\n1. ⟦call:{'b' * 64}⟧"},
+        {"role": "user", "content": "Ünïcode and \udcff a lone surrogate."},
+    ]
+    digest = hashlib.sha256()
+    for part in ("together", "m/x", '{"n": 1}', "3", *[p for m in messages for p in m.values()]):
+        data = part.encode("utf-8", "surrogatepass")
+        digest.update(b"%d:" % len(data))
+        digest.update(data)
+    assert _plan_key("together", "m/x", messages, '{"n": 1}', 3) == digest.hexdigest()

@@ -83,6 +83,7 @@ class StandIn:
         self.recording: list[CallRecord] | None = None  # every call's record, while set
         self.stands_for: dict[str, int] = {}  # placeholder -> the tokens of the answer it names
         self._estimates: dict[str, int] = {}
+        self._batching: dict[str, bool] = {}  # `batches`, asked once per endpoint
         # A message's estimate by its text: a layer's agents and the sweep's variants send the
         # same instruction and references many times (a judge's prompt, once: not kept).
         self._estimated: dict[str, int] = {}
@@ -177,7 +178,11 @@ class StandIn:
         outcomes = [
             await self.generate(model, messages, config, sample=s, tags=tags) for s in samples
         ]
-        if not self.batches(split_address(model)[0]):
+        endpoint = split_address(model)[0]
+        batching = self._batching.get(endpoint)
+        if batching is None:
+            batching = self._batching[endpoint] = self.batches(endpoint)
+        if not batching:
             return outcomes
         fresh = [i for i, o in enumerate(outcomes) if not o.record.cached]
         for i in fresh[1:] if len(fresh) > 1 else ():

@@ -150,3 +150,21 @@ def test_a_plan_key_is_the_digest_of_its_fields_each_length_prefixed() -> None:
         digest.update(b"%d:" % len(data))
         digest.update(data)
     assert _plan_key("together", "m/x", messages, '{"n": 1}', 3) == digest.hexdigest()
+
+
+async def test_whether_an_endpoint_batches_draws_is_asked_once_per_endpoint() -> None:
+    """Draws of one request on an endpoint that batches pay their prompt once; the plan asks
+    each endpoint once however many batches it sends."""
+    (spec,), catalogue = presets(("single_proposer", "moa.n=3"))
+    items = questions(4)
+    asked: list[str] = []
+
+    def batches(endpoint: str) -> bool:
+        asked.append(endpoint)
+        return True
+
+    batched = await plan([spec], items, constant, catalogue, batches=batches)
+    apart = await plan([spec], items, constant, catalogue)
+    assert sorted(asked) == sorted(set(asked)) and asked
+    assert batched.variants[0].calls == apart.variants[0].calls == 4 * 4
+    assert 0 < batched.variants[0].input_tokens < apart.variants[0].input_tokens

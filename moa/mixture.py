@@ -23,9 +23,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 from moa.agents import AGENT_KINDS, REPEAT_STRIDE, Agent, Layer, Sent
 from moa.context import Policy, fit, prompt_limit, tightened
@@ -44,6 +44,8 @@ from moa.types import CallOutcome, ChatMessage, ErrorKind, GenerateConfig, Gener
 from moa.voting import Extractor, best_verified, majority, verdict_of
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -199,6 +201,12 @@ class Mixture:
             "strategy": _each(self._strategy),
         }
 
+    async def _settle(self, calls: Iterable[Awaitable[T]]) -> list[T]:
+        """The calls of one layer (or one agent's several), run concurrently
+        (`moa.scheduling.settle_all`); a plan's, which never wait, need no tasks
+        (`eval.plan_stand_in`)."""
+        return await settle_all(calls)
+
     async def run_turn(
         self,
         messages: Sequence[ChatMessage],
@@ -272,7 +280,7 @@ class Mixture:
         the sample) as one batch."""
         groups, order = self._groups[depth - 1]
         tagged = {**(tags or {}), "layer": "0" if final else str(depth)}
-        done = await settle_all(
+        done = await self._settle(
             self._agents(group, messages, references, config, tagged) for group in groups
         )
         made = [d for ds in done for d in ds]
@@ -348,7 +356,7 @@ class Mixture:
         """One critique per answer, each answer passed on with its critique; an answer whose
         critique failed is passed on without one (the failure is in the trace)."""
         decoding = agent.configured(config)
-        sent = await settle_all(
+        sent = await self._settle(
             self.send([agent], messages, [ref], decoding, {**tags, "answer": str(i)})
             for i, ref in enumerate(references, start=1)
         )
@@ -384,7 +392,7 @@ class Mixture:
         """One verification per candidate; the first verified passes on. A failed call leaves
         its candidate unverified (the failure is in the trace)."""
         decoding = agent.configured(config)
-        sent = await settle_all(
+        sent = await self._settle(
             self.send([agent], messages, [ref], decoding, {**tags, "answer": str(i)})
             for i, ref in enumerate(references, start=1)
         )
@@ -474,7 +482,7 @@ class Mixture:
         if batch is not None:
             samples = [a.sample for a in agents]
             return cast(list[CallOutcome], await batch(model, messages, config, samples, tags))
-        return await settle_all(
+        return await self._settle(
             self.generator.generate(model, messages, config, sample=a.sample, tags=tags)
             for a in agents
         )

@@ -4,14 +4,17 @@ as the sweep runs it, with the same figures the simulation would give again."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from typing import Any
 
 import pytest
 
 import eval.plan
 from eval.plan import plan
-from eval.plan_stand_in import PlanningMixture, StandIn
+from eval.plan_stand_in import PlanningMixture, StandIn, _plan_key
 from moa.mixture import Mixture
+from moa.tokens import MESSAGE_OVERHEAD, estimate_tokens
+from moa.types import ChatMessage
 from tests.test_plan import constant, instance, presets, questions
 
 
@@ -79,3 +82,89 @@ async def test_agents_given_what_they_were_given_before_run_once(
     # MoA-Lite runs its aggregator at each of the 8 turns, but its proposers only at the second
     # turn of "two" (which follows its own answer): their first turns are MoA's layer 1.
     assert made[2] - made[1] == 8 + 6
+
+
+async def test_calls_one_after_the_other_plan_what_a_gather_plans(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The plan runs a layer's calls in turn, without a task each: its figures are those of
+    the mixture's own concurrent gather."""
+    specs, catalogue = presets(("moa",), ("llm_ranker",), ("rank_fuse",), ("moa_lite",))
+    items = [*questions(5), instance("two", "First turn.", "Second turn.")]
+    in_turn = await plan(specs, items, constant, catalogue)
+    monkeypatch.setattr(PlanningMixture, "_settle", Mixture._settle)
+    gathered = await plan(specs, items, constant, catalogue)
+    assert repr(in_turn.variants) == repr(gathered.variants)
+    assert in_turn.identities == gathered.identities
+
+
+async def test_calls_in_turn_all_end_before_an_error_is_raised() -> None:
+    """As `moa.scheduling.settle_all` does: results in order, and an error raised only once
+    every call has ended."""
+    (moa,), _ = presets(("moa",))
+    mixture = PlanningMixture(moa, StandIn(lambda _model: 1, frozenset()))
+    ended: list[int] = []
+
+    async def call(i: int) -> int:
+        ended.append(i)
+        if i == 1:
+            raise ValueError("refused")
+        return i
+
+    assert await mixture._settle(call(i) for i in (0, 2, 3)) == [0, 2, 3]
+    ended.clear()
+    with pytest.raises(ValueError, match="refused"):
+        await mixture._settle(call(i) for i in range(4))
+    assert ended == [0, 1, 2, 3]
+
+
+def test_a_placeholder_counts_as_what_it_names_and_its_text_as_none() -> None:
+    """A message's estimate is `moa.tokens`' of its text with the placeholders cut out, plus
+    what each placeholder stands for (counted without cutting them out)."""
+    stand_in = StandIn(lambda _model: 1, frozenset())
+    call, pick = f"⟦call:{'a' * 64}⟧", f"⟦pick:{'0f' * 32}:2⟧"
+    stand_in.stands_for.update({call: 400, pick: 37})
+    for content in (
+        "Plain text, no placeholder.",
+        f"Responses:\n1. {call}\n2. {pick}",
+        f"Ünïcode — 中文 {call} and ⟦ a stray bracket ⟧ {call}{pick}.",
+        f"{call}",
+        "",
+    ):
+        names = [n for n in (call, pick) for _ in range(content.count(n))]
+        text = content.replace(call, "").replace(pick, "")
+        expected = (
+            estimate_tokens(text) + MESSAGE_OVERHEAD + sum(stand_in.stands_for[n] for n in names)
+        )
+        assert stand_in._estimate(content) == expected, content
+
+
+def test_a_plan_key_is_the_digest_of_its_fields_each_length_prefixed() -> None:
+    messages: list[ChatMessage] = [
+        {"role": "system", "content": f"Refs:\n1. ⟦call:{'b' * 64}⟧"},
+        {"role": "user", "content": "Ünïcode and \udcff a lone surrogate."},
+    ]
+    digest = hashlib.sha256()
+    for part in ("together", "m/x", '{"n": 1}', "3", *[p for m in messages for p in m.values()]):
+        data = part.encode("utf-8", "surrogatepass")
+        digest.update(b"%d:" % len(data))
+        digest.update(data)
+    assert _plan_key("together", "m/x", messages, '{"n": 1}', 3) == digest.hexdigest()
+
+
+async def test_whether_an_endpoint_batches_draws_is_asked_once_per_endpoint() -> None:
+    """Draws of one request on an endpoint that batches pay their prompt once; the plan asks
+    each endpoint once however many batches it sends."""
+    (spec,), catalogue = presets(("single_proposer", "moa.n=3"))
+    items = questions(4)
+    asked: list[str] = []
+
+    def batches(endpoint: str) -> bool:
+        asked.append(endpoint)
+        return True
+
+    batched = await plan([spec], items, constant, catalogue, batches=batches)
+    apart = await plan([spec], items, constant, catalogue)
+    assert sorted(asked) == sorted(set(asked)) and asked
+    assert batched.variants[0].calls == apart.variants[0].calls == 4 * 4
+    assert 0 < batched.variants[0].input_tokens < apart.variants[0].input_tokens

@@ -76,6 +76,10 @@ class CallTrace:
         """A call the context policy refused to send."""
         return cls(model, sample, "", None, reason, 0, 0, 0.0, False, 0)
 
+    def to_json(self) -> dict[str, Any]:
+        # Every field is flat: a copy of the attributes, in field order as `__init__` set them.
+        return dict(vars(self))
+
     @classmethod
     def from_json(cls, data: Any) -> CallTrace:
         if not isinstance(data, Mapping):
@@ -92,6 +96,12 @@ def _required(f: dataclasses.Field[Any]) -> bool:
     return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
 
 
+def _flat(event: TraceEvent) -> dict[str, Any]:
+    """An event's fields, all plain values, without `asdict`'s deep copy (its `kind` is a
+    class default, so not in `vars`)."""
+    return {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
+
+
 @dataclass
 class TurnTrace:
     layers: list[list[CallTrace]] = field(default_factory=list)
@@ -103,6 +113,15 @@ class TurnTrace:
     def calls(self) -> list[CallTrace]:
         out = [c for layer in self.layers for c in layer]
         return out + ([self.final] if self.final else [])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "layers": [[c.to_json() for c in layer] for layer in self.layers],
+            "final": None if self.final is None else self.final.to_json(),
+            "output": self.output,
+            "error": self.error,
+            "events": [_flat(e) for e in self.events],
+        }
 
     @classmethod
     def from_json(cls, data: Any) -> TurnTrace:
@@ -141,7 +160,9 @@ class ConversationTrace:
         return [c for turn in self.turns for c in turn.calls()]
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """What `dataclasses.asdict` gives, key for key, built per class: `asdict` deep-copies
+        every value of every call, once per instance written, for a dict that is only dumped."""
+        return {"turns": [t.to_json() for t in self.turns]}
 
     @classmethod
     def from_json(cls, data: Any) -> ConversationTrace:

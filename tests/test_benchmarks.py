@@ -18,19 +18,13 @@ import pytest
 import requests
 from huggingface_hub.errors import LocalEntryNotFoundError
 
-from eval.benchmarks import (
-    DataError,
-    Instance,
-    flask,
-    load_alpaca_eval,
-    load_flask,
-    load_mt_bench,
-    mt_bench,
-    select,
-)
+from eval.benchmarks import DataError, Instance, flask, mt_bench, select
 from eval.benchmarks import fetch as fetch_mod
+from eval.benchmarks.alpaca_eval import load_alpaca_eval
 from eval.benchmarks.data import Data
 from eval.benchmarks.fetch import default_cache_dir, fetch
+from eval.benchmarks.flask import load_flask
+from eval.benchmarks.mt_bench import load_mt_bench
 from eval.evaluation import evaluation_for, known
 from moa.errors import ConfigError
 from moa.providers.replay import read_outputs

@@ -1,16 +1,20 @@
 """Start-up imports only what a run needs: a scripted run never loads the `openai` SDK; a
 benchmark run with `judge=none` and a `data_dir` never loads pandas, alpaca-eval or the
-downloaders (huggingface_hub, pooch)."""
+downloaders (huggingface_hub, pooch); the door and a prompt load no benchmark's module, and a
+benchmark run loads only its own."""
 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from eval.evaluation import known
 from moa.errors import ConfigError
 from moa.providers.base import create_provider, register_provider
 from tests.kit.cli import MOA_BENCH, SHARED_DATA, environment, point_endpoints, run
@@ -26,6 +30,46 @@ def imported_modules(stderr: str) -> list[str]:
         for line in stderr.splitlines()
         if line.startswith("import time:") and line.count("|") == 2
     ]
+
+
+def benchmark_modules(modules: list[str]) -> list[str]:
+    """The benchmarks' own modules (`eval.benchmarks.<name>`) among `modules`."""
+    names = {f"eval.benchmarks.{name.replace('.', '_')}" for name in known()}
+    return [m for m in modules if m in names]
+
+
+def test_the_door_imports_no_benchmark_nor_what_only_a_benchmark_needs() -> None:
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import eval.cli"],
+        env=environment(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    modules = imported_modules(done.stderr)
+    assert "eval.settings" in modules
+    assert benchmark_modules(modules) == []
+    assert [m for m in modules if m.split(".")[0] in UNNEEDED] == []
+
+
+def test_a_prompt_through_the_openai_endpoint_imports_no_benchmark(
+    tmp_path: Path, fake_url: str
+) -> None:
+    args = [
+        MOA_BENCH,
+        "prompt=hi",
+        "moa=moa",
+        f"results_dir={tmp_path / 'runs'}",
+        f"cache.path={tmp_path / 'calls.sqlite'}",
+        *point_endpoints(fake_url),
+    ]
+    done = run(args, env=environment(PYTHONPROFILEIMPORTTIME="1"))
+    errors = [line for line in done.stderr.splitlines() if not line.startswith("import time:")]
+    assert done.returncode == 0, "\n".join(errors[-20:])
+    modules = imported_modules(done.stderr)
+    assert "openai" in modules
+    assert benchmark_modules(modules) == []
+    assert [m for m in modules if m.split(".")[0] in UNNEEDED] == []
 
 
 def test_a_scripted_prompt_never_imports_openai(tmp_path: Path) -> None:
@@ -69,6 +113,8 @@ def test_a_benchmark_run_without_judge_imports_no_pandas_nor_downloader(
     assert done.returncode == 0, "\n".join(errors[-20:])
     modules = imported_modules(done.stderr)
     assert {"openai", "eval.benchmarks.fetch"} <= set(modules)  # the run's own path
+    # its own module comes by `importlib.import_module` (unlisted); no other is imported
+    assert benchmark_modules(modules) == []
     assert [m for m in modules if m.split(".")[0] in UNNEEDED] == []
 
 

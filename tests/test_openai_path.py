@@ -227,13 +227,24 @@ async def test_the_prepared_url_and_body_are_the_ones_the_sdk_would_build() -> N
     )
 
 
-async def test_every_endpoint_shares_one_tls_context() -> None:
+async def test_every_https_endpoint_shares_one_tls_context() -> None:
     first, second = (
         OpenAICompatible("a", "https://a.example/v1", "k"),
         OpenAICompatible("b", "https://b.example/v1", "k"),
     )
     contexts = {id(p._client._client._transport.ssl_context) for p in (first, second)}  # type: ignore[attr-defined]
-    assert contexts == {id(tls_context())}
-    assert tls_context().verify_mode == ssl.CERT_REQUIRED  # still verifies, as the default does
+    assert contexts == {id(tls_context(True))}
+    assert tls_context(True).verify_mode == ssl.CERT_REQUIRED  # still verifies, as the default does
     await first.aclose()
     await second.aclose()
+
+
+async def test_a_plain_http_endpoint_loads_no_certificate_and_trusts_none() -> None:
+    local = OpenAICompatible("local", "http://127.0.0.1:8000/v1", "k")
+    context = local._client._client._transport.ssl_context  # type: ignore[attr-defined]
+    assert context is tls_context(False) and context is not tls_context(True)
+    # Never used for http://; were it used (a redirect to https://), it verifies and trusts
+    # nothing, so the connection fails rather than going unverified.
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert context.cert_store_stats()["x509_ca"] == 0
+    await local.aclose()

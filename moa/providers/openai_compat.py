@@ -269,10 +269,13 @@ def _by_id(model: ServedModel) -> str:
 
 
 @functools.cache
-def tls_context() -> ssl.SSLContext:
-    """One TLS context for every endpoint's client, the one httpx2 builds by default: building
-    it loads the system's certificates, tens of milliseconds each time, at start-up."""
-    return httpx2.create_ssl_context()
+def tls_context(secure: bool) -> ssl.SSLContext:
+    """One TLS context for every endpoint's client. For `https://`, the one httpx2 builds by
+    default: it loads the system's certificates, tens of milliseconds, so once per process. A
+    plain `http://` server (vLLM on loopback) never uses one: it gets a context that verifies
+    as strictly but trusts no certificate, so nothing is loaded, and a redirect to `https://`
+    fails closed instead of going unverified."""
+    return httpx2.create_ssl_context() if secure else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
 def identity_of(base_url: str) -> str:
@@ -292,7 +295,8 @@ class OpenAICompatible:
             max_retries=0,
             timeout=None,  # `ModelClient` times every attempt
             http_client=openai.DefaultAioHttpClient(
-                limits=httpx2.Limits(max_connections=_POOL), verify=tls_context()
+                limits=httpx2.Limits(max_connections=_POOL),
+                verify=tls_context(urlsplit(self.base_url).scheme != "http"),
             ),
         )
         # The URL the SDK would merge from its base URL per request, merged once its own way:

@@ -37,7 +37,9 @@ async def main(url: str, model: str, n: int, concurrency: int, path: str) -> Non
                 return
             body = {"model": model, "messages": messages, "temperature": 0.7, "max_tokens": 2048}
             response = await client.post(
-                chat_url, body=json.dumps(body).encode(), cast_to=httpx2.Response
+                chat_url,
+                content=json.dumps(body, separators=(",", ":")).encode(),
+                cast_to=httpx2.Response,
             )
             assert json.loads(await response.aread())["choices"][0]["message"]["content"]
 

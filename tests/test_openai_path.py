@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import warnings
 from pathlib import Path
 
 from openai._utils._json import openapi_dumps
@@ -210,6 +211,14 @@ async def test_logprobs_round_trip(client: ModelClient) -> None:
     assert outcome.completion is not None and outcome.completion.logprobs is not None
     top = dict(outcome.completion.logprobs[0].top)
     assert set(top) == {"m", "M"}
+
+
+async def test_a_call_takes_no_path_the_sdk_deprecates(client: ModelClient) -> None:
+    """The prepared body goes as `content` (raw bytes as `body` are deprecated in the SDK)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        outcome = await client.generate("fake/p0", USER, CONFIG)
+    assert outcome.ok
 
 
 async def test_the_prepared_url_and_body_are_the_ones_the_sdk_would_build() -> None:

@@ -336,7 +336,7 @@ class OpenAICompatible:
             params["n"] = n
         try:
             response = await self._client.post(
-                self._chat_url, body=_json_body(params), cast_to=httpx2.Response
+                self._chat_url, content=_json_body(params), cast_to=httpx2.Response
             )
             raw = await response.aread()
         except openai.APIStatusError as exc:

@@ -32,6 +32,14 @@ def imported_modules(stderr: str) -> list[str]:
     ]
 
 
+def run_importing(args: list[str]) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """A CLI run that must succeed, with the modules it imported (`-X importtime`)."""
+    done = run(args, env=environment(PYTHONPROFILEIMPORTTIME="1"))
+    errors = [line for line in done.stderr.splitlines() if not line.startswith("import time:")]
+    assert done.returncode == 0, "\n".join(errors[-20:])
+    return done, imported_modules(done.stderr)
+
+
 def benchmark_modules(modules: list[str]) -> list[str]:
     """The benchmarks' own modules (`eval.benchmarks.<name>`) among `modules`."""
     names = {f"eval.benchmarks.{name.replace('.', '_')}" for name in known()}
@@ -63,10 +71,7 @@ def test_a_prompt_through_the_openai_endpoint_imports_no_benchmark(
         f"cache.path={tmp_path / 'calls.sqlite'}",
         *point_endpoints(fake_url),
     ]
-    done = run(args, env=environment(PYTHONPROFILEIMPORTTIME="1"))
-    errors = [line for line in done.stderr.splitlines() if not line.startswith("import time:")]
-    assert done.returncode == 0, "\n".join(errors[-20:])
-    modules = imported_modules(done.stderr)
+    _, modules = run_importing(args)
     assert "openai" in modules
     assert benchmark_modules(modules) == []
     assert [m for m in modules if m.split(".")[0] in UNNEEDED] == []
@@ -80,11 +85,8 @@ def test_a_scripted_prompt_never_imports_openai(tmp_path: Path) -> None:
         f"results_dir={tmp_path / 'runs'}",
         f"cache.path={tmp_path / 'calls.sqlite'}",
     ]
-    done = run(args, env=environment(PYTHONPROFILEIMPORTTIME="1"))
-    errors = [line for line in done.stderr.splitlines() if not line.startswith("import time:")]
-    assert done.returncode == 0, "\n".join(errors[-20:])
+    done, modules = run_importing(args)
     assert re.search(r"\d+ calls \(0 cached\)", done.stdout)  # it answered, by calls
-    modules = imported_modules(done.stderr)
     # (A module that `importlib.import_module` loads is not listed, as the providers are; but
     # what it imports in turn is, and `openai_compat` imports `openai` with a plain `import`.)
     assert "moa.providers.base" in modules and "moa.client" in modules
@@ -108,10 +110,7 @@ def test_a_benchmark_run_without_judge_imports_no_pandas_nor_downloader(
         f"cache.path={tmp_path / 'calls.sqlite'}",
         *point_endpoints(fake_url),
     ]
-    done = run(args, env=environment(PYTHONPROFILEIMPORTTIME="1"))
-    errors = [line for line in done.stderr.splitlines() if not line.startswith("import time:")]
-    assert done.returncode == 0, "\n".join(errors[-20:])
-    modules = imported_modules(done.stderr)
+    _, modules = run_importing(args)
     assert {"openai", "eval.benchmarks.fetch"} <= set(modules)  # the run's own path
     # its own module comes by `importlib.import_module` (unlisted); no other is imported
     assert benchmark_modules(modules) == []

@@ -172,6 +172,10 @@ CHECKS = (
 )  # fmt: skip
 
 
+# The runs with a target the SDK alone floors (`Check.floor`): the bench times it when one ran.
+FLOORED = frozenset(check.run for check in CHECKS if check.floor)
+
+
 def verdicts(
     rows: Mapping[str, Row], before: Mapping[str, Row] | None = None, floor: Row | None = None
 ) -> list[Verdict]:

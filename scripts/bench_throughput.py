@@ -68,7 +68,7 @@ from bench_kit import (
     write_conf,
 )
 from bench_official import official_peer
-from bench_report import sdk_line, show, verdicts
+from bench_report import FLOORED, sdk_line, show, verdicts
 from bench_sdk import sdk_floor
 from bench_tasks import task_run
 
@@ -295,7 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows[name] = run_once(name, args, run_profiles, work, after_tree, peers=True)
             print(show(rows[name], before.get(name)), flush=True)
     floor = None
-    if {"prompt", "alpaca_eval", "mt_bench"} & set(names):  # targets the SDK alone has a floor for
+    if FLOORED & set(names):
         floor = sdk_floor(args)
         print(sdk_line(floor), flush=True)
     passed = True

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from bench_report import pair, sdk_line, show, verdicts
+from bench_report import FLOORED, pair, sdk_line, show, verdicts
 
 
 def _run(name: str, wall: float, start: float, **extra: Any) -> dict[str, Any]:
@@ -123,3 +123,7 @@ def test_the_sdk_alone_is_shown_beside_the_targets_it_floors() -> None:
         "sdk: the openai SDK alone (scripts/sdk_alone.py): 1.25s to the first request; CPU per "
         "further call 1.400 ms on the lightest path (ours), 2.600 ms on chat.completions.create"
     )
+
+
+def test_the_sdk_alone_is_timed_for_the_runs_whose_targets_it_floors() -> None:
+    assert sorted(FLOORED) == ["alpaca_eval", "mt_bench", "prompt"]

@@ -15,6 +15,7 @@ from eval.evaluation import Evaluation, evaluation_for
 from eval.mixture_config import identity_layers
 from eval.rundir import TRACES, InstanceResult, RunDir, RunIdentity, write_atomic
 from eval.runner import EXIT_CACHE, EXIT_INTERRUPTED, Runner, RunStopped, Stop, not_generated
+from eval.sendable import check_text
 from eval.settings import Settings, build_client
 from moa.cache import CacheWriteError
 from moa.client import ModelClient
@@ -56,19 +57,6 @@ def load_instances(settings: Settings, task: Evaluation | None = None) -> list[I
         for n, turn in enumerate(instance.turns, 1):
             check_text(turn, f"instance {instance.id} turn {n}")
     return chosen
-
-
-def check_text(text: str, where: str) -> None:
-    """Refuses text that cannot be sent: a lone UTF-16 surrogate (from a `\\ud800` escape in a
-    JSON file, or undecodable bytes on the command line) has no UTF-8 form."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        char = f"U+{ord(text[exc.start]):04X}"
-        raise ConfigError(
-            f"{where}: a lone surrogate ({char}) at character {exc.start} cannot be sent as "
-            "UTF-8; fix the text"
-        ) from None
 
 
 @dataclass

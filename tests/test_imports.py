@@ -1,7 +1,7 @@
 """Start-up imports only what a run needs: a scripted run never loads the `openai` SDK; a
 benchmark run with `judge=none` and a `data_dir` never loads pandas, alpaca-eval or the
-downloaders (huggingface_hub, pooch); the door and a prompt load no benchmark's module, and a
-benchmark run loads only its own."""
+downloaders (huggingface_hub, pooch); the door and a prompt load no benchmark's module (a
+prompt no judge's either), and a benchmark run loads only its own."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def test_the_door_imports_no_benchmark_nor_what_only_a_benchmark_needs() -> None
     assert [m for m in modules if m.split(".")[0] in UNNEEDED] == []
 
 
-def test_a_prompt_through_the_openai_endpoint_imports_no_benchmark(
+def test_a_prompt_through_the_openai_endpoint_imports_no_benchmark_nor_judge(
     tmp_path: Path, fake_url: str
 ) -> None:
     args = [
@@ -75,6 +75,9 @@ def test_a_prompt_through_the_openai_endpoint_imports_no_benchmark(
     assert "openai" in modules
     assert benchmark_modules(modules) == []
     assert [m for m in modules if m.split(".")[0] in UNNEEDED] == []
+    # nor generation, nor what it brings: the benchmarks' tasks and the judges
+    assert [m for m in modules if m.startswith(("eval.generate", "eval.evaluation"))] == []
+    assert [m for m in modules if m.startswith("eval.judges")] == []
 
 
 def test_a_scripted_prompt_never_imports_openai(tmp_path: Path) -> None:

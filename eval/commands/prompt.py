@@ -8,8 +8,8 @@ from rich.markup import escape
 from rich.panel import Panel
 
 from eval.commands.output import console
-from eval.generate import check_text
 from eval.run_labels import Namer
+from eval.sendable import check_text
 from eval.settings import Settings, build_client
 from moa.agents import Agent
 from moa.mixture import Mixture

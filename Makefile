@@ -20,6 +20,9 @@ $(VENV)/.dev: $(DEV_LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --require-hashes --no-deps -r $(DEV_LOCK)
 	$(BIN)/pip install --quiet --no-deps -e .
+	# pip compiles an installed package's bytecode, an editable install's not: do it here, so
+	# even a first run (or one where writing bytecode is off) imports our modules compiled
+	$(BIN)/python -m compileall -q moa eval
 	touch $@
 
 # Stage 2: the rest of the lock (llama-cpp-python, built from source, and the embedded model).

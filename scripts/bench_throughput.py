@@ -27,7 +27,8 @@ The `judge` run is `task=judge` of 805 AlpacaEval outputs (`scripts/bench_judge.
 (`scripts/bench_official.py`); the `openai` SDK alone, no harness, gives the floor under the
 start-up and CPU-per-call targets (`scripts/bench_sdk.py`). With `--before DIR`, every run is
 made first with the CLI of the checkout in DIR, then with this one's, and each figure prints as
-a `before -> after` pair.
+a `before -> after` pair. Each checkout's own packages are compiled to bytecode first, as a
+user's first run leaves them (`bench_kit.compile_tree`).
 
 The targets checked at the end (`scripts/bench_report.py`) are the ones of the throughput,
 endpoint-trust and fixed-cost issues (start-up to the first request, CPU per call, a slow start
@@ -58,6 +59,7 @@ from bench_kit import (
     catalogue_models,
     chain_bound,
     cli_argv,
+    compile_tree,
     layers_by_time,
     ledger_of,
     read_jsonl,
@@ -282,6 +284,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         run, _, factor = spec.partition("=")
         scales[run] = float(factor)
     after_tree = args.pythonpath or ROOT
+    for tree in (args.before, after_tree):  # both measured as after a first run
+        if tree is not None:
+            compile_tree(tree)
     rows: dict[str, dict[str, Any]] = {}
     before: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="moa-bench-") as tmp:

@@ -35,6 +35,7 @@ from moa.types import GenerateConfig
 
 log = logging.getLogger("moa_bench")
 EXIT_BUDGET = 3
+_WAVE = 8  # instances starting per turn of the event loop at a run's start (`Runner.run`)
 EXIT_CACHE = 4  # the call cache could not be written: no new call was made after that
 EXIT_INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
 
@@ -189,8 +190,13 @@ class Runner(Generic[ItemT]):
             def turn_done() -> None:
                 bar.update(task_id, advance=1)
 
-            async def worker() -> None:
+            async def worker(place: int) -> None:
                 pacer = self.pacer
+                # The workers start a wave per turn of the loop, not all at once: each instance
+                # prepares its first calls (keys, cache lookups) before yielding, so hundreds
+                # starting together would hold the first request back by all of their work.
+                for _ in range(place // _WAVE):
+                    await asyncio.sleep(0)
                 while self.stopped is None and not queue.empty():
                     order, item = queue.get_nowait()
                     config = config_for(item)
@@ -221,7 +227,7 @@ class Runner(Generic[ItemT]):
                     bar.update(task_id, advance=left)
 
             count = min(self.concurrency, len(todo))
-            self._workers = [asyncio.create_task(worker()) for _ in range(count)]
+            self._workers = [asyncio.create_task(worker(place)) for place in range(count)]
             # Every worker ends before anything is raised, so no call is left running unowned.
             ended = await asyncio.gather(*self._workers, return_exceptions=True)
             for outcome in ended:

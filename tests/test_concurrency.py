@@ -1,15 +1,26 @@
 """The client keeps as many calls in flight as its limits allow: no HTTP pool caps them lower
-(aiohttp's default of 100 connections once did, silently)."""
+(aiohttp's default of 100 connections once did, silently); a run's first call is not held back
+by the start of all its instances."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from eval.benchmarks.base import Instance
+from eval.rundir import RunDir
+from eval.runner import Runner
+from moa.agents import Agent
+from moa.cache import CallCache
+from moa.catalogue import Catalogue
+from moa.client import ModelClient
 from moa.errors import ConfigError
 from moa.limits import EndpointLimits
+from moa.mixture import Mixture, MixtureSpec
 from moa.types import ChatMessage, GenerateConfig
 from tests.kit.fakeserver import FakeServer, ModelProfile, serve_in_thread
 
@@ -49,3 +60,37 @@ def test_endpoint_limits_default_and_refuse_bad_values() -> None:
         with pytest.raises(ConfigError) as caught:
             EndpointLimits.from_spec("x", {key: value})
         assert str(caught.value) == message
+
+
+async def test_a_runs_first_call_leaves_before_its_last_instance_starts(tmp_path: Path) -> None:
+    """Instances start a wave per turn of the event loop (`eval.runner._WAVE`): hundreds
+    starting at once would each prepare their calls before the first one could be sent."""
+    events: list[str] = []
+
+    class Recorded(Mixture):
+        async def converse(self, turns: Sequence[str], *args: Any, **kwargs: Any) -> Any:
+            events.append(f"start {turns[0]}")
+            return await super().converse(turns, *args, **kwargs)
+
+    client = ModelClient(
+        {"scripted": {"provider": "scripted"}},
+        Catalogue({}, ["scripted"]),
+        CallCache(tmp_path / "c.sqlite"),
+    )
+    generate = client.generate
+
+    async def recorded(*args: Any, **kwargs: Any) -> Any:
+        events.append("call")
+        return await generate(*args, **kwargs)
+
+    client.generate = recorded  # type: ignore[method-assign]
+    spec = MixtureSpec(name="single", layers=((Agent("scripted/m"),),))
+    items = [Instance(str(i), (f"q{i}",), None, None, {}) for i in range(64)]
+    runner: Runner[Instance] = Runner(
+        Recorded(spec, client), client.ledger, RunDir(tmp_path / "run"), concurrency=64,
+        show_progress=False,
+    )  # fmt: skip
+    results = await runner.run(items, lambda _: CONFIG)
+    await client.aclose()
+    assert all(r.outputs for r in results) and events.count("call") == 64
+    assert events.index("call") < events.index("start q63")

@@ -52,6 +52,21 @@ def test_one_prompt_shows_every_layer(tmp_path: Path) -> None:
     assert "13 calls" in done.stdout
 
 
+def test_the_cli_collects_cycles_less_often_than_cpythons_default(tmp_path: Path) -> None:
+    """`eval.cli.GC_THRESHOLDS`: the collector ran a fifth of a run's CPU at CPython's 700."""
+    report = "import atexit, gc; atexit.register(lambda: print('thresholds', gc.get_threshold()))"
+    main = f"{report}; import sys; from eval.cli import main; sys.argv[0] = 'moa-bench'; main()"
+    args = ["provider_override=scripted", "moa=single", "prompt=Hello there"]
+    done = subprocess.run(
+        [sys.executable, "-c", main, f"results_dir={tmp_path}", f"cache.path={tmp_path}/c", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "1 calls (0 cached)" in done.stdout  # it answered
+    assert "thresholds (50000, 20, 20)" in done.stdout
+
+
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")
 def test_plan_of_the_whole_suite_counts_sharing(tmp_path: Path) -> None:
     done = moa_bench(tmp_path, "task=plan", "plan.experiments=all", f"data_dir={SHARED_DATA}")

@@ -25,7 +25,7 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TypeVar, cast
+from typing import Any, ClassVar, Literal, Protocol, TypeVar, cast
 
 from moa.agents import AGENT_KINDS, REPEAT_STRIDE, Agent, Layer, Sent
 from moa.context import Policy, fit, prompt_limit, tightened
@@ -173,6 +173,19 @@ def passed_as_picked(call: CallTrace, picked: list[str], tags: Mapping[str, str]
 
 
 class Mixture:
+    # The method by which each kind of agent (`moa.agents.AGENT_KINDS`) makes its part of a
+    # layer, by name: bound methods kept on the mixture would make it a reference cycle, which
+    # only the garbage collector frees, with all it holds (a plan's whole stand-in).
+    _runners: ClassVar[dict[str, str]] = {
+        "propose": "_answer",
+        "aggregate": "_answer",
+        "rank": "_rank",
+        "critique": "_critique",
+        "vote": "_vote",
+        "verify": "_verify",
+        "strategy": "_strategy",
+    }
+
     def __init__(
         self,
         spec: MixtureSpec,
@@ -190,16 +203,6 @@ class Mixture:
             a.strategy: load_strategy(a.strategy) for a in spec.agents() if a.strategy
         }
         self._groups = [_groups(layer) for layer in spec.layers]  # once, not at every turn
-        # How each kind of agent (`moa.agents.AGENT_KINDS`) makes its part of a layer.
-        self._runners: dict[str, Runner] = {
-            "propose": self._answer,
-            "aggregate": self._answer,
-            "rank": _each(self._rank),
-            "critique": _each(self._critique),
-            "vote": _each(self._vote),
-            "verify": _each(self._verify),
-            "strategy": _each(self._strategy),
-        }
 
     async def _settle(self, calls: Iterable[Awaitable[T]]) -> list[T]:
         """The calls of one layer (or one agent's several), run concurrently
@@ -296,7 +299,11 @@ class Mixture:
     ) -> list[AgentOutput]:
         agent = agents[0]
         tags = {**tags, "role": agent.role}
-        return await self._runners[agent.kind](agents, messages, references, config, tags)
+        run = getattr(self, self._runners[agent.kind])
+        if AGENT_KINDS[agent.kind].batched:  # draws of one request, as one
+            done: list[AgentOutput] = await run(agents, messages, references, config, tags)
+            return done
+        return [await run(agent, messages, references, config, tags)]
 
     async def _answer(
         self,
@@ -521,34 +528,6 @@ def _groups(layer: Layer) -> tuple[list[list[Agent]], list[int]]:
     flat = [i for members in keyed.values() for i in members]
     groups = [[layer[i] for i in members] for members in keyed.values()]
     return groups, [flat.index(i) for i in range(len(layer))]
-
-
-# How one kind of agent makes its part of a layer: from its agents (draws of one request, or
-# one agent), the conversation, the previous layer's answers, decoding and ledger tags.
-Runner = Callable[
-    [list[Agent], Sequence[ChatMessage], list[str], GenerateConfig, dict[str, str]],
-    Awaitable[list[AgentOutput]],
-]
-
-
-def _each(
-    run: Callable[
-        [Agent, Sequence[ChatMessage], list[str], GenerateConfig, dict[str, str]],
-        Awaitable[AgentOutput],
-    ],
-) -> Runner:
-    """A runner of a kind whose agents each make their own part (never batched)."""
-
-    async def runner(
-        agents: list[Agent],
-        messages: Sequence[ChatMessage],
-        references: list[str],
-        config: GenerateConfig,
-        tags: dict[str, str],
-    ) -> list[AgentOutput]:
-        return [await run(agents[0], messages, references, config, tags)]
-
-    return runner
 
 
 def _answered(sent: Sent) -> AgentOutput:

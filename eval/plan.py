@@ -49,7 +49,9 @@ traces add up into them, `eval.plan_figures`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Collection, Mapping, Sequence
+import gc
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from rich.console import Console
@@ -80,6 +82,22 @@ class Judging:
     task: Evaluation
     model: str
     repeats: int = 1  # `judge.repeats`: each repeat after the first under its own sample index
+
+
+@contextmanager
+def _uncollected() -> Iterator[None]:
+    """The cyclic garbage collector paused (if it runs): a plan makes millions of objects and
+    keeps most (requests, answers, traces) but makes no cycles, so each full collection their
+    growth sets off walks them all again for nothing, a quarter of a sweep's plan. Reference
+    counting frees the rest as ever."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 async def plan(
@@ -130,38 +148,41 @@ async def plan(
     # A variant the sweep runs under several names (one experiment's `moa` is another's) makes
     # the very same requests each time: simulated once, its traces and judging recounted.
     simulated: dict[MixtureSpec, tuple[list[ConversationTrace], list[CallRecord]]] = {}
-    for spec in variants:
-        tally = Tally(spec.name + repeat_suffix(spec.repeat), catalogue, planner, charged)
-        tally.served = served or catalogue.by_address
-        same = dataclasses.replace(spec, name="")
-        if same not in simulated:
-            mixture = PlanningMixture(spec, planner)
-            traces = [
-                await mixture.converse(instance.turns, config, system=instance.system)
-                for instance, config in zip(instances, configs, strict=True)
-            ]
-            judged: list[CallRecord] = []
+    with _uncollected():
+        for spec in variants:
+            tally = Tally(spec.name + repeat_suffix(spec.repeat), catalogue, planner, charged)
+            tally.served = served or catalogue.by_address
+            same = dataclasses.replace(spec, name="")
+            if same not in simulated:
+                mixture = PlanningMixture(spec, planner)
+                traces = [
+                    await mixture.converse(instance.turns, config, system=instance.system)
+                    for instance, config in zip(instances, configs, strict=True)
+                ]
+                judged: list[CallRecord] = []
+                if judge is not None:
+                    planner.recording = judged
+                    outputs = [trace.outputs for trace in traces]
+                    try:
+                        for repeat in range(judge.repeats):
+                            judging = RepeatedJudge(planner, repeat) if repeat else planner
+                            await judge.task.plan_judge(
+                                judging, judge.model, spec, instances, outputs
+                            )
+                    except NotImplementedError:
+                        notes.append(
+                            f"judging is not planned: the {judge.task.name} task cannot plan it"
+                        )
+                        judge = None
+                    finally:
+                        planner.recording = None
+                simulated[same] = traces, judged
+            traces, judged = simulated[same]
+            for trace in traces:
+                tally.add(trace)
             if judge is not None:
-                planner.recording = judged
-                outputs = [trace.outputs for trace in traces]
-                try:
-                    for repeat in range(judge.repeats):
-                        judging = RepeatedJudge(planner, repeat) if repeat else planner
-                        await judge.task.plan_judge(judging, judge.model, spec, instances, outputs)
-                except NotImplementedError:
-                    notes.append(
-                        f"judging is not planned: the {judge.task.name} task cannot plan it"
-                    )
-                    judge = None
-                finally:
-                    planner.recording = None
-            simulated[same] = traces, judged
-        traces, judged = simulated[same]
-        for trace in traces:
-            tally.add(trace)
-        if judge is not None:
-            tally.add_judging(judged)
-        plans.append(tally.result())
+                tally.add_judging(judged)
+            plans.append(tally.result())
     return PlanResult(plans, frozenset(planner.seen), None if judge is None else judge.model, notes)
 
 

@@ -4,7 +4,9 @@ as the sweep runs it, with the same figures the simulation would give again."""
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
+import weakref
 from typing import Any
 
 import pytest
@@ -40,6 +42,34 @@ async def test_a_variant_under_another_name_is_simulated_once(
     assert [getattr(second, f) for f in figures] == [getattr(first, f) for f in figures]
     assert (second.new_calls, second.sweep_calls, second.new_usd) == (0, 0, 0.0)
     assert (result.total_calls, result.unique_calls) == (130 + 70 + 130, 130)
+
+
+async def test_a_plan_pauses_the_collector_and_leaves_it_nothing_to_free(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The plan runs with the cyclic garbage collector paused, which is sound because what it
+    makes is freed by reference counting alone: its mixtures and stand-in make no cycle."""
+    (moa, rank), catalogue = presets(("moa",), ("llm_ranker",))
+    made: list[weakref.ref[object]] = []
+    collecting: list[bool] = []
+    real = eval.plan.PlanningMixture
+
+    def tracked(spec: Any, planner: Any) -> Any:
+        mixture = real(spec, planner)
+        made.extend((weakref.ref(mixture), weakref.ref(planner)))
+        collecting.append(gc.isenabled())
+        return mixture
+
+    monkeypatch.setattr(eval.plan, "PlanningMixture", tracked)
+    await plan([moa, rank], questions(10), constant, catalogue)
+    assert collecting == [False, False] and gc.isenabled()
+    gc.disable()  # what follows must not depend on a collection
+    try:
+        await plan([moa, rank], questions(10), constant, catalogue)
+        assert not gc.isenabled()  # left as found
+    finally:
+        gc.enable()
+    assert len(made) == 8 and all(ref() is None for ref in made)
 
 
 async def test_kept_estimates_are_the_estimates_made_afresh(

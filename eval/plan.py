@@ -49,10 +49,11 @@ traces add up into them, `eval.plan_figures`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
 
 from rich.console import Console
 
@@ -74,6 +75,9 @@ from moa.strategy import load_strategy, plan_exact
 from moa.trace import ConversationTrace
 from moa.types import CallRecord, GenerateConfig
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
 
 @dataclass(frozen=True)
 class Judging:
@@ -84,22 +88,27 @@ class Judging:
     repeats: int = 1  # `judge.repeats`: each repeat after the first under its own sample index
 
 
-@contextmanager
-def _uncollected() -> Iterator[None]:
-    """The cyclic garbage collector paused (if it runs): a plan makes millions of objects and
-    keeps most (requests, answers, traces) but makes no cycles, so each full collection their
-    growth sets off walks them all again for nothing, a quarter of a sweep's plan. Reference
-    counting frees the rest as ever."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
+def _uncollected(run: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
+    """`run` with the cyclic garbage collector paused (if it runs): a plan makes millions of
+    objects and keeps most (requests, answers, traces) but makes no cycle, so each full
+    collection their growth sets off walks them all again for nothing, a quarter of a sweep's
+    plan. Reference counting frees them as ever; the collector resumes once they are freed, so
+    it never walks them at all."""
+
+    @functools.wraps(run)
+    async def paused(*args: P.args, **kwargs: P.kwargs) -> R:
+        if not gc.isenabled():
+            return await run(*args, **kwargs)
+        gc.disable()
+        try:
+            return await run(*args, **kwargs)
+        finally:
+            gc.enable()
+
+    return paused
 
 
+@_uncollected
 async def plan(
     variants: Sequence[MixtureSpec],
     instances: Sequence[Instance],
@@ -148,41 +157,38 @@ async def plan(
     # A variant the sweep runs under several names (one experiment's `moa` is another's) makes
     # the very same requests each time: simulated once, its traces and judging recounted.
     simulated: dict[MixtureSpec, tuple[list[ConversationTrace], list[CallRecord]]] = {}
-    with _uncollected():
-        for spec in variants:
-            tally = Tally(spec.name + repeat_suffix(spec.repeat), catalogue, planner, charged)
-            tally.served = served or catalogue.by_address
-            same = dataclasses.replace(spec, name="")
-            if same not in simulated:
-                mixture = PlanningMixture(spec, planner)
-                traces = [
-                    await mixture.converse(instance.turns, config, system=instance.system)
-                    for instance, config in zip(instances, configs, strict=True)
-                ]
-                judged: list[CallRecord] = []
-                if judge is not None:
-                    planner.recording = judged
-                    outputs = [trace.outputs for trace in traces]
-                    try:
-                        for repeat in range(judge.repeats):
-                            judging = RepeatedJudge(planner, repeat) if repeat else planner
-                            await judge.task.plan_judge(
-                                judging, judge.model, spec, instances, outputs
-                            )
-                    except NotImplementedError:
-                        notes.append(
-                            f"judging is not planned: the {judge.task.name} task cannot plan it"
-                        )
-                        judge = None
-                    finally:
-                        planner.recording = None
-                simulated[same] = traces, judged
-            traces, judged = simulated[same]
-            for trace in traces:
-                tally.add(trace)
+    for spec in variants:
+        tally = Tally(spec.name + repeat_suffix(spec.repeat), catalogue, planner, charged)
+        tally.served = served or catalogue.by_address
+        same = dataclasses.replace(spec, name="")
+        if same not in simulated:
+            mixture = PlanningMixture(spec, planner)
+            traces = [
+                await mixture.converse(instance.turns, config, system=instance.system)
+                for instance, config in zip(instances, configs, strict=True)
+            ]
+            judged: list[CallRecord] = []
             if judge is not None:
-                tally.add_judging(judged)
-            plans.append(tally.result())
+                planner.recording = judged
+                outputs = [trace.outputs for trace in traces]
+                try:
+                    for repeat in range(judge.repeats):
+                        judging = RepeatedJudge(planner, repeat) if repeat else planner
+                        await judge.task.plan_judge(judging, judge.model, spec, instances, outputs)
+                except NotImplementedError:
+                    notes.append(
+                        f"judging is not planned: the {judge.task.name} task cannot plan it"
+                    )
+                    judge = None
+                finally:
+                    planner.recording = None
+            simulated[same] = traces, judged
+        traces, judged = simulated[same]
+        for trace in traces:
+            tally.add(trace)
+        if judge is not None:
+            tally.add_judging(judged)
+        plans.append(tally.result())
     return PlanResult(plans, frozenset(planner.seen), None if judge is None else judge.model, notes)
 
 

@@ -3,13 +3,19 @@
 An experiment's sweep lives in its `hydra.sweeper.params`; we expand it with Hydra's own override
 parser (so ranges and choice syntax mean what they mean to the launcher) and compose each point.
 Composing is most of the plan's cost, so points that choose the same config groups share one
-composition, which each point's value overrides then change as Hydra applies them.
+composition, which each point's value overrides then change as Hydra applies them, and with two
+CPUs two forked processes compose the experiments between them.
 """
 
 from __future__ import annotations
 
+import functools
+import gc
 import itertools
-from collections.abc import Iterable, Sequence
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 
 from hydra import compose
 from hydra.core.global_hydra import GlobalHydra
@@ -57,34 +63,62 @@ def _is_group(key: str, groups: dict[str, bool]) -> bool:
 def compose_points(base_overrides: Sequence[str], experiments: Iterable[str]) -> list[Settings]:
     """The settings of every sweep point of every experiment, each composed and resolved as its
     own command would be (GlobalHydra must be initialised)."""
-    configs = []
-    base = [o for o in base_overrides if not o.startswith(("+experiment=", "task="))]
-    parser = OverridesParser.create()
-    groups: dict[str, bool] = {}
-    for name in experiments:
+    names = list(experiments)
+    for name in names:
         if name not in (*EXPERIMENTS, *BEYOND_THE_PAPER):
             known = ", ".join((*EXPERIMENTS, *BEYOND_THE_PAPER))
             raise ConfigError(f"unknown experiment {name!r} (known: {known})")
-        head = compose("config", [*base, f"+experiment={name}"], return_hydra_config=True)
-        params = {str(k): str(v) for k, v in head.hydra.sweeper.params.items()}
-        composed: dict[tuple[str, ...], DictConfig] = {}
-        for point in sweep_points(params):
-            parsed = parser.parse_overrides(point)
-            # a plain `key=value` is set after composing; anything else is composed with
-            shared = [
-                o.type == OverrideType.CHANGE
-                and not _is_group(o.key_or_group, groups)
-                and not isinstance(o.value(), dict | list)  # merged, not set: composed with
-                for o in parsed
-            ]
-            structural = tuple(o for o, s in zip(point, shared, strict=True) if not s)
-            if structural not in composed:
-                composed[structural] = compose(
-                    "config", [*base, f"+experiment={name}", *structural]
-                )
-            cfg = composed[structural]  # its points set the same keys: no copy needed
-            for override, applied in zip(parsed, shared, strict=True):
-                if applied:
-                    OmegaConf.update(cfg, override.key_or_group, override.value(), merge=True)
-            configs.append(resolve(cfg))
+    base = [o for o in base_overrides if not o.startswith(("+experiment=", "task="))]
+    compose_one = functools.partial(_compose_experiment, base)
+    if len(names) > 1 and _cpus() > 1:
+        try:
+            return _composed_in_two(compose_one, names)
+        except Exception:  # composed again here, to raise the error as it is: an error from a
+            pass  # child has lost its causes, which say what is wrong
+    return [point for name in names for point in compose_one(name)]
+
+
+def _composed_in_two(
+    compose_one: Callable[[str], list[Settings]], names: Sequence[str]
+) -> list[Settings]:
+    """Composing is pure CPU, most of a sweep's plan, and each experiment stands alone: two
+    forked copies of this process (Hydra initialised as here) compose them between them, each
+    taking the next. Each freezes what it was forked with, so that its collections neither walk
+    it nor copy its pages."""
+    fork = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(2, mp_context=fork, initializer=gc.freeze) as pool:
+        return [point for points in pool.map(compose_one, names) for point in points]
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on (forking to compose is for Linux, where it is safe)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+
+
+def _compose_experiment(base: Sequence[str], name: str) -> list[Settings]:
+    """One experiment's points, in launch order: its head is composed for its sweep, then each
+    point that chooses other config groups, its plain `key=value` overrides set after."""
+    parser = OverridesParser.create()
+    groups: dict[str, bool] = {}
+    configs = []
+    head = compose("config", [*base, f"+experiment={name}"], return_hydra_config=True)
+    params = {str(k): str(v) for k, v in head.hydra.sweeper.params.items()}
+    composed: dict[tuple[str, ...], DictConfig] = {}
+    for point in sweep_points(params):
+        parsed = parser.parse_overrides(point)
+        # a plain `key=value` is set after composing; anything else is composed with
+        shared = [
+            o.type == OverrideType.CHANGE
+            and not _is_group(o.key_or_group, groups)
+            and not isinstance(o.value(), dict | list)  # merged, not set: composed with
+            for o in parsed
+        ]
+        structural = tuple(o for o, s in zip(point, shared, strict=True) if not s)
+        if structural not in composed:
+            composed[structural] = compose("config", [*base, f"+experiment={name}", *structural])
+        cfg = composed[structural]  # its points set the same keys: no copy needed
+        for override, applied in zip(parsed, shared, strict=True):
+            if applied:
+                OmegaConf.update(cfg, override.key_or_group, override.value(), merge=True)
+        configs.append(resolve(cfg))
     return configs

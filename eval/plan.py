@@ -48,10 +48,13 @@ traces add up into them, `eval.plan_figures`.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import gc
+import multiprocessing
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
@@ -67,6 +70,7 @@ from eval.plan_stand_in import PlanningMixture, StandIn
 from eval.run_labels import Namer
 from eval.rundir import repeat_suffix
 from eval.settings import Settings
+from eval.suite import cpus
 from moa.cache import CacheMode, CallCache
 from moa.catalogue import Catalogue, ModelEntry, split_address, unbilled_endpoints
 from moa.client import endpoint_batches, endpoint_identity
@@ -214,48 +218,83 @@ async def plan_points(
     settings: Settings, points: Sequence[Settings]
 ) -> list[tuple[str, PlanResult]]:
     """Every benchmark's variants planned together, in the order a sweep runs them (sharing
-    counted once), each judged after it when `judge.enabled`, against the configured cache."""
-    catalogue, endpoints = settings.catalogue, settings.endpoints
-    unbilled = unbilled_endpoints(endpoints)
-    namer = Namer(catalogue, endpoints)
+    counted once), each judged after it when `judge.enabled`, against the configured cache
+    (with two CPUs and no cache, benchmarks but the first are planned in a forked process)."""
     by_benchmark: dict[str, list[Settings]] = {}
     for point in points:
         by_benchmark.setdefault(point.benchmark.name, []).append(point)
+    groups = list(by_benchmark.values())
     cache = open_cache(settings)
-    identities: dict[str, str] = {}
-    results = []
+    if cache is None and len(groups) > 1 and cpus() > 1:
+        return await _planned_in_two(settings, groups)
     try:
-        for name, group in by_benchmark.items():
-            first = group[0]
-            specs = list(dict.fromkeys(s for c in group for s in repeats(c)))
-            task = task_of(first)
-            judging = None
-            if first.judge.enabled:
-                judging = Judging(task, judge_address(first, task), first.judge.repeats)
-            if cache is not None:  # no cache, no need of the real keys
-                used = [m for spec in specs for m in spec.models()]
-                used += [judging.model] if judging else []
-                for endpoint in {split_address(a)[0] for a in used} - identities.keys():
-                    identities[endpoint] = await endpoint_identity(endpoint, endpoints[endpoint])
-            result = await plan(
-                specs,
-                load_instances(first, task),
-                task.generation(),
-                catalogue,
-                output_tokens=settings.plan.output_tokens,
-                judge=judging,
-                cache=cache,
-                identities=identities,
-                bills=lambda endpoint: endpoint not in unbilled,
-                batches=lambda endpoint: endpoint_batches(endpoint, endpoints[endpoint]),
-                served=namer.served,
-            )
-            if result.judge is not None and namer.stands_in(result.judge):  # said to be one
-                result.judge = f"{result.judge}: {namer(result.judge)}"
-            results.append((name, result))
+        return await _plan_groups(settings, groups, cache)
     finally:
         if cache is not None:
             cache.close()
+
+
+async def _planned_in_two(
+    settings: Settings, groups: list[list[Settings]]
+) -> list[tuple[str, PlanResult]]:
+    """Benchmarks share no call (each is planned on a stand-in of its own), so a forked copy
+    of this process plans all but the first while this one plans the first, most of a sweep's
+    calls. Only without a cache: no connection is carried across the fork."""
+    fork = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(1, mp_context=fork) as pool:
+        later = pool.submit(_plan_elsewhere, settings, groups[1:])
+        first = await _plan_groups(settings, groups[:1], None)
+        try:
+            rest = later.result()
+        except Exception:  # planned again here, to raise the error as it is (with its causes)
+            rest = await _plan_groups(settings, groups[1:], None)
+    return first + rest
+
+
+def _plan_elsewhere(
+    settings: Settings, groups: list[list[Settings]]
+) -> list[tuple[str, PlanResult]]:
+    """`_plan_groups` in a forked process, on an event loop of its own."""
+    return asyncio.run(_plan_groups(settings, groups, None))
+
+
+async def _plan_groups(
+    settings: Settings, groups: list[list[Settings]], cache: CallCache | None
+) -> list[tuple[str, PlanResult]]:
+    """Each benchmark's points (`groups`) planned in turn, against `cache`."""
+    catalogue, endpoints = settings.catalogue, settings.endpoints
+    unbilled = unbilled_endpoints(endpoints)
+    namer = Namer(catalogue, endpoints)
+    identities: dict[str, str] = {}
+    results = []
+    for group in groups:
+        first = group[0]
+        specs = list(dict.fromkeys(s for c in group for s in repeats(c)))
+        task = task_of(first)
+        judging = None
+        if first.judge.enabled:
+            judging = Judging(task, judge_address(first, task), first.judge.repeats)
+        if cache is not None:  # no cache, no need of the real keys
+            used = [m for spec in specs for m in spec.models()]
+            used += [judging.model] if judging else []
+            for endpoint in {split_address(a)[0] for a in used} - identities.keys():
+                identities[endpoint] = await endpoint_identity(endpoint, endpoints[endpoint])
+        result = await plan(
+            specs,
+            load_instances(first, task),
+            task.generation(),
+            catalogue,
+            output_tokens=settings.plan.output_tokens,
+            judge=judging,
+            cache=cache,
+            identities=identities,
+            bills=lambda endpoint: endpoint not in unbilled,
+            batches=lambda endpoint: endpoint_batches(endpoint, endpoints[endpoint]),
+            served=namer.served,
+        )
+        if result.judge is not None and namer.stands_in(result.judge):  # said to be one
+            result.judge = f"{result.judge}: {namer(result.judge)}"
+        results.append((first.benchmark.name, result))
     return results
 
 

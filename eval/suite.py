@@ -70,7 +70,7 @@ def compose_points(base_overrides: Sequence[str], experiments: Iterable[str]) ->
             raise ConfigError(f"unknown experiment {name!r} (known: {known})")
     base = [o for o in base_overrides if not o.startswith(("+experiment=", "task="))]
     compose_one = functools.partial(_compose_experiment, base)
-    if len(names) > 1 and _cpus() > 1:
+    if len(names) > 1 and cpus() > 1:
         try:
             return _composed_in_two(compose_one, names)
         except Exception:  # composed again here, to raise the error as it is: an error from a
@@ -90,7 +90,7 @@ def _composed_in_two(
         return [point for points in pool.map(compose_one, names) for point in points]
 
 
-def _cpus() -> int:
+def cpus() -> int:
     """The CPUs this process may run on (forking to compose is for Linux, where it is safe)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
 

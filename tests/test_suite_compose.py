@@ -34,11 +34,11 @@ def test_points_composed_in_two_processes_are_those_composed_here(
         forked_points.append(len(points))
         return points
 
-    monkeypatch.setattr(eval.suite, "_cpus", lambda: 2)
+    monkeypatch.setattr(eval.suite, "cpus", lambda: 2)
     monkeypatch.setattr(eval.suite, "_composed_in_two", counted)
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         forked = compose_points([], EXPERIMENTS)
-        monkeypatch.setattr(eval.suite, "_cpus", lambda: 1)
+        monkeypatch.setattr(eval.suite, "cpus", lambda: 1)
         here = compose_points([], EXPERIMENTS)
     assert forked_points == [len(here)] == [8 + 6 + 14]
     assert _seen(forked) == _seen(here)
@@ -51,10 +51,10 @@ def test_an_error_in_a_forked_composition_is_raised_as_here(
     an error sent back by a child has lost: the experiments are composed here again."""
     bad = ["moa.name=../x"]
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        monkeypatch.setattr(eval.suite, "_cpus", lambda: 2)
+        monkeypatch.setattr(eval.suite, "cpus", lambda: 2)
         with pytest.raises(InterpolationResolutionError) as forked:
             compose_points(bad, EXPERIMENTS)
-        monkeypatch.setattr(eval.suite, "_cpus", lambda: 1)
+        monkeypatch.setattr(eval.suite, "cpus", lambda: 1)
         with pytest.raises(InterpolationResolutionError) as here:
             compose_points(bad, EXPERIMENTS)
     said = one_line(here.value)

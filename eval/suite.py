@@ -14,6 +14,7 @@ import gc
 import itertools
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 
@@ -91,8 +92,12 @@ def _composed_in_two(
 
 
 def cpus() -> int:
-    """The CPUs this process may run on (forking to compose is for Linux, where it is safe)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    """The CPUs this process may share its work with by forking: those it may run on (Linux),
+    but 1 (no fork) where another thread runs, as in an embedding program's process: a fork
+    copies no thread, and may copy a lock one of them held."""
+    if not hasattr(os, "sched_getaffinity") or threading.active_count() > 1:
+        return 1
+    return len(os.sched_getaffinity(0))
 
 
 def _compose_experiment(base: Sequence[str], name: str) -> list[Settings]:

@@ -3,6 +3,8 @@ same order, and an error is raised as composing here raises it (`eval.suite.comp
 
 from __future__ import annotations
 
+import os
+import threading
 from typing import Any
 
 import pytest
@@ -60,3 +62,16 @@ def test_an_error_in_a_forked_composition_is_raised_as_here(
     said = one_line(here.value)
     assert said.startswith("moa.name='../x' cannot name a run directory")
     assert one_line(forked.value) == said
+
+
+def test_no_fork_while_another_thread_runs() -> None:
+    """A fork copies no thread and may copy a lock one held (an embedding program's process)."""
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        assert eval.suite.cpus() == 1
+    finally:
+        release.set()
+        other.join()
+    assert eval.suite.cpus() == len(os.sched_getaffinity(0))

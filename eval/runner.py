@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import signal
 import time
@@ -28,6 +27,7 @@ from eval.progress import progress
 from eval.rundir import InstanceResult, RunDir
 from moa.budget import Budget, BudgetExceeded
 from moa.cache import CacheWriteError
+from moa.jsonl import to_json_text
 from moa.ledger import Ledger, open_append
 from moa.mixture import Mixture
 from moa.scheduling import PRIORITY
@@ -220,7 +220,7 @@ class Runner(Generic[ItemT]):
                         if pacer is not None:
                             pacer.ended(result)
                     results[item.id] = result
-                    sink.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
+                    sink.write(to_json_text(result.to_json()) + "\n")
                     sink.flush()
                     # a conversation that ended early (a failed turn) counts whole
                     left = unit(item) - len(result.trace.turns) if turns else 1

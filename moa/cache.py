@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from moa.errors import ConfigError
+from moa.jsonl import to_json_text
 from moa.mounts import network_filesystem
 from moa.types import ChatMessage, Completion, GenerateConfig
 
@@ -69,6 +70,10 @@ class CacheMode(enum.StrEnum):
         return self in (CacheMode.WRITE, CacheMode.READ_WRITE)
 
 
+# the canonical JSON of `call_key`, its encoder built once (`json.dumps` builds one per call)
+_KEY_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode
+
+
 def call_key(
     endpoint: str,
     model: str,
@@ -84,8 +89,7 @@ def call_key(
         "config": config.as_dict(),
         "sample": sample,
     }
-    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return hashlib.sha256(_KEY_JSON(payload).encode()).hexdigest()
 
 
 _SCHEMA = """
@@ -354,7 +358,7 @@ class CallCache:
         if self._db is None or not self.mode.writes:
             return
         completion = completion.mended()
-        stored = json.dumps(completion.to_json(), ensure_ascii=False)
+        stored = to_json_text(completion.to_json())
         answer = _Answer(model, stored, completion, time.time(), claim_owner)
         with self._lock:
             self._answers[key] = answer

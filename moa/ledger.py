@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from moa.jsonl import open_append, read_lines
+from moa.jsonl import open_append, read_lines, to_json_text
 from moa.types import CallRecord
 
 __all__ = ["Ledger", "Totals", "open_append", "price_hint", "read_ledger", "usd"]
@@ -135,7 +134,7 @@ class Ledger:
         if not record.billed and not record.cached:
             t.unbilled_endpoints.add(record.model.partition("/")[0])
         if self._file is not None:
-            self._file.write(json.dumps(record.to_json(), ensure_ascii=False) + "\n")
+            self._file.write(to_json_text(record.to_json()) + "\n")
             self._file.flush()
 
     def retrying(self, change: int) -> None:

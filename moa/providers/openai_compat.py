@@ -258,10 +258,15 @@ def _count(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
+# The SDK's own encoder's settings (`openai._utils._json`), built once: `json.dumps` builds an
+# encoder per call.
+_BODY_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
 def _json_body(params: Mapping[str, Any]) -> bytes:
-    """The request body as the SDK's own encoder writes it (`openai._utils._json`), byte for
-    byte for plain JSON values: the SDK sends bytes as they are, without its encoder's walk."""
-    return json.dumps(params, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    """The request body as the SDK's own encoder writes it, byte for byte for plain JSON
+    values: the SDK sends bytes as they are, without its encoder's walk."""
+    return _BODY_JSON(params).encode()
 
 
 def _by_id(model: ServedModel) -> str:

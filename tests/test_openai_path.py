@@ -7,6 +7,7 @@ import ssl
 import warnings
 from pathlib import Path
 
+from openai._models import FinalRequestOptions
 from openai._utils._json import openapi_dumps
 
 from moa.agents import Agent
@@ -14,7 +15,12 @@ from moa.cache import CacheMode
 from moa.client import ModelClient
 from moa.mixture import Mixture, MixtureSpec
 from moa.prompts import AGGREGATE_AND_SYNTHESIZE
-from moa.providers.openai_compat import OpenAICompatible, _json_body, tls_context
+from moa.providers.openai_compat import (
+    _REQUEST_OPTIONS,
+    OpenAICompatible,
+    _json_body,
+    tls_context,
+)
 from moa.types import ChatMessage, GenerateConfig
 from tests.kit.fakeserver import FakeServer, FaultPlan, ModelProfile, serve_in_thread
 
@@ -234,6 +240,33 @@ async def test_the_prepared_url_and_body_are_the_ones_the_sdk_would_build() -> N
     assert _json_body({**params, "temperature": 0.7}) == openapi_dumps(
         {**params, "temperature": 0.7}
     )
+
+
+async def test_the_request_options_change_nothing_the_sdk_sends() -> None:
+    """The options given with each request are the client's own settings: the request the SDK
+    builds with them (URL, headers, body, timeout, retries) is the one it builds without."""
+    provider = OpenAICompatible("e", "http://127.0.0.1:9/v1", "k")
+    sdk = provider._client
+    built = []
+    for options in ({}, _REQUEST_OPTIONS):
+        prepared = await sdk._prepare_options(
+            FinalRequestOptions.construct(
+                method="post", url=provider._chat_url, content=b"{}", idempotency_key="i",
+                **options,
+            )
+        )  # fmt: skip
+        request = sdk._build_request(prepared)
+        built.append(
+            (
+                str(request.url),
+                request.headers.raw,
+                request.content,
+                request.extensions,
+                prepared.get_max_retries(sdk.max_retries),
+            )
+        )
+    assert built[0] == built[1]
+    await provider.aclose()
 
 
 async def test_every_https_endpoint_shares_one_tls_context() -> None:

@@ -596,8 +596,9 @@ class ModelClient:
         docstring). The budget holds the call's cost from when it has its slots (`NoRoom`: it
         waits for room without them; `BudgetExceeded`: nothing was sent) until it ends."""
         n = len(samples)
-        # What the endpoint counts against its tokens-per-minute: the prompt and every answer.
-        estimate = estimate_prompt(messages) + (config.max_tokens or 0) * n
+        # What the endpoint counts against its tokens-per-minute: the prompt and every answer
+        # (estimated only where a limit counts it).
+        estimate = 0 if ep.tpm is None else estimate_prompt(messages) + (config.max_tokens or 0) * n
         limiter = self._limiter(model, ep, entry.max_concurrency)
         hold: Hold | None = None
         completions: list[Completion] | None = None

@@ -53,9 +53,9 @@ PROMPT = ("eval.commands.prompt", "answer_prompt")
 RUNS = ("run", "generate", "judge")  # one run directory each (per repeat)
 # The cyclic collector's thresholds for a CLI process, instead of CPython's (700, 10, 10): a
 # call makes and frees hundreds of container objects (messages, records, futures), almost none
-# in a reference cycle, so at 700 the collector ran ~2,000 times in an AlpacaEval run re-scanning
-# live objects, a fifth of the run's CPU (~0.3 ms a call); at 50,000 it runs a few times, with
-# the same peak memory (`scripts/bench_throughput.py`).
+# in a reference cycle, so at 700 the collector ran ~1,700 times in an AlpacaEval run re-walking
+# live objects, an eighth of the run's CPU; at 50,000 it runs a few times, with the same peak
+# memory (`scripts/gc_cost.py` prints both).
 GC_THRESHOLDS = (50_000, 20, 20)
 
 

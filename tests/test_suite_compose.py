@@ -3,8 +3,8 @@ same order, and an error is raised as composing here raises it (`eval.suite.comp
 
 from __future__ import annotations
 
-import os
-import threading
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -65,13 +65,13 @@ def test_an_error_in_a_forked_composition_is_raised_as_here(
 
 
 def test_no_fork_while_another_thread_runs() -> None:
-    """A fork copies no thread and may copy a lock one held (an embedding program's process)."""
-    release = threading.Event()
-    other = threading.Thread(target=release.wait)
-    other.start()
-    try:
-        assert eval.suite.cpus() == 1
-    finally:
-        release.set()
-        other.join()
-    assert eval.suite.cpus() == len(os.sched_getaffinity(0))
+    """A fork copies no thread and may copy a lock one held (an embedding program's process).
+    In a fresh process: this suite's own process keeps threads of other tests."""
+    check = (
+        "import os, threading, eval.suite as s; alone = s.cpus(); stop = threading.Event(); "
+        "t = threading.Thread(target=stop.wait); t.start(); beside = s.cpus(); stop.set(); "
+        "t.join(); print(alone, beside, len(os.sched_getaffinity(0)))"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
+    alone, beside, cpus = done.stdout.split()
+    assert (alone, beside) == (cpus, "1")

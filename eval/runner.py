@@ -35,9 +35,9 @@ from moa.types import GenerateConfig
 
 log = logging.getLogger("moa_bench")
 EXIT_BUDGET = 3
-_WAVE = 8  # instances starting per turn of the event loop at a run's start (`Runner.run`)
 EXIT_CACHE = 4  # the call cache could not be written: no new call was made after that
 EXIT_INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
+_WAVE = 8  # instances starting per turn of the event loop at a run's start (`Runner.run`)
 
 
 class RunStopped(Exception):

@@ -81,6 +81,12 @@ def catalogue_models() -> dict[str, dict[str, Any]]:
     return {str(k): dict(v) for k, v in data.items()}
 
 
+def models_by_id(profiles: Mapping[str, Profile]) -> dict[str, str]:
+    """The catalogue's names of the profiled models, by the model id the server is asked for."""
+    models = catalogue_models()
+    return {str(models[n]["address"]).split("/", 1)[1]: n for n in profiles if n in models}
+
+
 def start_server(
     profiles: dict[str, Profile],
     by_id: dict[str, str],

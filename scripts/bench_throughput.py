@@ -56,12 +56,12 @@ from bench_kit import (
     SHARED_DATA,
     Measured,
     Profile,
-    catalogue_models,
     chain_bound,
     cli_argv,
     compile_tree,
     layers_by_time,
     ledger_of,
+    models_by_id,
     read_jsonl,
     run_measured,
     server_log,
@@ -177,8 +177,7 @@ def bench_run(
     """One run on a fresh server and cache. A benchmark first runs one instance alone: its CPU
     is the CLI's fixed cost (start-up, loading, writing), and what the full run adds per call
     is the harness's marginal CPU per call."""
-    models = catalogue_models()
-    by_id = {str(models[n]["address"]).split("/", 1)[1]: n for n in profiles if n in models}
+    by_id = models_by_id(profiles)
     limited = name == "rate_limit"
     # the rate_limit run's bound is at the server's true limit, not the configured one
     truth = {

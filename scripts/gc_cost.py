@@ -18,9 +18,8 @@ from pathlib import Path
 from bench_kit import (
     ROOT,
     SHARED_DATA,
-    Profile,
-    catalogue_models,
     cli_argv,
+    models_by_id,
     run_measured,
     start_server,
     write_conf,
@@ -60,7 +59,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="moa-gc-") as tmp:
         work = Path(tmp)
         write_conf(work / "conf", profiles)
-        server, url = start_server(profiles, _by_id(profiles), bench)
+        server, url = start_server(profiles, models_by_id(profiles), bench)
         try:
             for thresholds in (DEFAULT, GC_THRESHOLDS):
                 run = work / "x".join(map(str, thresholds))
@@ -83,11 +82,6 @@ def main() -> int:
             server.terminate()
             server.wait()
     return 0
-
-
-def _by_id(profiles: dict[str, Profile]) -> dict[str, str]:
-    models = catalogue_models()
-    return {str(models[n]["address"]).split("/", 1)[1]: n for n in profiles if n in models}
 
 
 if __name__ == "__main__":
